@@ -1,0 +1,142 @@
+//! Records the kernel half writes to the ring buffer, and the maps' key/value
+//! types the user half reads.
+
+/// First byte of every ring buffer record: what follows.
+pub const RECORD_IOCB: u8 = 1;
+pub const RECORD_CTX: u8 = 2;
+
+/// `IocbRecord::flags`: io_submit did not accept the iocb; it has no reap time.
+pub const IOCB_REJECTED: u16 = 1 << 0;
+/// The kernel accepted earlier iocbs of the same call and dropped this one's
+/// errno (io_submit returns the count instead), so `res` is unknown.
+pub const IOCB_RES_UNKNOWN: u16 = 1 << 1;
+/// The iovec array could not be read from user memory: `bytes` is unknown.
+pub const IOCB_BYTES_UNKNOWN: u16 = 1 << 2;
+
+/// One iocb from submission to reap (or rejection).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IocbRecord {
+    pub kind: u8,
+    pub _pad0: u8,
+    /// `IOCB_CMD_*`.
+    pub opcode: u16,
+    pub flags: u16,
+    pub _pad1: u16,
+    /// Process (tgid) and thread that submitted the iocb.
+    pub pid: u32,
+    pub tid: u32,
+    pub fd: u32,
+    /// iovec count for PREADV/PWRITEV, 1 for PREAD/PWRITE, 0 otherwise.
+    pub segs: u32,
+    pub comm: [u8; 16],
+    /// AIO context id (`aio_context_t`).
+    pub ctx: u64,
+    /// User address of the iocb (what `io_event.obj` carries back).
+    pub iocb: u64,
+    pub aio_data: u64,
+    pub offset: i64,
+    /// Bytes requested: `aio_nbytes`, or the sum of `iov_len` for the vectored opcodes.
+    pub bytes: u64,
+    /// `io_event.res`: bytes transferred or -errno.
+    pub res: i64,
+    /// Monotonic ns at io_submit entry.
+    pub submit_ns: u64,
+    /// Monotonic ns at the io_getevents exit that handed the event back; 0 if never reaped.
+    pub reap_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<IocbRecord>() == 104);
+
+/// `CtxRecord::event`.
+pub const CTX_SETUP: u8 = 1;
+pub const CTX_DESTROY: u8 = 2;
+
+/// An AIO context created (io_setup) or destroyed (io_destroy).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtxRecord {
+    pub kind: u8,
+    pub event: u8,
+    pub _pad: [u8; 2],
+    pub pid: u32,
+    pub ctx: u64,
+    /// io_setup's nr_events; 0 for destroy.
+    pub nr_events: u64,
+    pub ts_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<CtxRecord>() == 32);
+
+/// Key of the in-flight table: an iocb is identified by its process, its
+/// context and its user address (the `obj` its io_event will carry).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct InflightKey {
+    pub pid: u32,
+    pub _pad: u32,
+    pub ctx: u64,
+    pub iocb: u64,
+}
+const _: () = assert!(core::mem::size_of::<InflightKey>() == 24);
+
+/// Key of the per-context counters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CtxKey {
+    pub pid: u32,
+    pub _pad: u32,
+    pub ctx: u64,
+}
+const _: () = assert!(core::mem::size_of::<CtxKey>() == 16);
+
+/// Per (process, context) syscall counters, kept in the kernel: no record is
+/// needed per call, only these sums.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtxCounters {
+    pub io_submit_calls: u64,
+    /// Sum of io_submit's `nr`.
+    pub iocbs_requested: u64,
+    /// Iocbs io_submit accepted (sum of positive returns).
+    pub iocbs_submitted: u64,
+    /// io_submit calls that accepted fewer iocbs than asked.
+    pub short_submits: u64,
+    pub io_getevents_calls: u64,
+    /// io_getevents calls that returned no event.
+    pub empty_getevents: u64,
+    pub events_reaped: u64,
+    /// Sums of io_getevents' `min_nr` and `nr`, for averages.
+    pub min_nr_sum: u64,
+    pub nr_sum: u64,
+    pub io_cancel_calls: u64,
+}
+const _: () = assert!(core::mem::size_of::<CtxCounters>() == 80);
+
+/// Indexes of the per-CPU loss counters: every event the tracer missed is
+/// counted under one cause.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossCause {
+    /// The ring buffer was full: a finished record was dropped.
+    RingFull = 0,
+    /// The in-flight table was full: a submitted iocb was not tracked.
+    InflightFull = 1,
+    /// User memory (iocb pointer, iocb, iovec or io_event array) was not readable.
+    UserRead = 2,
+    /// An io_event whose iocb was never seen submitted (e.g. submitted before the trace began).
+    Unmatched = 3,
+    /// An io_submit/io_getevents call larger than `MAX_IOCBS_PER_CALL` was truncated.
+    BatchTruncated = 4,
+    /// The per-thread syscall state table was full.
+    SyscallStateFull = 5,
+}
+pub const LOSS_CAUSES: u32 = 6;
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for IocbRecord {}
+    unsafe impl aya::Pod for CtxRecord {}
+    unsafe impl aya::Pod for InflightKey {}
+    unsafe impl aya::Pod for CtxKey {}
+    unsafe impl aya::Pod for CtxCounters {}
+}

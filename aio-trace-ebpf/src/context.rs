@@ -1,0 +1,106 @@
+//! io_setup / io_destroy / io_cancel: context lifetime and cancel counts.
+
+use aio_trace_common::{CTX_DESTROY, CTX_SETUP, CtxRecord, LossCause, RECORD_CTX};
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+
+use crate::{
+    filter::traced,
+    maps::{CTX_CALLS, EVENTS, add, count_loss, counters},
+    syscall,
+};
+
+#[tracepoint]
+pub fn sys_enter_io_setup(ctx: TracePointContext) -> u32 {
+    // nr_events @16, ctxp @24: remember where the new id will be written.
+    let _ = remember_args(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_io_setup(ctx: TracePointContext) -> u32 {
+    let _ = try_exit_ctx_call(&ctx, CTX_SETUP);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_io_destroy(ctx: TracePointContext) -> u32 {
+    // ctx @16.
+    let _ = remember_args(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_io_destroy(ctx: TracePointContext) -> u32 {
+    let _ = try_exit_ctx_call(&ctx, CTX_DESTROY);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_io_cancel(ctx: TracePointContext) -> u32 {
+    let _ = try_enter_io_cancel(&ctx);
+    0
+}
+
+fn remember_args(ctx: &TracePointContext) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !traced((pid_tgid >> 32) as u32) {
+        return Ok(());
+    }
+    let args = [syscall::arg(ctx, 0)?, syscall::arg(ctx, 1)?];
+    if CTX_CALLS.insert(&(pid_tgid as u32), &args, 0).is_err() {
+        count_loss(LossCause::SyscallStateFull);
+    }
+    Ok(())
+}
+
+fn try_exit_ctx_call(ctx: &TracePointContext, event: u8) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    let Some(args) = (unsafe { CTX_CALLS.get(&tid) }).copied() else {
+        return Ok(());
+    };
+    let _ = CTX_CALLS.remove(&tid);
+    if syscall::ret(ctx)? != 0 {
+        return Ok(());
+    }
+    let (aio_ctx, nr_events) = if event == CTX_SETUP {
+        // The kernel has just written the new context id to *ctxp.
+        match unsafe { bpf_probe_read_user(args[1] as *const u64) } {
+            Ok(id) => (id, args[0]),
+            Err(_) => {
+                count_loss(LossCause::UserRead);
+                return Ok(());
+            }
+        }
+    } else {
+        (args[0], 0)
+    };
+    let record = CtxRecord {
+        kind: RECORD_CTX,
+        event,
+        _pad: [0; 2],
+        pid: (pid_tgid >> 32) as u32,
+        ctx: aio_ctx,
+        nr_events,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    };
+    if EVENTS.output::<CtxRecord>(&record, 0).is_err() {
+        count_loss(LossCause::RingFull);
+    }
+    Ok(())
+}
+
+fn try_enter_io_cancel(ctx: &TracePointContext) -> Result<(), i64> {
+    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !traced(pid) {
+        return Ok(());
+    }
+    if let Some(c) = counters(pid, syscall::arg(ctx, 0)?) {
+        unsafe { add(&raw mut (*c).io_cancel_calls, 1) };
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! Which processes are traced: a pid set and a comm, both written by the loader.
+
+use aio_trace_common::CommFilter;
+use aya_ebpf::helpers::bpf_get_current_comm;
+
+use crate::maps::PID_FILTER;
+
+/// 1 when only pids in `PID_FILTER` are traced (set by the loader before load).
+#[unsafe(no_mangle)]
+static FILTER_PIDS: u8 = 0;
+
+/// The comm to trace, if enabled (set by the loader before load).
+#[unsafe(no_mangle)]
+static FILTER_COMM: CommFilter = CommFilter {
+    comm: [0; 16],
+    enabled: 0,
+    _pad: [0; 7],
+};
+
+/// Whether the current task passes the filters. `pid` is the tgid.
+#[inline(always)]
+pub fn traced(pid: u32) -> bool {
+    // Volatile: the loader rewrites these in .rodata, the compiler must not fold them.
+    let by_pid = unsafe { core::ptr::read_volatile(&FILTER_PIDS) };
+    if by_pid != 0 && unsafe { PID_FILTER.get(&pid) }.is_none() {
+        return false;
+    }
+    let comm_filter = unsafe { core::ptr::read_volatile(&FILTER_COMM) };
+    if comm_filter.enabled != 0 {
+        let Ok(comm) = bpf_get_current_comm() else {
+            return false;
+        };
+        return comm == comm_filter.comm;
+    }
+    true
+}

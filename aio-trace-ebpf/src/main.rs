@@ -1,0 +1,23 @@
+//! aio-trace's kernel half: tracepoint programs on the AIO syscalls.
+//!
+//! One module per attach family; every entry point is a thin wrapper around a
+//! `try_*` function returning `Result`.
+#![no_std]
+#![no_main]
+
+mod context;
+mod filter;
+mod maps;
+mod reap;
+mod submit;
+mod syscall;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

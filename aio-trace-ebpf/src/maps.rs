@@ -1,0 +1,99 @@
+//! Every map of the kernel half. All are bounded; the loader may resize the
+//! ring buffer and the in-flight table before load.
+
+use aio_trace_common::{
+    CtxCounters, CtxKey, DEFAULT_INFLIGHT_ENTRIES, DEFAULT_RING_BYTES, InflightKey, IocbRecord,
+    Iovec, LOSS_CAUSES, LossCause, UIO_MAXIOV,
+};
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    macros::map,
+    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+};
+
+/// Finished records (`IocbRecord`, `CtxRecord`) for the user half.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
+
+/// Iocbs submitted and not yet reaped, with everything known at submit time.
+#[map]
+pub static INFLIGHT: HashMap<InflightKey, IocbRecord> =
+    HashMap::with_max_entries(DEFAULT_INFLIGHT_ENTRIES, 0);
+
+/// Per (process, context) syscall counters. Per-CPU: threads of one process
+/// on different CPUs add without atomics or shared cache lines; the user half
+/// sums the CPUs.
+#[map]
+pub static COUNTERS: PerCpuHashMap<CtxKey, CtxCounters> =
+    PerCpuHashMap::with_max_entries(16_384, 0);
+
+/// Loss counters, indexed by `LossCause`.
+#[map]
+pub static LOSS: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_CAUSES, 0);
+
+/// Pids to trace when `FILTER_PIDS` is set.
+#[map]
+pub static PID_FILTER: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+
+/// What a thread's io_submit entry saw, for its exit.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SubmitState {
+    pub ctx: u64,
+    pub iocbpp: u64,
+    /// Iocbs walked at entry (`nr` capped at `MAX_IOCBS_PER_CALL`).
+    pub walked: u64,
+}
+
+/// What a thread's io_getevents entry saw, for its exit.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ReapState {
+    pub ctx: u64,
+    pub events: u64,
+}
+
+/// Syscall state keyed by thread id, entry → exit.
+#[map]
+pub static SUBMITS: HashMap<u32, SubmitState> = HashMap::with_max_entries(16_384, 0);
+#[map]
+pub static REAPS: HashMap<u32, ReapState> = HashMap::with_max_entries(16_384, 0);
+/// io_setup's `ctxp` and `nr_events`, or io_destroy's ctx, entry → exit.
+#[map]
+pub static CTX_CALLS: HashMap<u32, [u64; 2]> = HashMap::with_max_entries(1024, 0);
+
+/// Scratch space for one iovec array: too large for the 512-byte stack.
+#[repr(C)]
+pub struct IovecScratch {
+    pub iov: [Iovec; UIO_MAXIOV as usize],
+}
+#[map]
+pub static IOV_SCRATCH: PerCpuArray<IovecScratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+pub fn count_loss(cause: LossCause) {
+    if let Some(slot) = LOSS.get_ptr_mut(cause as u32) {
+        // Per-CPU slot: no other CPU writes it, and a tracepoint program is not
+        // preempted by itself on the same CPU.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// The counters of (pid, ctx), created on first use. None only if the table is full.
+#[inline(always)]
+pub fn counters(pid: u32, ctx: u64) -> Option<*mut CtxCounters> {
+    let key = CtxKey { pid, _pad: 0, ctx };
+    if let Some(c) = COUNTERS.get_ptr_mut(&key) {
+        return Some(c);
+    }
+    // Another CPU may race us to create it: NOEXIST keeps the first.
+    // Creating a per-CPU entry zeroes every CPU's copy.
+    let _ = COUNTERS.insert(&key, &CtxCounters::default(), BPF_NOEXIST as u64);
+    COUNTERS.get_ptr_mut(&key)
+}
+
+/// Adds to this CPU's copy of a counter (see `COUNTERS`).
+#[inline(always)]
+pub fn add(counter: *mut u64, n: u64) {
+    unsafe { *counter += n };
+}

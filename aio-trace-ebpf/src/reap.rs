@@ -1,0 +1,158 @@
+//! io_getevents / io_pgetevents: each returned io_event closes its iocb's
+//! in-flight entry and becomes one record.
+
+use core::ffi::c_void;
+
+use aio_trace_common::{InflightKey, IoEvent, IocbRecord, LossCause, MAX_IOCBS_PER_CALL};
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user, generated::bpf_loop,
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+
+use crate::{
+    filter::traced,
+    maps::{EVENTS, INFLIGHT, REAPS, ReapState, add, count_loss, counters},
+    syscall,
+};
+
+// io_getevents and io_pgetevents share the argument layout the reader uses:
+// ctx_id, min_nr, nr, events (io_pgetevents adds timeout and usig after).
+
+#[tracepoint]
+pub fn sys_enter_io_getevents(ctx: TracePointContext) -> u32 {
+    let _ = try_enter_reap(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_io_pgetevents(ctx: TracePointContext) -> u32 {
+    let _ = try_enter_reap(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_io_getevents(ctx: TracePointContext) -> u32 {
+    let _ = try_exit_reap(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_io_pgetevents(ctx: TracePointContext) -> u32 {
+    let _ = try_exit_reap(&ctx);
+    0
+}
+
+fn try_enter_reap(ctx: &TracePointContext) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    if !traced(pid) {
+        return Ok(());
+    }
+    let aio_ctx = syscall::arg(ctx, 0)?;
+    let min_nr = syscall::arg(ctx, 1)? as i64;
+    let nr = syscall::arg(ctx, 2)? as i64;
+    let events = syscall::arg(ctx, 3)?;
+    if let Some(c) = counters(pid, aio_ctx) {
+        unsafe {
+            add(&raw mut (*c).io_getevents_calls, 1);
+            add(&raw mut (*c).min_nr_sum, min_nr.max(0) as u64);
+            add(&raw mut (*c).nr_sum, nr.max(0) as u64);
+        }
+    }
+    let state = ReapState {
+        ctx: aio_ctx,
+        events,
+    };
+    if REAPS.insert(&tid, &state, 0).is_err() {
+        count_loss(LossCause::SyscallStateFull);
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct ReapWalk {
+    pid: u32,
+    _pad: u32,
+    ctx: u64,
+    events: u64,
+    reap_ns: u64,
+}
+
+fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    let Some(state) = (unsafe { REAPS.get(&tid) }).copied() else {
+        return Ok(());
+    };
+    let _ = REAPS.remove(&tid);
+    let ret = syscall::ret(ctx)?;
+    let reaped = if ret > 0 { ret as u64 } else { 0 };
+    if let Some(c) = counters(pid, state.ctx) {
+        unsafe {
+            if reaped == 0 {
+                add(&raw mut (*c).empty_getevents, 1);
+            } else {
+                add(&raw mut (*c).events_reaped, reaped);
+            }
+        }
+    }
+    if reaped == 0 {
+        return Ok(());
+    }
+    let mut walked = reaped;
+    if walked > MAX_IOCBS_PER_CALL as u64 {
+        count_loss(LossCause::BatchTruncated);
+        walked = MAX_IOCBS_PER_CALL as u64;
+    }
+    let mut walk = ReapWalk {
+        pid,
+        _pad: 0,
+        ctx: state.ctx,
+        events: state.events,
+        reap_ns: unsafe { bpf_ktime_get_ns() },
+    };
+    unsafe {
+        bpf_loop(
+            walked as u32,
+            reap_one as *mut c_void,
+            (&raw mut walk).cast(),
+            0,
+        )
+    };
+    Ok(())
+}
+
+/// `bpf_loop` callback: match io_event number `index` to its iocb.
+extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
+    let walk = unsafe { &*(walk as *const ReapWalk) };
+    let slot = walk.events.wrapping_add(index.wrapping_mul(32)) as *const IoEvent;
+    let Ok(event) = (unsafe { bpf_probe_read_user(slot) }) else {
+        count_loss(LossCause::UserRead);
+        return 0;
+    };
+    let key = InflightKey {
+        pid: walk.pid,
+        _pad: 0,
+        ctx: walk.ctx,
+        iocb: event.obj,
+    };
+    let Some(record) = (unsafe { INFLIGHT.get(&key) }) else {
+        count_loss(LossCause::Unmatched);
+        return 0;
+    };
+    match EVENTS.reserve::<IocbRecord>(0) {
+        Some(mut entry) => {
+            let mut out = *record;
+            out.res = event.res;
+            out.reap_ns = walk.reap_ns;
+            entry.write(out);
+            entry.submit(0);
+        }
+        None => count_loss(LossCause::RingFull),
+    }
+    let _ = INFLIGHT.remove(&key);
+    0
+}

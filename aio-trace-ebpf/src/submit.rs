@@ -1,0 +1,323 @@
+//! io_submit: every iocb is decoded at entry into the in-flight table; at exit
+//! the iocbs the kernel did not accept are reported (rejected) or forgotten.
+
+use core::ffi::c_void;
+
+use aio_trace_common::{
+    IOCB_BYTES_UNKNOWN, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_CMD_PWRITE, IOCB_CMD_PWRITEV,
+    IOCB_REJECTED, IOCB_RES_UNKNOWN, InflightKey, Iocb, IocbRecord, Iovec, LossCause,
+    MAX_IOCBS_PER_CALL, RECORD_IOCB, UIO_MAXIOV,
+};
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
+        bpf_probe_read_user_buf, generated::bpf_loop,
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+
+use crate::{
+    filter::traced,
+    maps::{
+        EVENTS, INFLIGHT, IOV_SCRATCH, IovecScratch, SUBMITS, SubmitState, add, count_loss,
+        counters,
+    },
+    syscall,
+};
+
+/// What the per-iocb callback needs, passed through `bpf_loop`.
+#[repr(C)]
+struct SubmitWalk {
+    pid: u32,
+    tid: u32,
+    comm: [u8; 16],
+    ctx: u64,
+    iocbpp: u64,
+    submit_ns: u64,
+}
+
+#[tracepoint]
+pub fn sys_enter_io_submit(ctx: TracePointContext) -> u32 {
+    let _ = try_enter_io_submit(&ctx);
+    0
+}
+
+fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    if !traced(pid) {
+        return Ok(());
+    }
+    let aio_ctx = syscall::arg(ctx, 0)?;
+    let nr = syscall::arg(ctx, 1)? as i64;
+    let iocbpp = syscall::arg(ctx, 2)?;
+    let nr = if nr < 0 { 0 } else { nr as u64 };
+
+    if let Some(c) = counters(pid, aio_ctx) {
+        unsafe {
+            add(&raw mut (*c).io_submit_calls, 1);
+            add(&raw mut (*c).iocbs_requested, nr);
+        }
+    }
+
+    let mut walked = nr;
+    if walked > MAX_IOCBS_PER_CALL as u64 {
+        count_loss(LossCause::BatchTruncated);
+        walked = MAX_IOCBS_PER_CALL as u64;
+    }
+    let mut walk = SubmitWalk {
+        pid,
+        tid,
+        comm: bpf_get_current_comm().unwrap_or_default(),
+        ctx: aio_ctx,
+        iocbpp,
+        submit_ns: unsafe { bpf_ktime_get_ns() },
+    };
+    // bpf_loop: the callback is verified once, whatever nr is.
+    unsafe {
+        bpf_loop(
+            walked as u32,
+            submit_one as *mut c_void,
+            (&raw mut walk).cast(),
+            0,
+        )
+    };
+
+    let state = SubmitState {
+        ctx: aio_ctx,
+        iocbpp,
+        walked,
+    };
+    if SUBMITS.insert(&tid, &state, 0).is_err() {
+        count_loss(LossCause::SyscallStateFull);
+    }
+    Ok(())
+}
+
+/// `bpf_loop` callback: decode iocb number `index` into the in-flight table.
+extern "C" fn submit_one(index: u64, walk: *mut c_void) -> i64 {
+    let walk = unsafe { &*(walk as *const SubmitWalk) };
+    if try_submit_one(index, walk).is_err() {
+        count_loss(LossCause::UserRead);
+    }
+    0
+}
+
+fn try_submit_one(index: u64, walk: &SubmitWalk) -> Result<(), i64> {
+    let iocb_addr = read_iocb_pointer(walk.iocbpp, index)?;
+    let iocb: Iocb = unsafe { bpf_probe_read_user(iocb_addr as *const Iocb) }.map_err(i64::from)?;
+
+    let mut record = IocbRecord {
+        kind: RECORD_IOCB,
+        opcode: iocb.aio_lio_opcode,
+        pid: walk.pid,
+        tid: walk.tid,
+        fd: iocb.aio_fildes,
+        comm: walk.comm,
+        ctx: walk.ctx,
+        iocb: iocb_addr,
+        aio_data: iocb.aio_data,
+        offset: iocb.aio_offset,
+        submit_ns: walk.submit_ns,
+        ..IocbRecord::default()
+    };
+    match iocb.aio_lio_opcode {
+        IOCB_CMD_PREADV | IOCB_CMD_PWRITEV => {
+            let segs = iocb.aio_nbytes;
+            record.segs = if segs > u32::MAX as u64 {
+                u32::MAX
+            } else {
+                segs as u32
+            };
+            // Beyond UIO_MAXIOV the kernel rejects the iocb (-EINVAL) without
+            // reading the array, and so do we: its byte count is unknown.
+            match sum_iovecs(iocb.aio_buf, segs) {
+                Some(bytes) => record.bytes = bytes,
+                None => record.flags |= IOCB_BYTES_UNKNOWN,
+            }
+        }
+        IOCB_CMD_PREAD | IOCB_CMD_PWRITE => {
+            record.segs = 1;
+            record.bytes = iocb.aio_nbytes;
+        }
+        _ => {}
+    }
+
+    let key = InflightKey {
+        pid: walk.pid,
+        _pad: 0,
+        ctx: walk.ctx,
+        iocb: iocb_addr,
+    };
+    if INFLIGHT.insert(&key, &record, 0).is_err() {
+        count_loss(LossCause::InflightFull);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn read_iocb_pointer(iocbpp: u64, index: u64) -> Result<u64, i64> {
+    let slot = iocbpp.wrapping_add(index.wrapping_mul(8)) as *const u64;
+    unsafe { bpf_probe_read_user(slot) }.map_err(i64::from)
+}
+
+struct IovSum {
+    scratch: *const IovecScratch,
+    bytes: u64,
+}
+
+/// Sum of `iov_len` over the `segs` iovecs at `addr`; None when `segs` is
+/// beyond UIO_MAXIOV or the array is unreadable (counted as a loss).
+fn sum_iovecs(addr: u64, segs: u64) -> Option<u64> {
+    if segs > UIO_MAXIOV as u64 {
+        return None;
+    }
+    if segs == 0 {
+        return Some(0);
+    }
+    let scratch = IOV_SCRATCH.get_ptr_mut(0)?;
+    let len = segs as usize * core::mem::size_of::<Iovec>();
+    let dst = unsafe { core::slice::from_raw_parts_mut(scratch.cast::<u8>(), len) };
+    // One read of the whole array: one helper call instead of one per segment.
+    if unsafe { bpf_probe_read_user_buf(addr as *const u8, dst) }.is_err() {
+        count_loss(LossCause::UserRead);
+        return None;
+    }
+    let mut sum = IovSum { scratch, bytes: 0 };
+    unsafe {
+        bpf_loop(
+            segs as u32,
+            add_iov_len as *mut c_void,
+            (&raw mut sum).cast(),
+            0,
+        )
+    };
+    Some(sum.bytes)
+}
+
+/// `bpf_loop` callback: add one iovec's length.
+extern "C" fn add_iov_len(index: u64, sum: *mut c_void) -> i64 {
+    let sum = unsafe { &mut *(sum as *mut IovSum) };
+    if index >= UIO_MAXIOV as u64 {
+        return 1;
+    }
+    sum.bytes += unsafe { (*sum.scratch).iov[index as usize].iov_len };
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_io_submit(ctx: TracePointContext) -> u32 {
+    let _ = try_exit_io_submit(&ctx);
+    0
+}
+
+/// What the callbacks at io_submit exit need.
+#[repr(C)]
+struct ExitWalk {
+    pid: u32,
+    _pad: u32,
+    ctx: u64,
+    iocbpp: u64,
+    /// First index the callback handles.
+    start: u64,
+}
+
+fn try_exit_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    let Some(state) = (unsafe { SUBMITS.get(&tid) }).copied() else {
+        return Ok(());
+    };
+    let _ = SUBMITS.remove(&tid);
+    let ret = syscall::ret(ctx)?;
+
+    let accepted = if ret > 0 { ret as u64 } else { 0 };
+    if let Some(c) = counters(pid, state.ctx) {
+        unsafe {
+            add(&raw mut (*c).iocbs_submitted, accepted);
+            if accepted < state.walked {
+                add(&raw mut (*c).short_submits, 1);
+            }
+        }
+    }
+    if accepted >= state.walked {
+        return Ok(());
+    }
+
+    // The kernel stops at the first iocb it refuses: that one is rejected, the
+    // rest were never looked at and leave the in-flight table unreported.
+    let walk = ExitWalk {
+        pid,
+        _pad: 0,
+        ctx: state.ctx,
+        iocbpp: state.iocbpp,
+        start: accepted,
+    };
+    reject(&walk, ret);
+    let mut rest = ExitWalk {
+        start: accepted + 1,
+        ..walk
+    };
+    let unattempted = state.walked - accepted - 1;
+    if unattempted > 0 {
+        unsafe {
+            bpf_loop(
+                unattempted as u32,
+                forget_one as *mut c_void,
+                (&raw mut rest).cast(),
+                0,
+            )
+        };
+    }
+    Ok(())
+}
+
+fn inflight_key(walk: &ExitWalk, index: u64) -> Result<InflightKey, i64> {
+    Ok(InflightKey {
+        pid: walk.pid,
+        _pad: 0,
+        ctx: walk.ctx,
+        iocb: read_iocb_pointer(walk.iocbpp, index)?,
+    })
+}
+
+/// Reports the iocb io_submit refused. Its errno is known only when it was the
+/// first of the call (io_submit returns it); otherwise io_submit returned the
+/// count of accepted iocbs and the errno is lost.
+fn reject(walk: &ExitWalk, ret: i64) {
+    let Ok(key) = inflight_key(walk, walk.start) else {
+        count_loss(LossCause::UserRead);
+        return;
+    };
+    let Some(record) = (unsafe { INFLIGHT.get(&key) }) else {
+        return;
+    };
+    match EVENTS.reserve::<IocbRecord>(0) {
+        Some(mut entry) => {
+            let mut out = *record;
+            out.flags |= IOCB_REJECTED;
+            if ret < 0 {
+                out.res = ret;
+            } else {
+                out.flags |= IOCB_RES_UNKNOWN;
+            }
+            entry.write(out);
+            entry.submit(0);
+        }
+        None => count_loss(LossCause::RingFull),
+    }
+    let _ = INFLIGHT.remove(&key);
+}
+
+/// `bpf_loop` callback: drop an iocb io_submit never attempted.
+extern "C" fn forget_one(index: u64, walk: *mut c_void) -> i64 {
+    let walk = unsafe { &*(walk as *const ExitWalk) };
+    match inflight_key(walk, walk.start + index) {
+        Ok(key) => {
+            let _ = INFLIGHT.remove(&key);
+        }
+        Err(_) => count_loss(LossCause::UserRead),
+    }
+    0
+}

@@ -1,0 +1,14 @@
+//! aio-trace: an eBPF tracer for Linux asynchronous I/O.
+//!
+//! Data flows one way: kernel programs (aio-trace-ebpf) → ring buffer and maps
+//! → [`reader`] decodes → [`model`] aggregates → [`output`] renders.
+
+pub mod aio;
+pub mod doctor;
+pub mod loader;
+pub mod model;
+pub mod output;
+pub mod privileges;
+pub mod reader;
+pub mod session;
+pub mod tracefs;

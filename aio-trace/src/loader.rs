@@ -1,0 +1,319 @@
+//! Probe the kernel, load the eBPF object, attach what it allows.
+
+use aio_trace_common::{
+    CommFilter, CtxCounters, CtxKey, DEFAULT_INFLIGHT_ENTRIES, DEFAULT_RING_BYTES,
+    GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS, InflightKey, IocbRecord, LOSS_CAUSES,
+};
+use aya::{
+    Ebpf, EbpfError, EbpfLoader,
+    maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::{ProgramError, TracePoint},
+};
+use thiserror::Error;
+
+use crate::{model::LossCounts, privileges, tracefs};
+
+/// The eBPF object built by build.rs.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/aio-trace"));
+
+/// A tracepoint program and whether tracing can go on without it.
+#[derive(Clone, Copy, Debug)]
+pub struct Probe {
+    pub program: &'static str,
+    pub group: &'static str,
+    pub required: bool,
+}
+
+/// Every attach point of the kernel half; the program is named after its tracepoint.
+pub const PROBES: &[Probe] = &[
+    Probe {
+        program: "sys_enter_io_submit",
+        group: "syscalls",
+        required: true,
+    },
+    Probe {
+        program: "sys_exit_io_submit",
+        group: "syscalls",
+        required: true,
+    },
+    Probe {
+        program: "sys_enter_io_getevents",
+        group: "syscalls",
+        required: true,
+    },
+    Probe {
+        program: "sys_exit_io_getevents",
+        group: "syscalls",
+        required: true,
+    },
+    Probe {
+        program: "sys_enter_io_pgetevents",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_exit_io_pgetevents",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_enter_io_setup",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_exit_io_setup",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_enter_io_destroy",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_exit_io_destroy",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_enter_io_cancel",
+        group: "syscalls",
+        required: false,
+    },
+];
+
+/// Why tracing could not start. Each variant's message is one sentence for the user.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("aio-trace needs {0} to load eBPF programs: run it as root (sudo aio-trace …)")]
+    MissingCapabilities(String),
+    #[error("tracefs is not mounted at /sys/kernel/tracing and mounting it failed: {0}")]
+    Tracefs(#[source] std::io::Error),
+    #[error(
+        "this kernel has no tracepoint {0}, which aio-trace needs (is CONFIG_FTRACE_SYSCALLS set?)"
+    )]
+    MissingTracepoint(String),
+    #[error("comm filter {0:?} is longer than the kernel's 15-byte task name")]
+    CommTooLong(String),
+    #[error("the kernel refused to load aio-trace's eBPF object: {0}")]
+    Load(#[source] EbpfError),
+    #[error("could not attach to tracepoint {program}: {source}")]
+    Attach {
+        program: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("eBPF map {0} is missing or of the wrong type: {1}")]
+    Map(&'static str, #[source] MapError),
+}
+
+/// What to trace and how much memory to give the kernel half.
+#[derive(Clone, Debug)]
+pub struct TraceConfig {
+    /// Only these processes (tgids); empty: every process.
+    pub pids: Vec<u32>,
+    /// Only tasks with this exact comm.
+    pub comm: Option<String>,
+    pub ring_bytes: u32,
+    pub inflight_entries: u32,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        Self {
+            pids: Vec::new(),
+            comm: None,
+            ring_bytes: DEFAULT_RING_BYTES,
+            inflight_entries: DEFAULT_INFLIGHT_ENTRIES,
+        }
+    }
+}
+
+/// The loaded, attached kernel half and the maps the user half reads.
+pub struct Tracer {
+    /// Owns the programs and their links; dropping it detaches everything.
+    ebpf: Option<Ebpf>,
+    pub inflight: HashMap<MapData, InflightKey, IocbRecord>,
+    counters: PerCpuHashMap<MapData, CtxKey, CtxCounters>,
+    loss: PerCpuArray<MapData, u64>,
+    /// Optional probes that could not be attached, with the reason.
+    pub skipped: Vec<(Probe, String)>,
+    /// Monotonic ns when every probe was attached.
+    pub attached_ns: u64,
+}
+
+fn comm_filter(comm: Option<&str>) -> Result<CommFilter, LoadError> {
+    let mut filter = CommFilter::default();
+    if let Some(comm) = comm {
+        if comm.len() > 15 {
+            return Err(LoadError::CommTooLong(comm.to_owned()));
+        }
+        filter.comm[..comm.len()].copy_from_slice(comm.as_bytes());
+        filter.enabled = 1;
+    }
+    Ok(filter)
+}
+
+/// RLIMIT_MEMLOCK only matters before kernel 5.11 (memcg accounting since):
+/// raise it where allowed, ignore a refusal.
+fn raise_memlock() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall with a valid pointer.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+}
+
+impl Tracer {
+    /// Checks privileges and tracepoints, loads the object and attaches every
+    /// probe. Returns the tracer and the ring buffer its records arrive on.
+    pub fn start(config: &TraceConfig) -> Result<(Self, RingBuf<MapData>), LoadError> {
+        let missing = privileges::missing_caps(privileges::effective_caps());
+        if !missing.is_empty() {
+            return Err(LoadError::MissingCapabilities(missing.join(" and ")));
+        }
+        tracefs::ensure_mounted().map_err(LoadError::Tracefs)?;
+        for probe in PROBES.iter().filter(|p| p.required) {
+            if !tracefs::tracepoint_exists(probe.group, probe.program) {
+                return Err(LoadError::MissingTracepoint(format!(
+                    "{}:{}",
+                    probe.group, probe.program
+                )));
+            }
+        }
+        raise_memlock();
+
+        let comm = comm_filter(config.comm.as_deref())?;
+        let filter_pids: u8 = u8::from(!config.pids.is_empty());
+        let mut ebpf = EbpfLoader::new()
+            .override_global(GLOBAL_FILTER_PIDS, &filter_pids, true)
+            .override_global(GLOBAL_FILTER_COMM, &comm, true)
+            .map_max_entries("EVENTS", config.ring_bytes)
+            .map_max_entries("INFLIGHT", config.inflight_entries)
+            .load(EBPF_OBJECT)
+            .map_err(LoadError::Load)?;
+
+        {
+            let map = ebpf.map_mut("PID_FILTER").ok_or(LoadError::Map(
+                "PID_FILTER",
+                MapError::InvalidName {
+                    name: "PID_FILTER".into(),
+                },
+            ))?;
+            let mut pid_filter: HashMap<_, u32, u8> =
+                HashMap::try_from(map).map_err(|e| LoadError::Map("PID_FILTER", e))?;
+            for pid in &config.pids {
+                pid_filter
+                    .insert(pid, 1, 0)
+                    .map_err(|e| LoadError::Map("PID_FILTER", e))?;
+            }
+        }
+
+        let events = RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?)
+            .map_err(|e| LoadError::Map("EVENTS", e))?;
+        let inflight = HashMap::try_from(take_map(&mut ebpf, "INFLIGHT")?)
+            .map_err(|e| LoadError::Map("INFLIGHT", e))?;
+        let counters = PerCpuHashMap::try_from(take_map(&mut ebpf, "COUNTERS")?)
+            .map_err(|e| LoadError::Map("COUNTERS", e))?;
+        let loss = PerCpuArray::try_from(take_map(&mut ebpf, "LOSS")?)
+            .map_err(|e| LoadError::Map("LOSS", e))?;
+
+        let mut skipped = Vec::new();
+        for probe in PROBES {
+            match attach(&mut ebpf, probe) {
+                Ok(()) => {}
+                Err(reason) if !probe.required => skipped.push((*probe, reason.to_string())),
+                Err(source) => {
+                    return Err(match source {
+                        AttachError::Program(source) => LoadError::Attach {
+                            program: probe.program,
+                            source,
+                        },
+                        AttachError::Absent => LoadError::MissingTracepoint(format!(
+                            "{}:{}",
+                            probe.group, probe.program
+                        )),
+                    });
+                }
+            }
+        }
+
+        let tracer = Self {
+            ebpf: Some(ebpf),
+            inflight,
+            counters,
+            loss,
+            skipped,
+            attached_ns: crate::session::monotonic_ns(),
+        };
+        Ok((tracer, events))
+    }
+
+    /// Detaches and unloads every program. The maps stay readable, so what
+    /// the ring buffer still holds can be drained afterwards.
+    pub fn detach(&mut self) {
+        self.ebpf = None;
+    }
+
+    /// Per (pid, ctx) counters, summed over CPUs, in key order.
+    pub fn counters(&self) -> Vec<(CtxKey, CtxCounters)> {
+        let mut all: Vec<_> = self
+            .counters
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(key, per_cpu)| (key, crate::model::sum_counters(per_cpu.iter())))
+            .collect();
+        all.sort_by_key(|(key, _)| *key);
+        all
+    }
+
+    /// The kernel half's loss counters, summed over CPUs.
+    pub fn losses(&self) -> LossCounts {
+        let mut by_cause = [0u64; LOSS_CAUSES as usize];
+        for (cause, total) in by_cause.iter_mut().enumerate() {
+            if let Ok(per_cpu) = self.loss.get(&(cause as u32), 0) {
+                *total = per_cpu.iter().sum();
+            }
+        }
+        LossCounts::from_kernel(by_cause)
+    }
+}
+
+enum AttachError {
+    Absent,
+    Program(ProgramError),
+}
+
+impl std::fmt::Display for AttachError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Absent => f.write_str("the tracepoint does not exist on this kernel"),
+            Self::Program(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn attach(ebpf: &mut Ebpf, probe: &Probe) -> Result<(), AttachError> {
+    if !tracefs::tracepoint_exists(probe.group, probe.program) {
+        return Err(AttachError::Absent);
+    }
+    let program: &mut TracePoint = ebpf
+        .program_mut(probe.program)
+        .ok_or(AttachError::Program(ProgramError::UnexpectedProgramType))?
+        .try_into()
+        .map_err(AttachError::Program)?;
+    program.load().map_err(AttachError::Program)?;
+    program
+        .attach(probe.group, probe.program)
+        .map_err(AttachError::Program)?;
+    Ok(())
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {
+    ebpf.take_map(name).ok_or(LoadError::Map(
+        name,
+        MapError::InvalidName { name: name.into() },
+    ))
+}

@@ -1,0 +1,49 @@
+//! The `aio-trace` command: argument parsing and dispatch only.
+
+mod cli;
+mod snoop;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("aio-trace: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Snoop(args) => snoop::run(args).await,
+            Command::Doctor => doctor(),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line, the whole context chain, no backtrace.
+            eprintln!("aio-trace: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn doctor() -> anyhow::Result<ExitCode> {
+    let checks = aio_trace::doctor::run_checks();
+    print!("{}", aio_trace::doctor::render(&checks));
+    Ok(if aio_trace::doctor::ready(&checks) {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("aio-trace: this machine lacks something aio-trace needs (✗ lines above)");
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,194 @@
+//! `snoop --json`: one JSON object per line — the record contract.
+
+use std::{
+    borrow::Cow,
+    io::{self, Write},
+};
+
+use aio_trace_common::{CTX_SETUP, CtxRecord, IocbRecord};
+use serde::Serialize;
+
+use crate::{
+    model::{ContextSummary, IocbView, LossCounts, comm_str},
+    reader::Record,
+    session::Sink,
+};
+
+/// `{"type":"iocb",…}`: one completed (or rejected) iocb. Fields are only
+/// ever added, never renamed; unknown values are null.
+#[derive(Serialize)]
+pub struct IocbJson<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: Cow<'a, str>,
+    pub ctx: u64,
+    pub op: &'static str,
+    pub fd: u32,
+    pub offset: i64,
+    pub segs: u32,
+    pub bytes: Option<u64>,
+    pub res: Option<i64>,
+    pub submit_ns: u64,
+    pub reap_ns: Option<u64>,
+    pub latency_ns: Option<u64>,
+    /// User address of the iocb, and the application's own tag for it.
+    pub iocb: u64,
+    pub aio_data: u64,
+}
+
+impl<'a> IocbJson<'a> {
+    pub fn new(r: &'a IocbRecord) -> Self {
+        Self {
+            kind: "iocb",
+            pid: r.pid,
+            tid: r.tid,
+            comm: comm_str(&r.comm),
+            ctx: r.ctx,
+            op: r.op().name(),
+            fd: r.fd,
+            offset: r.offset,
+            segs: r.segs,
+            bytes: r.requested_bytes(),
+            res: r.result(),
+            submit_ns: r.submit_ns,
+            reap_ns: r.reaped_ns(),
+            latency_ns: r.latency_ns(),
+            iocb: r.iocb,
+            aio_data: r.aio_data,
+        }
+    }
+}
+
+/// `{"type":"ctx",…}`: an AIO context set up or destroyed.
+#[derive(Serialize)]
+struct CtxJson {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    event: &'static str,
+    pid: u32,
+    ctx: u64,
+    nr_events: u64,
+    ts_ns: u64,
+}
+
+impl CtxJson {
+    fn new(r: &CtxRecord) -> Self {
+        Self {
+            kind: "ctx",
+            event: if r.event == CTX_SETUP {
+                "setup"
+            } else {
+                "destroy"
+            },
+            pid: r.pid,
+            ctx: r.ctx,
+            nr_events: r.nr_events,
+            ts_ns: r.ts_ns,
+        }
+    }
+}
+
+pub struct JsonSnoop<W: Write> {
+    out: W,
+}
+
+impl<W: Write> JsonSnoop<W> {
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+impl<W: Write> Sink for JsonSnoop<W> {
+    fn record(&mut self, record: &Record) -> io::Result<()> {
+        match record {
+            Record::Iocb(r) => serde_json::to_writer(&mut self.out, &IocbJson::new(r))?,
+            Record::Ctx(r) => serde_json::to_writer(&mut self.out, &CtxJson::new(r))?,
+        }
+        self.out.write_all(b"\n")
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// The exit lines: one summary per (pid, ctx), then the loss counters.
+pub fn write_json_summary(
+    out: &mut impl Write,
+    summaries: &[ContextSummary],
+    losses: &LossCounts,
+) -> io::Result<()> {
+    for s in summaries {
+        serde_json::to_writer(&mut *out, s)?;
+        out.write_all(b"\n")?;
+    }
+    serde_json::to_writer(&mut *out, losses)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use aio_trace_common::{IOCB_REJECTED, RECORD_IOCB};
+
+    use super::*;
+
+    fn line(record: &IocbRecord) -> serde_json::Value {
+        let mut sink = JsonSnoop::new(Vec::new());
+        sink.record(&Record::Iocb(*record)).unwrap();
+        let out = sink.into_inner();
+        assert!(out.ends_with(b"\n"));
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn reaped_preadv_carries_every_contract_field() {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"test");
+        let r = IocbRecord {
+            kind: RECORD_IOCB,
+            opcode: 7,
+            pid: 10,
+            tid: 11,
+            fd: 3,
+            segs: 8,
+            comm,
+            ctx: 0x7f00_0000,
+            iocb: 0x5000,
+            aio_data: 99,
+            offset: 4096,
+            bytes: 32768,
+            res: 32768,
+            submit_ns: 1_000,
+            reap_ns: 51_000,
+            ..Default::default()
+        };
+        let v = line(&r);
+        let expected = serde_json::json!({
+            "type": "iocb", "pid": 10, "tid": 11, "comm": "test", "ctx": 0x7f00_0000u64,
+            "op": "PREADV", "fd": 3, "offset": 4096, "segs": 8, "bytes": 32768,
+            "res": 32768, "submit_ns": 1000, "reap_ns": 51000, "latency_ns": 50000,
+            "iocb": 0x5000, "aio_data": 99
+        });
+        assert_eq!(v, expected);
+    }
+
+    #[test]
+    fn rejected_iocb_has_null_reap_and_latency() {
+        let r = IocbRecord {
+            kind: RECORD_IOCB,
+            opcode: 7,
+            flags: IOCB_REJECTED,
+            segs: 1025,
+            res: -22,
+            ..Default::default()
+        };
+        let v = line(&r);
+        assert_eq!(v["res"], -22);
+        assert!(v["reap_ns"].is_null() && v["latency_ns"].is_null());
+    }
+}

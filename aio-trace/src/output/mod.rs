@@ -1,0 +1,7 @@
+//! Views of the trace: snoop lines (text or JSON) and the exit summary.
+
+mod json;
+mod text;
+
+pub use json::{JsonSnoop, write_json_summary};
+pub use text::{TextSnoop, write_text_summary};

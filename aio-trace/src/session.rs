@@ -1,0 +1,185 @@
+//! A tracing session: drains the ring buffer into a sink until told to stop,
+//! reclaims in-flight entries nothing will reap, then drains what is left.
+
+use std::{collections::HashMap as StdHashMap, future::Future, io, path::Path, time::Duration};
+
+use aio_trace_common::{CTX_DESTROY, CtxKey};
+use aya::maps::{MapData, RingBuf};
+use tokio::io::unix::AsyncFd;
+
+use crate::{
+    loader::Tracer,
+    model::{LossCounts, Staleness, staleness},
+    reader::{Record, decode},
+};
+
+/// Monotonic clock in ns: the clock `bpf_ktime_get_ns` reads.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Where records go: snoop lines, JSON, aggregates.
+pub trait Sink {
+    fn record(&mut self, record: &Record) -> io::Result<()>;
+    /// Called after each batch (one ring buffer wake-up).
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// How often in-flight entries are checked, and when one is given up on.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+pub const DEFAULT_INFLIGHT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Session {
+    pub tracer: Tracer,
+    ring: AsyncFd<RingBuf<MapData>>,
+    inflight_timeout_ns: u64,
+    /// In-flight entries given up on by the user half.
+    aged_out: u64,
+    abandoned: u64,
+    /// Contexts destroyed in the current batch, swept after it.
+    destroyed: Vec<CtxKey>,
+}
+
+impl Session {
+    pub fn new(
+        tracer: Tracer,
+        ring: RingBuf<MapData>,
+        inflight_timeout: Duration,
+    ) -> io::Result<Self> {
+        Ok(Self {
+            tracer,
+            // SAFETY: the ring buffer owns its fd, and the AsyncFd owns the
+            // ring buffer, so the fd stays open for as long as it is registered.
+            ring: unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+                .map_err(io::Error::from)?,
+            inflight_timeout_ns: inflight_timeout.as_nanos() as u64,
+            aged_out: 0,
+            abandoned: 0,
+            destroyed: Vec::new(),
+        })
+    }
+
+    /// Every loss so far, kernel and user side.
+    pub fn losses(&self) -> LossCounts {
+        LossCounts {
+            aged_out: self.aged_out,
+            abandoned: self.abandoned,
+            ..self.tracer.losses()
+        }
+    }
+
+    /// Delivers records to `sink` until `stop` resolves (or the sink fails),
+    /// then detaches the probes and delivers what the ring buffer still holds.
+    pub async fn run(
+        &mut self,
+        sink: &mut impl Sink,
+        stop: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        let result = loop {
+            tokio::select! {
+                () = &mut stop => break Ok(()),
+                ready = self.ring.readable_mut() => {
+                    let mut guard = match ready {
+                        Ok(guard) => guard,
+                        Err(e) => break Err(e),
+                    };
+                    guard.clear_ready();
+                    if let Err(e) = self.drain(sink) {
+                        break Err(e);
+                    }
+                }
+                _ = sweep.tick() => self.sweep(),
+            }
+        };
+        self.tracer.detach();
+        let drained = self.drain(sink);
+        result.and(drained)
+    }
+
+    /// Delivers every record the ring buffer holds now.
+    fn drain(&mut self, sink: &mut impl Sink) -> io::Result<()> {
+        let ring = self.ring.get_mut();
+        while let Some(item) = ring.next() {
+            match decode(&item) {
+                Ok(record) => {
+                    if let Record::Ctx(ctx) = &record
+                        && ctx.event == CTX_DESTROY
+                    {
+                        self.destroyed.push(CtxKey {
+                            pid: ctx.pid,
+                            _pad: 0,
+                            ctx: ctx.ctx,
+                        });
+                    }
+                    sink.record(&record)?;
+                }
+                // A layout mismatch between halves is a build bug; say so once per record.
+                Err(e) => eprintln!("aio-trace: skipping undecodable record: {e}"),
+            }
+        }
+        if !self.destroyed.is_empty() {
+            self.reclaim_destroyed();
+        }
+        sink.flush()
+    }
+
+    /// io_destroy discards the events of iocbs still in flight: drop their entries.
+    fn reclaim_destroyed(&mut self) {
+        let doomed: Vec<_> = self
+            .tracer
+            .inflight
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| {
+                self.destroyed
+                    .iter()
+                    .any(|d| d.pid == k.pid && d.ctx == k.ctx)
+            })
+            .collect();
+        for key in doomed {
+            if self.tracer.inflight.remove(&key).is_ok() {
+                self.abandoned += 1;
+            }
+        }
+        self.destroyed.clear();
+    }
+
+    /// Drops in-flight entries of dead processes and entries past the timeout.
+    fn sweep(&mut self) {
+        let now = monotonic_ns();
+        let mut alive: StdHashMap<u32, bool> = StdHashMap::new();
+        let mut doomed = Vec::new();
+        for entry in self.tracer.inflight.iter().filter_map(Result::ok) {
+            let (key, record) = entry;
+            let process_alive = *alive
+                .entry(key.pid)
+                .or_insert_with(|| Path::new(&format!("/proc/{}", key.pid)).exists());
+            match staleness(
+                record.submit_ns,
+                now,
+                self.inflight_timeout_ns,
+                process_alive,
+            ) {
+                Staleness::Keep => {}
+                verdict => doomed.push((key, verdict)),
+            }
+        }
+        for (key, verdict) in doomed {
+            if self.tracer.inflight.remove(&key).is_ok() {
+                match verdict {
+                    Staleness::Abandoned => self.abandoned += 1,
+                    _ => self.aged_out += 1,
+                }
+            }
+        }
+    }
+}

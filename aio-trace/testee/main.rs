@@ -1,0 +1,321 @@
+//! The process integration tests trace (built with `--features root-tests`).
+//!
+//! `aio-trace-testee SCENARIO DIR` creates its file under DIR, prints
+//! `ready`, waits for a line on stdin (so the tracer can attach with its pid
+//! first), performs the scenario's AIO and prints the ground truth as JSON
+//! lines: one `{"type":"iocb"}` per iocb (tagged by aio_data) and one
+//! `{"type":"calls"}` with the syscalls it made.
+
+use std::{
+    fs::OpenOptions,
+    io::{self, BufRead, Write},
+    os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
+    path::Path,
+};
+
+use aio_trace::aio::{self, AioContext, AlignedBuf};
+use aio_trace_common::{IoEvent, Iocb, Iovec};
+use serde_json::json;
+
+const BLOCK: usize = 4096;
+const FILE_SIZE: usize = 8 << 20;
+
+/// What the testee did, for the test to compare with the trace.
+#[derive(Default)]
+struct Truth {
+    io_submit_calls: u64,
+    iocbs_submitted: u64,
+    io_getevents_calls: u64,
+    empty_getevents: u64,
+    events_reaped: u64,
+    lines: Vec<serde_json::Value>,
+}
+
+/// One iocb the scenario will submit, with what the trace should say about it.
+struct Planned {
+    iocb: Box<Iocb>,
+    op: &'static str,
+    segs: u64,
+    bytes: Option<u64>,
+}
+
+struct Driver {
+    ctx: AioContext,
+    truth: Truth,
+    tag: u64,
+}
+
+impl Driver {
+    fn next_tag(&mut self) -> u64 {
+        self.tag += 1;
+        self.tag
+    }
+
+    /// Submits `batch` in one io_submit and reaps it `reap_at_a_time` events per
+    /// io_getevents; records the ground truth of each iocb.
+    fn run(&mut self, mut batch: Vec<Planned>, reap_at_a_time: usize) -> io::Result<()> {
+        let ptrs: Vec<*mut Iocb> = batch
+            .iter_mut()
+            .map(|p| &mut *p.iocb as *mut Iocb)
+            .collect();
+        self.truth.io_submit_calls += 1;
+        let accepted = match self.ctx.submit(&ptrs) {
+            Ok(n) => n,
+            Err(e) => {
+                // Rejected as a whole: the first iocb carries the errno.
+                let p = &batch[0];
+                self.truth.lines.push(json!({
+                    "type": "iocb", "tag": p.iocb.aio_data, "op": p.op, "segs": p.segs,
+                    "bytes": p.bytes, "res": -(e.raw_os_error().unwrap_or(0) as i64),
+                    "ctx": self.ctx.id(), "reaped": false,
+                }));
+                return Ok(());
+            }
+        };
+        assert_eq!(
+            accepted,
+            batch.len(),
+            "scenario expects whole batches accepted"
+        );
+        self.truth.iocbs_submitted += accepted as u64;
+        let mut remaining = accepted;
+        let mut events = vec![IoEvent::default(); reap_at_a_time];
+        while remaining > 0 {
+            let want = remaining.min(reap_at_a_time);
+            self.truth.io_getevents_calls += 1;
+            let got = self.ctx.get_events(want, &mut events[..want], None)?;
+            if got == 0 {
+                self.truth.empty_getevents += 1;
+            }
+            self.truth.events_reaped += got as u64;
+            for ev in &events[..got] {
+                let p = batch
+                    .iter()
+                    .find(|p| p.iocb.aio_data == ev.data)
+                    .expect("event of ours");
+                self.truth.lines.push(json!({
+                    "type": "iocb", "tag": ev.data, "op": p.op, "segs": p.segs, "bytes": p.bytes,
+                    "res": ev.res, "ctx": self.ctx.id(), "reaped": true,
+                }));
+            }
+            remaining -= got;
+        }
+        Ok(())
+    }
+
+    /// An io_getevents that finds nothing (zero timeout).
+    fn empty_reap(&mut self) -> io::Result<()> {
+        let mut events = [IoEvent::default(); 1];
+        self.truth.io_getevents_calls += 1;
+        let got = self
+            .ctx
+            .get_events(0, &mut events, Some(std::time::Duration::ZERO))?;
+        assert_eq!(got, 0);
+        self.truth.empty_getevents += 1;
+        Ok(())
+    }
+}
+
+/// Buffers for vectored iocbs: kept alive (and unmoved) until the scenario ends.
+struct Arena {
+    bufs: Vec<AlignedBuf>,
+    iovs: Vec<Box<[Iovec]>>,
+}
+
+impl Arena {
+    fn iov(&mut self, sizes: &[usize]) -> &[Iovec] {
+        let iov: Box<[Iovec]> = sizes
+            .iter()
+            .map(|&len| {
+                let mut buf = AlignedBuf::zeroed(len, BLOCK);
+                let v = aio::iovec(&mut buf);
+                self.bufs.push(buf);
+                v
+            })
+            .collect();
+        self.iovs.push(iov);
+        self.iovs.last().expect("just pushed")
+    }
+    fn buf(&mut self, len: usize) -> &mut AlignedBuf {
+        self.bufs.push(AlignedBuf::zeroed(len, BLOCK));
+        self.bufs.last_mut().expect("just pushed")
+    }
+}
+
+/// PREAD/PWRITE/PREADV/PWRITEV over 1, 8, 9, 64 and 1024 segments, mixed
+/// segment sizes, a batch of 16 reaped three at a time, FSYNC, a 1025-segment
+/// PREADV the kernel rejects, and a short read at end of file.
+fn basic(dir: &Path) -> io::Result<Truth> {
+    let path = dir.join("basic.dat");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&path)?;
+    file.set_len(FILE_SIZE as u64)?;
+    let fd = file.as_raw_fd();
+    let mut d = Driver {
+        ctx: AioContext::new(64)?,
+        truth: Truth::default(),
+        tag: 0,
+    };
+    let mut arena = Arena {
+        bufs: Vec::new(),
+        iovs: Vec::new(),
+    };
+
+    let t = d.next_tag();
+    let buf = arena.buf(BLOCK);
+    d.run(
+        vec![Planned {
+            iocb: Box::new(aio::pread(fd, buf, 0, t)),
+            op: "PREAD",
+            segs: 1,
+            bytes: Some(BLOCK as u64),
+        }],
+        1,
+    )?;
+    let t = d.next_tag();
+    let buf = arena.buf(BLOCK);
+    d.run(
+        vec![Planned {
+            iocb: Box::new(aio::pwrite(fd, buf, BLOCK as i64, t)),
+            op: "PWRITE",
+            segs: 1,
+            bytes: Some(BLOCK as u64),
+        }],
+        1,
+    )?;
+
+    for segs in [1usize, 8, 9, 64, 1024] {
+        for write in [false, true] {
+            let t = d.next_tag();
+            let iov = arena.iov(&vec![BLOCK; segs]);
+            let (iocb, op) = if write {
+                (aio::pwritev(fd, iov, 0, t), "PWRITEV")
+            } else {
+                (aio::preadv(fd, iov, 0, t), "PREADV")
+            };
+            d.run(
+                vec![Planned {
+                    iocb: Box::new(iocb),
+                    op,
+                    segs: segs as u64,
+                    bytes: Some((segs * BLOCK) as u64),
+                }],
+                1,
+            )?;
+        }
+    }
+
+    // Mixed segment sizes, each a multiple of the 512-byte logical block.
+    let sizes = [512usize, 4096, 1536, 8192, 2048, 512];
+    let t = d.next_tag();
+    let iov = arena.iov(&sizes);
+    d.run(
+        vec![Planned {
+            iocb: Box::new(aio::preadv(fd, iov, 8192, t)),
+            op: "PREADV",
+            segs: sizes.len() as u64,
+            bytes: Some(sizes.iter().sum::<usize>() as u64),
+        }],
+        1,
+    )?;
+
+    // 16 iocbs in one io_submit, reaped three at a time.
+    let mut batch = Vec::new();
+    for i in 0..16 {
+        let t = d.next_tag();
+        let buf = arena.buf(BLOCK);
+        batch.push(Planned {
+            iocb: Box::new(aio::pread(fd, buf, (i * BLOCK) as i64, t)),
+            op: "PREAD",
+            segs: 1,
+            bytes: Some(BLOCK as u64),
+        });
+    }
+    d.run(batch, 3)?;
+
+    let t = d.next_tag();
+    d.run(
+        vec![Planned {
+            iocb: Box::new(aio::fsync(fd, t)),
+            op: "FSYNC",
+            segs: 0,
+            bytes: Some(0),
+        }],
+        1,
+    )?;
+
+    // UIO_MAXIOV + 1 segments: io_submit fails with -EINVAL; bytes unknown.
+    let t = d.next_tag();
+    let iov = arena.iov(&vec![512; 1025]);
+    d.run(
+        vec![Planned {
+            iocb: Box::new(aio::preadv(fd, iov, 0, t)),
+            op: "PREADV",
+            segs: 1025,
+            bytes: None,
+        }],
+        1,
+    )?;
+
+    // Asks 8 KiB from the last 4 KiB of the file: res is 4096.
+    let t = d.next_tag();
+    let buf = arena.buf(2 * BLOCK);
+    d.run(
+        vec![Planned {
+            iocb: Box::new(aio::pread(fd, buf, (FILE_SIZE - BLOCK) as i64, t)),
+            op: "PREAD",
+            segs: 1,
+            bytes: Some(2 * BLOCK as u64),
+        }],
+        1,
+    )?;
+
+    d.empty_reap()?;
+    let ctx = d.ctx.id();
+    let mut truth = std::mem::take(&mut d.truth);
+    truth.lines.push(json!({"type": "ctx", "ctx": ctx}));
+    Ok(truth)
+}
+
+fn main() -> io::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, scenario, dir] = args.as_slice() else {
+        eprintln!("usage: aio-trace-testee SCENARIO DIR");
+        std::process::exit(2);
+    };
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    let mut line = String::new();
+    io::stdin().lock().read_line(&mut line)?;
+
+    let truth = match scenario.as_str() {
+        "basic" => basic(Path::new(dir))?,
+        other => {
+            eprintln!("unknown scenario {other}");
+            std::process::exit(2);
+        }
+    };
+    for l in &truth.lines {
+        writeln!(out, "{l}")?;
+    }
+    writeln!(
+        out,
+        "{}",
+        json!({
+            "type": "calls",
+            "io_submit_calls": truth.io_submit_calls,
+            "iocbs_submitted": truth.iocbs_submitted,
+            "io_getevents_calls": truth.io_getevents_calls,
+            "empty_getevents": truth.empty_getevents,
+            "events_reaped": truth.events_reaped,
+        })
+    )?;
+    out.flush()
+}
