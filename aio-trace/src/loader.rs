@@ -86,7 +86,7 @@ pub const PROBES: &[Probe] = &[
 /// Why tracing could not start. Each variant's message is one sentence for the user.
 #[derive(Debug, Error)]
 pub enum LoadError {
-    #[error("aio-trace needs {0} to load eBPF programs: run it as root (sudo aio-trace …)")]
+    #[error("missing {0}, which loading eBPF programs needs: run as root (sudo aio-trace …)")]
     MissingCapabilities(String),
     #[error("tracefs is not mounted at /sys/kernel/tracing and mounting it failed: {0}")]
     Tracefs(#[source] std::io::Error),

@@ -68,6 +68,7 @@ pub async fn run(args: SnoopArgs) -> anyhow::Result<ExitCode> {
             probe.group, probe.program
         );
     }
+    eprintln!("Tracing AIO... Hit Ctrl-C to end.");
     let start_ns = tracer.attached_ns;
     let mut session = Session::new(tracer, ring, args.inflight_timeout)
         .context("while watching the ring buffer")?;

@@ -1,1 +1,363 @@
+//! Root integration tests: load the real eBPF object, drive known AIO from a
+//! child process (aio-trace-testee), and check what the tracer saw against
+//! what the child did. Run by `cargo xtask test` (needs root).
 
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader, Write},
+    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use aio_trace::{
+    loader::{TraceConfig, Tracer},
+    model::{ContextSummary, IocbView},
+    reader::Record,
+    session::{Session, Sink},
+};
+use aio_trace_common::IocbRecord;
+use serde_json::Value;
+
+const TESTEE: &str = env!("CARGO_BIN_EXE_aio-trace-testee");
+const AIO_TRACE: &str = env!("CARGO_BIN_EXE_aio-trace");
+
+/// A testee waiting for "go"; its temp dir lives as long as it does.
+struct Testee {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        // Under the target dir: on the same (O_DIRECT-capable) filesystem as the build.
+        let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let path = base.join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Testee {
+    fn spawn(scenario: &str) -> Self {
+        let dir = TempDir::new(scenario);
+        let mut child = Command::new(TESTEE)
+            .args([scenario, dir.0.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn aio-trace-testee");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        Self {
+            child,
+            stdin,
+            stdout,
+            _dir: dir,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lets the testee run and returns its ground truth lines.
+    fn go(mut self) -> Vec<Value> {
+        self.stdin.write_all(b"go\n").unwrap();
+        self.stdin.flush().unwrap();
+        let lines: Vec<Value> = self
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+            .collect();
+        assert!(self.child.wait().unwrap().success(), "testee failed");
+        lines
+    }
+}
+
+#[derive(Default)]
+struct Collect(Vec<Record>);
+
+impl Sink for Collect {
+    fn record(&mut self, record: &Record) -> std::io::Result<()> {
+        self.0.push(*record);
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Traces `testee` (filtered on its pid) while it runs; returns its ground
+/// truth, the iocb records and the exit summaries.
+fn trace(
+    testee: Testee,
+) -> (
+    Vec<Value>,
+    Vec<IocbRecord>,
+    Vec<ContextSummary>,
+    aio_trace::model::LossCounts,
+) {
+    let config = TraceConfig {
+        pids: vec![testee.pid()],
+        ..TraceConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let (tracer, ring) = Tracer::start(&config).expect("load and attach the tracer");
+        let mut session = Session::new(tracer, ring, Duration::from_secs(30)).unwrap();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let (truth_tx, truth_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            truth_tx.send(testee.go()).unwrap();
+            let _ = done_tx.send(());
+        });
+        let mut sink = Collect::default();
+        session
+            .run(&mut sink, async {
+                let _ = done_rx.await;
+            })
+            .await
+            .unwrap();
+        let truth = truth_rx.recv().unwrap();
+        let records = sink
+            .0
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Iocb(r) => Some(r),
+                Record::Ctx(_) => None,
+            })
+            .collect();
+        let summaries = session
+            .tracer
+            .counters()
+            .iter()
+            .map(|(k, c)| ContextSummary::new(k, c))
+            .collect();
+        (truth, records, summaries, session.losses())
+    })
+}
+
+fn of_type<'a>(lines: &'a [Value], kind: &str) -> impl Iterator<Item = &'a Value> {
+    lines.iter().filter(move |l| l["type"] == kind)
+}
+
+#[test]
+fn every_iocb_becomes_one_exact_record() {
+    let testee = Testee::spawn("basic");
+    let pid = testee.pid();
+    let (truth, records, summaries, losses) = trace(testee);
+
+    let expected: BTreeMap<u64, &Value> = of_type(&truth, "iocb")
+        .map(|t| (t["tag"].as_u64().unwrap(), t))
+        .collect();
+    assert_eq!(
+        records.len(),
+        expected.len(),
+        "one record per iocb: {records:#?}"
+    );
+    let ctx = of_type(&truth, "ctx").next().unwrap()["ctx"]
+        .as_u64()
+        .unwrap();
+
+    for r in &records {
+        let t = expected
+            .get(&r.aio_data)
+            .unwrap_or_else(|| panic!("record for unknown iocb {r:?}"));
+        let what = format!("tag {} ({})", r.aio_data, t);
+        assert_eq!(r.pid, pid, "{what}");
+        assert_eq!(r.ctx, ctx, "{what}");
+        assert_eq!(r.op().name(), t["op"], "{what}");
+        assert_eq!(u64::from(r.segs), t["segs"].as_u64().unwrap(), "{what}");
+        assert_eq!(r.requested_bytes(), t["bytes"].as_u64(), "{what}");
+        assert_eq!(r.result(), t["res"].as_i64(), "{what}");
+        assert_eq!(
+            r.reaped_ns().is_some(),
+            t["reaped"].as_bool().unwrap(),
+            "{what}"
+        );
+        if let Some(latency) = r.latency_ns() {
+            assert!(latency > 0 && r.reap_ns > r.submit_ns, "{what}");
+        }
+    }
+    // The cases the issue names are really in the run, not just counted.
+    let has = |op: &str, segs: u64, res: i64| {
+        records
+            .iter()
+            .any(|r| r.op().name() == op && u64::from(r.segs) == segs && r.result() == Some(res))
+    };
+    for segs in [1, 8, 9, 64, 1024] {
+        assert!(has("PREADV", segs, (segs * 4096) as i64), "PREADV {segs}");
+        assert!(has("PWRITEV", segs, (segs * 4096) as i64), "PWRITEV {segs}");
+    }
+    assert!(
+        has("PREADV", 1025, -22),
+        "1025-segment PREADV rejected with -EINVAL"
+    );
+    assert!(
+        has("PREAD", 1, 4096) && records.iter().any(|r| r.bytes == 8192 && r.res == 4096),
+        "short read"
+    );
+    assert!(has("FSYNC", 0, 0));
+
+    let calls = of_type(&truth, "calls").next().unwrap();
+    let summary = summaries
+        .iter()
+        .find(|s| s.pid == pid && s.ctx == ctx)
+        .expect("a summary for the testee's context");
+    assert_eq!(
+        summaries.len(),
+        1,
+        "only the testee is traced: {summaries:?}"
+    );
+    assert_eq!(
+        summary.io_submit_calls,
+        calls["io_submit_calls"].as_u64().unwrap()
+    );
+    assert_eq!(
+        summary.iocbs_submitted,
+        calls["iocbs_submitted"].as_u64().unwrap()
+    );
+    assert_eq!(
+        summary.io_getevents_calls,
+        calls["io_getevents_calls"].as_u64().unwrap()
+    );
+    assert_eq!(
+        summary.empty_getevents,
+        calls["empty_getevents"].as_u64().unwrap()
+    );
+    assert_eq!(
+        summary.events_reaped,
+        calls["events_reaped"].as_u64().unwrap()
+    );
+    assert_eq!(losses.total(), 0, "{losses:?}");
+}
+
+/// The whole CLI: `snoop --json -p PID`, stopped with SIGINT, writes every
+/// record, one summary per context and the loss line.
+#[test]
+fn snoop_json_writes_records_summary_and_losses() {
+    let testee = Testee::spawn("basic");
+    let mut snoop = Command::new(AIO_TRACE)
+        .args(["snoop", "--json", "-p", &testee.pid().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(snoop.stderr.take().unwrap());
+    let mut banner = String::new();
+    stderr.read_line(&mut banner).unwrap();
+    assert!(
+        banner.starts_with("Tracing AIO"),
+        "attached banner, got {banner:?}"
+    );
+
+    let truth = testee.go();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(snoop.id() as i32, libc::SIGINT) };
+    let out = snoop.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+
+    assert_eq!(
+        of_type(&lines, "iocb").count(),
+        of_type(&truth, "iocb").count()
+    );
+    for key in [
+        "pid",
+        "tid",
+        "comm",
+        "ctx",
+        "op",
+        "fd",
+        "offset",
+        "segs",
+        "bytes",
+        "res",
+        "submit_ns",
+        "reap_ns",
+        "latency_ns",
+    ] {
+        assert!(
+            of_type(&lines, "iocb").all(|l| l.get(key).is_some()),
+            "every record has {key}"
+        );
+    }
+    let summary = of_type(&lines, "summary").next().expect("a summary line");
+    let calls = of_type(&truth, "calls").next().unwrap();
+    for key in [
+        "io_submit_calls",
+        "iocbs_submitted",
+        "io_getevents_calls",
+        "empty_getevents",
+        "events_reaped",
+    ] {
+        assert_eq!(summary[key], calls[key], "{key}");
+    }
+    let lost = of_type(&lines, "lost").next().expect("a lost line");
+    assert_eq!(lost["ring_full"], 0);
+    assert_eq!(
+        lines.last().unwrap()["type"],
+        "lost",
+        "the loss line comes last"
+    );
+}
+
+#[test]
+fn an_unknown_pid_is_one_sentence_and_a_failure() {
+    let out = Command::new(AIO_TRACE)
+        .args(["snoop", "-p", "999999999"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "aio-trace: no process with pid 999999999 is running\n"
+    );
+}
+
+#[test]
+fn without_capabilities_it_names_the_missing_ones() {
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        panic!("setpriv (util-linux) is needed for this test");
+    }
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            AIO_TRACE,
+            "snoop",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        "aio-trace: missing CAP_BPF and CAP_PERFMON, which loading eBPF programs needs: run as root (sudo aio-trace …)\n"
+    );
+}

@@ -1,1 +1,186 @@
-fn main() {}
+//! `cargo xtask`: set up the eBPF toolchain, build, run, test and install aio-trace.
+
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "aio-trace's build tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Make sure of a toolchain that builds the eBPF crate and of a matching bpf-linker.
+    Setup,
+    /// Set up, build (release) and run aio-trace as root with ARGS (default: `snoop`).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then run the unit tests and the root integration tests.
+    Test,
+    /// cargo fmt --check and cargo clippy -D warnings over the workspace.
+    Lint,
+    /// Build the release binary and copy it to PREFIX/bin (default /usr/local).
+    Install {
+        #[arg(long, default_value = "/usr/local")]
+        prefix: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let root = workspace_root();
+    match cli.task {
+        Task::Setup => setup::ensure(&root).map(drop),
+        Task::Run { args } => {
+            let env = setup::ensure(&root)?;
+            cargo(&root, &env, &["build", "--release", "-p", "aio-trace"])?;
+            let args = if args.is_empty() {
+                vec!["snoop".to_owned()]
+            } else {
+                args
+            };
+            let binary = root.join("target/release/aio-trace");
+            let status = as_root(&binary, &args)
+                .status()
+                .with_context(|| format!("while starting {}", binary.display()))?;
+            if !status.success() {
+                bail!("aio-trace exited with {status}");
+            }
+            Ok(())
+        }
+        Task::Test => {
+            let env = setup::ensure(&root)?;
+            println!("xtask: unit tests (no root needed)");
+            cargo(&root, &env, &["test"])?;
+            println!("xtask: integration tests (root, real eBPF)");
+            let mut args = vec![
+                "test",
+                "-p",
+                "aio-trace",
+                "--features",
+                "root-tests",
+                "--test",
+                "*",
+            ];
+            if !is_root() {
+                println!("xtask: not root, running them through sudo");
+                args.insert(0, "cargo");
+                let mut cmd = sudo_env(&root, &env, &args);
+                check(&mut cmd, "the integration tests")?;
+                return Ok(());
+            }
+            cargo(&root, &env, &args)
+        }
+        Task::Lint => {
+            let env = setup::ensure(&root)?;
+            cargo(&root, &env, &["fmt", "--all", "--", "--check"])?;
+            cargo(
+                &root,
+                &env,
+                &[
+                    "clippy",
+                    "--all-targets",
+                    "--features",
+                    "aio-trace/root-tests",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            )
+        }
+        Task::Install { prefix } => {
+            let env = setup::ensure(&root)?;
+            cargo(&root, &env, &["build", "--release", "-p", "aio-trace"])?;
+            let dest = prefix.join("bin/aio-trace");
+            let source = root.join("target/release/aio-trace");
+            let mut cmd = if is_root() {
+                Command::new("install")
+            } else {
+                let mut c = Command::new("sudo");
+                c.arg("install");
+                c
+            };
+            cmd.args(["-D", "-m", "0755"]).arg(&source).arg(&dest);
+            check(&mut cmd, "installing the binary")?;
+            println!("xtask: installed {}", dest.display());
+            Ok(())
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `cargo ARGS` in the workspace with the eBPF build environment.
+fn cargo(root: &Path, env: &setup::BuildEnv, args: &[&str]) -> Result<()> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root).args(args);
+    env.apply(&mut cmd);
+    check(&mut cmd, &format!("cargo {}", args.join(" ")))
+}
+
+/// The command as root: directly when we are, else through `sudo -E`.
+fn as_root(binary: &Path, args: &[String]) -> Command {
+    if is_root() {
+        let mut cmd = Command::new(binary);
+        cmd.args(args);
+        cmd
+    } else {
+        let mut cmd = Command::new("sudo");
+        cmd.arg("-E").arg(binary).args(args);
+        cmd
+    }
+}
+
+fn sudo_env(root: &Path, env: &setup::BuildEnv, args: &[&str]) -> Command {
+    let mut cmd = Command::new("sudo");
+    cmd.current_dir(root).arg("-E").arg("env");
+    cmd.arg(format!(
+        "PATH={}",
+        std::env::var("PATH").unwrap_or_default()
+    ));
+    for (key, value) in env.vars() {
+        cmd.arg(format!("{key}={value}"));
+    }
+    cmd.args(args);
+    cmd
+}
+
+fn check(cmd: &mut Command, what: &str) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("while starting {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
