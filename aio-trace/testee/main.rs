@@ -146,14 +146,7 @@ impl Arena {
 /// segment sizes, a batch of 16 reaped three at a time, FSYNC, a 1025-segment
 /// PREADV the kernel rejects, and a short read at end of file.
 fn basic(dir: &Path) -> io::Result<Truth> {
-    let path = dir.join("basic.dat");
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(&path)?;
+    let file = open_scratch(dir, "basic.dat")?;
     file.set_len(FILE_SIZE as u64)?;
     let fd = file.as_raw_fd();
     let mut d = Driver {
@@ -282,6 +275,93 @@ fn basic(dir: &Path) -> io::Result<Truth> {
     Ok(truth)
 }
 
+/// The kernel's `struct aio_ring` header, mapped at the address the context id is.
+#[repr(C)]
+struct AioRing {
+    id: u32,
+    nr: u32,
+    head: u32,
+    tail: u32,
+    magic: u32,
+    compat_features: u32,
+    incompat_features: u32,
+    header_length: u32,
+}
+
+fn open_scratch(dir: &Path, name: &str) -> io::Result<std::fs::File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(dir.join(name))?;
+    file.set_len(1 << 20)?;
+    Ok(file)
+}
+
+/// Submits four PREADs and reaps them from the AIO ring in user memory, as
+/// fio --userspace_reap does: no io_getevents at all. Then stays alive long
+/// enough for the tracer to age the entries out.
+fn ring_reap(dir: &Path) -> io::Result<Truth> {
+    let file = open_scratch(dir, "ring.dat")?;
+    let ctx = AioContext::new(16)?;
+    let mut bufs: Vec<AlignedBuf> = (0..4).map(|_| AlignedBuf::zeroed(BLOCK, BLOCK)).collect();
+    let mut iocbs: Vec<Iocb> = bufs
+        .iter_mut()
+        .enumerate()
+        .map(|(i, b)| aio::pread(file.as_raw_fd(), b, (i * BLOCK) as i64, i as u64 + 1))
+        .collect();
+    let ptrs: Vec<*mut Iocb> = iocbs.iter_mut().map(|c| c as *mut Iocb).collect();
+    assert_eq!(ctx.submit(&ptrs)?, 4);
+    let ring = ctx.id() as *mut AioRing;
+    // SAFETY: the context id is the address of the kernel-mapped ring header.
+    unsafe {
+        assert_eq!(
+            std::ptr::read_volatile(&(*ring).magic),
+            0xa10a10a1,
+            "AIO ring magic"
+        );
+        let nr = std::ptr::read_volatile(&(*ring).nr);
+        loop {
+            let head = std::ptr::read_volatile(&(*ring).head);
+            let tail = std::ptr::read_volatile(&(*ring).tail);
+            if (tail + nr - head) % nr >= 4 {
+                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+                std::ptr::write_volatile(&mut (*ring).head, tail);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    Ok(Truth {
+        io_submit_calls: 1,
+        iocbs_submitted: 4,
+        ..Truth::default()
+    })
+}
+
+/// Submits four PREADs and destroys the context without reaping them.
+fn destroy_inflight(dir: &Path) -> io::Result<Truth> {
+    let file = open_scratch(dir, "destroy.dat")?;
+    let ctx = AioContext::new(16)?;
+    let mut bufs: Vec<AlignedBuf> = (0..4).map(|_| AlignedBuf::zeroed(BLOCK, BLOCK)).collect();
+    let mut iocbs: Vec<Iocb> = bufs
+        .iter_mut()
+        .enumerate()
+        .map(|(i, b)| aio::pread(file.as_raw_fd(), b, (i * BLOCK) as i64, i as u64 + 1))
+        .collect();
+    let ptrs: Vec<*mut Iocb> = iocbs.iter_mut().map(|c| c as *mut Iocb).collect();
+    assert_eq!(ctx.submit(&ptrs)?, 4);
+    drop(ctx); // io_destroy waits for the four and discards their events.
+    Ok(Truth {
+        io_submit_calls: 1,
+        iocbs_submitted: 4,
+        ..Truth::default()
+    })
+}
+
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let [_, scenario, dir] = args.as_slice() else {
@@ -297,6 +377,8 @@ fn main() -> io::Result<()> {
 
     let truth = match scenario.as_str() {
         "basic" => basic(Path::new(dir))?,
+        "ring_reap" => ring_reap(Path::new(dir))?,
+        "destroy_inflight" => destroy_inflight(Path::new(dir))?,
         other => {
             eprintln!("unknown scenario {other}");
             std::process::exit(2);

@@ -12,7 +12,7 @@ use std::{
 
 use aio_trace::{
     loader::{TraceConfig, Tracer},
-    model::{ContextSummary, IocbView},
+    model::{ContextSummary, IocbView, LossCounts},
     reader::Record,
     session::{Session, Sink},
 };
@@ -104,14 +104,15 @@ impl Sink for Collect {
 
 /// Traces `testee` (filtered on its pid) while it runs; returns its ground
 /// truth, the iocb records and the exit summaries.
-fn trace(
-    testee: Testee,
-) -> (
-    Vec<Value>,
-    Vec<IocbRecord>,
-    Vec<ContextSummary>,
-    aio_trace::model::LossCounts,
-) {
+/// What a traced run produced: the child's ground truth, the iocb records,
+/// the exit summaries and the loss counters.
+type Traced = (Vec<Value>, Vec<IocbRecord>, Vec<ContextSummary>, LossCounts);
+
+fn trace(testee: Testee) -> Traced {
+    trace_with_timeout(testee, Duration::from_secs(30))
+}
+
+fn trace_with_timeout(testee: Testee, inflight_timeout: Duration) -> Traced {
     let config = TraceConfig {
         pids: vec![testee.pid()],
         ..TraceConfig::default()
@@ -122,7 +123,7 @@ fn trace(
         .unwrap();
     runtime.block_on(async move {
         let (tracer, ring) = Tracer::start(&config).expect("load and attach the tracer");
-        let mut session = Session::new(tracer, ring, Duration::from_secs(30)).unwrap();
+        let mut session = Session::new(tracer, ring, inflight_timeout).unwrap();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let (truth_tx, truth_rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -360,4 +361,31 @@ fn without_capabilities_it_names_the_missing_ones() {
         stderr,
         "aio-trace: missing CAP_BPF and CAP_PERFMON, which loading eBPF programs needs: run as root (sudo aio-trace …)\n"
     );
+}
+
+/// An application that reaps from the AIO ring in user memory never calls
+/// io_getevents: its entries must age out, counted, not pile up.
+#[test]
+fn iocbs_reaped_from_the_user_ring_age_out() {
+    let testee = Testee::spawn("ring_reap");
+    let (_truth, records, summaries, losses) = trace_with_timeout(testee, Duration::from_secs(1));
+    assert!(
+        records.is_empty(),
+        "no io_getevents, no record: {records:?}"
+    );
+    assert_eq!(losses.aged_out, 4, "{losses:?}");
+    assert_eq!(losses.abandoned, 0, "{losses:?}");
+    assert_eq!(summaries[0].iocbs_submitted, 4);
+    assert_eq!(summaries[0].io_getevents_calls, 0);
+}
+
+/// io_destroy with iocbs in flight discards their events: the entries are
+/// reclaimed as abandoned.
+#[test]
+fn io_destroy_reclaims_inflight_iocbs() {
+    let testee = Testee::spawn("destroy_inflight");
+    let (_truth, records, _summaries, losses) = trace(testee);
+    assert!(records.is_empty(), "{records:?}");
+    assert_eq!(losses.abandoned, 4, "{losses:?}");
+    assert_eq!(losses.aged_out, 0, "{losses:?}");
 }
