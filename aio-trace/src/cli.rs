@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+use aio_trace::workload::{
+    Mode, Rw, Stop, Target, WorkloadConfig,
+    config::{default_temp_dir, parse_size},
+};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -21,6 +25,147 @@ pub enum Command {
     Snoop(SnoopArgs),
     /// Show what this machine allows and what aio-trace will use.
     Doctor,
+    /// Run the built-in AIO workload (vectored or scalar) and print its numbers.
+    Workload(WorkloadArgs),
+    /// Scalar vs vectored AIO over identical bytes, alternating, checked by the tracer.
+    Bench(BenchArgs),
+}
+
+/// Where the workload does its I/O.
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    /// A file: created (O_EXCL, filled) when missing, never truncated.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["device", "dir"])]
+    pub file: Option<std::path::PathBuf>,
+    /// A block device (read-only unless --allow-device-writes).
+    #[arg(long, value_name = "DEV", conflicts_with = "dir")]
+    pub device: Option<std::path::PathBuf>,
+    /// Directory for a temporary file (default $TMPDIR or /var/tmp), removed afterwards.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+    /// Keep the temporary file.
+    #[arg(long)]
+    pub keep: bool,
+    /// Allow writes to --device (refused anyway when it is mounted).
+    #[arg(long)]
+    pub allow_device_writes: bool,
+    /// Bytes of the target to use (K/M/G suffixes); a new file gets 256M.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub size: Option<u64>,
+    /// Use the page cache instead of O_DIRECT.
+    #[arg(long)]
+    pub buffered: bool,
+}
+
+impl TargetArgs {
+    pub fn target(&self) -> Target {
+        match (&self.file, &self.device, &self.dir) {
+            (Some(file), _, _) => Target::File(file.clone()),
+            (None, Some(device), _) => Target::Device(device.clone()),
+            (None, None, Some(dir)) => Target::TempIn(dir.clone()),
+            (None, None, None) => Target::TempIn(default_temp_dir()),
+        }
+    }
+}
+
+/// The shape of the I/O, shared by `workload` and `bench`.
+#[derive(Debug, Args, Clone)]
+pub struct ShapeArgs {
+    /// Size of each segment (K/M suffixes); a multiple of the logical block size.
+    #[arg(long, value_name = "BYTES", default_value = "4K", value_parser = parse_size)]
+    pub segment_size: u64,
+    /// Ranges in flight (vectored: iocbs; scalar: groups of --segments iocbs).
+    #[arg(long, default_value_t = 32)]
+    pub iodepth: u32,
+    /// Ranges per io_submit call.
+    #[arg(long, default_value_t = 1)]
+    pub batch: u32,
+    /// io_getevents min_nr.
+    #[arg(long, default_value_t = 1)]
+    pub reap_min: u32,
+    /// Percentage of reads for --rw rw/randrw.
+    #[arg(long, default_value_t = 50)]
+    pub read_pct: u8,
+    /// Seed of the random offsets.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkloadArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    /// vectored: one PREADV/PWRITEV of --segments iovecs; scalar: --segments PREAD/PWRITE iocbs.
+    #[arg(long, value_enum, default_value = "vectored")]
+    pub mode: Mode,
+    /// Segments per range (1..=1024).
+    #[arg(long, default_value_t = 8)]
+    pub segments: u32,
+    #[arg(long, value_enum, default_value = "randread")]
+    pub rw: Rw,
+    /// Run for this many seconds.
+    #[arg(short = 'd', long, value_name = "SECS", value_parser = parse_duration, conflicts_with = "ops")]
+    pub duration: Option<Duration>,
+    /// Stop after this many ranges (N vectored iocbs, or N × segments scalar iocbs).
+    #[arg(long, value_name = "N")]
+    pub ops: Option<u64>,
+    /// Write a known pattern, read it back and check every byte.
+    #[arg(long)]
+    pub verify: bool,
+    /// One JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl WorkloadArgs {
+    pub fn config(&self) -> WorkloadConfig {
+        let stop = match (self.ops, self.duration) {
+            (Some(n), _) => Stop::Units(n),
+            (None, Some(d)) => Stop::After(d),
+            (None, None) => Stop::After(Duration::from_secs(10)),
+        };
+        WorkloadConfig {
+            target: self.target.target(),
+            keep: self.target.keep,
+            allow_device_writes: self.target.allow_device_writes,
+            mode: self.mode,
+            segments: self.segments,
+            segment_size: self.shape.segment_size,
+            rw: self.rw,
+            read_pct: self.shape.read_pct,
+            iodepth: self.shape.iodepth,
+            batch: self.shape.batch,
+            reap_min: self.shape.reap_min,
+            size: self.target.size,
+            stop,
+            seed: self.shape.seed,
+            verify: self.verify,
+            buffered: self.target.buffered,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    /// Segment counts to compare; several (e.g. 1,2,4,8,16,64,256) sweep.
+    #[arg(long, value_delimiter = ',', default_value = "8")]
+    pub segments: Vec<u32>,
+    #[arg(long, value_enum, default_value = "read")]
+    pub rw: Rw,
+    /// Seconds per mode and segment count, split over the rounds.
+    #[arg(short = 'd', long, value_name = "SECS", default_value = "10", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Alternations of scalar and vectored (to cancel drift).
+    #[arg(long, default_value_t = 5)]
+    pub rounds: u32,
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which processes to trace.

@@ -4,6 +4,7 @@
 //! → [`reader`] decodes → [`model`] aggregates → [`output`] renders.
 
 pub mod aio;
+pub mod bench;
 pub mod doctor;
 pub mod loader;
 pub mod model;
@@ -12,3 +13,4 @@ pub mod privileges;
 pub mod reader;
 pub mod session;
 pub mod tracefs;
+pub mod workload;

@@ -135,7 +135,9 @@ pub struct Tracer {
     /// Owns the programs and their links; dropping it detaches everything.
     ebpf: Option<Ebpf>,
     pub inflight: HashMap<MapData, InflightKey, IocbRecord>,
-    counters: PerCpuHashMap<MapData, CtxKey, CtxCounters>,
+    counters: CounterTable,
+    /// Kernel id of the counters map, to open more handles on it.
+    counters_id: Option<u32>,
     loss: PerCpuArray<MapData, u64>,
     /// Optional probes that could not be attached, with the reason.
     pub skipped: Vec<(Probe, String)>,
@@ -215,8 +217,14 @@ impl Tracer {
             .map_err(|e| LoadError::Map("EVENTS", e))?;
         let inflight = HashMap::try_from(take_map(&mut ebpf, "INFLIGHT")?)
             .map_err(|e| LoadError::Map("INFLIGHT", e))?;
-        let counters = PerCpuHashMap::try_from(take_map(&mut ebpf, "COUNTERS")?)
-            .map_err(|e| LoadError::Map("COUNTERS", e))?;
+        let counters_map = take_map(&mut ebpf, "COUNTERS")?;
+        let counters_id = match &counters_map {
+            aya::maps::Map::PerCpuHashMap(data) => data.info().ok().map(|info| info.id()),
+            _ => None,
+        };
+        let counters = CounterTable(
+            PerCpuHashMap::try_from(counters_map).map_err(|e| LoadError::Map("COUNTERS", e))?,
+        );
         let loss = PerCpuArray::try_from(take_map(&mut ebpf, "LOSS")?)
             .map_err(|e| LoadError::Map("LOSS", e))?;
 
@@ -244,6 +252,7 @@ impl Tracer {
             ebpf: Some(ebpf),
             inflight,
             counters,
+            counters_id,
             loss,
             skipped,
             attached_ns: crate::session::monotonic_ns(),
@@ -259,14 +268,18 @@ impl Tracer {
 
     /// Per (pid, ctx) counters, summed over CPUs, in key order.
     pub fn counters(&self) -> Vec<(CtxKey, CtxCounters)> {
-        let mut all: Vec<_> = self
-            .counters
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(key, per_cpu)| (key, crate::model::sum_counters(per_cpu.iter())))
-            .collect();
-        all.sort_by_key(|(key, _)| *key);
-        all
+        self.counters.snapshot()
+    }
+
+    /// Another handle on the counters map, for a thread that does not own the tracer.
+    pub fn counter_table(&self) -> Result<CounterTable, MapError> {
+        let id = self.counters_id.ok_or(MapError::InvalidName {
+            name: "COUNTERS".into(),
+        })?;
+        let data = MapData::from_id(id)?;
+        Ok(CounterTable(PerCpuHashMap::try_from(
+            aya::maps::Map::PerCpuHashMap(data),
+        )?))
     }
 
     /// The kernel half's loss counters, summed over CPUs.
@@ -278,6 +291,32 @@ impl Tracer {
             }
         }
         LossCounts::from_kernel(by_cause)
+    }
+}
+
+/// The kernel's per (pid, ctx) syscall counters.
+pub struct CounterTable(PerCpuHashMap<MapData, CtxKey, CtxCounters>);
+
+impl CounterTable {
+    /// Every context's counters, summed over CPUs, in key order.
+    pub fn snapshot(&self) -> Vec<(CtxKey, CtxCounters)> {
+        let mut all: Vec<_> = self
+            .0
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(key, per_cpu)| (key, crate::model::sum_counters(per_cpu.iter())))
+            .collect();
+        all.sort_by_key(|(key, _)| *key);
+        all
+    }
+
+    /// Reads and deletes one context's counters: a context id the kernel hands
+    /// out again (after io_destroy) then starts from zero.
+    pub fn take(&mut self, key: &CtxKey) -> Option<CtxCounters> {
+        let per_cpu = self.0.get(key, 0).ok()?;
+        let total = crate::model::sum_counters(per_cpu.iter());
+        let _ = self.0.remove(key);
+        Some(total)
     }
 }
 

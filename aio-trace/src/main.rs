@@ -2,6 +2,7 @@
 
 mod cli;
 mod snoop;
+mod workload_cmd;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Snoop(args) => snoop::run(args).await,
             Command::Doctor => doctor(),
+            Command::Workload(args) => workload_cmd::workload(args).await,
+            Command::Bench(args) => workload_cmd::bench(args).await,
         }
     });
     match result {

@@ -1,0 +1,314 @@
+//! The AIO loop: keeps `iodepth` units in flight, submits `batch` units per
+//! io_submit, reaps with io_getevents(min_nr = reap_min).
+
+use std::{
+    io,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use aio_trace_common::{IoEvent, Iocb, Iovec};
+use hdrhistogram::Histogram;
+use thiserror::Error;
+
+use super::{
+    config::{Mode, Stop, WorkloadConfig},
+    pattern,
+    plan::{Plan, Unit},
+    result::WorkloadResult,
+    target::{OpenTarget, PATTERN_SEED},
+};
+use crate::{
+    aio::{self, AioContext, AlignedBuf},
+    session::monotonic_ns,
+};
+
+#[derive(Debug, Error)]
+pub enum WorkloadError {
+    #[error("while {what}: {source}")]
+    Syscall {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the {op} of {len} bytes at offset {offset} returned {res}")]
+    Io {
+        op: &'static str,
+        offset: u64,
+        len: u64,
+        res: i64,
+    },
+    #[error("verify failed: the byte at offset {0} is not what was written")]
+    Mismatch(u64),
+}
+
+fn syscall(what: &'static str) -> impl FnOnce(io::Error) -> WorkloadError {
+    move |source| WorkloadError::Syscall { what, source }
+}
+
+/// One unit's buffers and iocbs. Boxed slices: their addresses must not move
+/// while the kernel holds them.
+struct Slot {
+    bufs: Vec<AlignedBuf>,
+    iov: Box<[Iovec]>,
+    iocbs: Box<[Iocb]>,
+    unit: Unit,
+    pending: u32,
+    submitted_ns: u64,
+}
+
+fn slot_tag(slot: usize, iocb: usize) -> u64 {
+    ((slot as u64) << 32) | iocb as u64
+}
+
+impl Slot {
+    fn new(config: &WorkloadConfig, mem_align: usize) -> Self {
+        let mut bufs: Vec<AlignedBuf> = (0..config.segments)
+            .map(|_| AlignedBuf::zeroed(config.segment_size as usize, mem_align))
+            .collect();
+        let iov = bufs.iter_mut().map(|b| aio::iovec(b)).collect();
+        let iocbs = vec![Iocb::default(); config.iocbs_per_unit() as usize].into_boxed_slice();
+        Self {
+            bufs,
+            iov,
+            iocbs,
+            unit: Unit {
+                offset: 0,
+                read: true,
+            },
+            pending: 0,
+            submitted_ns: 0,
+        }
+    }
+
+    /// Points the slot's iocbs at `unit`: one vectored iocb, or one scalar
+    /// iocb per segment over the same buffers and file ranges.
+    fn prepare(
+        &mut self,
+        index: usize,
+        unit: Unit,
+        mode: Mode,
+        fd: i32,
+        segment_size: u64,
+        verify: bool,
+    ) {
+        self.unit = unit;
+        if verify && !unit.read {
+            for (k, buf) in self.bufs.iter_mut().enumerate() {
+                pattern::fill(buf, unit.offset + k as u64 * segment_size, PATTERN_SEED);
+            }
+        }
+        let offset = unit.offset as i64;
+        match mode {
+            Mode::Vectored => {
+                let tag = slot_tag(index, 0);
+                self.iocbs[0] = if unit.read {
+                    aio::preadv(fd, &self.iov, offset, tag)
+                } else {
+                    aio::pwritev(fd, &self.iov, offset, tag)
+                };
+            }
+            Mode::Scalar => {
+                for (k, buf) in self.bufs.iter_mut().enumerate() {
+                    let tag = slot_tag(index, k);
+                    let at = offset + (k as u64 * segment_size) as i64;
+                    self.iocbs[k] = if unit.read {
+                        aio::pread(fd, buf, at, tag)
+                    } else {
+                        aio::pwrite(fd, buf, at, tag)
+                    };
+                }
+            }
+        }
+        self.pending = self.iocbs.len() as u32;
+    }
+
+    /// Bytes each of this slot's iocbs asks for.
+    fn iocb_bytes(&self, mode: Mode, segment_size: u64) -> u64 {
+        match mode {
+            Mode::Vectored => segment_size * self.bufs.len() as u64,
+            Mode::Scalar => segment_size,
+        }
+    }
+
+    fn verify_read(&self, segment_size: u64) -> Result<(), WorkloadError> {
+        for (k, buf) in self.bufs.iter().enumerate() {
+            if let Some(at) = pattern::first_mismatch(
+                buf,
+                self.unit.offset + k as u64 * segment_size,
+                PATTERN_SEED,
+            ) {
+                return Err(WorkloadError::Mismatch(at));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the workload on an opened target until its stop condition or `cancel`.
+pub fn run(
+    config: &WorkloadConfig,
+    target: &OpenTarget,
+    cancel: &AtomicBool,
+) -> Result<WorkloadResult, WorkloadError> {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&target.file);
+    let per_unit = config.iocbs_per_unit() as usize;
+    let max_inflight = config.iodepth as usize * per_unit;
+    let ctx = AioContext::new(max_inflight as u32)
+        .map_err(syscall("setting up the AIO context (io_setup)"))?;
+    let mem_align = target.mem_align.max(512) as usize;
+    let mut slots: Vec<Slot> = (0..config.iodepth)
+        .map(|_| Slot::new(config, mem_align))
+        .collect();
+    let mut free: Vec<usize> = (0..slots.len()).rev().collect();
+    let mut plan = Plan::new(
+        config.rw,
+        config.read_pct,
+        config.unit_bytes(),
+        target.size,
+        config.seed,
+    );
+    let mut backlog: Vec<*mut Iocb> = Vec::with_capacity(max_inflight);
+    let mut events = vec![IoEvent::default(); max_inflight];
+    let mut latency =
+        Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds");
+
+    let mut result = WorkloadResult::new(config, ctx.id());
+    let (deadline, max_units) = match config.stop {
+        Stop::After(d) => (Some(monotonic_ns() + d.as_nanos() as u64), u64::MAX),
+        Stop::Units(n) => (None, n),
+    };
+    let started = monotonic_ns();
+    let mut inflight = 0usize;
+
+    loop {
+        let issuing = !cancel.load(Ordering::Relaxed)
+            && result.units < max_units
+            && deadline.is_none_or(|d| monotonic_ns() < d);
+        // Fill free slots, `batch` units per io_submit.
+        while issuing && backlog.is_empty() && !free.is_empty() && result.units < max_units {
+            let now = monotonic_ns();
+            for _ in 0..config.batch {
+                if result.units >= max_units {
+                    break;
+                }
+                let Some(index) = free.pop() else { break };
+                let slot = &mut slots[index];
+                slot.prepare(
+                    index,
+                    plan.next_unit(),
+                    config.mode,
+                    fd,
+                    config.segment_size,
+                    config.verify,
+                );
+                slot.submitted_ns = now;
+                backlog.extend(slot.iocbs.iter_mut().map(|c| c as *mut Iocb));
+                result.units += 1;
+            }
+            submit(&ctx, &mut backlog, &mut inflight, &mut result)?;
+        }
+        if !backlog.is_empty() && inflight == 0 {
+            submit(&ctx, &mut backlog, &mut inflight, &mut result)?;
+        }
+        if inflight == 0 {
+            if !issuing || result.units >= max_units {
+                break;
+            }
+            continue;
+        }
+        let min_nr = (config.reap_min as usize).min(inflight);
+        result.io_getevents_calls += 1;
+        let got = ctx
+            .get_events(min_nr, &mut events, None)
+            .map_err(syscall("reaping (io_getevents)"))?;
+        let now = monotonic_ns();
+        for ev in &events[..got] {
+            let (index, k) = ((ev.data >> 32) as usize, (ev.data & 0xffff_ffff) as usize);
+            let slot = &mut slots[index];
+            let len = slot.iocb_bytes(config.mode, config.segment_size);
+            if ev.res != len as i64 {
+                let offset = slot.unit.offset
+                    + if config.mode == Mode::Scalar {
+                        k as u64 * config.segment_size
+                    } else {
+                        0
+                    };
+                let op = match (config.mode, slot.unit.read) {
+                    (Mode::Vectored, true) => "PREADV",
+                    (Mode::Vectored, false) => "PWRITEV",
+                    (Mode::Scalar, true) => "PREAD",
+                    (Mode::Scalar, false) => "PWRITE",
+                };
+                return Err(WorkloadError::Io {
+                    op,
+                    offset,
+                    len,
+                    res: ev.res,
+                });
+            }
+            let _ = latency.record(now.saturating_sub(slot.submitted_ns).max(1));
+            result.iocbs += 1;
+            result.bytes += len;
+            slot.pending -= 1;
+            if slot.pending == 0 {
+                if config.verify && slot.unit.read {
+                    slot.verify_read(config.segment_size)?;
+                }
+                free.push(index);
+            }
+        }
+        inflight -= got;
+    }
+    result.finish(Duration::from_nanos(monotonic_ns() - started), &latency);
+    drop(ctx);
+    if config.verify {
+        verify_target(target)?;
+    }
+    Ok(result)
+}
+
+/// io_submit until the backlog is accepted or the ring is full (EAGAIN: reap first).
+fn submit(
+    ctx: &AioContext,
+    backlog: &mut Vec<*mut Iocb>,
+    inflight: &mut usize,
+    result: &mut WorkloadResult,
+) -> Result<(), WorkloadError> {
+    while !backlog.is_empty() {
+        result.io_submit_calls += 1;
+        match ctx.submit(backlog) {
+            Ok(n) => {
+                *inflight += n;
+                backlog.drain(..n);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && *inflight > 0 => return Ok(()),
+            Err(e) => return Err(syscall("submitting (io_submit)")(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Reads the whole target back (plain pread) and checks the pattern.
+fn verify_target(target: &OpenTarget) -> Result<(), WorkloadError> {
+    const CHUNK: usize = 1 << 20;
+    let mut buf = AlignedBuf::zeroed(CHUNK, target.mem_align.max(4096) as usize);
+    let mut offset = 0u64;
+    while offset < target.size {
+        let len = CHUNK.min((target.size - offset) as usize);
+        let len = len - len % target.block as usize;
+        if len == 0 {
+            break;
+        }
+        let read = std::os::unix::fs::FileExt::read_at(&target.file, &mut buf[..len], offset)
+            .map_err(syscall("reading back for --verify"))?;
+        if read == 0 {
+            break;
+        }
+        if let Some(at) = pattern::first_mismatch(&buf[..read], offset, PATTERN_SEED) {
+            return Err(WorkloadError::Mismatch(at));
+        }
+        offset += read as u64;
+    }
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! Opening what the workload reads and writes, with the refusals that keep it
+//! from damaging anything it was not given.
+
+use std::{
+    ffi::CString,
+    fs::{self, File, OpenOptions},
+    io,
+    os::{
+        fd::AsRawFd,
+        unix::fs::{FileTypeExt, OpenOptionsExt},
+    },
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use thiserror::Error;
+
+use super::{
+    config::{DEFAULT_NEW_FILE_SIZE, Target, WorkloadConfig},
+    pattern,
+};
+use crate::aio::AlignedBuf;
+
+#[derive(Debug, Error)]
+pub enum TargetError {
+    #[error(
+        "the filesystem of {0} refuses O_DIRECT: use --buffered, or a file on a disk-backed filesystem"
+    )]
+    NoDirectIo(PathBuf),
+    #[error("{0} is not a block device")]
+    NotBlockDevice(PathBuf),
+    #[error("{0} is not a regular file")]
+    NotRegularFile(PathBuf),
+    #[error("{0} is a symbolic link: the workload does not follow links")]
+    Symlink(PathBuf),
+    #[error("no permission to open {0} (block devices need root)")]
+    Permission(PathBuf),
+    #[error("refusing to write the block device {0} without --allow-device-writes")]
+    DeviceWritesNotAllowed(PathBuf),
+    #[error("refusing to write {0}: it is mounted")]
+    DeviceMounted(PathBuf),
+    #[error("--size {size} is larger than {path} ({available} bytes)")]
+    SizeTooLarge {
+        size: u64,
+        available: u64,
+        path: PathBuf,
+    },
+    #[error("while {what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_error<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> TargetError + 'p {
+    move |source| TargetError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// An opened target. A temporary file is removed on drop unless kept.
+#[derive(Debug)]
+pub struct OpenTarget {
+    pub file: File,
+    pub path: PathBuf,
+    /// Bytes the workload uses.
+    pub size: u64,
+    /// O_DIRECT offset/length alignment (the logical block size).
+    pub block: u64,
+    /// O_DIRECT buffer alignment.
+    pub mem_align: u64,
+    pub is_device: bool,
+    remove_on_drop: bool,
+}
+
+impl Drop for OpenTarget {
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// DIO alignment from statx (Linux 6.1+), else the device's logical block size.
+fn dio_alignment(file: &File) -> (u64, u64) {
+    // SAFETY: zeroed statx is a valid out-buffer; the path is empty with AT_EMPTY_PATH.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let empty = CString::default();
+    let rc = unsafe {
+        libc::statx(
+            file.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_DIOALIGN,
+            &mut stx,
+        )
+    };
+    if rc == 0 && stx.stx_mask & libc::STATX_DIOALIGN != 0 && stx.stx_dio_offset_align != 0 {
+        return (
+            u64::from(stx.stx_dio_offset_align),
+            u64::from(stx.stx_dio_mem_align.max(1)),
+        );
+    }
+    let mut block: libc::c_int = 0;
+    // SAFETY: BLKSSZGET writes an int; on a regular file it fails harmlessly.
+    if unsafe { libc::ioctl(file.as_raw_fd(), libc::BLKSSZGET, &mut block) } == 0 && block > 0 {
+        return (block as u64, block as u64);
+    }
+    (512, 512)
+}
+
+/// Whether the block device (by its rdev) or one of its partitions is mounted.
+fn mounted(device: &Path) -> bool {
+    let Ok(meta) = fs::metadata(device) else {
+        return false;
+    };
+    use std::os::unix::fs::MetadataExt;
+    let rdev = meta.rdev();
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    let whole = format!("{major}:{minor}");
+    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
+    };
+    mountinfo.lines().any(|line| {
+        let Some(dev) = line.split_whitespace().nth(2) else {
+            return false;
+        };
+        if dev == whole {
+            return true;
+        }
+        // A partition of this disk: /sys/dev/block/M:m/partition and its parent.
+        let sys = PathBuf::from(format!("/sys/dev/block/{dev}"));
+        sys.join("partition").exists()
+            && fs::read_to_string(sys.join("../dev")).is_ok_and(|parent| parent.trim() == whole)
+    })
+}
+
+fn direct_flag(config: &WorkloadConfig) -> i32 {
+    if config.buffered { 0 } else { libc::O_DIRECT }
+}
+
+fn map_open_error<'p>(
+    path: &'p Path,
+    what: &'static str,
+) -> impl FnOnce(io::Error) -> TargetError + 'p {
+    move |e| match e.raw_os_error() {
+        Some(libc::EINVAL) => TargetError::NoDirectIo(path.to_owned()),
+        Some(libc::EACCES) | Some(libc::EPERM) => TargetError::Permission(path.to_owned()),
+        Some(libc::ELOOP) => TargetError::Symlink(path.to_owned()),
+        _ => io_error(what, path)(e),
+    }
+}
+
+fn needs_write(config: &WorkloadConfig) -> bool {
+    config.rw.writes() || config.verify
+}
+
+/// Opens (or creates) the configured target.
+pub fn open(config: &WorkloadConfig) -> Result<OpenTarget, TargetError> {
+    match &config.target {
+        Target::Device(path) => open_device(config, path),
+        Target::File(path) => open_file(config, path, false),
+        Target::TempIn(dir) => {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let name = format!(
+                "aio-trace-workload-{}-{}.dat",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            open_file(config, &dir.join(name), !config.keep)
+        }
+    }
+}
+
+fn open_device(config: &WorkloadConfig, path: &Path) -> Result<OpenTarget, TargetError> {
+    let meta = fs::metadata(path).map_err(map_open_error(path, "inspecting"))?;
+    if !meta.file_type().is_block_device() {
+        return Err(TargetError::NotBlockDevice(path.to_owned()));
+    }
+    let write = needs_write(config);
+    if write && !config.allow_device_writes {
+        return Err(TargetError::DeviceWritesNotAllowed(path.to_owned()));
+    }
+    if write && mounted(path) {
+        return Err(TargetError::DeviceMounted(path.to_owned()));
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(direct_flag(config))
+        .open(path)
+        .map_err(map_open_error(path, "opening"))?;
+    let available =
+        io::Seek::seek(&mut &file, io::SeekFrom::End(0)).map_err(io_error("sizing", path))?;
+    let size = checked_size(config.size.unwrap_or(available), available, path)?;
+    let (block, mem_align) = dio_alignment(&file);
+    let target = OpenTarget {
+        file,
+        path: path.to_owned(),
+        size,
+        block,
+        mem_align,
+        is_device: true,
+        remove_on_drop: false,
+    };
+    if config.verify {
+        fill(&target)?;
+    }
+    Ok(target)
+}
+
+fn checked_size(size: u64, available: u64, path: &Path) -> Result<u64, TargetError> {
+    if size > available {
+        return Err(TargetError::SizeTooLarge {
+            size,
+            available,
+            path: path.to_owned(),
+        });
+    }
+    Ok(size)
+}
+
+fn open_file(
+    config: &WorkloadConfig,
+    path: &Path,
+    temporary: bool,
+) -> Result<OpenTarget, TargetError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(TargetError::Symlink(path.to_owned()));
+        }
+        Ok(meta) if !meta.is_file() => return Err(TargetError::NotRegularFile(path.to_owned())),
+        Ok(meta) => {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(needs_write(config))
+                .custom_flags(direct_flag(config) | libc::O_NOFOLLOW)
+                .open(path)
+                .map_err(map_open_error(path, "opening"))?;
+            let size = checked_size(config.size.unwrap_or(meta.len()), meta.len(), path)?;
+            let (block, mem_align) = dio_alignment(&file);
+            let target = OpenTarget {
+                file,
+                path: path.to_owned(),
+                size,
+                block,
+                mem_align,
+                is_device: false,
+                remove_on_drop: false,
+            };
+            if config.verify {
+                fill(&target)?;
+            }
+            return Ok(target);
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error("inspecting", path)(e)),
+    }
+    // O_EXCL|O_NOFOLLOW: never reuse or follow whatever appears at the path meanwhile.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(direct_flag(config) | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(map_open_error(path, "creating"))?;
+    let size = config.size.unwrap_or(DEFAULT_NEW_FILE_SIZE);
+    let (block, mem_align) = dio_alignment(&file);
+    let target = OpenTarget {
+        file,
+        path: path.to_owned(),
+        size,
+        block,
+        mem_align,
+        is_device: false,
+        remove_on_drop: temporary,
+    };
+    // SAFETY: plain syscall on our fd.
+    if unsafe { libc::fallocate(target.file.as_raw_fd(), 0, 0, size as libc::off_t) } != 0 {
+        return Err(io_error("preallocating", path)(io::Error::last_os_error()));
+    }
+    // Written, not just allocated: reads of unwritten extents return zeros
+    // without touching the device, which would make every read measure nothing.
+    fill(&target)?;
+    Ok(target)
+}
+
+/// Writes the verify pattern over the target's first `size` bytes.
+fn fill(target: &OpenTarget) -> Result<(), TargetError> {
+    const CHUNK: usize = 1 << 20;
+    let mut buf = AlignedBuf::zeroed(CHUNK, target.mem_align.max(4096) as usize);
+    let mut offset = 0u64;
+    while offset < target.size {
+        let len = CHUNK.min((target.size - offset) as usize);
+        // O_DIRECT needs whole blocks; a tail shorter than a block stays unwritten.
+        let len = len - len % target.block as usize;
+        if len == 0 {
+            break;
+        }
+        pattern::fill(&mut buf[..len], offset, PATTERN_SEED);
+        let written = std::os::unix::fs::FileExt::write_at(&target.file, &buf[..len], offset)
+            .map_err(io_error("filling", &target.path))?;
+        offset += written as u64;
+    }
+    target
+        .file
+        .sync_data()
+        .map_err(io_error("syncing", &target.path))
+}
+
+/// The pattern seed: fixed, so a file filled by one run verifies in the next.
+pub const PATTERN_SEED: u64 = 0xa10_7ace;
