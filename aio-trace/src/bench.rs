@@ -689,7 +689,7 @@ mod tests {
         assert_eq!(cs[0].scalar.iocbs, 1600);
         assert_eq!(cs[0].scalar.traced.iocbs, 1600);
         assert_eq!(cs[0].scalar.elapsed_s, 2.0);
-        assert_eq!(cs[0].vectored.iocbs, 100);
+        assert_eq!(cs[0].vectored.iocbs, 200);
         assert!(
             disagreements(&cs[0]).is_empty(),
             "{:?}",
