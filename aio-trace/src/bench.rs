@@ -661,7 +661,7 @@ mod tests {
     }
 
     #[test]
-    fn aggregates_rounds_and_joins_the_trace_by_context() {
+    fn aggregates_rounds_and_joins_the_trace_by_phase() {
         let phases = [
             Phase {
                 segments: 8,
@@ -670,8 +670,8 @@ mod tests {
             },
             Phase {
                 segments: 8,
-                result: result(Mode::Vectored, 1, 100, 800 * 4096),
-                syscalls: calls(100, 50),
+                result: result(Mode::Vectored, 1, 200, 1600 * 4096),
+                syscalls: calls(200, 100),
             },
             Phase {
                 segments: 8,
@@ -681,7 +681,7 @@ mod tests {
         ];
         let traced = [
             traced(800, 800 * 4096),
-            traced(100, 800 * 4096),
+            traced(200, 1600 * 4096),
             traced(800, 800 * 4096),
         ];
         let cs = aggregate(&phases, &traced, 4096);
