@@ -13,7 +13,10 @@ use std::{
     path::Path,
 };
 
-use aio_trace::aio::{self, AioContext, AlignedBuf};
+use aio_trace::{
+    aio::{self, AioContext, AlignedBuf},
+    workload,
+};
 use aio_trace_common::{IoEvent, Iocb, Iovec};
 use serde_json::json;
 
@@ -362,6 +365,37 @@ fn destroy_inflight(dir: &Path) -> io::Result<Truth> {
     })
 }
 
+/// The built-in workload, randrw with --verify, as `aio-trace workload` runs it.
+fn workload(dir: &Path, mode: workload::Mode) -> io::Result<Truth> {
+    let config = workload::WorkloadConfig {
+        target: workload::Target::TempIn(dir.to_owned()),
+        mode,
+        segments: 8,
+        segment_size: 4096,
+        rw: workload::Rw::RandRw,
+        iodepth: 4,
+        size: Some(4 << 20),
+        stop: workload::Stop::Units(100),
+        seed: 7,
+        verify: true,
+        ..workload::WorkloadConfig::default()
+    };
+    config.validate().map_err(io::Error::other)?;
+    let target = workload::target::open(&config).map_err(io::Error::other)?;
+    let result = workload::run(&config, &target, &std::sync::atomic::AtomicBool::new(false))
+        .map_err(io::Error::other)?;
+    let mut line = serde_json::to_value(&result)?;
+    line["type"] = json!("workload");
+    Ok(Truth {
+        io_submit_calls: result.io_submit_calls,
+        iocbs_submitted: result.iocbs,
+        io_getevents_calls: result.io_getevents_calls,
+        events_reaped: result.iocbs,
+        lines: vec![line],
+        ..Truth::default()
+    })
+}
+
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let [_, scenario, dir] = args.as_slice() else {
@@ -379,6 +413,8 @@ fn main() -> io::Result<()> {
         "basic" => basic(Path::new(dir))?,
         "ring_reap" => ring_reap(Path::new(dir))?,
         "destroy_inflight" => destroy_inflight(Path::new(dir))?,
+        "workload-vectored" => workload(Path::new(dir), workload::Mode::Vectored)?,
+        "workload-scalar" => workload(Path::new(dir), workload::Mode::Scalar)?,
         other => {
             eprintln!("unknown scenario {other}");
             std::process::exit(2);

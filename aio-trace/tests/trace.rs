@@ -2,163 +2,18 @@
 //! child process (aio-trace-testee), and check what the tracer saw against
 //! what the child did. Run by `cargo xtask test` (needs root).
 
+mod common;
+
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader, Write},
-    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
-    sync::mpsc,
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
     time::Duration,
 };
 
-use aio_trace::{
-    loader::{TraceConfig, Tracer},
-    model::{ContextSummary, IocbView, LossCounts},
-    reader::Record,
-    session::{Session, Sink},
-};
-use aio_trace_common::IocbRecord;
+use aio_trace::model::IocbView;
+use common::{AIO_TRACE, Testee, of_type, trace, trace_with_timeout};
 use serde_json::Value;
-
-const TESTEE: &str = env!("CARGO_BIN_EXE_aio-trace-testee");
-const AIO_TRACE: &str = env!("CARGO_BIN_EXE_aio-trace");
-
-/// A testee waiting for "go"; its temp dir lives as long as it does.
-struct Testee {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        // Under the target dir: on the same (O_DIRECT-capable) filesystem as the build.
-        let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let path = base.join(format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Testee {
-    fn spawn(scenario: &str) -> Self {
-        let dir = TempDir::new(scenario);
-        let mut child = Command::new(TESTEE)
-            .args([scenario, dir.0.to_str().unwrap()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn aio-trace-testee");
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready");
-        Self {
-            child,
-            stdin,
-            stdout,
-            _dir: dir,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Lets the testee run and returns its ground truth lines.
-    fn go(mut self) -> Vec<Value> {
-        self.stdin.write_all(b"go\n").unwrap();
-        self.stdin.flush().unwrap();
-        let lines: Vec<Value> = self
-            .stdout
-            .lines()
-            .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
-            .collect();
-        assert!(self.child.wait().unwrap().success(), "testee failed");
-        lines
-    }
-}
-
-#[derive(Default)]
-struct Collect(Vec<Record>);
-
-impl Sink for Collect {
-    fn record(&mut self, record: &Record) -> std::io::Result<()> {
-        self.0.push(*record);
-        Ok(())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Traces `testee` (filtered on its pid) while it runs; returns its ground
-/// truth, the iocb records and the exit summaries.
-/// What a traced run produced: the child's ground truth, the iocb records,
-/// the exit summaries and the loss counters.
-type Traced = (Vec<Value>, Vec<IocbRecord>, Vec<ContextSummary>, LossCounts);
-
-fn trace(testee: Testee) -> Traced {
-    trace_with_timeout(testee, Duration::from_secs(30))
-}
-
-fn trace_with_timeout(testee: Testee, inflight_timeout: Duration) -> Traced {
-    let config = TraceConfig {
-        pids: vec![testee.pid()],
-        ..TraceConfig::default()
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let (tracer, ring) = Tracer::start(&config).expect("load and attach the tracer");
-        let mut session = Session::new(tracer, ring, inflight_timeout).unwrap();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let (truth_tx, truth_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            truth_tx.send(testee.go()).unwrap();
-            let _ = done_tx.send(());
-        });
-        let mut sink = Collect::default();
-        session
-            .run(&mut sink, async {
-                let _ = done_rx.await;
-            })
-            .await
-            .unwrap();
-        let truth = truth_rx.recv().unwrap();
-        let records = sink
-            .0
-            .into_iter()
-            .filter_map(|r| match r {
-                Record::Iocb(r) => Some(r),
-                Record::Ctx(_) => None,
-            })
-            .collect();
-        let summaries = session
-            .tracer
-            .counters()
-            .iter()
-            .map(|(k, c)| ContextSummary::new(k, c))
-            .collect();
-        (truth, records, summaries, session.losses())
-    })
-}
-
-fn of_type<'a>(lines: &'a [Value], kind: &str) -> impl Iterator<Item = &'a Value> {
-    lines.iter().filter(move |l| l["type"] == kind)
-}
 
 #[test]
 fn every_iocb_becomes_one_exact_record() {

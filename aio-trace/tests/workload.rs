@@ -1,0 +1,243 @@
+//! Root integration tests of the built-in workload: what it says it did is
+//! checked against the tracer's records, and its refusals are checked on real
+//! files and (loop) block devices.
+
+mod common;
+
+use std::process::Command;
+
+use aio_trace::model::IocbView;
+use common::{AIO_TRACE, TempDir, Testee, of_type, trace};
+
+/// (offset, length) of every byte range the records cover.
+fn ranges(records: &[aio_trace_common::IocbRecord]) -> Vec<(i64, u64, bool)> {
+    let mut r: Vec<_> = records
+        .iter()
+        .flat_map(|r| {
+            let segs = u64::from(r.segs);
+            let seg = r.bytes / segs;
+            let read = matches!(r.op().name(), "PREAD" | "PREADV");
+            (0..segs).map(move |k| (r.offset + (k * seg) as i64, seg, read))
+        })
+        .collect();
+    r.sort_unstable();
+    r
+}
+
+#[test]
+fn vectored_and_scalar_runs_match_the_trace_and_cover_the_same_bytes() {
+    let mut covered = Vec::new();
+    for (scenario, ops, segs, bytes) in [
+        ("workload-vectored", ["PREADV", "PWRITEV"], 8u32, 32768u64),
+        ("workload-scalar", ["PREAD", "PWRITE"], 1, 4096),
+    ] {
+        let (truth, records, summaries, losses) = trace(Testee::spawn(scenario));
+        let result = of_type(&truth, "workload")
+            .next()
+            .expect("the workload's result");
+        assert_eq!(
+            records.len() as u64,
+            result["iocbs"].as_u64().unwrap(),
+            "{scenario}: one record per iocb"
+        );
+        assert_eq!(
+            records.iter().map(|r| r.bytes).sum::<u64>(),
+            result["bytes"].as_u64().unwrap(),
+            "{scenario}"
+        );
+        for r in &records {
+            assert!(ops.contains(&r.op().name()), "{scenario}: {r:?}");
+            assert_eq!(
+                (r.segs, r.bytes, r.res),
+                (segs, bytes, bytes as i64),
+                "{scenario}: {r:?}"
+            );
+        }
+        for op in ops {
+            assert!(
+                records.iter().any(|r| r.op().name() == op),
+                "{scenario}: randrw has {op}"
+            );
+        }
+        let summary = &summaries[0];
+        assert_eq!(
+            summary.io_submit_calls,
+            result["io_submit_calls"].as_u64().unwrap(),
+            "{scenario}"
+        );
+        assert_eq!(
+            summary.io_getevents_calls,
+            result["io_getevents_calls"].as_u64().unwrap(),
+            "{scenario}"
+        );
+        assert_eq!(losses.total(), 0, "{scenario}: {losses:?}");
+        covered.push(ranges(&records));
+    }
+    assert_eq!(
+        covered[0], covered[1],
+        "same seed: the same file ranges, read or written alike, in both modes"
+    );
+}
+
+fn workload(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(AIO_TRACE)
+        .arg("workload")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_unaligned_segment_size_is_refused() {
+    let dir = TempDir::new("unaligned");
+    let (code, stderr) = workload(&[
+        "--dir",
+        dir.path(),
+        "--size",
+        "1M",
+        "--ops",
+        "1",
+        "--segment-size",
+        "1000",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("aio-trace: --segment-size 1000 is not a multiple of the target's ")
+            && stderr.ends_with("-byte logical block size (O_DIRECT needs it)\n")
+            && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_targets_get_one_sentence() {
+    let (code, stderr) = workload(&["--device", "/etc/hostname", "--ops", "1"]);
+    assert_eq!(
+        (code, stderr.as_str()),
+        (Some(1), "aio-trace: /etc/hostname is not a block device\n")
+    );
+    let (code, stderr) = workload(&["--segments", "1025", "--ops", "1"]);
+    assert_eq!(
+        (code, stderr.as_str()),
+        (
+            Some(1),
+            "aio-trace: --segments must be between 1 and 1024 (the kernel's UIO_MAXIOV), not 1025\n"
+        )
+    );
+}
+
+#[test]
+fn a_filesystem_without_o_direct_is_named() {
+    // ramfs has no direct I/O (tmpfs has it since Linux 6.6).
+    let dir = TempDir::new("ramfs");
+    assert!(
+        Command::new("mount")
+            .args(["-t", "ramfs", "ramfs", dir.path()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (code, stderr) = workload(&["--dir", dir.path(), "--size", "1M", "--ops", "1"]);
+    let _ = Command::new("umount").arg(dir.path()).status();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("refuses O_DIRECT: use --buffered"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// A loop device over a file in /dev/shm, detached (and unmounted) on drop.
+struct LoopDevice {
+    device: String,
+    backing: std::path::PathBuf,
+    mountpoint: Option<TempDir>,
+}
+
+impl LoopDevice {
+    fn new(name: &str) -> Self {
+        let backing =
+            std::path::PathBuf::from(format!("/dev/shm/aio-trace-{name}-{}", std::process::id()));
+        std::fs::File::create(&backing)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&backing)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "losetup: {out:?}");
+        let device = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        Self {
+            device,
+            backing,
+            mountpoint: None,
+        }
+    }
+
+    fn mount(&mut self) {
+        let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?}");
+        ok(Command::new("mkfs.ext4").args(["-q", "-F", &self.device]));
+        let dir = TempDir::new("mnt");
+        ok(Command::new("mount").args([&self.device, dir.path()]));
+        self.mountpoint = Some(dir);
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.mountpoint {
+            let _ = Command::new("umount").arg(dir.path()).status();
+        }
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+        let _ = std::fs::remove_file(&self.backing);
+    }
+}
+
+#[test]
+fn device_writes_need_the_flag_and_an_unmounted_device() {
+    let mut device = LoopDevice::new("refuse");
+    let (code, stderr) = workload(&["--device", &device.device, "--rw", "write", "--ops", "1"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "aio-trace: refusing to write the block device {} without --allow-device-writes\n",
+            device.device
+        )
+    );
+    // Reading is fine without the flag.
+    let (code, stderr) = workload(&[
+        "--device",
+        &device.device,
+        "--rw",
+        "randread",
+        "--ops",
+        "10",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    device.mount();
+    let (code, stderr) = workload(&[
+        "--device",
+        &device.device,
+        "--rw",
+        "write",
+        "--ops",
+        "1",
+        "--allow-device-writes",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "aio-trace: refusing to write {}: it is mounted\n",
+            device.device
+        )
+    );
+}
