@@ -42,8 +42,8 @@ pub struct Session {
     /// In-flight entries given up on by the user half.
     aged_out: u64,
     abandoned: u64,
-    /// Contexts destroyed in the current batch, swept after it.
-    destroyed: Vec<CtxKey>,
+    /// Contexts destroyed in the current batch, with when, swept after it.
+    destroyed: Vec<(CtxKey, u64)>,
 }
 
 impl Session {
@@ -114,11 +114,12 @@ impl Session {
                     if let Record::Ctx(ctx) = &record
                         && ctx.event == CTX_DESTROY
                     {
-                        self.destroyed.push(CtxKey {
+                        let key = CtxKey {
                             pid: ctx.pid,
                             _pad: 0,
                             ctx: ctx.ctx,
-                        });
+                        };
+                        self.destroyed.push((key, ctx.ts_ns));
                     }
                     sink.record(&record)?;
                 }
@@ -132,18 +133,23 @@ impl Session {
         sink.flush()
     }
 
-    /// io_destroy discards the events of iocbs still in flight: drop their entries.
+    /// io_destroy discards the events of iocbs still in flight: drop their
+    /// entries. Only those submitted before the destroy: the kernel hands the
+    /// same context id to the next io_setup, whose iocbs may already be in
+    /// flight by the time this record is read.
     fn reclaim_destroyed(&mut self) {
+        let destroyed = &self.destroyed;
         let doomed: Vec<_> = self
             .tracer
             .inflight
-            .keys()
+            .iter()
             .filter_map(Result::ok)
-            .filter(|k| {
-                self.destroyed
+            .filter(|(k, record)| {
+                destroyed
                     .iter()
-                    .any(|d| d.pid == k.pid && d.ctx == k.ctx)
+                    .any(|(d, at)| d.pid == k.pid && d.ctx == k.ctx && record.submit_ns < *at)
             })
+            .map(|(k, _)| k)
             .collect();
         for key in doomed {
             if self.tracer.inflight.remove(&key).is_ok() {

@@ -1,5 +1,6 @@
 //! `cargo xtask`: set up the eBPF toolchain, build, run, test and install aio-trace.
 
+mod bench;
 mod setup;
 
 use std::{
@@ -21,7 +22,7 @@ struct Cli {
 enum Task {
     /// Make sure of a toolchain that builds the eBPF crate and of a matching bpf-linker.
     Setup,
-    /// Set up, build (release) and run aio-trace as root with ARGS (default: `snoop`).
+    /// Set up, build (release) and run aio-trace as root with ARGS (default: `bench`).
     Run {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -30,6 +31,16 @@ enum Task {
     Test,
     /// cargo fmt --check and cargo clippy -D warnings over the workspace.
     Lint,
+    /// Benchmarks: the workload generator against fio (alternating rounds), and the
+    /// scalar-vs-vectored sweep with --sweep.
+    Bench {
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+        #[arg(long)]
+        sweep: bool,
+    },
     /// Build the release binary and copy it to PREFIX/bin (default /usr/local).
     Install {
         #[arg(long, default_value = "/usr/local")]
@@ -55,7 +66,7 @@ fn run(cli: Cli) -> Result<()> {
             let env = setup::ensure(&root)?;
             cargo(&root, &env, &["build", "--release", "-p", "aio-trace"])?;
             let args = if args.is_empty() {
-                vec!["snoop".to_owned()]
+                vec!["bench".to_owned()]
             } else {
                 args
             };
@@ -70,6 +81,13 @@ fn run(cli: Cli) -> Result<()> {
         }
         Task::Test => {
             let env = setup::ensure(&root)?;
+            // What the root integration tests drive besides aio-trace itself.
+            setup::ensure_packages(&[
+                ("tmux", "tmux"),
+                ("losetup", "util-linux"),
+                ("mkfs.ext4", "e2fsprogs"),
+                ("setpriv", "util-linux"),
+            ])?;
             println!("xtask: unit tests (no root needed)");
             cargo(&root, &env, &["test"])?;
             println!("xtask: integration tests (root, real eBPF)");
@@ -90,6 +108,23 @@ fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             cargo(&root, &env, &args)
+        }
+        Task::Bench {
+            rounds,
+            seconds,
+            sweep,
+        } => {
+            let env = setup::ensure(&root)?;
+            setup::ensure_packages(&[("fio", "fio")])?;
+            cargo(&root, &env, &["build", "--release", "-p", "aio-trace"])?;
+            bench::run(
+                &root,
+                &bench::BenchOptions {
+                    rounds,
+                    seconds,
+                    sweep,
+                },
+            )
         }
         Task::Lint => {
             let env = setup::ensure(&root)?;

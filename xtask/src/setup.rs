@@ -201,6 +201,50 @@ fn ensure_bpf_linker(root: &Path, toolchain: &str, verbose: &str) -> Result<()> 
     Ok(())
 }
 
+/// Installs the Debian packages providing the missing `(command, package)`s.
+pub fn ensure_packages(needed: &[(&str, &str)]) -> Result<()> {
+    let mut missing: Vec<&str> = needed
+        .iter()
+        .filter(|(command, _)| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {command}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|(_, package)| *package)
+        .collect();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let sudo = !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let apt = |args: &[&str]| {
+        let mut cmd = if sudo {
+            Command::new("sudo")
+        } else {
+            Command::new("apt-get")
+        };
+        if sudo {
+            cmd.arg("apt-get");
+        }
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    // The package lists of a fresh machine may be stale: refresh once, then install.
+    let _ = apt(&["update", "-q"]).status();
+    let mut install = apt(&["install", "-y", "-q"]);
+    install.args(&missing);
+    run(&mut install, &format!("installing {}", missing.join(" "))).with_context(|| {
+        format!(
+            "the tests need {}; install them by hand if apt-get cannot",
+            missing.join(", ")
+        )
+    })
+}
+
 /// Idempotent: checks each piece, installs only what is missing.
 pub fn ensure(root: &Path) -> Result<BuildEnv> {
     let env = choose_toolchain()?;

@@ -156,7 +156,9 @@ pub fn run(
     let max_inflight = config.iodepth as usize * per_unit;
     let ctx = AioContext::new(max_inflight as u32)
         .map_err(syscall("setting up the AIO context (io_setup)"))?;
-    let mem_align = target.mem_align.max(512) as usize;
+    // Page-aligned (as fio does): a 4 KiB segment is then one page, one bio
+    // vector, instead of straddling two pages at the device's minimum alignment.
+    let mem_align = target.mem_align.max(4096) as usize;
     let mut slots: Vec<Slot> = (0..config.iodepth)
         .map(|_| Slot::new(config, mem_align))
         .collect();

@@ -1,0 +1,167 @@
+//! `cargo xtask bench`: aio-trace's workload generator against fio, alternating,
+//! and the scalar-vs-vectored sweep. Figures are ratios against a peer measured
+//! in the same run, never absolute targets in a timed test.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+
+pub struct BenchOptions {
+    pub rounds: u32,
+    pub seconds: u32,
+    pub sweep: bool,
+}
+
+fn json_of(cmd: &mut Command, what: &str) -> Result<Value> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("while starting {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("while parsing {what}'s JSON"))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// The fio job equivalent to `aio-trace workload --mode scalar --segments 1`.
+fn fio(file: &Path, seconds: u32) -> Command {
+    let mut cmd = Command::new("fio");
+    cmd.args([
+        "--name=randread",
+        "--ioengine=libaio",
+        "--direct=1",
+        "--rw=randread",
+        "--bs=4k",
+        "--iodepth=32",
+    ])
+    .arg(format!("--filename={}", file.display()))
+    .arg(format!("--runtime={seconds}"))
+    .args(["--time_based", "--output-format=json", "--randrepeat=0"]);
+    cmd
+}
+
+fn workload(binary: &Path, file: &Path, seconds: u32) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.args([
+        "workload",
+        "--mode",
+        "scalar",
+        "--segments",
+        "1",
+        "--segment-size",
+        "4K",
+        "--rw",
+        "randread",
+        "--iodepth",
+        "32",
+    ])
+    .arg("--file")
+    .arg(file)
+    .args(["--duration", &seconds.to_string(), "--json"]);
+    cmd
+}
+
+pub fn run(root: &Path, options: &BenchOptions) -> Result<()> {
+    let binary = root.join("target/release/aio-trace");
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("while creating {}", dir.display()))?;
+    let file: PathBuf = dir.join("randread-1g.dat");
+    if !file.exists() {
+        println!(
+            "xtask bench: creating and filling {} (1 GiB)",
+            file.display()
+        );
+        json_of(
+            Command::new(&binary)
+                .args(["workload", "--size", "1G", "--ops", "1", "--json", "--file"])
+                .arg(&file),
+            "creating the bench file",
+        )?;
+    }
+
+    println!(
+        "xtask bench: aio-trace workload (scalar, 4 KiB randread, iodepth 32, O_DIRECT) vs fio libaio, {} rounds of {} s, alternating",
+        options.rounds, options.seconds
+    );
+    let mut ratios = Vec::new();
+    for round in 0..options.rounds {
+        let ours_first = round % 2 == 0;
+        let mut ours = 0.0;
+        let mut theirs = 0.0;
+        for ours_now in [ours_first, !ours_first] {
+            if ours_now {
+                let v = json_of(
+                    &mut workload(&binary, &file, options.seconds),
+                    "aio-trace workload",
+                )?;
+                ours = v["iops"].as_f64().context("workload JSON has no iops")?;
+            } else {
+                let v = json_of(&mut fio(&file, options.seconds), "fio")?;
+                theirs = v["jobs"][0]["read"]["iops"]
+                    .as_f64()
+                    .context("fio JSON has no read iops")?;
+            }
+        }
+        let ratio = ours / theirs.max(1e-9);
+        println!(
+            "  round {}: aio-trace {ours:>9.0} IOPS   fio {theirs:>9.0} IOPS   ratio {ratio:.3}",
+            round + 1
+        );
+        ratios.push(ratio);
+    }
+    println!(
+        "  median ratio aio-trace/fio: {:.3} (≥ 1.0: the workload generator is not the bottleneck)",
+        median(&mut ratios)
+    );
+
+    if options.sweep {
+        println!("xtask bench: scalar vs vectored sweep (aio-trace bench, traced)");
+        let status = Command::new(&binary)
+            .args([
+                "bench",
+                "--segments",
+                "1,2,4,8,16,64,256",
+                "--rw",
+                "read",
+                "--duration",
+                "4",
+                "--rounds",
+                "2",
+                "--file",
+            ])
+            .arg(&file)
+            .status()
+            .context("while starting aio-trace bench")?;
+        if !status.success() {
+            bail!("aio-trace bench failed ({status})");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+}
