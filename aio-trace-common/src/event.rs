@@ -4,6 +4,17 @@
 /// First byte of every ring buffer record: what follows.
 pub const RECORD_IOCB: u8 = 1;
 pub const RECORD_CTX: u8 = 2;
+/// A synchronous vectored syscall (readv, writev, preadv, pwritev, preadv2,
+/// pwritev2), in an `IocbRecord` whose `opcode` is one of `SYSCALL_*`.
+pub const RECORD_SYSCALL: u8 = 3;
+
+/// `IocbRecord::opcode` of `RECORD_SYSCALL` records.
+pub const SYSCALL_READV: u16 = 0x100;
+pub const SYSCALL_WRITEV: u16 = 0x101;
+pub const SYSCALL_PREADV: u16 = 0x102;
+pub const SYSCALL_PWRITEV: u16 = 0x103;
+pub const SYSCALL_PREADV2: u16 = 0x104;
+pub const SYSCALL_PWRITEV2: u16 = 0x105;
 
 /// `IocbRecord::flags`: io_submit did not accept the iocb; it has no reap time.
 pub const IOCB_REJECTED: u16 = 1 << 0;
@@ -42,10 +53,28 @@ pub struct IocbRecord {
     pub res: i64,
     /// Monotonic ns at io_submit entry.
     pub submit_ns: u64,
-    /// Monotonic ns at the io_getevents exit that handed the event back; 0 if never reaped.
+    /// Monotonic ns at the io_getevents exit that handed the event back (for
+    /// a syscall: its return); 0 if never reaped.
     pub reap_ns: u64,
+    /// Device (kernel `dev_t`: major << 20 | minor) and inode of the file the
+    /// filesystem dispatched the I/O to; 0 without a dispatch.
+    pub dev: u32,
+    /// Filesystem direct-I/O dispatches (iomap_dio_rw_begin) the iocb caused.
+    pub dispatches: u32,
+    /// Bios queued for it, and how many of them the block layer split or merged.
+    pub bios: u32,
+    pub splits: u32,
+    pub merges: u32,
+    pub _pad2: u32,
+    pub ino: u64,
+    /// Monotonic ns of the first dispatch, the first bio queued, the last
+    /// request completed and the kernel-side completion; 0 where not seen.
+    pub dispatch_ts: u64,
+    pub first_bio_ts: u64,
+    pub last_rq_ts: u64,
+    pub complete_ts: u64,
 }
-const _: () = assert!(core::mem::size_of::<IocbRecord>() == 104);
+const _: () = assert!(core::mem::size_of::<IocbRecord>() == 168);
 
 /// `CtxRecord::event`.
 pub const CTX_SETUP: u8 = 1;
@@ -128,8 +157,89 @@ pub enum LossCause {
     BatchTruncated = 4,
     /// The per-thread syscall state table was full.
     SyscallStateFull = 5,
+    /// A bio queued by a traced task inside an AIO or vectored syscall that no
+    /// iocb could be found for.
+    UnattributedBio = 6,
+    /// A filesystem dispatch inside io_submit that matched none of its iocbs.
+    UnmatchedDispatch = 7,
 }
-pub const LOSS_CAUSES: u32 = 6;
+pub const LOSS_CAUSES: u32 = 8;
+
+/// Who caused a dispatch or a bio: an in-flight iocb or a thread's syscall.
+pub const OWNER_AIO: u8 = 1;
+pub const OWNER_SYSCALL: u8 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub kind: u8,
+    pub _pad: [u8; 3],
+    /// The thread, for `OWNER_SYSCALL`.
+    pub tid: u32,
+    /// The iocb, for `OWNER_AIO`.
+    pub iocb: InflightKey,
+}
+const _: () = assert!(core::mem::size_of::<Owner>() == 32);
+
+/// A queued bio's owner and length, so a request completion can walk the bios
+/// merged into it (each starts where the previous one ends).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BioOwner {
+    pub owner: Owner,
+    pub sectors: u64,
+}
+const _: () = assert!(core::mem::size_of::<BioOwner>() == 40);
+
+/// A direct I/O in flight in the filesystem: (dev, inode, file position at dispatch).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DioKey {
+    pub dev: u32,
+    pub _pad: u32,
+    pub ino: u64,
+    pub pos: i64,
+}
+const _: () = assert!(core::mem::size_of::<DioKey>() == 24);
+
+/// A bio or request by its device and start sector.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SectorKey {
+    pub dev: u32,
+    pub _pad: u32,
+    pub sector: u64,
+}
+const _: () = assert!(core::mem::size_of::<SectorKey>() == 16);
+
+/// log2 buckets of request D2C latency in ns (bucket i: [2^i, 2^(i+1))).
+pub const D2C_BUCKETS: usize = 40;
+
+/// Per block device counters, kept in the kernel for the exit summary.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevCounters {
+    pub bios: u64,
+    pub requests: u64,
+    pub merges: u64,
+    pub splits: u64,
+    pub d2c_ns_sum: u64,
+    pub d2c_log2: [u64; D2C_BUCKETS],
+}
+const _: () = assert!(core::mem::size_of::<DevCounters>() == 40 + 8 * D2C_BUCKETS);
+
+impl Default for DevCounters {
+    fn default() -> Self {
+        Self {
+            bios: 0,
+            requests: 0,
+            merges: 0,
+            splits: 0,
+            d2c_ns_sum: 0,
+            d2c_log2: [0; D2C_BUCKETS],
+        }
+    }
+}
 
 #[cfg(feature = "user")]
 mod pod {
@@ -139,4 +249,5 @@ mod pod {
     unsafe impl aya::Pod for InflightKey {}
     unsafe impl aya::Pod for CtxKey {}
     unsafe impl aya::Pod for CtxCounters {}
+    unsafe impl aya::Pod for DevCounters {}
 }

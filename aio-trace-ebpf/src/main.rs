@@ -5,11 +5,15 @@
 #![no_std]
 #![no_main]
 
+mod block;
 mod context;
+mod dispatch;
 mod filter;
+mod iovec;
 mod maps;
 mod reap;
 mod submit;
+mod sync;
 mod syscall;
 
 #[cfg(not(test))]

@@ -2,13 +2,14 @@
 //! ring buffer and the in-flight table before load.
 
 use aio_trace_common::{
-    CtxCounters, CtxKey, DEFAULT_INFLIGHT_ENTRIES, DEFAULT_RING_BYTES, InflightKey, IocbRecord,
-    Iovec, LOSS_CAUSES, LossCause, UIO_MAXIOV,
+    BioOwner, CtxCounters, CtxKey, DEFAULT_INFLIGHT_ENTRIES, DEFAULT_RING_BYTES, DevCounters,
+    DioKey, InflightKey, IocbRecord, Iovec, LOSS_CAUSES, LossCause, OWNER_AIO, OWNER_SYSCALL,
+    Owner, SectorKey, UIO_MAXIOV,
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 
 /// Finished records (`IocbRecord`, `CtxRecord`) for the user half.
@@ -35,7 +36,8 @@ pub static LOSS: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_CAUSES, 0
 #[map]
 pub static PID_FILTER: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 
-/// What a thread's io_submit entry saw, for its exit.
+/// What a thread's io_submit entry saw, for its exit and for attributing the
+/// dispatches and bios the kernel issues while the call runs.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct SubmitState {
@@ -43,7 +45,19 @@ pub struct SubmitState {
     pub iocbpp: u64,
     /// Iocbs walked at entry (`nr` capped at `MAX_IOCBS_PER_CALL`).
     pub walked: u64,
+    /// The kernel handles iocbs in order: the next one a dispatch can belong to.
+    pub cursor: u64,
+    /// The iocb being dispatched, and how it was found (`CURRENT_*`).
+    pub current: InflightKey,
+    pub current_by: u64,
 }
+
+/// `SubmitState::current_by`.
+pub const CURRENT_NONE: u64 = 0;
+/// By its filesystem dispatch (iomap): every bio until the next dispatch is its.
+pub const CURRENT_BY_DISPATCH: u64 = 1;
+/// By a bio's sector (raw block device, no filesystem dispatch).
+pub const CURRENT_BY_SECTOR: u64 = 2;
 
 /// What a thread's io_getevents entry saw, for its exit.
 #[repr(C)]
@@ -61,6 +75,65 @@ pub static REAPS: HashMap<u32, ReapState> = HashMap::with_max_entries(16_384, 0)
 /// io_setup's `ctxp` and `nr_events`, or io_destroy's ctx, entry → exit.
 #[map]
 pub static CTX_CALLS: HashMap<u32, [u64; 2]> = HashMap::with_max_entries(1024, 0);
+
+/// Synchronous vectored syscalls in progress, by thread.
+#[map]
+pub static SYNC_CALLS: HashMap<u32, IocbRecord> = HashMap::with_max_entries(16_384, 0);
+
+/// Direct I/Os dispatched and not completed: who caused them. LRU: an entry
+/// whose completion was never seen is evicted rather than filling the table.
+#[map]
+pub static DIO_OWNER: LruHashMap<DioKey, Owner> = LruHashMap::with_max_entries(65_536, 0);
+
+/// Bios queued (by start sector), for request completion and merges.
+#[map]
+pub static BIO_OWNER: LruHashMap<SectorKey, BioOwner> = LruHashMap::with_max_entries(65_536, 0);
+
+/// Request issue times, for D2C latency.
+#[map]
+pub static RQ_ISSUE: LruHashMap<SectorKey, u64> = LruHashMap::with_max_entries(65_536, 0);
+
+/// Per block device counters (all devices, whatever the filters).
+#[map]
+pub static DEV_STATS: PerCpuHashMap<u32, DevCounters> = PerCpuHashMap::with_max_entries(256, 0);
+
+/// The record an owner points at, if it is still in flight.
+#[inline(always)]
+pub fn owner_record(owner: &Owner) -> Option<*mut IocbRecord> {
+    match owner.kind {
+        OWNER_AIO => INFLIGHT.get_ptr_mut(&owner.iocb),
+        OWNER_SYSCALL => SYNC_CALLS.get_ptr_mut(&owner.tid),
+        _ => None,
+    }
+}
+
+pub fn aio_owner(iocb: InflightKey) -> Owner {
+    Owner {
+        kind: OWNER_AIO,
+        _pad: [0; 3],
+        tid: 0,
+        iocb,
+    }
+}
+
+pub fn syscall_owner(tid: u32) -> Owner {
+    Owner {
+        kind: OWNER_SYSCALL,
+        _pad: [0; 3],
+        tid,
+        iocb: InflightKey::default(),
+    }
+}
+
+/// This CPU's counters of `dev`, created on first use.
+#[inline(always)]
+pub fn dev_stats(dev: u32) -> Option<*mut DevCounters> {
+    if let Some(c) = DEV_STATS.get_ptr_mut(&dev) {
+        return Some(c);
+    }
+    let _ = DEV_STATS.insert(&dev, &DevCounters::default(), BPF_NOEXIST as u64);
+    DEV_STATS.get_ptr_mut(&dev)
+}
 
 /// Scratch space for one iovec array: too large for the 512-byte stack.
 #[repr(C)]

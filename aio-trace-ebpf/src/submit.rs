@@ -5,13 +5,13 @@ use core::ffi::c_void;
 
 use aio_trace_common::{
     IOCB_BYTES_UNKNOWN, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_CMD_PWRITE, IOCB_CMD_PWRITEV,
-    IOCB_REJECTED, IOCB_RES_UNKNOWN, InflightKey, Iocb, IocbRecord, Iovec, LossCause,
-    MAX_IOCBS_PER_CALL, RECORD_IOCB, UIO_MAXIOV,
+    IOCB_REJECTED, IOCB_RES_UNKNOWN, InflightKey, Iocb, IocbRecord, LossCause, MAX_IOCBS_PER_CALL,
+    RECORD_IOCB,
 };
 use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
-        bpf_probe_read_user_buf, generated::bpf_loop,
+        generated::bpf_loop,
     },
     macros::tracepoint,
     programs::TracePointContext,
@@ -19,10 +19,8 @@ use aya_ebpf::{
 
 use crate::{
     filter::traced,
-    maps::{
-        EVENTS, INFLIGHT, IOV_SCRATCH, IovecScratch, SUBMITS, SubmitState, add, count_loss,
-        counters,
-    },
+    iovec::sum_iovecs,
+    maps::{CURRENT_NONE, EVENTS, INFLIGHT, SUBMITS, SubmitState, add, count_loss, counters},
     syscall,
 };
 
@@ -88,6 +86,9 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
         ctx: aio_ctx,
         iocbpp,
         walked,
+        cursor: 0,
+        current: InflightKey::default(),
+        current_by: CURRENT_NONE,
     };
     if SUBMITS.insert(&tid, &state, 0).is_err() {
         count_loss(LossCause::SyscallStateFull);
@@ -150,6 +151,19 @@ fn try_submit_one(index: u64, walk: &SubmitWalk) -> Result<(), i64> {
         ctx: walk.ctx,
         iocb: iocb_addr,
     };
+    // The same iocb submitted again while still tracked: its previous use was
+    // reaped without io_getevents (from the AIO ring in user memory, as fio
+    // --userspace_reap does). It is a record now, with its kernel completion
+    // time if seen and no reap time.
+    if let Some(previous) = unsafe { INFLIGHT.get(&key) } {
+        match EVENTS.reserve::<IocbRecord>(0) {
+            Some(mut entry) => {
+                entry.write(*previous);
+                entry.submit(0);
+            }
+            None => count_loss(LossCause::RingFull),
+        }
+    }
     if INFLIGHT.insert(&key, &record, 0).is_err() {
         count_loss(LossCause::InflightFull);
     }
@@ -157,53 +171,9 @@ fn try_submit_one(index: u64, walk: &SubmitWalk) -> Result<(), i64> {
 }
 
 #[inline(always)]
-fn read_iocb_pointer(iocbpp: u64, index: u64) -> Result<u64, i64> {
+pub fn read_iocb_pointer(iocbpp: u64, index: u64) -> Result<u64, i64> {
     let slot = iocbpp.wrapping_add(index.wrapping_mul(8)) as *const u64;
     unsafe { bpf_probe_read_user(slot) }.map_err(i64::from)
-}
-
-struct IovSum {
-    scratch: *const IovecScratch,
-    bytes: u64,
-}
-
-/// Sum of `iov_len` over the `segs` iovecs at `addr`; None when `segs` is
-/// beyond UIO_MAXIOV or the array is unreadable (counted as a loss).
-fn sum_iovecs(addr: u64, segs: u64) -> Option<u64> {
-    if segs > UIO_MAXIOV as u64 {
-        return None;
-    }
-    if segs == 0 {
-        return Some(0);
-    }
-    let scratch = IOV_SCRATCH.get_ptr_mut(0)?;
-    let len = segs as usize * core::mem::size_of::<Iovec>();
-    let dst = unsafe { core::slice::from_raw_parts_mut(scratch.cast::<u8>(), len) };
-    // One read of the whole array: one helper call instead of one per segment.
-    if unsafe { bpf_probe_read_user_buf(addr as *const u8, dst) }.is_err() {
-        count_loss(LossCause::UserRead);
-        return None;
-    }
-    let mut sum = IovSum { scratch, bytes: 0 };
-    unsafe {
-        bpf_loop(
-            segs as u32,
-            add_iov_len as *mut c_void,
-            (&raw mut sum).cast(),
-            0,
-        )
-    };
-    Some(sum.bytes)
-}
-
-/// `bpf_loop` callback: add one iovec's length.
-extern "C" fn add_iov_len(index: u64, sum: *mut c_void) -> i64 {
-    let sum = unsafe { &mut *(sum as *mut IovSum) };
-    if index >= UIO_MAXIOV as u64 {
-        return 1;
-    }
-    sum.bytes += unsafe { (*sum.scratch).iov[index as usize].iov_len };
-    0
 }
 
 #[tracepoint]

@@ -1,7 +1,7 @@
 //! Probe the kernel, load the eBPF object, attach what it allows.
 
 use aio_trace_common::{
-    CommFilter, CtxCounters, CtxKey, DEFAULT_INFLIGHT_ENTRIES, DEFAULT_RING_BYTES,
+    CommFilter, CtxCounters, CtxKey, DEFAULT_INFLIGHT_ENTRIES, DEFAULT_RING_BYTES, DevCounters,
     GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS, InflightKey, IocbRecord, LOSS_CAUSES,
 };
 use aya::{
@@ -80,6 +80,107 @@ pub const PROBES: &[Probe] = &[
         program: "sys_enter_io_cancel",
         group: "syscalls",
         required: false,
+    }, // Filesystem dispatch and the block layer: bios per iocb and stage times.
+    Probe {
+        program: "iomap_dio_rw_begin",
+        group: "iomap",
+        required: false,
+    },
+    Probe {
+        program: "iomap_dio_complete",
+        group: "iomap",
+        required: false,
+    },
+    Probe {
+        program: "block_bio_queue",
+        group: "block",
+        required: false,
+    },
+    Probe {
+        program: "block_split",
+        group: "block",
+        required: false,
+    },
+    Probe {
+        program: "block_bio_backmerge",
+        group: "block",
+        required: false,
+    },
+    Probe {
+        program: "block_bio_frontmerge",
+        group: "block",
+        required: false,
+    },
+    Probe {
+        program: "block_rq_issue",
+        group: "block",
+        required: false,
+    },
+    Probe {
+        program: "block_rq_complete",
+        group: "block",
+        required: false,
+    },
+    // Synchronous vectored I/O, to compare with AIO.
+    Probe {
+        program: "sys_enter_readv",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_exit_readv",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_enter_writev",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_exit_writev",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_enter_preadv",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_exit_preadv",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_enter_pwritev",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_exit_pwritev",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_enter_preadv2",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_exit_preadv2",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_enter_pwritev2",
+        group: "syscalls",
+        required: false,
+    },
+    Probe {
+        program: "sys_exit_pwritev2",
+        group: "syscalls",
+        required: false,
     },
 ];
 
@@ -139,6 +240,7 @@ pub struct Tracer {
     /// Kernel id of the counters map, to open more handles on it.
     counters_id: Option<u32>,
     loss: PerCpuArray<MapData, u64>,
+    devices: PerCpuHashMap<MapData, u32, DevCounters>,
     /// Optional probes that could not be attached, with the reason.
     pub skipped: Vec<(Probe, String)>,
     /// Monotonic ns when every probe was attached.
@@ -228,6 +330,9 @@ impl Tracer {
         let loss = PerCpuArray::try_from(take_map(&mut ebpf, "LOSS")?)
             .map_err(|e| LoadError::Map("LOSS", e))?;
 
+        let devices = PerCpuHashMap::try_from(take_map(&mut ebpf, "DEV_STATS")?)
+            .map_err(|e| LoadError::Map("DEV_STATS", e))?;
+
         let mut skipped = Vec::new();
         for probe in PROBES {
             match attach(&mut ebpf, probe) {
@@ -254,6 +359,7 @@ impl Tracer {
             counters,
             counters_id,
             loss,
+            devices,
             skipped,
             attached_ns: crate::session::monotonic_ns(),
         };
@@ -269,6 +375,18 @@ impl Tracer {
     /// Per (pid, ctx) counters, summed over CPUs, in key order.
     pub fn counters(&self) -> Vec<(CtxKey, CtxCounters)> {
         self.counters.snapshot()
+    }
+
+    /// Per block device counters, summed over CPUs, in device order.
+    pub fn devices(&self) -> Vec<(u32, DevCounters)> {
+        let mut all: Vec<_> = self
+            .devices
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(dev, per_cpu)| (dev, crate::model::sum_devices(per_cpu.iter())))
+            .collect();
+        all.sort_by_key(|(dev, _)| *dev);
+        all
     }
 
     /// Another handle on the counters map, for a thread that does not own the tracer.

@@ -1,12 +1,14 @@
 //! Ring buffer bytes → typed records.
 
-use aio_trace_common::{CtxRecord, IocbRecord, RECORD_CTX, RECORD_IOCB};
+use aio_trace_common::{CtxRecord, IocbRecord, RECORD_CTX, RECORD_IOCB, RECORD_SYSCALL};
 use thiserror::Error;
 
 /// One record of the kernel half.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Record {
     Iocb(IocbRecord),
+    /// A synchronous vectored syscall, in the same layout as an iocb.
+    Syscall(IocbRecord),
     Ctx(CtxRecord),
 }
 
@@ -44,6 +46,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         None => Err(DecodeError::Empty),
         Some(&RECORD_IOCB) => read(bytes, RECORD_IOCB).map(Record::Iocb),
         Some(&RECORD_CTX) => read(bytes, RECORD_CTX).map(Record::Ctx),
+        Some(&RECORD_SYSCALL) => read(bytes, RECORD_SYSCALL).map(Record::Syscall),
         Some(&other) => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -96,7 +99,7 @@ mod tests {
             Err(DecodeError::Truncated {
                 kind: RECORD_IOCB,
                 len: 4,
-                expected: 104
+                expected: 168
             })
         );
     }

@@ -34,6 +34,9 @@ pub trait Sink {
 /// How often in-flight entries are checked, and when one is given up on.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 pub const DEFAULT_INFLIGHT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long after its kernel completion an unreaped iocb is taken to have been
+/// reaped from the user-space AIO ring.
+pub const REAP_GRACE: Duration = Duration::from_secs(2);
 
 pub struct Session {
     pub tracer: Tracer,
@@ -42,6 +45,7 @@ pub struct Session {
     /// In-flight entries given up on by the user half.
     aged_out: u64,
     abandoned: u64,
+    completed_unreaped: u64,
     /// Contexts destroyed in the current batch, with when, swept after it.
     destroyed: Vec<(CtxKey, u64)>,
 }
@@ -61,6 +65,7 @@ impl Session {
             inflight_timeout_ns: inflight_timeout.as_nanos() as u64,
             aged_out: 0,
             abandoned: 0,
+            completed_unreaped: 0,
             destroyed: Vec::new(),
         })
     }
@@ -97,7 +102,11 @@ impl Session {
                         break Err(e);
                     }
                 }
-                _ = sweep.tick() => self.sweep(),
+                _ = sweep.tick() => {
+                    if let Err(e) = self.sweep(sink) {
+                        break Err(e);
+                    }
+                }
             }
         };
         self.tracer.detach();
@@ -128,7 +137,7 @@ impl Session {
             }
         }
         if !self.destroyed.is_empty() {
-            self.reclaim_destroyed();
+            self.reclaim_destroyed(sink)?;
         }
         sink.flush()
     }
@@ -137,7 +146,8 @@ impl Session {
     /// entries. Only those submitted before the destroy: the kernel hands the
     /// same context id to the next io_setup, whose iocbs may already be in
     /// flight by the time this record is read.
-    fn reclaim_destroyed(&mut self) {
+    /// Those the kernel completed were reaped from the ring: records.
+    fn reclaim_destroyed(&mut self, sink: &mut impl Sink) -> io::Result<()> {
         let destroyed = &self.destroyed;
         let doomed: Vec<_> = self
             .tracer
@@ -149,26 +159,44 @@ impl Session {
                     .iter()
                     .any(|(d, at)| d.pid == k.pid && d.ctx == k.ctx && record.submit_ns < *at)
             })
-            .map(|(k, _)| k)
             .collect();
-        for key in doomed {
+        for (key, record) in doomed {
             if self.tracer.inflight.remove(&key).is_ok() {
-                self.abandoned += 1;
+                if record.complete_ts != 0 {
+                    sink.record(&Record::Iocb(record))?;
+                    self.completed_unreaped += 1;
+                } else {
+                    self.abandoned += 1;
+                }
             }
         }
         self.destroyed.clear();
+        Ok(())
     }
 
-    /// Drops in-flight entries of dead processes and entries past the timeout.
-    fn sweep(&mut self) {
+    /// Delivers iocbs the kernel completed but nobody reaped with io_getevents
+    /// within `REAP_GRACE` (the application reads the AIO ring in user memory):
+    /// records with `complete_ns` set and no reap time. Drops in-flight entries
+    /// of dead processes and entries past the timeout.
+    fn sweep(&mut self, sink: &mut impl Sink) -> io::Result<()> {
         let now = monotonic_ns();
         let mut alive: StdHashMap<u32, bool> = StdHashMap::new();
         let mut doomed = Vec::new();
+        let mut completed = Vec::new();
         for entry in self.tracer.inflight.iter().filter_map(Result::ok) {
             let (key, record) = entry;
             let process_alive = *alive
                 .entry(key.pid)
                 .or_insert_with(|| Path::new(&format!("/proc/{}", key.pid)).exists());
+            // Completed in the kernel and either its process is gone or nobody
+            // reaped it with io_getevents for a while: reaped from the ring.
+            if record.complete_ts != 0
+                && (!process_alive
+                    || now.saturating_sub(record.complete_ts) > REAP_GRACE.as_nanos() as u64)
+            {
+                completed.push((key, record));
+                continue;
+            }
             match staleness(
                 record.submit_ns,
                 now,
@@ -179,6 +207,14 @@ impl Session {
                 verdict => doomed.push((key, verdict)),
             }
         }
+        for (key, record) in completed {
+            // Removed first: if io_getevents reaps it meanwhile, the kernel
+            // half counts it unmatched rather than both emitting it.
+            if self.tracer.inflight.remove(&key).is_ok() {
+                sink.record(&Record::Iocb(record))?;
+                self.completed_unreaped += 1;
+            }
+        }
         for (key, verdict) in doomed {
             if self.tracer.inflight.remove(&key).is_ok() {
                 match verdict {
@@ -187,5 +223,12 @@ impl Session {
                 }
             }
         }
+        sink.flush()
+    }
+
+    /// Iocbs delivered by the sweep because the kernel completed them and no
+    /// io_getevents reaped them.
+    pub fn completed_unreaped(&self) -> u64 {
+        self.completed_unreaped
     }
 }

@@ -9,7 +9,7 @@ use std::{
 
 use aio_trace::{
     loader::{TraceConfig, Tracer},
-    model::ContextSummary,
+    model::{ContextSummary, DeviceSummary},
     output::{JsonSnoop, TextSnoop, write_json_summary, write_text_summary},
     session::Session,
 };
@@ -96,11 +96,18 @@ pub async fn run(args: SnoopArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(key, counters)| ContextSummary::new(key, counters))
         .collect();
+    let devices: Vec<_> = session
+        .tracer
+        .devices()
+        .iter()
+        .filter(|(_, c)| c.bios != 0 || c.requests != 0)
+        .map(|(dev, c)| DeviceSummary::new(*dev, c))
+        .collect();
     let losses = session.losses();
     let written = if args.json {
-        write_json_summary(&mut out, &summaries, &losses)
+        write_json_summary(&mut out, &summaries, &devices, &losses)
     } else {
-        write_text_summary(&mut out, &summaries, &losses)
+        write_text_summary(&mut out, &summaries, &devices, &losses)
     };
     match written {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}

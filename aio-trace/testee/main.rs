@@ -306,8 +306,19 @@ fn open_scratch(dir: &Path, name: &str) -> io::Result<std::fs::File> {
 /// Submits four PREADs and reaps them from the AIO ring in user memory, as
 /// fio --userspace_reap does: no io_getevents at all. Then stays alive long
 /// enough for the tracer to age the entries out.
-fn ring_reap(dir: &Path) -> io::Result<Truth> {
-    let file = open_scratch(dir, "ring.dat")?;
+fn ring_reap(dir: &Path, direct: bool) -> io::Result<Truth> {
+    let file = if direct {
+        open_scratch(dir, "ring.dat")?
+    } else {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.join("ring-buffered.dat"))?;
+        file.set_len(1 << 20)?;
+        file
+    };
     let ctx = AioContext::new(16)?;
     let mut bufs: Vec<AlignedBuf> = (0..4).map(|_| AlignedBuf::zeroed(BLOCK, BLOCK)).collect();
     let mut iocbs: Vec<Iocb> = bufs
@@ -365,6 +376,177 @@ fn destroy_inflight(dir: &Path) -> io::Result<Truth> {
     })
 }
 
+/// Extents of a file, by FIEMAP (`fm_extent_count = 0` asks only for the count).
+fn extent_count(file: &std::fs::File) -> io::Result<u32> {
+    #[repr(C)]
+    struct Fiemap {
+        start: u64,
+        length: u64,
+        flags: u32,
+        mapped_extents: u32,
+        extent_count: u32,
+        reserved: u32,
+    }
+    const FS_IOC_FIEMAP: libc::c_ulong = 0xC020_660B;
+    const FIEMAP_FLAG_SYNC: u32 = 1;
+    let mut map = Fiemap {
+        start: 0,
+        length: u64::MAX,
+        flags: FIEMAP_FLAG_SYNC,
+        mapped_extents: 0,
+        extent_count: 0,
+        reserved: 0,
+    };
+    // SAFETY: FIEMAP with no extent array only writes the header.
+    if unsafe { libc::ioctl(file.as_raw_fd(), FS_IOC_FIEMAP, &mut map) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(map.mapped_extents)
+}
+
+/// Known block-layer layout: a preallocated, written, single-extent file read
+/// and written with O_DIRECT. Prints each iocb with its expected dispatches.
+fn block(dir: &Path) -> io::Result<Truth> {
+    let max_bytes: usize =
+        std::env::var("AIO_TRACE_TEST_BIG").map_or(8 << 20, |v| v.parse().expect("size"));
+    let size = 2 * max_bytes + (1 << 20);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(dir.join("block.dat"))?;
+    // SAFETY: plain syscall on our fd.
+    if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, size as libc::off_t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Written, so that reads reach the device (unwritten extents read as zeros without I/O).
+    let mut chunk = AlignedBuf::zeroed(1 << 20, BLOCK);
+    chunk.fill(0x5a);
+    for at in (0..size).step_by(1 << 20) {
+        std::os::unix::fs::FileExt::write_at(&file, &chunk, at as u64)?;
+    }
+    file.sync_all()?;
+    let extents = extent_count(&file)?;
+    let fd = file.as_raw_fd();
+    let mut d = Driver {
+        ctx: AioContext::new(64)?,
+        truth: Truth::default(),
+        tag: 0,
+    };
+    let mut arena = Arena {
+        bufs: Vec::new(),
+        iovs: Vec::new(),
+    };
+
+    let t = d.next_tag();
+    let iov = arena.iov(&[BLOCK; 8]);
+    d.run(
+        vec![Planned {
+            iocb: Box::new(aio::preadv(fd, iov, 0, t)),
+            op: "PREADV",
+            segs: 8,
+            bytes: Some(8 * BLOCK as u64),
+        }],
+        1,
+    )?;
+
+    let mut batch = Vec::new();
+    for i in 0..8 {
+        let t = d.next_tag();
+        let buf = arena.buf(BLOCK);
+        batch.push(Planned {
+            iocb: Box::new(aio::pread(fd, buf, (i * BLOCK) as i64, t)),
+            op: "PREAD",
+            segs: 1,
+            bytes: Some(BLOCK as u64),
+        });
+    }
+    d.run(batch, 8)?;
+
+    // More than the device's max I/O size, in 128 KiB segments.
+    let t = d.next_tag();
+    let segs = 2 * max_bytes / (128 << 10);
+    let iov = arena.iov(&vec![128 << 10; segs]);
+    d.run(
+        vec![Planned {
+            iocb: Box::new(aio::preadv(fd, iov, (1 << 20) as i64, t)),
+            op: "PREADV",
+            segs: segs as u64,
+            bytes: Some(2 * max_bytes as u64),
+        }],
+        1,
+    )?;
+
+    let t = d.next_tag();
+    let iov = arena.iov(&[BLOCK; 8]);
+    d.run(
+        vec![Planned {
+            iocb: Box::new(aio::pwritev(fd, iov, (1 << 20) as i64, t)),
+            op: "PWRITEV",
+            segs: 8,
+            bytes: Some(8 * BLOCK as u64),
+        }],
+        1,
+    )?;
+
+    // The synchronous vectored syscall over the same kind of range.
+    let iov = arena.iov(&[BLOCK; 8]);
+    // SAFETY: iov points at live, writable buffers.
+    let got = unsafe { libc::preadv(fd, iov.as_ptr().cast(), 8, 65536) };
+    let mut truth = std::mem::take(&mut d.truth);
+    truth.lines.push(json!({"type": "syscall", "op": "PREADV", "segs": 8, "bytes": 8 * BLOCK, "res": got, "offset": 65536}));
+    truth
+        .lines
+        .push(json!({"type": "layout", "extents": extents}));
+    Ok(truth)
+}
+
+/// A raw block device (no filesystem, so no dispatch events): bios must be
+/// matched to iocbs by sector.
+fn raw(device: &Path) -> io::Result<Truth> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(device)?;
+    let fd = file.as_raw_fd();
+    let mut d = Driver {
+        ctx: AioContext::new(64)?,
+        truth: Truth::default(),
+        tag: 0,
+    };
+    let mut arena = Arena {
+        bufs: Vec::new(),
+        iovs: Vec::new(),
+    };
+    let t = d.next_tag();
+    let iov = arena.iov(&[BLOCK; 8]);
+    d.run(
+        vec![Planned {
+            iocb: Box::new(aio::preadv(fd, iov, 65536, t)),
+            op: "PREADV",
+            segs: 8,
+            bytes: Some(8 * BLOCK as u64),
+        }],
+        1,
+    )?;
+    let mut batch = Vec::new();
+    for i in 0..4 {
+        let t = d.next_tag();
+        let buf = arena.buf(BLOCK);
+        // Spread out so the block layer cannot merge them.
+        batch.push(Planned {
+            iocb: Box::new(aio::pread(fd, buf, ((i * 64 + 256) * BLOCK) as i64, t)),
+            op: "PREAD",
+            segs: 1,
+            bytes: Some(BLOCK as u64),
+        });
+    }
+    d.run(batch, 4)?;
+    Ok(std::mem::take(&mut d.truth))
+}
+
 /// The built-in workload, randrw with --verify, as `aio-trace workload` runs it.
 fn workload(dir: &Path, mode: workload::Mode) -> io::Result<Truth> {
     let config = workload::WorkloadConfig {
@@ -411,7 +593,12 @@ fn main() -> io::Result<()> {
 
     let truth = match scenario.as_str() {
         "basic" => basic(Path::new(dir))?,
-        "ring_reap" => ring_reap(Path::new(dir))?,
+        "ring_reap" => ring_reap(Path::new(dir), true)?,
+        "ring_reap_buffered" => ring_reap(Path::new(dir), false)?,
+        "block" => block(Path::new(dir))?,
+        "raw" => raw(Path::new(
+            &std::env::var("AIO_TRACE_TEST_DEVICE").expect("AIO_TRACE_TEST_DEVICE"),
+        ))?,
         "destroy_inflight" => destroy_inflight(Path::new(dir))?,
         "workload-vectored" => workload(Path::new(dir), workload::Mode::Vectored)?,
         "workload-scalar" => workload(Path::new(dir), workload::Mode::Scalar)?,

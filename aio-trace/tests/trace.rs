@@ -219,28 +219,130 @@ fn without_capabilities_it_names_the_missing_ones() {
 }
 
 /// An application that reaps from the AIO ring in user memory never calls
-/// io_getevents: its entries must age out, counted, not pile up.
+/// io_getevents: its iocbs become records at their kernel completion (no reap
+/// time), instead of piling up in the in-flight table.
 #[test]
-fn iocbs_reaped_from_the_user_ring_age_out() {
+fn iocbs_reaped_from_the_user_ring_become_records() {
     let testee = Testee::spawn("ring_reap");
-    let (_truth, records, summaries, losses) = trace_with_timeout(testee, Duration::from_secs(1));
-    assert!(
-        records.is_empty(),
-        "no io_getevents, no record: {records:?}"
-    );
-    assert_eq!(losses.aged_out, 4, "{losses:?}");
-    assert_eq!(losses.abandoned, 0, "{losses:?}");
+    let (_truth, records, summaries, losses) = trace(testee);
+    assert_eq!(records.len(), 4, "{records:?}");
+    for r in &records {
+        assert!(
+            r.reaped_ns().is_none() && r.complete_ns().is_some(),
+            "{r:?}"
+        );
+        assert_eq!((r.op().name(), r.bytes), ("PREAD", 4096));
+    }
+    assert_eq!(losses.total(), 0, "{losses:?}");
     assert_eq!(summaries[0].iocbs_submitted, 4);
     assert_eq!(summaries[0].io_getevents_calls, 0);
 }
 
-/// io_destroy with iocbs in flight discards their events: the entries are
-/// reclaimed as abandoned.
+/// Without a kernel completion to go by (buffered AIO has no filesystem
+/// dispatch event), ring-reaped iocbs age out, counted, after the timeout.
+#[test]
+fn unseen_completions_age_out() {
+    let testee = Testee::spawn("ring_reap_buffered");
+    let (_truth, records, _summaries, losses) = trace_with_timeout(testee, Duration::from_secs(1));
+    assert!(records.is_empty(), "{records:?}");
+    assert_eq!(losses.aged_out, 4, "{losses:?}");
+    assert_eq!(losses.abandoned, 0, "{losses:?}");
+}
+
+/// io_destroy with iocbs in flight waits for them and discards their events:
+/// their entries leave the table, as records (the kernel completed them) with
+/// no reap time.
 #[test]
 fn io_destroy_reclaims_inflight_iocbs() {
     let testee = Testee::spawn("destroy_inflight");
     let (_truth, records, _summaries, losses) = trace(testee);
-    assert!(records.is_empty(), "{records:?}");
-    assert_eq!(losses.abandoned, 4, "{losses:?}");
-    assert_eq!(losses.aged_out, 0, "{losses:?}");
+    assert_eq!(records.len(), 4, "{records:?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.reaped_ns().is_none() && r.complete_ns().is_some())
+    );
+    assert_eq!(losses.total(), 0, "{losses:?}");
+}
+
+/// fio reaping from the ring (--userspace_reap with iodepth_batch_complete_min=0)
+/// makes no io_getevents call at all; every one of its I/Os is still a record.
+#[test]
+fn fio_userspace_reap_is_traced_to_the_last_iocb() {
+    let dir = common::TempDir::new("fio");
+    let file = format!("{}/fio.dat", dir.path());
+    let fio = move |args: &[&str]| {
+        Command::new("fio")
+            .args([
+                "--name=ur",
+                "--ioengine=libaio",
+                "--direct=1",
+                "--bs=4k",
+                "--size=16M",
+                "--iodepth=8",
+            ])
+            .arg(format!("--filename={file}"))
+            .args(args)
+            .output()
+            .expect("fio (cargo xtask test installs it)")
+    };
+    assert!(
+        fio(&["--rw=write"]).status.success(),
+        "fio lays out the file"
+    );
+    let config = aio_trace::loader::TraceConfig {
+        comm: Some("fio".into()),
+        ..Default::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (records, losses, summaries) = runtime.block_on(async {
+        let (tracer, ring) = aio_trace::loader::Tracer::start(&config).unwrap();
+        let mut session =
+            aio_trace::session::Session::new(tracer, ring, Duration::from_secs(30)).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let run = std::thread::spawn(move || {
+            let out = fio(&[
+                "--rw=randread",
+                "--userspace_reap=1",
+                "--iodepth_batch_complete_min=0",
+                "--number_ios=500",
+            ]);
+            let _ = tx.send(());
+            out
+        });
+        let mut sink = common::Collect::default();
+        session
+            .run(&mut sink, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        assert!(run.join().unwrap().status.success());
+        let summaries = session.tracer.counters();
+        (sink.0, session.losses(), summaries)
+    });
+    let iocbs: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            aio_trace::reader::Record::Iocb(r) => Some(*r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(iocbs.len(), 500, "every fio I/O is a record");
+    assert!(iocbs.iter().all(|r| r.op().name() == "PREAD"
+        && r.bios == 1
+        && r.complete_ns().is_some()
+        && r.reaped_ns().is_none()));
+    assert_eq!(
+        summaries
+            .iter()
+            .map(|(_, c)| c.io_getevents_calls)
+            .sum::<u64>(),
+        0,
+        "fio reaped from the ring only"
+    );
+    assert_eq!(losses.total(), 0, "{losses:?}");
 }

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use aio_trace::model::IocbView;
-use common::{AIO_TRACE, TempDir, Testee, of_type, trace};
+use common::{AIO_TRACE, LoopDevice, TempDir, Testee, of_type, trace};
 
 /// (offset, length) of every byte range the records cover.
 fn ranges(records: &[aio_trace_common::IocbRecord]) -> Vec<(i64, u64, bool)> {
@@ -149,54 +149,6 @@ fn a_filesystem_without_o_direct_is_named() {
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-}
-
-/// A loop device over a file in /dev/shm, detached (and unmounted) on drop.
-struct LoopDevice {
-    device: String,
-    backing: std::path::PathBuf,
-    mountpoint: Option<TempDir>,
-}
-
-impl LoopDevice {
-    fn new(name: &str) -> Self {
-        let backing =
-            std::path::PathBuf::from(format!("/dev/shm/aio-trace-{name}-{}", std::process::id()));
-        std::fs::File::create(&backing)
-            .unwrap()
-            .set_len(64 << 20)
-            .unwrap();
-        let out = Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(&backing)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "losetup: {out:?}");
-        let device = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        Self {
-            device,
-            backing,
-            mountpoint: None,
-        }
-    }
-
-    fn mount(&mut self) {
-        let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?}");
-        ok(Command::new("mkfs.ext4").args(["-q", "-F", &self.device]));
-        let dir = TempDir::new("mnt");
-        ok(Command::new("mount").args([&self.device, dir.path()]));
-        self.mountpoint = Some(dir);
-    }
-}
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.mountpoint {
-            let _ = Command::new("umount").arg(dir.path()).status();
-        }
-        let _ = Command::new("losetup").args(["-d", &self.device]).status();
-        let _ = std::fs::remove_file(&self.backing);
-    }
 }
 
 #[test]

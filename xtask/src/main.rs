@@ -84,6 +84,7 @@ fn run(cli: Cli) -> Result<()> {
             // What the root integration tests drive besides aio-trace itself.
             setup::ensure_packages(&[
                 ("tmux", "tmux"),
+                ("fio", "fio"),
                 ("losetup", "util-linux"),
                 ("mkfs.ext4", "e2fsprogs"),
                 ("setpriv", "util-linux"),

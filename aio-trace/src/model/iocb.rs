@@ -3,7 +3,8 @@
 use aio_trace_common::{
     IOCB_BYTES_UNKNOWN, IOCB_CMD_FDSYNC, IOCB_CMD_FSYNC, IOCB_CMD_NOOP, IOCB_CMD_POLL,
     IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_CMD_PWRITE, IOCB_CMD_PWRITEV, IOCB_REJECTED,
-    IOCB_RES_UNKNOWN, IocbRecord,
+    IOCB_RES_UNKNOWN, IocbRecord, RECORD_SYSCALL, SYSCALL_PREADV, SYSCALL_PREADV2, SYSCALL_PWRITEV,
+    SYSCALL_PWRITEV2, SYSCALL_READV, SYSCALL_WRITEV,
 };
 
 /// An iocb opcode as the record names it.
@@ -17,6 +18,13 @@ pub enum Op {
     Noop,
     Preadv,
     Pwritev,
+    /// Synchronous vectored syscalls (`"type":"syscall"` records).
+    Readv,
+    Writev,
+    SyscallPreadv,
+    SyscallPwritev,
+    Preadv2,
+    Pwritev2,
     /// An opcode this version does not know (the kernel rejects it with -EINVAL).
     Other(u16),
 }
@@ -32,6 +40,12 @@ impl Op {
             IOCB_CMD_NOOP => Self::Noop,
             IOCB_CMD_PREADV => Self::Preadv,
             IOCB_CMD_PWRITEV => Self::Pwritev,
+            SYSCALL_READV => Self::Readv,
+            SYSCALL_WRITEV => Self::Writev,
+            SYSCALL_PREADV => Self::SyscallPreadv,
+            SYSCALL_PWRITEV => Self::SyscallPwritev,
+            SYSCALL_PREADV2 => Self::Preadv2,
+            SYSCALL_PWRITEV2 => Self::Pwritev2,
             other => Self::Other(other),
         }
     }
@@ -44,14 +58,31 @@ impl Op {
             Self::Fdsync => "FDSYNC",
             Self::Poll => "POLL",
             Self::Noop => "NOOP",
-            Self::Preadv => "PREADV",
-            Self::Pwritev => "PWRITEV",
+            Self::Preadv | Self::SyscallPreadv => "PREADV",
+            Self::Pwritev | Self::SyscallPwritev => "PWRITEV",
+            Self::Readv => "READV",
+            Self::Writev => "WRITEV",
+            Self::Preadv2 => "PREADV2",
+            Self::Pwritev2 => "PWRITEV2",
             Self::Other(_) => "UNKNOWN",
         }
     }
 
+    /// The vectored AIO opcodes (not the synchronous vectored syscalls).
     pub fn is_vectored(self) -> bool {
         matches!(self, Self::Preadv | Self::Pwritev)
+    }
+
+    pub fn is_syscall(self) -> bool {
+        matches!(
+            self,
+            Self::Readv
+                | Self::Writev
+                | Self::SyscallPreadv
+                | Self::SyscallPwritev
+                | Self::Preadv2
+                | Self::Pwritev2
+        )
     }
 }
 
@@ -72,6 +103,38 @@ pub trait IocbView {
     fn reaped_ns(&self) -> Option<u64>;
     /// Submit → reap.
     fn latency_ns(&self) -> Option<u64>;
+    /// A synchronous vectored syscall rather than an iocb.
+    fn is_syscall_record(&self) -> bool;
+    /// The file offset, unless the call used the file position (readv/writev).
+    fn file_offset(&self) -> Option<i64>;
+    /// "major:minor" of the dispatch's device.
+    fn device(&self) -> Option<String>;
+    /// Stages, each `None` where it does not exist (no dispatch, no bio…):
+    /// submit → filesystem dispatch,
+    fn dispatch_ns(&self) -> Option<u64>;
+    /// dispatch → first bio queued,
+    fn queue_ns(&self) -> Option<u64>;
+    /// first bio queued → last request completed,
+    fn device_ns(&self) -> Option<u64>;
+    /// last request completed → kernel completion of the iocb,
+    fn end_io_ns(&self) -> Option<u64>;
+    /// kernel completion → handed to the application (io_getevents return).
+    fn reap_lag_ns(&self) -> Option<u64>;
+    /// Monotonic ns of the kernel-side completion.
+    fn complete_ns(&self) -> Option<u64>;
+}
+
+fn nonzero(ts: u64) -> Option<u64> {
+    (ts != 0).then_some(ts)
+}
+
+fn span(from: u64, to: u64) -> Option<u64> {
+    (from != 0 && to != 0).then(|| to.saturating_sub(from))
+}
+
+/// The kernel's dev_t encoding in tracepoints: major << 20 | minor.
+pub fn dev_name(dev: u32) -> String {
+    format!("{}:{}", dev >> 20, dev & 0xf_ffff)
 }
 
 impl IocbView for IocbRecord {
@@ -93,6 +156,33 @@ impl IocbView for IocbRecord {
     fn latency_ns(&self) -> Option<u64> {
         self.reaped_ns()
             .map(|reap| reap.saturating_sub(self.submit_ns))
+    }
+    fn is_syscall_record(&self) -> bool {
+        self.kind == RECORD_SYSCALL
+    }
+    fn file_offset(&self) -> Option<i64> {
+        (self.offset >= 0).then_some(self.offset)
+    }
+    fn device(&self) -> Option<String> {
+        (self.dispatches != 0).then(|| dev_name(self.dev))
+    }
+    fn dispatch_ns(&self) -> Option<u64> {
+        span(self.submit_ns, self.dispatch_ts)
+    }
+    fn queue_ns(&self) -> Option<u64> {
+        span(self.dispatch_ts, self.first_bio_ts)
+    }
+    fn device_ns(&self) -> Option<u64> {
+        span(self.first_bio_ts, self.last_rq_ts)
+    }
+    fn end_io_ns(&self) -> Option<u64> {
+        span(self.last_rq_ts, self.complete_ts)
+    }
+    fn reap_lag_ns(&self) -> Option<u64> {
+        span(self.complete_ts, self.reaped_ns().unwrap_or(0))
+    }
+    fn complete_ns(&self) -> Option<u64> {
+        nonzero(self.complete_ts)
     }
 }
 
@@ -153,6 +243,57 @@ mod tests {
             ..r
         };
         assert_eq!(unknown.result(), None);
+    }
+
+    #[test]
+    fn stages_partition_the_latency_and_are_null_where_absent() {
+        let r = IocbRecord {
+            submit_ns: 1_000,
+            dispatch_ts: 1_200,
+            first_bio_ts: 1_300,
+            last_rq_ts: 5_300,
+            complete_ts: 5_400,
+            reap_ns: 6_000,
+            dispatches: 1,
+            dev: (254 << 20) | 3,
+            ..Default::default()
+        };
+        let stages = [
+            r.dispatch_ns(),
+            r.queue_ns(),
+            r.device_ns(),
+            r.end_io_ns(),
+            r.reap_lag_ns(),
+        ];
+        assert_eq!(
+            stages,
+            [Some(200), Some(100), Some(4_000), Some(100), Some(600)]
+        );
+        assert_eq!(
+            stages.iter().flatten().sum::<u64>(),
+            r.latency_ns().unwrap()
+        );
+        assert_eq!(r.device().as_deref(), Some("254:3"));
+        // Buffered I/O: no dispatch, no bio, no kernel completion seen.
+        let buffered = IocbRecord {
+            submit_ns: 10,
+            reap_ns: 50,
+            ..Default::default()
+        };
+        assert_eq!(buffered.dispatch_ns(), None);
+        assert_eq!(buffered.device_ns(), None);
+        assert_eq!(buffered.reap_lag_ns(), None);
+        assert_eq!(buffered.device(), None);
+    }
+
+    #[test]
+    fn syscall_opcodes_have_their_names() {
+        use aio_trace_common::{SYSCALL_PREADV, SYSCALL_PWRITEV2, SYSCALL_READV};
+        assert_eq!(Op::from_opcode(SYSCALL_READV).name(), "READV");
+        assert_eq!(Op::from_opcode(SYSCALL_PREADV).name(), "PREADV");
+        assert_eq!(Op::from_opcode(SYSCALL_PWRITEV2).name(), "PWRITEV2");
+        assert!(Op::from_opcode(SYSCALL_PREADV).is_syscall());
+        assert!(!Op::from_opcode(SYSCALL_PREADV).is_vectored());
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct LossCounts {
     pub batch_truncated: u64,
     /// Syscalls whose entry state could not be kept for their exit.
     pub syscall_state_full: u64,
+    /// Bios queued inside a traced AIO or vectored call that matched no iocb.
+    pub unattributed_bios: u64,
+    /// Filesystem dispatches inside io_submit that matched no iocb.
+    pub unmatched_dispatches: u64,
     /// In-flight iocbs never reaped within the timeout (e.g. reaped from the
     /// user-space ring without io_getevents).
     pub aged_out: u64,
@@ -49,6 +53,8 @@ impl LossCounts {
             unmatched: at(LossCause::Unmatched),
             batch_truncated: at(LossCause::BatchTruncated),
             syscall_state_full: at(LossCause::SyscallStateFull),
+            unattributed_bios: at(LossCause::UnattributedBio),
+            unmatched_dispatches: at(LossCause::UnmatchedDispatch),
             aged_out: 0,
             abandoned: 0,
         }
@@ -61,6 +67,8 @@ impl LossCounts {
             + self.unmatched
             + self.batch_truncated
             + self.syscall_state_full
+            + self.unattributed_bios
+            + self.unmatched_dispatches
             + self.aged_out
             + self.abandoned
     }
@@ -72,13 +80,14 @@ mod tests {
 
     #[test]
     fn maps_each_kernel_cause_to_its_field() {
-        let l = LossCounts::from_kernel([1, 2, 3, 4, 5, 6]);
+        let l = LossCounts::from_kernel([1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(
             (l.ring_full, l.inflight_full, l.user_read, l.unmatched),
             (1, 2, 3, 4)
         );
         assert_eq!((l.batch_truncated, l.syscall_state_full), (5, 6));
-        assert_eq!(l.total(), 21);
+        assert_eq!((l.unattributed_bios, l.unmatched_dispatches), (7, 8));
+        assert_eq!(l.total(), 36);
         let json = serde_json::to_string(&l).unwrap();
         assert!(
             json.starts_with(r#"{"type":"lost","ring_full":1,"#),

@@ -1,11 +1,13 @@
 //! Pure logic over decoded records: no kernel, no I/O, testable as is.
 
 mod counters;
+mod device;
 mod inflight;
 mod iocb;
 mod loss;
 
 pub use counters::{ContextSummary, sum_counters};
+pub use device::{DeviceSummary, log2_quantile_us, sum_devices};
 pub use inflight::{Staleness, staleness};
-pub use iocb::{IocbView, Op, comm_str};
+pub use iocb::{IocbView, Op, comm_str, dev_name};
 pub use loss::LossCounts;

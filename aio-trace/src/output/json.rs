@@ -9,13 +9,14 @@ use aio_trace_common::{CTX_SETUP, CtxRecord, IocbRecord};
 use serde::Serialize;
 
 use crate::{
-    model::{ContextSummary, IocbView, LossCounts, comm_str},
+    model::{ContextSummary, DeviceSummary, IocbView, LossCounts, comm_str},
     reader::Record,
     session::Sink,
 };
 
-/// `{"type":"iocb",…}`: one completed (or rejected) iocb. Fields are only
-/// ever added, never renamed; unknown values are null.
+/// `{"type":"iocb",…}`: one completed (or rejected) iocb; `{"type":"syscall",…}`:
+/// one synchronous vectored syscall, same fields. Fields are only ever added,
+/// never renamed; unknown values and stages that do not exist are null.
 #[derive(Serialize)]
 pub struct IocbJson<'a> {
     #[serde(rename = "type")]
@@ -26,7 +27,8 @@ pub struct IocbJson<'a> {
     pub ctx: u64,
     pub op: &'static str,
     pub fd: u32,
-    pub offset: i64,
+    /// Null for readv/writev, which use the file position.
+    pub offset: Option<i64>,
     pub segs: u32,
     pub bytes: Option<u64>,
     pub res: Option<i64>,
@@ -36,19 +38,42 @@ pub struct IocbJson<'a> {
     /// User address of the iocb, and the application's own tag for it.
     pub iocb: u64,
     pub aio_data: u64,
+    /// "major:minor" and inode of the filesystem dispatch; null without one.
+    pub dev: Option<String>,
+    pub ino: Option<u64>,
+    pub dispatches: u32,
+    pub bios: u32,
+    pub splits: u32,
+    pub merges: u32,
+    /// submit → filesystem dispatch.
+    pub dispatch_ns: Option<u64>,
+    /// dispatch → first bio queued.
+    pub queue_ns: Option<u64>,
+    /// first bio queued → last request completed.
+    pub device_ns: Option<u64>,
+    /// last request completed → kernel completion.
+    pub end_io_ns: Option<u64>,
+    /// Kernel completion time (monotonic ns).
+    pub complete_ns: Option<u64>,
+    /// kernel completion → handed to the application.
+    pub reap_lag_ns: Option<u64>,
 }
 
 impl<'a> IocbJson<'a> {
     pub fn new(r: &'a IocbRecord) -> Self {
         Self {
-            kind: "iocb",
+            kind: if r.is_syscall_record() {
+                "syscall"
+            } else {
+                "iocb"
+            },
             pid: r.pid,
             tid: r.tid,
             comm: comm_str(&r.comm),
             ctx: r.ctx,
             op: r.op().name(),
             fd: r.fd,
-            offset: r.offset,
+            offset: r.file_offset(),
             segs: r.segs,
             bytes: r.requested_bytes(),
             res: r.result(),
@@ -57,6 +82,18 @@ impl<'a> IocbJson<'a> {
             latency_ns: r.latency_ns(),
             iocb: r.iocb,
             aio_data: r.aio_data,
+            dev: r.device(),
+            ino: (r.dispatches != 0).then_some(r.ino),
+            dispatches: r.dispatches,
+            bios: r.bios,
+            splits: r.splits,
+            merges: r.merges,
+            dispatch_ns: r.dispatch_ns(),
+            queue_ns: r.queue_ns(),
+            device_ns: r.device_ns(),
+            end_io_ns: r.end_io_ns(),
+            complete_ns: r.complete_ns(),
+            reap_lag_ns: r.reap_lag_ns(),
         }
     }
 }
@@ -106,7 +143,9 @@ impl<W: Write> JsonSnoop<W> {
 impl<W: Write> Sink for JsonSnoop<W> {
     fn record(&mut self, record: &Record) -> io::Result<()> {
         match record {
-            Record::Iocb(r) => serde_json::to_writer(&mut self.out, &IocbJson::new(r))?,
+            Record::Iocb(r) | Record::Syscall(r) => {
+                serde_json::to_writer(&mut self.out, &IocbJson::new(r))?
+            }
             Record::Ctx(r) => serde_json::to_writer(&mut self.out, &CtxJson::new(r))?,
         }
         self.out.write_all(b"\n")
@@ -116,14 +155,20 @@ impl<W: Write> Sink for JsonSnoop<W> {
     }
 }
 
-/// The exit lines: one summary per (pid, ctx), then the loss counters.
+/// The exit lines: one summary per (pid, ctx), one per block device, then
+/// the loss counters.
 pub fn write_json_summary(
     out: &mut impl Write,
     summaries: &[ContextSummary],
+    devices: &[DeviceSummary],
     losses: &LossCounts,
 ) -> io::Result<()> {
     for s in summaries {
         serde_json::to_writer(&mut *out, s)?;
+        out.write_all(b"\n")?;
+    }
+    for d in devices {
+        serde_json::to_writer(&mut *out, d)?;
         out.write_all(b"\n")?;
     }
     serde_json::to_writer(&mut *out, losses)?;
@@ -165,6 +210,14 @@ mod tests {
             res: 32768,
             submit_ns: 1_000,
             reap_ns: 51_000,
+            dev: (254 << 20) | 1,
+            ino: 12,
+            dispatches: 1,
+            bios: 1,
+            dispatch_ts: 3_000,
+            first_bio_ts: 4_000,
+            last_rq_ts: 44_000,
+            complete_ts: 45_000,
             ..Default::default()
         };
         let v = line(&r);
@@ -172,9 +225,34 @@ mod tests {
             "type": "iocb", "pid": 10, "tid": 11, "comm": "test", "ctx": 0x7f00_0000u64,
             "op": "PREADV", "fd": 3, "offset": 4096, "segs": 8, "bytes": 32768,
             "res": 32768, "submit_ns": 1000, "reap_ns": 51000, "latency_ns": 50000,
-            "iocb": 0x5000, "aio_data": 99
+            "iocb": 0x5000, "aio_data": 99,
+            "dev": "254:1", "ino": 12, "dispatches": 1, "bios": 1, "splits": 0, "merges": 0,
+            "dispatch_ns": 2000, "queue_ns": 1000, "device_ns": 40000, "end_io_ns": 1000,
+            "complete_ns": 45000, "reap_lag_ns": 6000
         });
         assert_eq!(v, expected);
+    }
+
+    #[test]
+    fn a_syscall_record_says_so_and_readv_has_no_offset() {
+        let r = IocbRecord {
+            kind: aio_trace_common::RECORD_SYSCALL,
+            opcode: aio_trace_common::SYSCALL_READV,
+            offset: -1,
+            segs: 2,
+            submit_ns: 10,
+            reap_ns: 20,
+            ..Default::default()
+        };
+        let mut sink = JsonSnoop::new(Vec::new());
+        sink.record(&Record::Syscall(r)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&sink.into_inner()).unwrap();
+        assert_eq!(
+            (v["type"].as_str(), v["op"].as_str()),
+            (Some("syscall"), Some("READV"))
+        );
+        assert!(v["offset"].is_null() && v["dispatch_ns"].is_null() && v["dev"].is_null());
+        assert_eq!(v["latency_ns"], 10);
     }
 
     #[test]

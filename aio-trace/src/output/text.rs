@@ -5,12 +5,12 @@ use std::io::{self, Write};
 use aio_trace_common::IocbRecord;
 
 use crate::{
-    model::{ContextSummary, IocbView, LossCounts, comm_str},
+    model::{ContextSummary, DeviceSummary, IocbView, LossCounts, comm_str},
     reader::Record,
     session::Sink,
 };
 
-pub const HEADER: &str = "TIME(s)      COMM             PID     CTX            OP       FD  OFFSET        SEGS      BYTES        RES    LAT(us)";
+pub const HEADER: &str = "TIME(s)      COMM             PID     CTX            OP       FD  OFFSET        SEGS      BYTES        RES    LAT(us)  BIOS  DISP/DEV/LAG(us)";
 
 pub struct TextSnoop<W: Write> {
     out: W,
@@ -32,7 +32,12 @@ fn opt<T: std::fmt::Display>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
-/// One snoop line (without newline). A rejected iocb shows `-` for latency.
+fn us(ns: Option<u64>) -> String {
+    ns.map_or_else(|| "-".to_owned(), |ns| format!("{:.1}", ns as f64 / 1e3))
+}
+
+/// One snoop line (without newline). Unknown values and stages that do not
+/// exist show `-`; a synchronous vectored syscall shows `-` for CTX.
 pub fn format_line(out: &mut impl Write, r: &IocbRecord, start_ns: u64) -> io::Result<()> {
     let at = r
         .reaped_ns()
@@ -41,26 +46,35 @@ pub fn format_line(out: &mut impl Write, r: &IocbRecord, start_ns: u64) -> io::R
     let latency = r
         .latency_ns()
         .map_or_else(|| "-".to_owned(), |ns| format!("{:.1}", ns as f64 / 1e3));
+    let ctx = if r.is_syscall_record() {
+        "-".to_owned()
+    } else {
+        format!("{:x}", r.ctx)
+    };
     write!(
         out,
-        "{:<12.6} {:<16} {:<7} {:<14x} {:<8} {:>3} {:<13} {:>4} {:>10} {:>10} {:>10}",
+        "{:<12.6} {:<16} {:<7} {:<14} {:<8} {:>3} {:<13} {:>4} {:>10} {:>10} {:>10} {:>5}  {}/{}/{}",
         at as f64 / 1e9,
         comm_str(&r.comm),
         r.pid,
-        r.ctx,
+        ctx,
         r.op().name(),
         r.fd,
-        r.offset,
+        opt(r.file_offset()),
         r.segs,
         opt(r.requested_bytes()),
         opt(r.result()),
         latency,
+        r.bios,
+        us(r.dispatch_ns()),
+        us(r.device_ns()),
+        us(r.reap_lag_ns()),
     )
 }
 
 impl<W: Write> Sink for TextSnoop<W> {
     fn record(&mut self, record: &Record) -> io::Result<()> {
-        if let Record::Iocb(r) = record {
+        if let Record::Iocb(r) | Record::Syscall(r) = record {
             format_line(&mut self.out, r, self.start_ns)?;
             self.out.write_all(b"\n")?;
         }
@@ -71,10 +85,12 @@ impl<W: Write> Sink for TextSnoop<W> {
     }
 }
 
-/// The exit table: per (pid, ctx) syscall counts, then the loss counters.
+/// The exit tables: per (pid, ctx) syscall counts, per device requests and
+/// D2C latency, then the loss counters.
 pub fn write_text_summary(
     out: &mut impl Write,
     summaries: &[ContextSummary],
+    devices: &[DeviceSummary],
     losses: &LossCounts,
 ) -> io::Result<()> {
     writeln!(out)?;
@@ -106,9 +122,40 @@ pub fn write_text_summary(
             s.events_per_getevents
         )?;
     }
+    if !devices.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{:<8} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12} {:>12} {:>12}",
+            "DEVICE",
+            "BIOS",
+            "REQUESTS",
+            "MERGES",
+            "SPLITS",
+            "D2C avg µs",
+            "D2C p50 µs",
+            "D2C p90 µs",
+            "D2C p99 µs"
+        )?;
+        for d in devices {
+            writeln!(
+                out,
+                "{:<8} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12} {:>12} {:>12}",
+                d.dev,
+                d.bios,
+                d.requests,
+                d.merges,
+                d.splits,
+                opt(d.d2c_avg_us.map(|v| format!("{v:.1}"))),
+                opt(d.d2c_p50_us.map(|v| format!("{v:.1}"))),
+                opt(d.d2c_p90_us.map(|v| format!("{v:.1}"))),
+                opt(d.d2c_p99_us.map(|v| format!("{v:.1}"))),
+            )?;
+        }
+    }
     writeln!(
         out,
-        "lost: {} (ring_full {}, inflight_full {}, user_read {}, unmatched {}, batch_truncated {}, syscall_state_full {}, aged_out {}, abandoned {})",
+        "lost: {} (ring_full {}, inflight_full {}, user_read {}, unmatched {}, batch_truncated {}, syscall_state_full {}, unattributed_bios {}, unmatched_dispatches {}, aged_out {}, abandoned {})",
         losses.total(),
         losses.ring_full,
         losses.inflight_full,
@@ -116,6 +163,8 @@ pub fn write_text_summary(
         losses.unmatched,
         losses.batch_truncated,
         losses.syscall_state_full,
+        losses.unattributed_bios,
+        losses.unmatched_dispatches,
         losses.aged_out,
         losses.abandoned
     )?;
@@ -145,6 +194,11 @@ mod tests {
             res: 32768,
             submit_ns: 2_000_000_000,
             reap_ns: 2_000_123_400,
+            bios: 1,
+            dispatch_ts: 2_000_002_000,
+            first_bio_ts: 2_000_003_000,
+            last_rq_ts: 2_000_113_000,
+            complete_ts: 2_000_114_000,
             ..Default::default()
         };
         let mut out = Vec::new();
@@ -152,9 +206,12 @@ mod tests {
         let line = String::from_utf8(out).unwrap();
         assert_eq!(
             line,
-            "1.000123     fio              4242    7f1234567000   PREADV     5 65536            8      32768      32768      123.4"
+            "1.000123     fio              4242    7f1234567000   PREADV     5 65536            8      32768      32768      123.4     1  2.0/110.0/9.4"
         );
-        assert_eq!(line.len(), HEADER.len());
+        // Right-aligned numbers end where their header does.
+        let end_of = |hay: &str, needle: &str| hay.find(needle).unwrap() + needle.len();
+        assert_eq!(end_of(&line, "123.4"), end_of(HEADER, "LAT(us)"));
+        assert_eq!(end_of(&line, "123.4     1"), end_of(HEADER, "BIOS"));
     }
 
     #[test]
@@ -173,7 +230,7 @@ mod tests {
             String::from_utf8(out)
                 .unwrap()
                 .trim_end()
-                .ends_with("-22          -")
+                .ends_with("-22          -     0  -/-/-")
         );
     }
 }

@@ -53,9 +53,14 @@ impl Drop for TempDir {
 
 impl Testee {
     pub fn spawn(scenario: &str) -> Self {
+        Self::spawn_with_env(scenario, &[])
+    }
+
+    pub fn spawn_with_env(scenario: &str, env: &[(&str, String)]) -> Self {
         let dir = TempDir::new(scenario);
         let mut child = Command::new(TESTEE)
             .args([scenario, dir.0.to_str().unwrap()])
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -115,6 +120,22 @@ pub fn trace(testee: Testee) -> Traced {
 }
 
 pub fn trace_with_timeout(testee: Testee, inflight_timeout: Duration) -> Traced {
+    let (truth, records, summaries, losses) = trace_records(testee, inflight_timeout);
+    let iocbs = records
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Iocb(r) => Some(r),
+            Record::Ctx(_) | Record::Syscall(_) => None,
+        })
+        .collect();
+    (truth, iocbs, summaries, losses)
+}
+
+/// Like `trace_with_timeout`, with every record the tracer delivered.
+pub fn trace_records(
+    testee: Testee,
+    inflight_timeout: Duration,
+) -> (Vec<Value>, Vec<Record>, Vec<ContextSummary>, LossCounts) {
     let config = TraceConfig {
         pids: vec![testee.pid()],
         ..TraceConfig::default()
@@ -140,14 +161,7 @@ pub fn trace_with_timeout(testee: Testee, inflight_timeout: Duration) -> Traced 
             .await
             .unwrap();
         let truth = truth_rx.recv().unwrap();
-        let records = sink
-            .0
-            .into_iter()
-            .filter_map(|r| match r {
-                Record::Iocb(r) => Some(r),
-                Record::Ctx(_) => None,
-            })
-            .collect();
+        let records = sink.0;
         let summaries = session
             .tracer
             .counters()
@@ -160,4 +174,52 @@ pub fn trace_with_timeout(testee: Testee, inflight_timeout: Duration) -> Traced 
 
 pub fn of_type<'a>(lines: &'a [Value], kind: &str) -> impl Iterator<Item = &'a Value> {
     lines.iter().filter(move |l| l["type"] == kind)
+}
+
+/// A loop device over a file in /dev/shm, detached (and unmounted) on drop.
+pub struct LoopDevice {
+    pub device: String,
+    backing: std::path::PathBuf,
+    mountpoint: Option<TempDir>,
+}
+
+impl LoopDevice {
+    pub fn new(name: &str) -> Self {
+        let backing =
+            std::path::PathBuf::from(format!("/dev/shm/aio-trace-{name}-{}", std::process::id()));
+        std::fs::File::create(&backing)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&backing)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "losetup: {out:?}");
+        let device = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        Self {
+            device,
+            backing,
+            mountpoint: None,
+        }
+    }
+
+    pub fn mount(&mut self) {
+        let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?}");
+        ok(Command::new("mkfs.ext4").args(["-q", "-F", &self.device]));
+        let dir = TempDir::new("mnt");
+        ok(Command::new("mount").args([&self.device, dir.path()]));
+        self.mountpoint = Some(dir);
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.mountpoint {
+            let _ = Command::new("umount").arg(dir.path()).status();
+        }
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+        let _ = std::fs::remove_file(&self.backing);
+    }
 }

@@ -1,0 +1,326 @@
+//! Block layer: each bio is counted against the iocb (or vectored syscall)
+//! that caused it, and requests are timed per device.
+
+use core::ffi::c_void;
+
+use aio_trace_common::{BioOwner, D2C_BUCKETS, InflightKey, LossCause, Owner, SectorKey};
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_loop},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+
+use crate::{
+    maps::{
+        BIO_OWNER, CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, INFLIGHT, RQ_ISSUE, SUBMITS, SYNC_CALLS,
+        SubmitState, aio_owner, count_loss, dev_stats, owner_record, syscall_owner,
+    },
+    submit::read_iocb_pointer,
+};
+
+// block_bio_queue, block_bio_{back,front}merge, block_rq_issue, block_rq_complete
+// and block_split all start with dev @8 (u32) and sector @16 (u64);
+// block_split has new_sector @24.
+const DEV: usize = 8;
+const SECTOR: usize = 16;
+const NEW_SECTOR: usize = 24;
+// block_bio_queue and block_rq_complete: nr_sector @24 (u32).
+const NR_SECTOR: usize = 24;
+
+/// The most bios one request completion walks (each a map lookup).
+const MAX_BIOS_PER_REQUEST: u32 = 256;
+
+fn sector_key(ctx: &TracePointContext, sector_at: usize) -> Result<SectorKey, i64> {
+    Ok(SectorKey {
+        dev: unsafe { ctx.read_at::<u32>(DEV) }.map_err(|e| e as i64)?,
+        _pad: 0,
+        sector: unsafe { ctx.read_at::<u64>(sector_at) }.map_err(|e| e as i64)?,
+    })
+}
+
+#[tracepoint]
+pub fn block_bio_queue(ctx: TracePointContext) -> u32 {
+    let _ = try_bio_queue(&ctx);
+    0
+}
+
+fn try_bio_queue(ctx: &TracePointContext) -> Result<(), i64> {
+    let bio = sector_key(ctx, SECTOR)?;
+    if let Some(stats) = dev_stats(bio.dev) {
+        unsafe { (*stats).bios += 1 };
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    let owner = if SYNC_CALLS.get_ptr(&tid).is_some() {
+        syscall_owner(tid)
+    } else if let Some(state) = SUBMITS.get_ptr_mut(&tid) {
+        match current_iocb(unsafe { &mut *state }, (pid_tgid >> 32) as u32, bio.sector) {
+            Some(key) => aio_owner(key),
+            None => {
+                count_loss(LossCause::UnattributedBio);
+                return Ok(());
+            }
+        }
+    } else {
+        // Not inside a traced AIO or vectored call (writeback, journal, readahead…).
+        return Ok(());
+    };
+    if let Some(record) = owner_record(&owner) {
+        let r = unsafe { &mut *record };
+        r.bios += 1;
+        if r.first_bio_ts == 0 {
+            r.first_bio_ts = unsafe { bpf_ktime_get_ns() };
+        }
+    }
+    let sectors = unsafe { ctx.read_at::<u32>(NR_SECTOR) }.map_err(|e| e as i64)?;
+    let _ = BIO_OWNER.insert(
+        &bio,
+        &BioOwner {
+            owner,
+            sectors: u64::from(sectors),
+        },
+        0,
+    );
+    Ok(())
+}
+
+/// The iocb a bio queued inside io_submit belongs to: the one the filesystem
+/// dispatched last, or, on a raw block device (no dispatch event), the iocb
+/// whose byte range holds the bio's first sector.
+fn current_iocb(state: &mut SubmitState, pid: u32, sector: u64) -> Option<InflightKey> {
+    if state.current_by == CURRENT_BY_DISPATCH {
+        return Some(state.current);
+    }
+    if state.current_by == CURRENT_BY_SECTOR
+        && let Some(record) = unsafe { INFLIGHT.get(&state.current) }
+        && holds(record.offset, record.bytes, sector)
+    {
+        return Some(state.current);
+    }
+    if state.cursor >= state.walked {
+        return None;
+    }
+    let mut scan = SectorScan {
+        pid,
+        _pad: 0,
+        ctx: state.ctx,
+        iocbpp: state.iocbpp,
+        start: state.cursor,
+        sector,
+        found: u64::MAX,
+        key: InflightKey::default(),
+    };
+    unsafe {
+        bpf_loop(
+            (state.walked - state.cursor) as u32,
+            match_sector as *mut c_void,
+            (&raw mut scan).cast(),
+            0,
+        )
+    };
+    if scan.found == u64::MAX {
+        return None;
+    }
+    state.cursor = scan.found + 1;
+    state.current = scan.key;
+    state.current_by = CURRENT_BY_SECTOR;
+    Some(scan.key)
+}
+
+/// Whether the 512-byte sector lies in [offset, offset + bytes) of a whole device.
+fn holds(offset: i64, bytes: u64, sector: u64) -> bool {
+    if offset < 0 {
+        return false;
+    }
+    let at = sector.wrapping_mul(512);
+    at >= offset as u64 && at < offset as u64 + bytes
+}
+
+#[repr(C)]
+struct SectorScan {
+    pid: u32,
+    _pad: u32,
+    ctx: u64,
+    iocbpp: u64,
+    start: u64,
+    sector: u64,
+    found: u64,
+    key: InflightKey,
+}
+
+extern "C" fn match_sector(index: u64, scan: *mut c_void) -> i64 {
+    let scan = unsafe { &mut *(scan as *mut SectorScan) };
+    let at = scan.start + index;
+    let Ok(iocb) = read_iocb_pointer(scan.iocbpp, at) else {
+        return 1;
+    };
+    let key = InflightKey {
+        pid: scan.pid,
+        _pad: 0,
+        ctx: scan.ctx,
+        iocb,
+    };
+    let Some(record) = (unsafe { INFLIGHT.get(&key) }) else {
+        return 0;
+    };
+    if !holds(record.offset, record.bytes, scan.sector) {
+        return 0;
+    }
+    scan.found = at;
+    scan.key = key;
+    1
+}
+
+/// The owner of the bio starting at `bio`, if it was attributed.
+fn bio_owner(bio: &SectorKey) -> Option<BioOwner> {
+    unsafe { BIO_OWNER.get(bio) }.copied()
+}
+
+#[tracepoint]
+pub fn block_split(ctx: TracePointContext) -> u32 {
+    let _ = try_split(&ctx);
+    0
+}
+
+fn try_split(ctx: &TracePointContext) -> Result<(), i64> {
+    let bio = sector_key(ctx, SECTOR)?;
+    if let Some(stats) = dev_stats(bio.dev) {
+        unsafe { (*stats).splits += 1 };
+    }
+    let Some(first) = bio_owner(&bio) else {
+        return Ok(());
+    };
+    if let Some(record) = owner_record(&first.owner) {
+        unsafe { (*record).splits += 1 };
+    }
+    // The remainder becomes a bio (and request) of its own at new_sector.
+    let rest = sector_key(ctx, NEW_SECTOR)?;
+    let head = rest.sector.saturating_sub(bio.sector);
+    let _ = BIO_OWNER.insert(
+        &bio,
+        &BioOwner {
+            sectors: head,
+            ..first
+        },
+        0,
+    );
+    let tail = BioOwner {
+        owner: first.owner,
+        sectors: first.sectors.saturating_sub(head),
+    };
+    let _ = BIO_OWNER.insert(&rest, &tail, 0);
+    Ok(())
+}
+
+#[tracepoint]
+pub fn block_bio_backmerge(ctx: TracePointContext) -> u32 {
+    let _ = try_merge(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn block_bio_frontmerge(ctx: TracePointContext) -> u32 {
+    let _ = try_merge(&ctx);
+    0
+}
+
+fn try_merge(ctx: &TracePointContext) -> Result<(), i64> {
+    let bio = sector_key(ctx, SECTOR)?;
+    if let Some(stats) = dev_stats(bio.dev) {
+        unsafe { (*stats).merges += 1 };
+    }
+    if let Some(bio) = bio_owner(&bio)
+        && let Some(record) = owner_record(&bio.owner)
+    {
+        unsafe { (*record).merges += 1 };
+    }
+    Ok(())
+}
+
+#[tracepoint]
+pub fn block_rq_issue(ctx: TracePointContext) -> u32 {
+    if let Ok(rq) = sector_key(&ctx, SECTOR) {
+        let _ = RQ_ISSUE.insert(&rq, &unsafe { bpf_ktime_get_ns() }, 0);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
+    let _ = try_rq_complete(&ctx);
+    0
+}
+
+fn try_rq_complete(ctx: &TracePointContext) -> Result<(), i64> {
+    let rq = sector_key(ctx, SECTOR)?;
+    let now = unsafe { bpf_ktime_get_ns() };
+    if let Some(issued) = unsafe { RQ_ISSUE.get(&rq) }.copied() {
+        let _ = RQ_ISSUE.remove(&rq);
+        if let Some(stats) = dev_stats(rq.dev) {
+            let d2c = now.saturating_sub(issued);
+            let stats = unsafe { &mut *stats };
+            stats.requests += 1;
+            stats.d2c_ns_sum += d2c;
+            let bucket = (63 - (d2c | 1).leading_zeros()) as usize;
+            if bucket < D2C_BUCKETS {
+                stats.d2c_log2[bucket] += 1;
+            }
+        }
+    }
+    // The request starts with its first bio; merged bios follow back to back.
+    let sectors = unsafe { ctx.read_at::<u32>(NR_SECTOR) }.map_err(|e| e as i64)?;
+    let mut walk = RequestWalk {
+        dev: rq.dev,
+        _pad: 0,
+        next: rq.sector,
+        end: rq.sector + u64::from(sectors),
+        now,
+    };
+    unsafe {
+        bpf_loop(
+            MAX_BIOS_PER_REQUEST,
+            complete_bio as *mut c_void,
+            (&raw mut walk).cast(),
+            0,
+        )
+    };
+    Ok(())
+}
+
+#[repr(C)]
+struct RequestWalk {
+    dev: u32,
+    _pad: u32,
+    next: u64,
+    end: u64,
+    now: u64,
+}
+
+/// `bpf_loop` callback: the bio at `next` completed with its request.
+extern "C" fn complete_bio(_index: u64, walk: *mut c_void) -> i64 {
+    let walk = unsafe { &mut *(walk as *mut RequestWalk) };
+    if walk.next >= walk.end {
+        return 1;
+    }
+    let key = SectorKey {
+        dev: walk.dev,
+        _pad: 0,
+        sector: walk.next,
+    };
+    // A bio we did not attribute (another task's) has no length here: stop.
+    let Some(bio) = bio_owner(&key) else {
+        return 1;
+    };
+    let _ = BIO_OWNER.remove(&key);
+    if let Some(record) = owner_record(&bio.owner) {
+        let r = unsafe { &mut *record };
+        if walk.now > r.last_rq_ts {
+            r.last_rq_ts = walk.now;
+        }
+    }
+    if bio.sectors == 0 {
+        return 1;
+    }
+    walk.next += bio.sectors;
+    0
+}

@@ -1,0 +1,181 @@
+//! iomap direct-I/O dispatch and completion: which iocb (or vectored syscall)
+//! the filesystem is working on, and when the kernel finished it.
+
+use core::ffi::c_void;
+
+use aio_trace_common::{DioKey, InflightKey, IocbRecord, LossCause};
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_loop},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+
+use crate::{
+    maps::{
+        CURRENT_BY_DISPATCH, DIO_OWNER, INFLIGHT, SUBMITS, SYNC_CALLS, aio_owner, count_loss,
+        owner_record, syscall_owner,
+    },
+    submit::read_iocb_pointer,
+};
+
+// iomap:iomap_dio_rw_begin: dev @8 (u32), ino @16, pos @32, count @40, done_before @48.
+// iomap:iomap_dio_complete: dev @8, ino @16, pos @32 (already advanced by ret), ret @56.
+const DEV: usize = 8;
+const INO: usize = 16;
+const POS: usize = 32;
+const DONE_BEFORE: usize = 48;
+const COMPLETE_RET: usize = 56;
+
+fn read<T>(ctx: &TracePointContext, offset: usize) -> Result<T, i64> {
+    unsafe { ctx.read_at::<T>(offset) }.map_err(|e| e as i64)
+}
+
+fn note_dispatch(record: *mut IocbRecord, dev: u32, ino: u64, now: u64) {
+    let r = unsafe { &mut *record };
+    r.dispatches += 1;
+    if r.dispatch_ts == 0 {
+        r.dispatch_ts = now;
+    }
+    r.dev = dev;
+    r.ino = ino;
+}
+
+#[tracepoint]
+pub fn iomap_dio_rw_begin(ctx: TracePointContext) -> u32 {
+    let _ = try_dio_begin(&ctx);
+    0
+}
+
+/// What the scan for the dispatched iocb needs.
+#[repr(C)]
+struct DispatchScan {
+    pid: u32,
+    _pad: u32,
+    ctx: u64,
+    iocbpp: u64,
+    start: u64,
+    pos: i64,
+    found: u64,
+    key: InflightKey,
+}
+
+fn try_dio_begin(ctx: &TracePointContext) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    let now = unsafe { bpf_ktime_get_ns() };
+    let dev: u32 = read(ctx, DEV)?;
+    let ino: u64 = read(ctx, INO)?;
+    let pos: i64 = read(ctx, POS)?;
+    let dio = DioKey {
+        dev,
+        _pad: 0,
+        ino,
+        pos,
+    };
+
+    if let Some(record) = SYNC_CALLS.get_ptr_mut(&tid) {
+        note_dispatch(record, dev, ino, now);
+        let _ = DIO_OWNER.insert(&dio, &syscall_owner(tid), 0);
+        return Ok(());
+    }
+    let Some(state) = SUBMITS.get_ptr_mut(&tid) else {
+        return Ok(());
+    };
+    let state = unsafe { &mut *state };
+    let done_before: u64 = read(ctx, DONE_BEFORE)?;
+    // A continuation (the filesystem fell back, then went on) is the same iocb.
+    if done_before != 0 && state.current_by == CURRENT_BY_DISPATCH {
+        if let Some(record) = INFLIGHT.get_ptr_mut(&state.current) {
+            note_dispatch(record, dev, ino, now);
+            let _ = DIO_OWNER.insert(&dio, &aio_owner(state.current), 0);
+        }
+        return Ok(());
+    }
+    if state.cursor >= state.walked {
+        count_loss(LossCause::UnmatchedDispatch);
+        return Ok(());
+    }
+    let mut scan = DispatchScan {
+        pid,
+        _pad: 0,
+        ctx: state.ctx,
+        iocbpp: state.iocbpp,
+        start: state.cursor,
+        pos,
+        found: u64::MAX,
+        key: InflightKey::default(),
+    };
+    // The kernel dispatches iocbs in order, skipping those without a dispatch
+    // (fsync, buffered I/O): the first iocb from the cursor on at this position.
+    unsafe {
+        bpf_loop(
+            (state.walked - state.cursor) as u32,
+            match_dispatch as *mut c_void,
+            (&raw mut scan).cast(),
+            0,
+        )
+    };
+    if scan.found == u64::MAX {
+        count_loss(LossCause::UnmatchedDispatch);
+        return Ok(());
+    }
+    state.cursor = scan.found + 1;
+    state.current = scan.key;
+    state.current_by = CURRENT_BY_DISPATCH;
+    if let Some(record) = INFLIGHT.get_ptr_mut(&scan.key) {
+        note_dispatch(record, dev, ino, now);
+    }
+    let _ = DIO_OWNER.insert(&dio, &aio_owner(scan.key), 0);
+    Ok(())
+}
+
+/// `bpf_loop` callback: does iocb `start + index` start at the dispatched position?
+extern "C" fn match_dispatch(index: u64, scan: *mut c_void) -> i64 {
+    let scan = unsafe { &mut *(scan as *mut DispatchScan) };
+    let at = scan.start + index;
+    let Ok(iocb) = read_iocb_pointer(scan.iocbpp, at) else {
+        return 1;
+    };
+    let key = InflightKey {
+        pid: scan.pid,
+        _pad: 0,
+        ctx: scan.ctx,
+        iocb,
+    };
+    let Some(record) = (unsafe { INFLIGHT.get(&key) }) else {
+        return 0;
+    };
+    if record.offset != scan.pos || record.dispatches != 0 {
+        return 0;
+    }
+    scan.found = at;
+    scan.key = key;
+    1
+}
+
+#[tracepoint]
+pub fn iomap_dio_complete(ctx: TracePointContext) -> u32 {
+    let _ = try_dio_complete(&ctx);
+    0
+}
+
+/// Runs where the I/O completes (interrupt or worker context): the task is not
+/// the submitter, so the owner is found by (dev, inode, position).
+fn try_dio_complete(ctx: &TracePointContext) -> Result<(), i64> {
+    let ret: i64 = read(ctx, COMPLETE_RET)?;
+    let pos: i64 = read(ctx, POS)?;
+    let dio = DioKey {
+        dev: read(ctx, DEV)?,
+        _pad: 0,
+        ino: read(ctx, INO)?,
+        pos: pos - if ret > 0 { ret } else { 0 },
+    };
+    let Some(owner) = (unsafe { DIO_OWNER.get(&dio) }).copied() else {
+        return Ok(());
+    };
+    let _ = DIO_OWNER.remove(&dio);
+    if let Some(record) = owner_record(&owner) {
+        unsafe { (*record).complete_ts = bpf_ktime_get_ns() };
+    }
+    Ok(())
+}

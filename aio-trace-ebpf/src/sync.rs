@@ -1,0 +1,112 @@
+//! Synchronous vectored syscalls (readv, writev, preadv, pwritev, preadv2,
+//! pwritev2): one record each, with the same dispatch and bio attribution as
+//! an iocb, so AIO can be compared with plain vectored I/O.
+
+use aio_trace_common::{
+    IOCB_BYTES_UNKNOWN, IocbRecord, LossCause, RECORD_SYSCALL, SYSCALL_PREADV, SYSCALL_PREADV2,
+    SYSCALL_PWRITEV, SYSCALL_PWRITEV2, SYSCALL_READV, SYSCALL_WRITEV,
+};
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+
+use crate::{
+    filter::traced,
+    iovec::sum_iovecs,
+    maps::{EVENTS, SYNC_CALLS, count_loss},
+    syscall,
+};
+
+/// fd @16, vec @24, vlen @32, then pos_l @40 for the positioned calls. On
+/// 64-bit, pos_l carries the whole offset (pos_h is shifted out).
+fn try_enter(ctx: &TracePointContext, opcode: u16, positioned: bool) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    if !traced(pid) {
+        return Ok(());
+    }
+    let fd = syscall::arg(ctx, 0)?;
+    let vec = syscall::arg(ctx, 1)?;
+    let vlen = syscall::arg(ctx, 2)?;
+    let offset = if positioned {
+        syscall::arg(ctx, 3)? as i64
+    } else {
+        -1
+    };
+    let mut record = IocbRecord {
+        kind: RECORD_SYSCALL,
+        opcode,
+        pid,
+        tid,
+        fd: fd as u32,
+        segs: if vlen > u32::MAX as u64 {
+            u32::MAX
+        } else {
+            vlen as u32
+        },
+        comm: bpf_get_current_comm().unwrap_or_default(),
+        offset,
+        ..IocbRecord::default()
+    };
+    match sum_iovecs(vec, vlen) {
+        Some(bytes) => record.bytes = bytes,
+        None => record.flags |= IOCB_BYTES_UNKNOWN,
+    }
+    // Stamped last: the record's latency is the syscall's, not our decoding.
+    record.submit_ns = unsafe { bpf_ktime_get_ns() };
+    if SYNC_CALLS.insert(&tid, &record, 0).is_err() {
+        count_loss(LossCause::SyscallStateFull);
+    }
+    Ok(())
+}
+
+fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(record) = SYNC_CALLS.get_ptr_mut(&tid) else {
+        return Ok(());
+    };
+    let ret = syscall::ret(ctx)?;
+    let now = unsafe { bpf_ktime_get_ns() };
+    match EVENTS.reserve::<IocbRecord>(0) {
+        Some(mut entry) => {
+            let mut out = unsafe { *record };
+            out.res = ret;
+            out.reap_ns = now;
+            entry.write(out);
+            entry.submit(0);
+        }
+        None => count_loss(LossCause::RingFull),
+    }
+    let _ = SYNC_CALLS.remove(&tid);
+    Ok(())
+}
+
+macro_rules! vectored_syscall {
+    ($enter:ident, $exit:ident, $opcode:expr, $positioned:expr) => {
+        #[tracepoint]
+        pub fn $enter(ctx: TracePointContext) -> u32 {
+            let _ = try_enter(&ctx, $opcode, $positioned);
+            0
+        }
+
+        #[tracepoint]
+        pub fn $exit(ctx: TracePointContext) -> u32 {
+            let _ = try_exit(&ctx);
+            0
+        }
+    };
+}
+
+vectored_syscall!(sys_enter_readv, sys_exit_readv, SYSCALL_READV, false);
+vectored_syscall!(sys_enter_writev, sys_exit_writev, SYSCALL_WRITEV, false);
+vectored_syscall!(sys_enter_preadv, sys_exit_preadv, SYSCALL_PREADV, true);
+vectored_syscall!(sys_enter_pwritev, sys_exit_pwritev, SYSCALL_PWRITEV, true);
+vectored_syscall!(sys_enter_preadv2, sys_exit_preadv2, SYSCALL_PREADV2, true);
+vectored_syscall!(
+    sys_enter_pwritev2,
+    sys_exit_pwritev2,
+    SYSCALL_PWRITEV2,
+    true
+);

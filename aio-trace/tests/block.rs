@@ -1,0 +1,171 @@
+//! Root integration tests of the block-layer attribution: a file with a known
+//! layout (preallocated, written, one extent) read and written with O_DIRECT,
+//! and a raw loop device, checked iocb by iocb.
+
+mod common;
+
+use std::{os::unix::fs::MetadataExt, time::Duration};
+
+use aio_trace::{model::IocbView, reader::Record};
+use aio_trace_common::IocbRecord;
+use common::{LoopDevice, Testee, of_type, trace_records};
+
+/// max_sectors_kb of the device holding the test directory, in bytes.
+fn max_io_bytes() -> usize {
+    let dev = std::fs::metadata(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .dev();
+    let sys = format!("/sys/dev/block/{}:{}", libc::major(dev), libc::minor(dev));
+    let queue = ["queue/max_sectors_kb", "../queue/max_sectors_kb"]
+        .iter()
+        .find_map(|q| std::fs::read_to_string(format!("{sys}/{q}")).ok())
+        .expect("max_sectors_kb of the test filesystem's device");
+    queue.trim().parse::<usize>().unwrap() * 1024
+}
+
+fn by_tag(records: &[Record], tag: u64) -> IocbRecord {
+    records
+        .iter()
+        .find_map(|r| match r {
+            Record::Iocb(r) if r.aio_data == tag => Some(*r),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no record for iocb {tag}"))
+}
+
+/// submit ≤ dispatch ≤ first bio ≤ last request ≤ kernel completion ≤ reap,
+/// and the stages add up to the latency (within 1 %).
+fn assert_stages(r: &IocbRecord) {
+    let times = [
+        r.submit_ns,
+        r.dispatch_ts,
+        r.first_bio_ts,
+        r.last_rq_ts,
+        r.complete_ts,
+        r.reap_ns,
+    ];
+    assert!(times.iter().all(|&t| t != 0), "every stage seen: {r:?}");
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "stages in order: {times:?}"
+    );
+    let stages: u64 = [
+        r.dispatch_ns(),
+        r.queue_ns(),
+        r.device_ns(),
+        r.end_io_ns(),
+        r.reap_lag_ns(),
+    ]
+    .iter()
+    .map(|s| s.expect("stage"))
+    .sum();
+    let latency = r.latency_ns().unwrap();
+    assert!(
+        stages.abs_diff(latency) * 100 <= latency,
+        "stages {stages} vs latency {latency}"
+    );
+}
+
+#[test]
+fn bios_and_dispatches_per_iocb_on_a_known_layout() {
+    let max = max_io_bytes();
+    let testee = Testee::spawn_with_env("block", &[("AIO_TRACE_TEST_BIG", max.to_string())]);
+    let (truth, records, _summaries, losses) = trace_records(testee, Duration::from_secs(30));
+    let layout = of_type(&truth, "layout").next().unwrap();
+    assert_eq!(
+        layout["extents"], 1,
+        "the test file must be one extent for exact bio counts"
+    );
+
+    let vectored = by_tag(&records, 1);
+    assert_eq!((vectored.op().name(), vectored.segs), ("PREADV", 8));
+    assert_eq!(
+        (vectored.dispatches, vectored.bios),
+        (1, 1),
+        "one PREADV of 8 × 4 KiB: one dispatch, one bio"
+    );
+    assert!(vectored.device().is_some() && vectored.ino != 0);
+    assert_stages(&vectored);
+
+    let scalar: Vec<_> = (2..=9).map(|tag| by_tag(&records, tag)).collect();
+    assert!(
+        scalar
+            .iter()
+            .all(|r| r.op().name() == "PREAD" && r.dispatches == 1 && r.bios == 1),
+        "{scalar:#?}"
+    );
+    assert_eq!(
+        scalar.iter().map(|r| r.bios).sum::<u32>(),
+        8,
+        "8 PREADs of 4 KiB: 8 bios"
+    );
+    // Plugged together, their bios merge into fewer requests: each still gets
+    // its device time from the request its bio completed with.
+    scalar.iter().for_each(assert_stages);
+
+    let big = by_tag(&records, 10);
+    assert_eq!(big.bytes as usize, 2 * max);
+    assert_eq!(big.dispatches, 1);
+    assert!(
+        big.bios > 1,
+        "more than max_sectors_kb: more than one bio: {big:?}"
+    );
+    // The pieces that reach the device: bios, plus one more per split. None
+    // may exceed max_sectors_kb, so there are at least ceil(bytes / max).
+    let pieces = (big.bios + big.splits) as usize;
+    assert!(
+        pieces >= (big.bytes as usize).div_ceil(max),
+        "{pieces} pieces for {} bytes: {big:?}",
+        big.bytes
+    );
+
+    let write = by_tag(&records, 11);
+    assert_eq!(write.op().name(), "PWRITEV");
+    assert!(write.dispatches == 1 && write.bios >= 1, "{write:?}");
+    assert_stages(&write);
+
+    let syscall = records
+        .iter()
+        .find_map(|r| match r {
+            Record::Syscall(r) => Some(*r),
+            _ => None,
+        })
+        .expect("the preadv(2) record");
+    let expected = of_type(&truth, "syscall").next().unwrap();
+    assert_eq!(syscall.op().name(), "PREADV");
+    assert_eq!(syscall.res, expected["res"].as_i64().unwrap());
+    assert_eq!(
+        (syscall.segs, syscall.bytes, syscall.offset),
+        (8, 32768, 65536)
+    );
+    assert_eq!((syscall.dispatches, syscall.bios), (1, 1));
+    assert!(syscall.latency_ns().unwrap() > 0 && syscall.device_ns().is_some());
+
+    assert_eq!(losses.unattributed_bios, 0, "{losses:?}");
+    assert_eq!(losses.unmatched_dispatches, 0, "{losses:?}");
+}
+
+/// A raw block device has no filesystem dispatch: each bio is matched to the
+/// iocb whose byte range holds its first sector.
+#[test]
+fn raw_device_bios_are_matched_by_sector() {
+    let device = LoopDevice::new("raw");
+    let testee = Testee::spawn_with_env("raw", &[("AIO_TRACE_TEST_DEVICE", device.device.clone())]);
+    let (truth, records, _summaries, losses) = trace_records(testee, Duration::from_secs(30));
+    assert_eq!(of_type(&truth, "iocb").count(), 5);
+    for tag in 1..=5 {
+        let r = by_tag(&records, tag);
+        assert_eq!((r.dispatches, r.bios), (0, 1), "iocb {tag}: {r:?}");
+        assert!(
+            r.device().is_none(),
+            "no filesystem dispatch on a raw device"
+        );
+        assert!(
+            r.first_bio_ts >= r.submit_ns && r.last_rq_ts >= r.first_bio_ts,
+            "{r:?}"
+        );
+        assert!(r.device_ns().is_some(), "{r:?}");
+    }
+    assert_eq!(by_tag(&records, 1).op().name(), "PREADV");
+    assert_eq!(losses.unattributed_bios, 0, "{losses:?}");
+}
