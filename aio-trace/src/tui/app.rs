@@ -151,7 +151,14 @@ pub async fn run(options: TopOptions) -> anyhow::Result<()> {
 
     let result = {
         let mut guard = TerminalGuard::enter().context("while setting up the terminal")?;
-        event_loop(&mut guard, &mut state, &mut collector, options.interval, attached_ns).await
+        event_loop(
+            &mut guard,
+            &mut state,
+            &mut collector,
+            options.interval,
+            attached_ns,
+        )
+        .await
     };
     cancel.store(true, Ordering::Relaxed);
     let stopped = collector.stop();
@@ -181,7 +188,10 @@ async fn event_loop(
     let mut int = signal(SignalKind::interrupt())?;
     let mut last_tick = Instant::now();
     let draw = |guard: &mut TerminalGuard, state: &State| {
-        guard.terminal.draw(|frame| ui::render(frame, state)).map(|_| ())
+        guard
+            .terminal
+            .draw(|frame| ui::render(frame, state))
+            .map(|_| ())
     };
     draw(guard, state)?;
     loop {
