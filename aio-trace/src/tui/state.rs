@@ -196,6 +196,9 @@ pub struct Snapshot {
     pub losses: LossCounts,
 }
 
+/// Processes, totals and rates as they were when paused.
+type Frozen = (BTreeMap<u32, Process>, Stats, SyscallRates);
+
 #[derive(Clone, Debug)]
 pub struct State {
     pub host: String,
@@ -224,7 +227,7 @@ pub struct State {
     pub rows: Vec<RowKey>,
     pub selected: usize,
     /// The processes and totals as they were when paused.
-    frozen: Option<Box<(BTreeMap<u32, Process>, Stats, SyscallRates)>>,
+    frozen: Option<Box<Frozen>>,
 }
 
 impl State {
