@@ -29,6 +29,8 @@ pub enum Command {
     Workload(WorkloadArgs),
     /// Scalar vs vectored AIO over identical bytes, alternating, checked by the tracer.
     Bench(BenchArgs),
+    /// Live per-process AIO table (htop style); --workload shows the built-in workload.
+    Top(TopArgs),
 }
 
 /// Where the workload does its I/O.
@@ -192,6 +194,22 @@ pub struct SnoopArgs {
     /// Give up on an iocb not reaped after this many seconds (counted as aged_out).
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration)]
     pub inflight_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Refresh interval in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..))]
+    pub interval: u64,
+    /// Also run the built-in workload (randread, 8 × 4K, iodepth 32, 64M temp file),
+    /// alternating scalar and vectored phases.
+    #[arg(long)]
+    pub workload: bool,
+    /// Seconds per workload phase.
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_duration, requires = "workload")]
+    pub phase: Duration,
 }
 
 /// A positive number of seconds (fractions allowed).

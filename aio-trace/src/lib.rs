@@ -13,4 +13,5 @@ pub mod privileges;
 pub mod reader;
 pub mod session;
 pub mod tracefs;
+pub mod tui;
 pub mod workload;

@@ -239,6 +239,8 @@ pub struct Tracer {
     counters: CounterTable,
     /// Kernel id of the counters map, to open more handles on it.
     counters_id: Option<u32>,
+    /// Kernel id of the loss map, likewise.
+    loss_id: Option<u32>,
     loss: PerCpuArray<MapData, u64>,
     devices: PerCpuHashMap<MapData, u32, DevCounters>,
     /// Optional probes that could not be attached, with the reason.
@@ -327,8 +329,12 @@ impl Tracer {
         let counters = CounterTable(
             PerCpuHashMap::try_from(counters_map).map_err(|e| LoadError::Map("COUNTERS", e))?,
         );
-        let loss = PerCpuArray::try_from(take_map(&mut ebpf, "LOSS")?)
-            .map_err(|e| LoadError::Map("LOSS", e))?;
+        let loss_map = take_map(&mut ebpf, "LOSS")?;
+        let loss_id = match &loss_map {
+            aya::maps::Map::PerCpuArray(data) => data.info().ok().map(|info| info.id()),
+            _ => None,
+        };
+        let loss = PerCpuArray::try_from(loss_map).map_err(|e| LoadError::Map("LOSS", e))?;
 
         let devices = PerCpuHashMap::try_from(take_map(&mut ebpf, "DEV_STATS")?)
             .map_err(|e| LoadError::Map("DEV_STATS", e))?;
@@ -358,6 +364,7 @@ impl Tracer {
             inflight,
             counters,
             counters_id,
+            loss_id,
             loss,
             devices,
             skipped,
@@ -402,13 +409,38 @@ impl Tracer {
 
     /// The kernel half's loss counters, summed over CPUs.
     pub fn losses(&self) -> LossCounts {
-        let mut by_cause = [0u64; LOSS_CAUSES as usize];
-        for (cause, total) in by_cause.iter_mut().enumerate() {
-            if let Ok(per_cpu) = self.loss.get(&(cause as u32), 0) {
-                *total = per_cpu.iter().sum();
-            }
+        kernel_losses(&self.loss)
+    }
+
+    /// Another handle on the loss map, for a thread that does not own the tracer.
+    pub fn loss_table(&self) -> Result<LossTable, MapError> {
+        let id = self.loss_id.ok_or(MapError::InvalidName {
+            name: "LOSS".into(),
+        })?;
+        let data = MapData::from_id(id)?;
+        Ok(LossTable(PerCpuArray::try_from(
+            aya::maps::Map::PerCpuArray(data),
+        )?))
+    }
+}
+
+fn kernel_losses(loss: &PerCpuArray<MapData, u64>) -> LossCounts {
+    let mut by_cause = [0u64; LOSS_CAUSES as usize];
+    for (cause, total) in by_cause.iter_mut().enumerate() {
+        if let Ok(per_cpu) = loss.get(&(cause as u32), 0) {
+            *total = per_cpu.iter().sum();
         }
-        LossCounts::from_kernel(by_cause)
+    }
+    LossCounts::from_kernel(by_cause)
+}
+
+/// The kernel's loss counters, read from a thread that does not own the tracer.
+pub struct LossTable(PerCpuArray<MapData, u64>);
+
+impl LossTable {
+    /// Kernel-side losses (aged_out and abandoned are the session's: see `Session::user_losses`).
+    pub fn snapshot(&self) -> LossCounts {
+        kernel_losses(&self.0)
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod cli;
 mod snoop;
+mod top;
 mod workload_cmd;
 
 use std::process::ExitCode;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
             Command::Doctor => doctor(),
             Command::Workload(args) => workload_cmd::workload(args).await,
             Command::Bench(args) => workload_cmd::bench(args).await,
+            Command::Top(args) => top::run(args).await,
         }
     });
     match result {

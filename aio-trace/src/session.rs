@@ -1,7 +1,17 @@
 //! A tracing session: drains the ring buffer into a sink until told to stop,
 //! reclaims in-flight entries nothing will reap, then drains what is left.
 
-use std::{collections::HashMap as StdHashMap, future::Future, io, path::Path, time::Duration};
+use std::{
+    collections::HashMap as StdHashMap,
+    future::Future,
+    io,
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use aio_trace_common::{CTX_DESTROY, CtxKey};
 use aya::maps::{MapData, RingBuf};
@@ -38,13 +48,30 @@ pub const DEFAULT_INFLIGHT_TIMEOUT: Duration = Duration::from_secs(30);
 /// reaped from the user-space AIO ring.
 pub const REAP_GRACE: Duration = Duration::from_secs(2);
 
+/// In-flight entries the user half gave up on (the kernel counts the rest).
+#[derive(Debug, Default)]
+pub struct UserLosses {
+    pub aged_out: AtomicU64,
+    pub abandoned: AtomicU64,
+}
+
+impl UserLosses {
+    /// `kernel` with the user-side counts filled in.
+    pub fn add_to(&self, kernel: LossCounts) -> LossCounts {
+        LossCounts {
+            aged_out: self.aged_out.load(Ordering::Relaxed),
+            abandoned: self.abandoned.load(Ordering::Relaxed),
+            ..kernel
+        }
+    }
+}
+
 pub struct Session {
     pub tracer: Tracer,
     ring: AsyncFd<RingBuf<MapData>>,
     inflight_timeout_ns: u64,
     /// In-flight entries given up on by the user half.
-    aged_out: u64,
-    abandoned: u64,
+    user_losses: Arc<UserLosses>,
     completed_unreaped: u64,
     /// Contexts destroyed in the current batch, with when, swept after it.
     destroyed: Vec<(CtxKey, u64)>,
@@ -63,8 +90,7 @@ impl Session {
             ring: unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
                 .map_err(io::Error::from)?,
             inflight_timeout_ns: inflight_timeout.as_nanos() as u64,
-            aged_out: 0,
-            abandoned: 0,
+            user_losses: Arc::default(),
             completed_unreaped: 0,
             destroyed: Vec::new(),
         })
@@ -72,11 +98,12 @@ impl Session {
 
     /// Every loss so far, kernel and user side.
     pub fn losses(&self) -> LossCounts {
-        LossCounts {
-            aged_out: self.aged_out,
-            abandoned: self.abandoned,
-            ..self.tracer.losses()
-        }
+        self.user_losses.add_to(self.tracer.losses())
+    }
+
+    /// The user-side loss counters, readable from another thread while `run` goes on.
+    pub fn user_losses(&self) -> Arc<UserLosses> {
+        self.user_losses.clone()
     }
 
     /// Delivers records to `sink` until `stop` resolves (or the sink fails),
@@ -166,7 +193,7 @@ impl Session {
                     sink.record(&Record::Iocb(record))?;
                     self.completed_unreaped += 1;
                 } else {
-                    self.abandoned += 1;
+                    self.user_losses.abandoned.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -217,10 +244,11 @@ impl Session {
         }
         for (key, verdict) in doomed {
             if self.tracer.inflight.remove(&key).is_ok() {
-                match verdict {
-                    Staleness::Abandoned => self.abandoned += 1,
-                    _ => self.aged_out += 1,
-                }
+                let counter = match verdict {
+                    Staleness::Abandoned => &self.user_losses.abandoned,
+                    _ => &self.user_losses.aged_out,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
             }
         }
         sink.flush()

@@ -1,0 +1,156 @@
+//! Histograms the views draw: log2 buckets (counts per power of two) and a
+//! sliding window of HdrHistograms for percentiles over the last ticks.
+
+use std::collections::VecDeque;
+
+use hdrhistogram::Histogram;
+
+/// Buckets 0..64: bucket 0 holds 0, bucket b ≥ 1 holds [2^(b-1), 2^b).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Log2Hist {
+    pub buckets: [u64; 65],
+}
+
+impl Default for Log2Hist {
+    fn default() -> Self {
+        Self { buckets: [0; 65] }
+    }
+}
+
+impl Log2Hist {
+    pub fn bucket_of(value: u64) -> usize {
+        (u64::BITS - value.leading_zeros()) as usize
+    }
+
+    /// The smallest value of bucket `b` and the smallest of the next one.
+    pub fn bounds(bucket: usize) -> (u64, u64) {
+        match bucket {
+            0 => (0, 1),
+            64 => (1 << 63, u64::MAX),
+            b => (1 << (b - 1), 1 << b),
+        }
+    }
+
+    pub fn record(&mut self, value: u64) {
+        self.buckets[Self::bucket_of(value)] += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    /// (bucket, count) from the first to the last non-empty bucket.
+    pub fn span(&self) -> Vec<(usize, u64)> {
+        let first = self.buckets.iter().position(|&c| c > 0);
+        let last = self.buckets.iter().rposition(|&c| c > 0);
+        match (first, last) {
+            (Some(first), Some(last)) => (first..=last).map(|b| (b, self.buckets[b])).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A fresh latency histogram in ns: 2 significant digits, grows as needed.
+pub fn latency_histogram() -> Histogram<u64> {
+    let mut h = Histogram::new(2).expect("2 significant digits is valid");
+    h.auto(true);
+    h
+}
+
+/// Latency over the last `ticks` ticks: one histogram per tick, merged on read.
+#[derive(Clone, Debug)]
+pub struct LatencyWindow {
+    current: Histogram<u64>,
+    past: VecDeque<Histogram<u64>>,
+    ticks: usize,
+}
+
+impl LatencyWindow {
+    pub fn new(ticks: usize) -> Self {
+        Self {
+            current: latency_histogram(),
+            past: VecDeque::with_capacity(ticks),
+            ticks,
+        }
+    }
+
+    pub fn record(&mut self, latency_ns: u64) {
+        // Auto-resizing: recording cannot fail for any u64 ≥ 1.
+        let _ = self.current.record(latency_ns.max(1));
+    }
+
+    /// Closes the current tick; the oldest falls out of the window.
+    pub fn tick(&mut self) {
+        let closed = std::mem::replace(&mut self.current, latency_histogram());
+        if self.past.len() == self.ticks {
+            // Reuse the oldest histogram's allocation for nothing: just drop it.
+            self.past.pop_front();
+        }
+        self.past.push_back(closed);
+    }
+
+    /// Every closed tick of the window merged (the open tick is not yet complete).
+    pub fn merged(&self) -> Histogram<u64> {
+        let mut all = latency_histogram();
+        for h in &self.past {
+            let _ = all.add(h);
+        }
+        all
+    }
+
+    /// Quantiles of the window, None when it saw nothing.
+    pub fn quantiles(&self, qs: &[f64]) -> Option<Vec<u64>> {
+        let merged = self.merged();
+        (!merged.is_empty()).then(|| qs.iter().map(|&q| merged.value_at_quantile(q)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log2_buckets_hold_powers_of_two() {
+        assert_eq!(Log2Hist::bucket_of(0), 0);
+        assert_eq!(Log2Hist::bucket_of(1), 1);
+        assert_eq!(Log2Hist::bucket_of(2), 2);
+        assert_eq!(Log2Hist::bucket_of(3), 2);
+        assert_eq!(Log2Hist::bucket_of(8), 4);
+        assert_eq!(Log2Hist::bucket_of(15), 4);
+        assert_eq!(Log2Hist::bucket_of(u64::MAX), 64);
+        assert_eq!(Log2Hist::bounds(4), (8, 16));
+        let mut h = Log2Hist::default();
+        for v in [8, 9, 15, 1, 1024] {
+            h.record(v);
+        }
+        assert_eq!(h.total(), 5);
+        let span = h.span();
+        assert_eq!(span.first(), Some(&(1, 1)));
+        assert_eq!(span[3], (4, 3));
+        assert_eq!(span.last(), Some(&(11, 1)));
+    }
+
+    #[test]
+    fn window_forgets_old_ticks() {
+        let mut w = LatencyWindow::new(2);
+        assert_eq!(w.quantiles(&[0.5]), None);
+        for _ in 0..100 {
+            w.record(1_000_000);
+        }
+        w.tick();
+        for _ in 0..100 {
+            w.record(10_000);
+        }
+        w.tick();
+        let [p50, p99] = w.quantiles(&[0.5, 0.99]).unwrap()[..] else {
+            panic!()
+        };
+        assert!((9_900..=10_100).contains(&p50), "{p50}");
+        assert!((990_000..=1_010_000).contains(&p99), "{p99}");
+        // A third tick pushes the slow one out.
+        w.record(10_000);
+        w.tick();
+        let p99 = w.quantiles(&[0.99]).unwrap()[0];
+        assert!(p99 < 11_000, "{p99}");
+    }
+}

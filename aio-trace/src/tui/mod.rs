@@ -1,0 +1,11 @@
+//! `aio-trace top`: collection (a session thread forwarding record batches),
+//! state (a plain struct), rendering (functions of the state) and the
+//! terminal guard, each in its own module.
+
+pub mod app;
+pub mod collect;
+pub mod hist;
+pub mod state;
+pub mod stats;
+pub mod terminal;
+pub mod ui;

@@ -1,0 +1,548 @@
+//! Rendering: free functions of the state. Nothing here changes the state or
+//! does I/O, so a TestBackend shows exactly what a user sees.
+
+use ratatui::{
+    Frame,
+    layout::{Constraint, Layout, Rect},
+    style::{Color, Modifier, Style, Stylize},
+    text::{Line, Span},
+    widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState},
+};
+
+use super::{
+    hist::Log2Hist,
+    state::{Kind, RowKey, Screen, State},
+    stats::Stats,
+};
+
+/// Below this width the op mix shows only the dominant op.
+const WIDE: u16 = 120;
+
+pub fn render(frame: &mut Frame, state: &State) {
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    render_header(frame, header, state);
+    match state.screen {
+        Screen::Table => render_table(frame, body, state),
+        Screen::Detail => render_detail(frame, body, state),
+    }
+    render_footer(frame, footer, state);
+    if state.help {
+        render_help(frame, frame.area());
+    }
+}
+
+pub fn fmt_ns(ns: u64) -> String {
+    match ns {
+        0..1_000 => format!("{ns}ns"),
+        1_000..10_000 => format!("{:.1}us", ns as f64 / 1e3),
+        10_000..1_000_000 => format!("{}us", ns / 1_000),
+        1_000_000..10_000_000 => format!("{:.1}ms", ns as f64 / 1e6),
+        10_000_000..1_000_000_000 => format!("{}ms", ns / 1_000_000),
+        _ => format!("{:.1}s", ns as f64 / 1e9),
+    }
+}
+
+fn fmt_opt_ns(ns: Option<u64>) -> String {
+    ns.map_or_else(|| "-".into(), fmt_ns)
+}
+
+fn fmt_count(n: f64) -> String {
+    if n >= 10_000_000.0 {
+        format!("{:.0}M", n / 1e6)
+    } else if n >= 100_000.0 {
+        format!("{:.0}k", n / 1e3)
+    } else {
+        format!("{n:.0}")
+    }
+}
+
+fn mb(bytes: f64) -> String {
+    format!("{:.1}", bytes / 1e6)
+}
+
+fn fmt_uptime(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+fn render_header(frame: &mut Frame, area: Rect, state: &State) {
+    let (_, totals, rates) = state.shown();
+    let epc = rates
+        .events_per_getevents
+        .map_or_else(|| "-".into(), |e| format!("{e:.2}"));
+    let line1 = Line::from(vec![
+        Span::styled("aio-trace top", Style::new().bold()),
+        Span::raw(format!(
+            "  {}  Linux {}  up {}  tracing {}",
+            state.host,
+            state.kernel,
+            fmt_uptime(state.uptime),
+            state.trace_filter
+        )),
+        if state.paused {
+            Span::styled("  PAUSED", Style::new().fg(Color::Yellow).bold())
+        } else {
+            Span::raw("")
+        },
+    ]);
+    let line2 = Line::from(format!(
+        "iocbs/s {}  MB/s {}  io_submit/s {}  io_getevents/s {}  events/getevents {}",
+        fmt_count(totals.last.iocbs_per_s),
+        mb(totals.last.bytes_per_s),
+        fmt_count(rates.io_submit_per_s),
+        fmt_count(rates.io_getevents_per_s),
+        epc
+    ));
+    let l = &state.losses;
+    let lost_style = if l.total() > 0 {
+        Style::new().fg(Color::Red).bold()
+    } else {
+        Style::new()
+    };
+    let filter = state
+        .filter
+        .as_ref()
+        .map_or_else(|| "none".into(), |f| f.describe());
+    let line3 = Line::from(vec![
+        Span::styled(
+            if l.total() == 0 {
+                "lost 0".to_string()
+            } else {
+                format!(
+                    "lost {} (ring {} inflight {} read {} unmatched {} trunc {} state {} aged {} abandoned {})",
+                    l.total(),
+                    l.ring_full,
+                    l.inflight_full,
+                    l.user_read,
+                    l.unmatched,
+                    l.batch_truncated,
+                    l.syscall_state_full,
+                    l.aged_out,
+                    l.abandoned
+                )
+            },
+            lost_style,
+        ),
+        Span::raw(format!(
+            "  filter {filter}  sort {}{}{}",
+            state.sort.name(),
+            if state.reverse { " (rev)" } else { "" },
+            if state.split { "  split v/s" } else { "" }
+        )),
+    ]);
+    frame.render_widget(Paragraph::new(vec![line1, line2, line3]), area);
+}
+
+fn render_footer(frame: &mut Frame, area: Rect, state: &State) {
+    let line = match &state.filter_input {
+        Some(text) => Line::from(vec![
+            Span::styled("filter (pid, comm or op): ", Style::new().bold()),
+            Span::raw(format!("{text}_")),
+        ]),
+        None => Line::from(
+            "?:help q:quit ↑↓:select Enter:detail e:expand s/S:sort f:filter v:split p:pause c:clear",
+        )
+        .style(Style::new().fg(Color::Black).bg(Color::Gray)),
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn row_label(state: &State, key: &RowKey) -> String {
+    let comm = state.comm(key.pid);
+    let base = match key.ctx {
+        None => {
+            let mark = if state.expanded.contains(&key.pid) {
+                "-"
+            } else {
+                "+"
+            };
+            format!("{mark}{comm}")
+        }
+        Some(ctx) => format!(" └{ctx:x}"),
+    };
+    match key.kind {
+        Some(Kind::Vectored) => format!("{base} [vec]"),
+        Some(Kind::Scalar) => format!("{base} [scl]"),
+        None => base,
+    }
+}
+
+fn op_mix(stats: &Stats, wide: bool) -> String {
+    if wide {
+        stats
+            .mix()
+            .iter()
+            .map(|(op, share)| format!("{} {:.0}%", op.name(), share * 100.0))
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        stats.dominant_op().map_or_else(String::new, |(op, share)| {
+            if share < 0.995 {
+                format!("{}*", op.name())
+            } else {
+                op.name().into()
+            }
+        })
+    }
+}
+
+fn render_table(frame: &mut Frame, area: Rect, state: &State) {
+    if state.rows.is_empty() {
+        let text = if state.shown().0.is_empty() {
+            vec![
+                Line::from("No AIO seen yet.").bold(),
+                Line::from(""),
+                Line::from(format!(
+                    "Waiting for io_submit/io_getevents from {}.",
+                    state.trace_filter
+                )),
+                Line::from("Try: aio-trace top --workload   (? for help, q to quit)"),
+            ]
+        } else {
+            vec![Line::from(
+                "No process matches the filter (f to change it).",
+            )]
+        };
+        frame.render_widget(
+            Paragraph::new(text).block(Block::new().borders(Borders::TOP)),
+            area,
+        );
+        return;
+    }
+    let wide = area.width >= WIDE;
+    let header = Row::new([
+        "PID", "COMM", "IOCB/s", "MB/s", "OPS", "SEGS", "BIO", "INFL", "P50", "P99", "ERR",
+    ])
+    .style(Style::new().add_modifier(Modifier::REVERSED));
+    let rows = state.rows.iter().map(|key| {
+        let Some(stats) = state.stats(key) else {
+            return Row::new(Vec::<Cell>::new());
+        };
+        let in_flight = if key.kind.is_some() {
+            "-".to_string()
+        } else {
+            state.in_flight(key.pid, key.ctx).to_string()
+        };
+        let errors = Cell::from(stats.errors.to_string()).style(if stats.errors > 0 {
+            Style::new().fg(Color::Red)
+        } else {
+            Style::new()
+        });
+        Row::new(vec![
+            Cell::from(key.pid.to_string()),
+            Cell::from(row_label(state, key)),
+            Cell::from(fmt_count(stats.last.iocbs_per_s)),
+            Cell::from(mb(stats.last.bytes_per_s)),
+            Cell::from(op_mix(stats, wide)),
+            Cell::from(
+                stats
+                    .avg_segments()
+                    .map_or_else(|| "-".into(), |s| format!("{s:.2}")),
+            ),
+            Cell::from(
+                stats
+                    .bios_per_iocb()
+                    .map_or_else(|| "n/a".into(), |b| format!("{b:.2}")),
+            ),
+            Cell::from(in_flight),
+            Cell::from(fmt_opt_ns(stats.p50_ns)),
+            Cell::from(fmt_opt_ns(stats.last.p99_ns)),
+            errors,
+        ])
+    });
+    let widths = [
+        Constraint::Length(7),
+        Constraint::Length(if wide { 24 } else { 12 }),
+        Constraint::Length(7),
+        Constraint::Length(6),
+        Constraint::Length(if wide { 34 } else { 8 }),
+        Constraint::Length(5),
+        Constraint::Length(4),
+        Constraint::Length(5),
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Length(4),
+    ];
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(Style::new().bg(Color::Blue).fg(Color::White));
+    let mut table_state = TableState::default().with_selected(Some(state.selected));
+    frame.render_stateful_widget(table, area, &mut table_state);
+}
+
+/// One line per log2 bucket: range, bar, count.
+fn histogram_lines(
+    hist: &Log2Hist,
+    fmt: fn(u64) -> String,
+    bar_width: usize,
+) -> Vec<Line<'static>> {
+    let span = hist.span();
+    let max = span.iter().map(|&(_, c)| c).max().unwrap_or(0).max(1);
+    span.into_iter()
+        .map(|(bucket, count)| {
+            let (lo, next) = Log2Hist::bounds(bucket);
+            let hi = next.saturating_sub(1).max(lo);
+            let range = if hi == lo {
+                fmt(lo)
+            } else {
+                format!("{}-{}", fmt(lo), fmt(hi))
+            };
+            let bar = "█".repeat((count * bar_width as u64).div_ceil(max) as usize);
+            Line::from(format!("{range:>15}│{bar:<bar_width$} {count}"))
+        })
+        .collect()
+}
+
+fn plain(n: u64) -> String {
+    n.to_string()
+}
+
+fn render_detail(frame: &mut Frame, area: Rect, state: &State) {
+    let Some(key) = state.selected_row() else {
+        return;
+    };
+    let Some(group) = state.group(&key) else {
+        return;
+    };
+    let stats = group.stats(key.kind);
+    let title = format!(
+        " {} {}{}{} — Esc to go back ",
+        key.pid,
+        state.comm(key.pid),
+        key.ctx.map_or_else(String::new, |c| format!(" ctx {c:x}")),
+        key.kind
+            .map_or_else(String::new, |k| format!(" ({})", k.name())),
+    );
+    let outer = Block::new().borders(Borders::TOP).title(title.bold());
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+
+    let [top, middle, charts, recent] = Layout::vertical([
+        Constraint::Min(6),
+        Constraint::Length(6),
+        Constraint::Length(4),
+        Constraint::Percentage(25),
+    ])
+    .areas(inner);
+    let [lat_area, seg_area] =
+        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(top);
+
+    let q = |q| fmt_opt_ns(stats.quantile(q));
+    let mut lat = vec![Line::from(format!(
+        "p50 {} p90 {} p99 {} p99.9 {} max {}",
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(0.999),
+        fmt_opt_ns((!stats.latency.is_empty()).then(|| stats.latency.max()))
+    ))];
+    lat.extend(histogram_lines(&stats.latency_log2, fmt_ns, 20));
+    frame.render_widget(
+        Paragraph::new(lat).block(Block::bordered().title("latency (submit→reap)")),
+        lat_area,
+    );
+    let mut seg = histogram_lines(&stats.segments, plain, 12);
+    seg.push(Line::from("bios/iocb: n/a (not in the record yet)"));
+    seg.push(Line::from("stages dispatch/device/reap lag: n/a"));
+    frame.render_widget(
+        Paragraph::new(seg).block(Block::bordered().title("segments per iocb")),
+        seg_area,
+    );
+
+    let [vec_area, scl_area] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(middle);
+    for (kind, area) in [(Kind::Vectored, vec_area), (Kind::Scalar, scl_area)] {
+        let s = &group.split[kind as usize];
+        let text = vec![
+            Line::from(format!(
+                "iocbs {}  {}/s  MB/s {}",
+                s.iocbs,
+                fmt_count(s.last.iocbs_per_s),
+                mb(s.last.bytes_per_s)
+            )),
+            Line::from(format!(
+                "segs/iocb {}  bios/iocb n/a  errors {}",
+                s.avg_segments()
+                    .map_or_else(|| "-".into(), |v| format!("{v:.2}")),
+                s.errors
+            )),
+            Line::from(format!(
+                "p50 {}  p99 {}  (window)",
+                fmt_opt_ns(s.p50_ns),
+                fmt_opt_ns(s.last.p99_ns)
+            )),
+            Line::from(format!(
+                "p50 {}  p99 {}  (all)",
+                fmt_opt_ns(s.quantile(0.5)),
+                fmt_opt_ns(s.quantile(0.99))
+            )),
+        ];
+        frame.render_widget(
+            Paragraph::new(text).block(Block::bordered().title(kind.name())),
+            area,
+        );
+    }
+
+    let [tp_area, p99_area] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(charts);
+    let width = tp_area.width.saturating_sub(2) as usize;
+    let tail = |f: fn(&super::stats::Sample) -> u64| -> Vec<u64> {
+        let skip = stats.history.len().saturating_sub(width);
+        stats.history.iter().skip(skip).map(f).collect()
+    };
+    let throughput = tail(|s| s.bytes_per_s as u64);
+    let p99 = tail(|s| s.p99_ns.unwrap_or(0));
+    frame.render_widget(
+        Sparkline::default()
+            .block(Block::bordered().title(format!("MB/s {}", mb(stats.last.bytes_per_s))))
+            .data(&throughput)
+            .style(Style::new().fg(Color::Green)),
+        tp_area,
+    );
+    frame.render_widget(
+        Sparkline::default()
+            .block(Block::bordered().title(format!("p99 {}", fmt_opt_ns(stats.last.p99_ns))))
+            .data(&p99)
+            .style(Style::new().fg(Color::Yellow)),
+        p99_area,
+    );
+
+    let header = Row::new(["OP", "FD", "OFFSET", "SEGS", "BYTES", "RES", "LAT"])
+        .style(Style::new().add_modifier(Modifier::REVERSED));
+    let rows = group.recent.iter().rev().map(|r| {
+        use crate::model::IocbView as _;
+        Row::new([
+            r.op().name().to_string(),
+            r.fd.to_string(),
+            r.offset.to_string(),
+            r.segs.to_string(),
+            r.requested_bytes()
+                .map_or_else(|| "-".into(), |b| b.to_string()),
+            r.result().map_or_else(|| "-".into(), |b| b.to_string()),
+            fmt_opt_ns(r.latency_ns()),
+        ])
+    });
+    let widths = [
+        Constraint::Length(8),
+        Constraint::Length(4),
+        Constraint::Length(12),
+        Constraint::Length(5),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(7),
+    ];
+    frame.render_widget(
+        Table::new(rows, widths).header(header).block(
+            Block::new()
+                .borders(Borders::TOP)
+                .title("most recent iocbs"),
+        ),
+        recent,
+    );
+}
+
+pub const KEYS: [(&str, &str); 14] = [
+    ("↑/↓ j/k", "select a row"),
+    ("Enter", "detail of the selected row"),
+    ("Esc", "back to the table / close help"),
+    ("e →/←", "expand/collapse a process's AIO contexts"),
+    ("s", "cycle the sort column"),
+    ("S", "reverse the sort"),
+    ("f /", "filter: a pid, an op (preadv…) or part of a comm"),
+    ("", "(Enter applies, empty clears, Esc cancels)"),
+    ("v", "split rows: vectored / scalar"),
+    ("p space", "pause the display (the trace keeps counting)"),
+    ("c", "clear the statistics"),
+    ("?", "this help"),
+    ("q Ctrl-C", "quit"),
+    ("", "BIO and stage latencies: n/a until the record has them"),
+];
+
+fn render_help(frame: &mut Frame, area: Rect) {
+    let width = 64.min(area.width);
+    let height = (KEYS.len() as u16 + 2).min(area.height);
+    let popup = Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    };
+    let lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(key, what)| {
+            Line::from(vec![
+                Span::styled(format!("{key:>9}  "), Style::new().bold()),
+                Span::raw(*what),
+            ])
+        })
+        .collect();
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" keys ")),
+        popup,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::{Terminal, backend::TestBackend};
+
+    use super::*;
+    use crate::tui::state::tests::{sample_state, ticked};
+
+    fn draw(state: &State, width: u16, height: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|f| render(f, state)).unwrap();
+        let buffer = terminal.backend().buffer();
+        let mut out = String::new();
+        for y in 0..height {
+            for x in 0..width {
+                out.push_str(buffer[(x, y)].symbol());
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    fn fixed(mut s: State) -> State {
+        s.uptime = std::time::Duration::from_secs(75);
+        s
+    }
+
+    #[test]
+    fn formats_latencies() {
+        assert_eq!(fmt_ns(850), "850ns");
+        assert_eq!(fmt_ns(1_500), "1.5us");
+        assert_eq!(fmt_ns(120_000), "120us");
+        assert_eq!(fmt_ns(2_500_000), "2.5ms");
+        assert_eq!(fmt_ns(3_000_000_000), "3.0s");
+    }
+
+    #[test]
+    fn snapshots() {
+        let table = fixed(ticked(sample_state()));
+        let mut split = table.clone();
+        split.toggle_split();
+        let mut detail = table.clone();
+        detail.enter();
+        let mut help = table.clone();
+        help.help = true;
+        let empty = fixed(ticked(State::new("testhost", "6.18.0")));
+        for (name, state) in [
+            ("table", &table),
+            ("split", &split),
+            ("detail", &detail),
+            ("help", &help),
+            ("empty", &empty),
+        ] {
+            for (w, h) in [(80, 24), (160, 48)] {
+                insta::assert_snapshot!(format!("{name}_{w}x{h}"), draw(state, w, h));
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Root end-to-end test of `aio-trace top --workload` in a real terminal
+//! (a detached tmux session): the table shows PREAD and PREADV rows with the
+//! workload's segment counts, and `q` exits 0 leaving the alternate screen.
+
+use std::{
+    process::Command,
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+const AIO_TRACE: &str = env!("CARGO_BIN_EXE_aio-trace");
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux").args(args).output().expect("run tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Kills the tmux session even when an assertion fails.
+struct Session(String);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        tmux(&["kill-session", "-t", &self.0]);
+    }
+}
+
+fn row_with<'a>(pane: &'a str, op: &str, segs: &str) -> Option<&'a str> {
+    pane.lines()
+        .find(|l| l.split_whitespace().any(|w| w == op) && l.split_whitespace().any(|w| w == segs))
+}
+
+#[test]
+fn top_shows_vectored_and_scalar_rows_and_quits_cleanly() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipping: tmux is not installed");
+        return;
+    }
+    let name = format!("aio-trace-top-{}", std::process::id());
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(&name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let exit_file = dir.join("exit");
+    let _ = std::fs::remove_file(&exit_file);
+    // The workload's temp file goes next to the build (O_DIRECT-capable, unlike tmpfs).
+    let script = format!(
+        "TMPDIR={dir} {bin} top --workload --phase 2; echo EXIT=$? > {exit}; sleep 60",
+        dir = dir.display(),
+        bin = AIO_TRACE,
+        exit = exit_file.display()
+    );
+    let status = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "160",
+            "-y",
+            "48",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .status()
+        .expect("start tmux");
+    assert!(status.success());
+    let _session = Session(name.clone());
+
+    // Scalar and vectored phases alternate every 2 s; after one of each, split the rows.
+    sleep(Duration::from_secs(6));
+    tmux(&["send-keys", "-t", &name, "v"]);
+    sleep(Duration::from_secs(3));
+    let pane = tmux(&["capture-pane", "-p", "-t", &name]);
+    eprintln!("{pane}");
+    assert!(pane.contains("aio-trace top"), "no header:\n{pane}");
+    assert!(pane.contains("lost 0"), "losses:\n{pane}");
+    let vectored = row_with(&pane, "PREADV", "8.00");
+    let scalar = row_with(&pane, "PREAD", "1.00");
+    assert!(
+        vectored.is_some(),
+        "no PREADV row with 8.00 segments:\n{pane}"
+    );
+    assert!(scalar.is_some(), "no PREAD row with 1.00 segments:\n{pane}");
+
+    tmux(&["send-keys", "-t", &name, "q"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !exit_file.exists() && Instant::now() < deadline {
+        sleep(Duration::from_millis(100));
+    }
+    let exit = std::fs::read_to_string(&exit_file).expect("top did not exit after q");
+    assert_eq!(exit.trim(), "EXIT=0");
+    // Back on the main screen: the table is gone.
+    let after = tmux(&["capture-pane", "-p", "-t", &name]);
+    assert!(
+        !after.contains("IOCB/s"),
+        "alternate screen not left:\n{after}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
