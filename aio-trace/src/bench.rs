@@ -45,6 +45,11 @@ pub struct Traced {
     pub bytes: u64,
     pub segs: u64,
     pub errors: u64,
+    /// Filesystem dispatches and bios the iocbs caused.
+    pub dispatches: u64,
+    pub bios: u64,
+    /// Kernel completion → io_getevents return, per iocb.
+    pub reap_lag: Histogram<u64>,
     pub io_submit_calls: u64,
     pub io_getevents_calls: u64,
     pub latency: Histogram<u64>,
@@ -57,6 +62,9 @@ impl Default for Traced {
             bytes: 0,
             segs: 0,
             errors: 0,
+            dispatches: 0,
+            bios: 0,
+            reap_lag: new_histogram(),
             io_submit_calls: 0,
             io_getevents_calls: 0,
             latency: new_histogram(),
@@ -70,6 +78,9 @@ impl Traced {
         self.bytes += other.bytes;
         self.segs += other.segs;
         self.errors += other.errors;
+        self.dispatches += other.dispatches;
+        self.bios += other.bios;
+        let _ = self.reap_lag.add(&other.reap_lag);
         self.io_submit_calls += other.io_submit_calls;
         self.io_getevents_calls += other.io_getevents_calls;
         let _ = self.latency.add(&other.latency);
@@ -101,6 +112,11 @@ impl Sink for PerPhase {
             t.iocbs += 1;
             t.bytes += r.requested_bytes().unwrap_or(0);
             t.segs += u64::from(r.segs);
+            t.dispatches += u64::from(r.dispatches);
+            t.bios += u64::from(r.bios);
+            if let Some(ns) = r.reap_lag_ns() {
+                let _ = t.reap_lag.record(ns.max(1));
+            }
             if r.result().is_none_or(|res| res < 0) {
                 t.errors += 1;
             }
@@ -338,9 +354,27 @@ pub fn render_comparison(c: &Comparison) -> String {
         ve.events_per_getevents(),
         2,
     );
-    for name in ["fs dispatches per MB", "bios per MB"] {
-        let _ = writeln!(s, "{name:<34} (needs block-layer tracing, not built yet)");
-    }
+    row(
+        &mut s,
+        "fs dispatches per MB (traced)",
+        sc.per_mb(sc.traced.dispatches),
+        ve.per_mb(ve.traced.dispatches),
+        2,
+    );
+    row(
+        &mut s,
+        "bios per MB (traced)",
+        sc.per_mb(sc.traced.bios),
+        ve.per_mb(ve.traced.bios),
+        2,
+    );
+    row(
+        &mut s,
+        "bios per iocb (traced)",
+        ratio(sc.traced.bios, sc.traced.iocbs),
+        ratio(ve.traced.bios, ve.traced.iocbs),
+        2,
+    );
     let (ls, lv) = (
         LatencyUs::from_histogram(&sc.latency),
         LatencyUs::from_histogram(&ve.latency),
@@ -356,6 +390,16 @@ pub fn render_comparison(c: &Comparison) -> String {
         ("latency max µs (workload)", ls.max, lv.max),
         ("latency p50 µs (traced)", ts.p50, tv.p50),
         ("latency p99 µs (traced)", ts.p99, tv.p99),
+        (
+            "reap lag p50 µs (traced)",
+            LatencyUs::from_histogram(&sc.traced.reap_lag).p50,
+            LatencyUs::from_histogram(&ve.traced.reap_lag).p50,
+        ),
+        (
+            "reap lag p99 µs (traced)",
+            LatencyUs::from_histogram(&sc.traced.reap_lag).p99,
+            LatencyUs::from_histogram(&ve.traced.reap_lag).p99,
+        ),
     ] {
         row(&mut s, name, a, b, 1);
     }
@@ -367,7 +411,7 @@ pub fn render_sweep(cs: &[Comparison]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:>5} {:>11} {:>11} {:>7} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10}",
+        "{:>5} {:>11} {:>11} {:>7} {:>11} {:>11} {:>11} {:>11} {:>10} {:>10} {:>9} {:>9}",
         "SEGS",
         "SCALAR MB/s",
         "VECTOR MB/s",
@@ -376,6 +420,8 @@ pub fn render_sweep(cs: &[Comparison]) -> String {
         "V submit/MB",
         "S getev/MB",
         "V getev/MB",
+        "S bios/MB",
+        "V bios/MB",
         "S p99 µs",
         "V p99 µs"
     );
@@ -383,7 +429,7 @@ pub fn render_sweep(cs: &[Comparison]) -> String {
         let (sc, ve) = (&c.scalar, &c.vectored);
         let _ = writeln!(
             s,
-            "{:>5} {:>11.1} {:>11.1} {:>7} {:>12.2} {:>12.2} {:>12.2} {:>12.2} {:>10.1} {:>10.1}",
+            "{:>5} {:>11.1} {:>11.1} {:>7} {:>11.2} {:>11.2} {:>11.2} {:>11.2} {:>10.2} {:>10.2} {:>9.0} {:>9.0}",
             c.segments,
             sc.mb_per_s(),
             ve.mb_per_s(),
@@ -392,6 +438,8 @@ pub fn render_sweep(cs: &[Comparison]) -> String {
             ve.per_mb(ve.traced.io_submit_calls),
             sc.per_mb(sc.traced.io_getevents_calls),
             ve.per_mb(ve.traced.io_getevents_calls),
+            sc.per_mb(sc.traced.bios),
+            ve.per_mb(ve.traced.bios),
             LatencyUs::from_histogram(&sc.latency).p99,
             LatencyUs::from_histogram(&ve.latency).p99,
         );
@@ -420,9 +468,9 @@ struct TracedJson {
     io_submit_calls: u64,
     io_getevents_calls: u64,
     latency_us: LatencyUs,
-    /// Needs block-layer tracing: null until it exists.
-    dispatches: Option<u64>,
-    bios: Option<u64>,
+    dispatches: u64,
+    bios: u64,
+    reap_lag_us: LatencyUs,
 }
 
 impl ModeJson {
@@ -443,8 +491,9 @@ impl ModeJson {
                 io_submit_calls: m.traced.io_submit_calls,
                 io_getevents_calls: m.traced.io_getevents_calls,
                 latency_us: LatencyUs::from_histogram(&m.traced.latency),
-                dispatches: None,
-                bios: None,
+                dispatches: m.traced.dispatches,
+                bios: m.traced.bios,
+                reap_lag_us: LatencyUs::from_histogram(&m.traced.reap_lag),
             },
         }
     }
