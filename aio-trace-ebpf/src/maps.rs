@@ -7,7 +7,7 @@ use aio_trace_common::{
     Owner, SectorKey, UIO_MAXIOV,
 };
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
+    bindings::{BPF_F_NO_COMMON_LRU, BPF_NOEXIST},
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
@@ -82,16 +82,20 @@ pub static SYNC_CALLS: HashMap<u32, IocbRecord> = HashMap::with_max_entries(16_3
 
 /// Direct I/Os dispatched and not completed: who caused them. LRU: an entry
 /// whose completion was never seen is evicted rather than filling the table.
+/// Per-CPU LRU lists (BPF_F_NO_COMMON_LRU): no global lock on the hot path.
 #[map]
-pub static DIO_OWNER: LruHashMap<DioKey, Owner> = LruHashMap::with_max_entries(65_536, 0);
+pub static DIO_OWNER: LruHashMap<DioKey, Owner> =
+    LruHashMap::with_max_entries(65_536, BPF_F_NO_COMMON_LRU);
 
 /// Bios queued (by start sector), for request completion and merges.
 #[map]
-pub static BIO_OWNER: LruHashMap<SectorKey, BioOwner> = LruHashMap::with_max_entries(65_536, 0);
+pub static BIO_OWNER: LruHashMap<SectorKey, BioOwner> =
+    LruHashMap::with_max_entries(65_536, BPF_F_NO_COMMON_LRU);
 
 /// Request issue times, for D2C latency.
 #[map]
-pub static RQ_ISSUE: LruHashMap<SectorKey, u64> = LruHashMap::with_max_entries(65_536, 0);
+pub static RQ_ISSUE: LruHashMap<SectorKey, u64> =
+    LruHashMap::with_max_entries(65_536, BPF_F_NO_COMMON_LRU);
 
 /// Per block device counters (all devices, whatever the filters).
 #[map]

@@ -9,6 +9,7 @@ use aio_trace_common::{
     RECORD_IOCB,
 };
 use aya_ebpf::{
+    bindings::BPF_NOEXIST,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
         generated::bpf_loop,
@@ -155,6 +156,10 @@ fn try_submit_one(index: u64, walk: &SubmitWalk) -> Result<(), i64> {
     // reaped without io_getevents (from the AIO ring in user memory, as fio
     // --userspace_reap does). It is a record now, with its kernel completion
     // time if seen and no reap time.
+    // NOEXIST first: the common case costs one map operation, not two.
+    if INFLIGHT.insert(&key, &record, BPF_NOEXIST as u64).is_ok() {
+        return Ok(());
+    }
     if let Some(previous) = unsafe { INFLIGHT.get(&key) } {
         match EVENTS.reserve::<IocbRecord>(0) {
             Some(mut entry) => {

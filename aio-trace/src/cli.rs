@@ -24,7 +24,7 @@ pub enum Command {
     /// Print one line per completed iocb (biosnoop style), or JSON with --json.
     Snoop(SnoopArgs),
     /// Show what this machine allows and what aio-trace will use.
-    Doctor,
+    Doctor(DoctorArgs),
     /// Run the built-in AIO workload (vectored or scalar) and print its numbers.
     Workload(WorkloadArgs),
     /// Scalar vs vectored AIO over identical bytes, alternating, checked by the tracer.
@@ -168,6 +168,17 @@ pub struct BenchArgs {
     pub rounds: u32,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Also measure aio-trace's own cost: BPF time per traced iocb while the
+    /// built-in workload runs (needs root).
+    #[arg(long = "self")]
+    pub self_cost: bool,
+    /// Seconds the --self measurement runs.
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_duration)]
+    pub seconds: Duration,
 }
 
 /// Which processes to trace.

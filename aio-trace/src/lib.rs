@@ -11,6 +11,7 @@ pub mod model;
 pub mod output;
 pub mod privileges;
 pub mod reader;
+pub mod selfcost;
 pub mod session;
 pub mod tracefs;
 pub mod tui;

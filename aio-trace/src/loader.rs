@@ -205,6 +205,8 @@ pub enum LoadError {
         #[source]
         source: ProgramError,
     },
+    #[error("could not enable the kernel's BPF statistics: {0}")]
+    Stats(#[source] aya::sys::SyscallError),
     #[error("eBPF map {0} is missing or of the wrong type: {1}")]
     Map(&'static str, #[source] MapError),
 }
@@ -218,6 +220,9 @@ pub struct TraceConfig {
     pub comm: Option<String>,
     pub ring_bytes: u32,
     pub inflight_entries: u32,
+    /// Turn on the kernel's BPF run-time statistics (kernel.bpf_stats_enabled)
+    /// for as long as the tracer lives, to measure its own cost.
+    pub bpf_stats: bool,
 }
 
 impl Default for TraceConfig {
@@ -227,6 +232,7 @@ impl Default for TraceConfig {
             comm: None,
             ring_bytes: DEFAULT_RING_BYTES,
             inflight_entries: DEFAULT_INFLIGHT_ENTRIES,
+            bpf_stats: false,
         }
     }
 }
@@ -243,6 +249,12 @@ pub struct Tracer {
     loss_id: Option<u32>,
     loss: PerCpuArray<MapData, u64>,
     devices: PerCpuHashMap<MapData, u32, DevCounters>,
+    /// Keeps kernel.bpf_stats_enabled on while open.
+    _bpf_stats: Option<std::os::fd::OwnedFd>,
+    /// Kernel ids of the loaded programs, by name.
+    program_ids: Vec<(String, u32)>,
+    /// The programs' costs when they were detached.
+    final_costs: Vec<crate::model::ProgramCost>,
     /// Optional probes that could not be attached, with the reason.
     pub skipped: Vec<(Probe, String)>,
     /// Monotonic ns when every probe was attached.
@@ -359,8 +371,22 @@ impl Tracer {
             }
         }
 
+        // Stats count from here: enabled only once everything is attached would
+        // miss nothing, since no program runs before its attach anyway.
+        let bpf_stats = if config.bpf_stats {
+            Some(aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(LoadError::Stats)?)
+        } else {
+            None
+        };
+        let program_ids = ebpf
+            .programs()
+            .filter_map(|(name, program)| Some((name.to_owned(), program.info().ok()?.id())))
+            .collect();
         let tracer = Self {
             ebpf: Some(ebpf),
+            _bpf_stats: bpf_stats,
+            program_ids,
+            final_costs: Vec::new(),
             inflight,
             counters,
             counters_id,
@@ -376,12 +402,36 @@ impl Tracer {
     /// Detaches and unloads every program. The maps stay readable, so what
     /// the ring buffer still holds can be drained afterwards.
     pub fn detach(&mut self) {
+        if self.ebpf.is_some() {
+            self.final_costs = self.program_costs();
+        }
         self.ebpf = None;
     }
 
     /// Per (pid, ctx) counters, summed over CPUs, in key order.
     pub fn counters(&self) -> Vec<(CtxKey, CtxCounters)> {
         self.counters.snapshot()
+    }
+
+    /// Run count and run time of each of our programs so far (run time only
+    /// counts while BPF stats are enabled: see `TraceConfig::bpf_stats`).
+    pub fn program_costs(&self) -> Vec<crate::model::ProgramCost> {
+        if self.ebpf.is_none() {
+            return self.final_costs.clone();
+        }
+        let mut costs: Vec<_> = aya::programs::loaded_programs()
+            .filter_map(Result::ok)
+            .filter_map(|info| {
+                let (name, _) = self.program_ids.iter().find(|(_, id)| *id == info.id())?;
+                Some(crate::model::ProgramCost {
+                    program: name.clone(),
+                    runs: info.run_count(),
+                    run_ns: info.run_time().as_nanos() as u64,
+                })
+            })
+            .collect();
+        costs.sort_by(|a, b| b.run_ns.cmp(&a.run_ns));
+        costs
     }
 
     /// Per block device counters, summed over CPUs, in device order.

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Snoop(args) => snoop::run(args).await,
-            Command::Doctor => doctor(),
+            Command::Doctor(args) => doctor(args).await,
             Command::Workload(args) => workload_cmd::workload(args).await,
             Command::Bench(args) => workload_cmd::bench(args).await,
             Command::Top(args) => top::run(args).await,
@@ -42,9 +42,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn doctor() -> anyhow::Result<ExitCode> {
+async fn doctor(args: cli::DoctorArgs) -> anyhow::Result<ExitCode> {
     let checks = aio_trace::doctor::run_checks();
     print!("{}", aio_trace::doctor::render(&checks));
+    if args.self_cost && aio_trace::doctor::ready(&checks) {
+        println!();
+        println!(
+            "self-overhead: {:.0} s of 4 KiB random O_DIRECT reads, traced with BPF statistics on",
+            args.seconds.as_secs_f64()
+        );
+        let cost = aio_trace::selfcost::measure(args.seconds).await?;
+        print!("{}", aio_trace::selfcost::render(&cost));
+    }
     Ok(if aio_trace::doctor::ready(&checks) {
         ExitCode::SUCCESS
     } else {

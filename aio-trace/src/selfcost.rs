@@ -1,0 +1,114 @@
+//! `aio-trace doctor --self`: what tracing costs, measured on this machine.
+//! The built-in workload runs with the tracer attached and the kernel's BPF
+//! statistics on; the run time of every aio-trace program is divided by the
+//! iocbs traced.
+
+use std::{fmt::Write as _, sync::atomic::AtomicBool, time::Duration};
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use crate::{
+    loader::{TraceConfig, Tracer},
+    model::{ProgramCost, ns_per_iocb},
+    reader::Record,
+    session::{Session, Sink},
+    workload::{self, Mode, Rw, Stop, WorkloadConfig, target},
+};
+
+#[derive(Debug, Serialize)]
+pub struct SelfCost {
+    pub iocbs: u64,
+    pub iocbs_per_s: f64,
+    pub programs: Vec<ProgramCost>,
+    pub bpf_ns_per_iocb: Option<f64>,
+}
+
+#[derive(Default)]
+struct CountIocbs(u64);
+
+impl Sink for CountIocbs {
+    fn record(&mut self, record: &Record) -> std::io::Result<()> {
+        if let Record::Iocb(_) = record {
+            self.0 += 1;
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs 4 KiB random O_DIRECT reads at iodepth 32 for `duration` on a
+/// temporary file, traced, and reports the BPF time per iocb.
+pub async fn measure(duration: Duration) -> Result<SelfCost> {
+    let config = WorkloadConfig {
+        mode: Mode::Scalar,
+        segments: 1,
+        segment_size: 4096,
+        rw: Rw::RandRead,
+        iodepth: 32,
+        size: Some(64 << 20),
+        stop: Stop::After(duration),
+        ..WorkloadConfig::default()
+    };
+    let file = target::open(&config)?;
+    let trace = TraceConfig {
+        pids: vec![std::process::id()],
+        bpf_stats: true,
+        ..TraceConfig::default()
+    };
+    let (tracer, ring) = Tracer::start(&trace)?;
+    let mut session = Session::new(tracer, ring, Duration::from_secs(30))
+        .context("while watching the ring buffer")?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let worker = tokio::task::spawn_blocking(move || {
+        let result = workload::run(&config, &file, &AtomicBool::new(false));
+        let _ = done_tx.send(());
+        result
+    });
+    let mut count = CountIocbs::default();
+    session
+        .run(&mut count, async {
+            let _ = done_rx.await;
+        })
+        .await
+        .context("while reading the trace")?;
+    let result = worker.await.context("the workload thread panicked")??;
+    let programs = session.tracer.program_costs();
+    Ok(SelfCost {
+        iocbs: count.0,
+        iocbs_per_s: result.iops,
+        bpf_ns_per_iocb: ns_per_iocb(&programs, count.0),
+        programs,
+    })
+}
+
+/// The table `doctor --self` prints.
+pub fn render(cost: &SelfCost) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<26} {:>10} {:>12} {:>12}",
+        "PROGRAM", "RUNS", "NS/RUN", "TOTAL ms"
+    );
+    for p in cost.programs.iter().filter(|p| p.runs != 0) {
+        let _ = writeln!(
+            s,
+            "{:<26} {:>10} {:>12.0} {:>12.2}",
+            p.program,
+            p.runs,
+            p.ns_per_run(),
+            p.run_ns as f64 / 1e6
+        );
+    }
+    let _ = writeln!(
+        s,
+        "traced {} iocbs ({:.0}/s): BPF time per iocb {}",
+        cost.iocbs,
+        cost.iocbs_per_s,
+        cost.bpf_ns_per_iocb
+            .map_or("-".to_owned(), |ns| format!("{ns:.0} ns")),
+    );
+    s
+}
