@@ -430,7 +430,7 @@ impl Tracer {
                 })
             })
             .collect();
-        costs.sort_by(|a, b| b.run_ns.cmp(&a.run_ns));
+        costs.sort_by_key(|c| std::cmp::Reverse(c.run_ns));
         costs
     }
 
