@@ -79,8 +79,11 @@ const _: () = assert!(core::mem::size_of::<IocbRecord>() == 168);
 /// `CtxRecord::event`.
 pub const CTX_SETUP: u8 = 1;
 pub const CTX_DESTROY: u8 = 2;
+/// The process exited (its last thread): every context of it is gone.
+pub const CTX_EXIT: u8 = 3;
 
-/// An AIO context created (io_setup) or destroyed (io_destroy).
+/// An AIO context created (io_setup) or destroyed (io_destroy), or a process
+/// that used AIO exited (`CTX_EXIT`, ctx 0).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtxRecord {

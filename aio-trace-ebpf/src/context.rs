@@ -1,6 +1,6 @@
 //! io_setup / io_destroy / io_cancel: context lifetime and cancel counts.
 
-use aio_trace_common::{CTX_DESTROY, CTX_SETUP, CtxRecord, LossCause, RECORD_CTX};
+use aio_trace_common::{CTX_DESTROY, CTX_EXIT, CTX_SETUP, CtxRecord, LossCause, RECORD_CTX};
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
     macros::tracepoint,
@@ -9,7 +9,7 @@ use aya_ebpf::{
 
 use crate::{
     filter::traced,
-    maps::{CTX_CALLS, EVENTS, add, count_loss, counters},
+    maps::{AIO_PIDS, CTX_CALLS, EVENTS, add, count_loss, counters},
     syscall,
 };
 
@@ -101,6 +101,41 @@ fn try_enter_io_cancel(ctx: &TracePointContext) -> Result<(), i64> {
     }
     if let Some(c) = counters(pid, syscall::arg(ctx, 0)?) {
         unsafe { add(&raw mut (*c).io_cancel_calls, 1) };
+    }
+    Ok(())
+}
+
+/// sched:sched_process_exit: group_dead @32 (bool) is set when the last thread exits.
+const GROUP_DEAD: usize = 32;
+
+#[tracepoint]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    let _ = try_process_exit(&ctx);
+    0
+}
+
+fn try_process_exit(ctx: &TracePointContext) -> Result<(), i64> {
+    let group_dead: u8 = unsafe { ctx.read_at(GROUP_DEAD) }.map_err(|e| e as i64)?;
+    if group_dead == 0 {
+        return Ok(());
+    }
+    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // Only processes that used AIO: every exit on the machine comes through here.
+    if unsafe { AIO_PIDS.get(&pid) }.is_none() {
+        return Ok(());
+    }
+    let _ = AIO_PIDS.remove(&pid);
+    let record = CtxRecord {
+        kind: RECORD_CTX,
+        event: CTX_EXIT,
+        _pad: [0; 2],
+        pid,
+        ctx: 0,
+        nr_events: 0,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    };
+    if EVENTS.output::<CtxRecord>(&record, 0).is_err() {
+        count_loss(LossCause::RingFull);
     }
     Ok(())
 }

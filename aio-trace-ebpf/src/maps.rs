@@ -32,6 +32,12 @@ pub static COUNTERS: PerCpuHashMap<CtxKey, CtxCounters> =
 #[map]
 pub static LOSS: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_CAUSES, 0);
 
+/// Processes that submitted iocbs: their exit is reported so the user half
+/// reclaims their in-flight entries at once. LRU: bounded without bookkeeping.
+#[map]
+pub static AIO_PIDS: LruHashMap<u32, u8> =
+    LruHashMap::with_max_entries(16_384, BPF_F_NO_COMMON_LRU);
+
 /// Pids to trace when `FILTER_PIDS` is set.
 #[map]
 pub static PID_FILTER: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);

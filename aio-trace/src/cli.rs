@@ -202,6 +202,9 @@ pub struct SnoopArgs {
     /// One JSON object per line: iocb records, then summary and lost lines at exit.
     #[arg(long)]
     pub json: bool,
+    /// Ring buffer size (a power of two, at least one page; K/M suffixes).
+    #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_size)]
+    pub ring_size: u64,
     /// Give up on an iocb not reaped after this many seconds (counted as aged_out).
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration)]
     pub inflight_timeout: Duration,

@@ -80,7 +80,14 @@ pub const PROBES: &[Probe] = &[
         program: "sys_enter_io_cancel",
         group: "syscalls",
         required: false,
-    }, // Filesystem dispatch and the block layer: bios per iocb and stage times.
+    },
+    // Process exit: reclaim its in-flight iocbs at once.
+    Probe {
+        program: "sched_process_exit",
+        group: "sched",
+        required: false,
+    },
+    // Filesystem dispatch and the block layer: bios per iocb and stage times.
     Probe {
         program: "iomap_dio_rw_begin",
         group: "iomap",
@@ -432,6 +439,11 @@ impl Tracer {
             .collect();
         costs.sort_by_key(|c| std::cmp::Reverse(c.run_ns));
         costs
+    }
+
+    /// Iocbs in the in-flight table now.
+    pub fn inflight_len(&self) -> usize {
+        self.inflight.keys().filter(Result::is_ok).count()
     }
 
     /// Per block device counters, summed over CPUs, in device order.

@@ -11,10 +11,19 @@ use clap::Parser as _;
 
 use crate::cli::{Cli, Command};
 
+/// This process's task name (what `-c` filters on), for its threads.
+fn process_comm() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .map_or_else(|_| "aio-trace".into(), |c| c.trim_end().to_owned())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Blocking-pool threads (the workload's) keep the process's name, so
+        // `-c aio-trace` finds their I/O.
+        .thread_name(process_comm())
         .build()
     {
         Ok(rt) => rt,

@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use aio_trace_common::{CTX_DESTROY, CtxKey};
+use aio_trace_common::{CTX_DESTROY, CTX_EXIT, CtxKey};
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
@@ -147,8 +147,9 @@ impl Session {
         while let Some(item) = ring.next() {
             match decode(&item) {
                 Ok(record) => {
+                    // ctx 0 (never a context id) stands for all of the process's.
                     if let Record::Ctx(ctx) = &record
-                        && ctx.event == CTX_DESTROY
+                        && (ctx.event == CTX_DESTROY || ctx.event == CTX_EXIT)
                     {
                         let key = CtxKey {
                             pid: ctx.pid,
@@ -182,9 +183,9 @@ impl Session {
             .iter()
             .filter_map(Result::ok)
             .filter(|(k, record)| {
-                destroyed
-                    .iter()
-                    .any(|(d, at)| d.pid == k.pid && d.ctx == k.ctx && record.submit_ns < *at)
+                destroyed.iter().any(|(d, at)| {
+                    d.pid == k.pid && (d.ctx == 0 || d.ctx == k.ctx) && record.submit_ns < *at
+                })
             })
             .collect();
         for (key, record) in doomed {

@@ -32,6 +32,16 @@ pub fn trace_config(filter: &FilterArgs) -> anyhow::Result<TraceConfig> {
     })
 }
 
+/// A ring buffer size the kernel takes: a power of two, a multiple of the page size.
+pub fn ring_bytes(size: u64) -> anyhow::Result<u32> {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    if !size.is_power_of_two() || size < page || size > 1 << 30 {
+        bail!("--ring-size must be a power of two between {page} bytes and 1G, not {size}");
+    }
+    Ok(size as u32)
+}
+
 /// Resolves on Ctrl-C, SIGTERM, SIGHUP or after `duration`.
 pub async fn stop_signal(duration: Option<Duration>) {
     let (Ok(mut term), Ok(mut hup)) = (
@@ -60,7 +70,8 @@ pub async fn stop_signal(duration: Option<Duration>) {
 }
 
 pub async fn run(args: SnoopArgs) -> anyhow::Result<ExitCode> {
-    let config = trace_config(&args.filter)?;
+    let mut config = trace_config(&args.filter)?;
+    config.ring_bytes = ring_bytes(args.ring_size)?;
     let (tracer, ring) = Tracer::start(&config)?;
     for (probe, reason) in &tracer.skipped {
         eprintln!(

@@ -32,11 +32,12 @@ fn cancel_on_signal() -> Arc<AtomicBool> {
 }
 
 pub async fn workload(args: WorkloadArgs) -> anyhow::Result<ExitCode> {
+    // First: a signal during the (possibly long) file fill must stop, not kill.
+    let cancel = cancel_on_signal();
     let config = args.config();
     config.validate()?;
     let target = target::open(&config)?;
     config.validate_for_target(target.block, target.size)?;
-    let cancel = cancel_on_signal();
     let result = tokio::task::spawn_blocking(move || workload::run(&config, &target, &cancel))
         .await
         .context("the workload thread panicked")??;

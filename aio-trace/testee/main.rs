@@ -547,6 +547,54 @@ fn raw(device: &Path) -> io::Result<Truth> {
     Ok(std::mem::take(&mut d.truth))
 }
 
+/// Forks children that each set up a context, submit four PREADs and are
+/// killed with SIGKILL before reaping them; `AIO_TRACE_TEST_CYCLES` times.
+fn fork_kill(dir: &Path) -> io::Result<Truth> {
+    let cycles: u64 =
+        std::env::var("AIO_TRACE_TEST_CYCLES").map_or(1000, |v| v.parse().expect("cycles"));
+    let file = open_scratch(dir, "killed.dat")?;
+    let fd = file.as_raw_fd();
+    // Everything the child touches is prepared here: after fork it only makes syscalls.
+    let mut bufs: Vec<AlignedBuf> = (0..4).map(|_| AlignedBuf::zeroed(BLOCK, BLOCK)).collect();
+    let mut iocbs: Vec<Iocb> = bufs
+        .iter_mut()
+        .enumerate()
+        .map(|(i, b)| aio::pread(fd, b, (i * BLOCK) as i64, i as u64))
+        .collect();
+    let ptrs: Vec<*mut Iocb> = iocbs.iter_mut().map(|c| c as *mut Iocb).collect();
+    for _ in 0..cycles {
+        let mut ready = [0i32; 2];
+        // SAFETY: plain syscalls; the child below only calls async-signal-safe ones.
+        unsafe {
+            if libc::pipe(ready.as_mut_ptr()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let child = libc::fork();
+            if child == 0 {
+                // A name of its own, for the tracer's comm filter: tests run in parallel.
+                libc::prctl(libc::PR_SET_NAME, c"aio-fork-kill".as_ptr());
+                let mut ctx: u64 = 0;
+                libc::syscall(libc::SYS_io_setup, 8, &mut ctx as *mut u64);
+                libc::syscall(libc::SYS_io_submit, ctx, 4 as libc::c_long, ptrs.as_ptr());
+                libc::write(ready[1], b"x".as_ptr().cast(), 1);
+                loop {
+                    libc::pause();
+                }
+            }
+            let mut byte = 0u8;
+            libc::read(ready[0], (&raw mut byte).cast(), 1);
+            libc::kill(child, libc::SIGKILL);
+            libc::waitpid(child, std::ptr::null_mut(), 0);
+            libc::close(ready[0]);
+            libc::close(ready[1]);
+        }
+    }
+    Ok(Truth {
+        iocbs_submitted: 4 * cycles,
+        ..Truth::default()
+    })
+}
+
 /// The built-in workload, randrw with --verify, as `aio-trace workload` runs it.
 fn workload(dir: &Path, mode: workload::Mode) -> io::Result<Truth> {
     let config = workload::WorkloadConfig {
@@ -596,6 +644,7 @@ fn main() -> io::Result<()> {
         "ring_reap" => ring_reap(Path::new(dir), true)?,
         "ring_reap_buffered" => ring_reap(Path::new(dir), false)?,
         "block" => block(Path::new(dir))?,
+        "fork_kill" => fork_kill(Path::new(dir))?,
         "raw" => raw(Path::new(
             &std::env::var("AIO_TRACE_TEST_DEVICE").expect("AIO_TRACE_TEST_DEVICE"),
         ))?,

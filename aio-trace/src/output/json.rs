@@ -5,7 +5,7 @@ use std::{
     io::{self, Write},
 };
 
-use aio_trace_common::{CTX_SETUP, CtxRecord, IocbRecord};
+use aio_trace_common::{CTX_EXIT, CTX_SETUP, CtxRecord, IocbRecord};
 use serde::Serialize;
 
 use crate::{
@@ -114,10 +114,10 @@ impl CtxJson {
     fn new(r: &CtxRecord) -> Self {
         Self {
             kind: "ctx",
-            event: if r.event == CTX_SETUP {
-                "setup"
-            } else {
-                "destroy"
+            event: match r.event {
+                CTX_SETUP => "setup",
+                CTX_EXIT => "exit",
+                _ => "destroy",
             },
             pid: r.pid,
             ctx: r.ctx,
