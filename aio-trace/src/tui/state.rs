@@ -242,7 +242,7 @@ impl State {
             uptime: Duration::ZERO,
             trace_filter: "all processes".into(),
             processes: BTreeMap::new(),
-            totals: Stats::default(),
+            totals: Stats::counts_only(),
             counters: BTreeMap::new(),
             ring_reaped: BTreeMap::new(),
             prev_counter_sums: None,
@@ -492,9 +492,13 @@ impl State {
     /// Forgets every aggregate (the kernel's counters stay: in flight is absolute).
     pub fn clear(&mut self) {
         self.processes.clear();
-        self.totals = Stats::default();
+        self.totals = Stats::counts_only();
         if self.paused {
-            self.frozen = Some(Box::new((BTreeMap::new(), Stats::default(), self.rates)));
+            self.frozen = Some(Box::new((
+                BTreeMap::new(),
+                Stats::counts_only(),
+                self.rates,
+            )));
         }
         self.screen = Screen::Table;
         self.refresh();
@@ -746,7 +750,7 @@ pub(crate) mod tests {
         assert_eq!(fio.group.split[Kind::Scalar as usize].iocbs, 10);
         assert_eq!(fio.group.total.last.iocbs_per_s, 40.0);
         assert_eq!(s.totals.iocbs, 48);
-        assert_eq!(s.totals.ring_reaped, 2);
+        assert_eq!(s.processes[&200].group.total.ring_reaped, 2);
         assert_eq!(fio.group.total.bios_per_iocb(), Some(45.0 / 40.0));
         let postgres = &s.processes[&200].group.total;
         assert_eq!(postgres.bios_per_iocb(), Some(1.0), "fsync not counted");

@@ -190,6 +190,9 @@ pub struct Stats {
     window: LatencyWindow,
     /// One window per `Stage`, in `Stage::ALL` order.
     stages: [LatencyWindow; 5],
+    /// False for the header's totals: counts and rates only, no histograms
+    /// (each iocb lands in five `Stats`; this spares one its histograms).
+    detailed: bool,
     tick_iocbs: u64,
     tick_bytes: u64,
     /// Rates of the last closed tick, and the window's percentiles.
@@ -218,6 +221,7 @@ impl Default for Stats {
             ring_reaped: 0,
             window: LatencyWindow::new(WINDOW_TICKS),
             stages: std::array::from_fn(|_| LatencyWindow::new(WINDOW_TICKS)),
+            detailed: true,
             tick_iocbs: 0,
             tick_bytes: 0,
             last: Sample::default(),
@@ -228,6 +232,14 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// Counts and rates only: the header's totals.
+    pub fn counts_only() -> Self {
+        Self {
+            detailed: false,
+            ..Self::default()
+        }
+    }
+
     pub fn record(&mut self, r: &IocbRecord) {
         let class = OpClass::of(r.op());
         self.iocbs += 1;
@@ -246,6 +258,9 @@ impl Stats {
             Some(res) if res < 0 => self.errors += 1,
             None if r.rejected() => self.errors += 1,
             _ => {}
+        }
+        if !self.detailed {
+            return;
         }
         if let Some((latency, ring_reaped)) = end_to_end_ns(r) {
             self.ring_reaped += u64::from(ring_reaped);
