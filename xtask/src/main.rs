@@ -22,7 +22,7 @@ struct Cli {
 enum Task {
     /// Make sure of a toolchain that builds the eBPF crate and of a matching bpf-linker.
     Setup,
-    /// Set up, build (release) and run aio-trace as root with ARGS (default: `bench`).
+    /// Set up, build (release) and run aio-trace as root with ARGS (default: `top --workload`).
     Run {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -66,7 +66,7 @@ fn run(cli: Cli) -> Result<()> {
             let env = setup::ensure(&root)?;
             cargo(&root, &env, &["build", "--release", "-p", "aio-trace"])?;
             let args = if args.is_empty() {
-                vec!["bench".to_owned()]
+                vec!["top".to_owned(), "--workload".to_owned()]
             } else {
                 args
             };

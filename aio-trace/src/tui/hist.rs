@@ -51,17 +51,21 @@ impl Log2Hist {
 }
 
 /// A fresh latency histogram in ns: 2 significant digits, grows as needed.
-pub fn latency_histogram() -> Histogram<u64> {
+/// One tick's counts fit u32, which halves the windows' memory.
+pub fn latency_histogram<C: hdrhistogram::Counter>() -> Histogram<C> {
     let mut h = Histogram::new(2).expect("2 significant digits is valid");
     h.auto(true);
     h
 }
 
-/// Latency over the last `ticks` ticks: one histogram per tick, merged on read.
+/// Latency over the last `ticks` ticks: one histogram per tick, merged on
+/// read, with each tick's count and sum for the mean.
 #[derive(Clone, Debug)]
 pub struct LatencyWindow {
-    current: Histogram<u64>,
-    past: VecDeque<Histogram<u64>>,
+    current: Histogram<u32>,
+    current_sum: u64,
+    /// Closed ticks: histogram and sum of its values.
+    past: VecDeque<(Histogram<u32>, u64)>,
     ticks: usize,
 }
 
@@ -69,6 +73,7 @@ impl LatencyWindow {
     pub fn new(ticks: usize) -> Self {
         Self {
             current: latency_histogram(),
+            current_sum: 0,
             past: VecDeque::with_capacity(ticks),
             ticks,
         }
@@ -77,31 +82,54 @@ impl LatencyWindow {
     pub fn record(&mut self, latency_ns: u64) {
         // Auto-resizing: recording cannot fail for any u64 ≥ 1.
         let _ = self.current.record(latency_ns.max(1));
+        self.current_sum = self.current_sum.saturating_add(latency_ns);
     }
 
     /// Closes the current tick; the oldest falls out of the window.
     pub fn tick(&mut self) {
         let closed = std::mem::replace(&mut self.current, latency_histogram());
+        let sum = std::mem::take(&mut self.current_sum);
         if self.past.len() == self.ticks {
-            // Reuse the oldest histogram's allocation for nothing: just drop it.
             self.past.pop_front();
         }
-        self.past.push_back(closed);
+        self.past.push_back((closed, sum));
     }
 
-    /// Every closed tick of the window merged (the open tick is not yet complete).
-    pub fn merged(&self) -> Histogram<u64> {
+    /// Values in the closed ticks of the window.
+    pub fn len(&self) -> u64 {
+        self.past.iter().map(|(h, _)| h.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Exact mean of the closed ticks, None when they saw nothing.
+    pub fn mean(&self) -> Option<f64> {
+        let n = self.len();
+        let sum: u64 = self.past.iter().map(|(_, s)| s).sum();
+        (n > 0).then(|| sum as f64 / n as f64)
+    }
+
+    /// Every closed tick of the window merged (the open tick is not yet
+    /// complete); u32 counts hold ten ticks of millions of iocbs.
+    pub fn merged(&self) -> Histogram<u32> {
         let mut all = latency_histogram();
-        for h in &self.past {
-            let _ = all.add(h);
+        for (h, _) in &self.past {
+            if !h.is_empty() {
+                let _ = all.add(h);
+            }
         }
         all
     }
 
-    /// Quantiles of the window, None when it saw nothing.
+    /// Quantiles of the window, None when it saw nothing (without merging).
     pub fn quantiles(&self, qs: &[f64]) -> Option<Vec<u64>> {
+        if self.is_empty() {
+            return None;
+        }
         let merged = self.merged();
-        (!merged.is_empty()).then(|| qs.iter().map(|&q| merged.value_at_quantile(q)).collect())
+        Some(qs.iter().map(|&q| merged.value_at_quantile(q)).collect())
     }
 }
 
@@ -152,5 +180,11 @@ mod tests {
         w.tick();
         let p99 = w.quantiles(&[0.99]).unwrap()[0];
         assert!(p99 < 11_000, "{p99}");
+        assert_eq!(w.len(), 101);
+        assert_eq!(w.mean(), Some(10_000.0));
+        w.tick();
+        w.tick();
+        assert!(w.is_empty());
+        assert_eq!((w.quantiles(&[0.5]), w.mean()), (None, None));
     }
 }

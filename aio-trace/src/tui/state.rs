@@ -10,7 +10,7 @@ use std::{
 
 use aio_trace_common::{CtxCounters, CtxKey, IocbRecord};
 
-use super::stats::{OpClass, Stats};
+use super::stats::{OpClass, Stats, end_to_end_ns};
 use crate::model::{LossCounts, comm_str};
 
 /// Iocbs kept per process and context for the detail view.
@@ -210,6 +210,10 @@ pub struct State {
     pub processes: BTreeMap<u32, Process>,
     pub totals: Stats,
     pub counters: BTreeMap<CtxKey, CtxCounters>,
+    /// Iocbs per (pid, ctx) reaped from the AIO ring in user memory since the
+    /// start (not cleared, like the counters): the kernel's `events_reaped`
+    /// never sees them, so in flight subtracts them.
+    ring_reaped: BTreeMap<(u32, u64), u64>,
     prev_counter_sums: Option<(u64, u64, u64)>,
     pub rates: SyscallRates,
     pub losses: LossCounts,
@@ -238,8 +242,9 @@ impl State {
             uptime: Duration::ZERO,
             trace_filter: "all processes".into(),
             processes: BTreeMap::new(),
-            totals: Stats::default(),
+            totals: Stats::counts_only(),
             counters: BTreeMap::new(),
+            ring_reaped: BTreeMap::new(),
             prev_counter_sums: None,
             rates: SyscallRates::default(),
             losses: LossCounts::default(),
@@ -259,6 +264,9 @@ impl State {
     }
 
     pub fn record(&mut self, r: &IocbRecord) {
+        if matches!(end_to_end_ns(r), Some((_, true))) {
+            *self.ring_reaped.entry((r.pid, r.ctx)).or_default() += 1;
+        }
         self.totals.record(r);
         let process = self.processes.entry(r.pid).or_insert_with(|| Process {
             comm: comm_str(&r.comm).into_owned(),
@@ -313,12 +321,18 @@ impl State {
         }
     }
 
-    /// Iocbs submitted and not yet reaped, from the kernel's counters.
+    /// Iocbs submitted and not yet reaped, from the kernel's counters (and
+    /// the records of iocbs reaped from the ring, which they do not see).
     pub fn in_flight(&self, pid: u32, ctx: Option<u64>) -> u64 {
         self.counters
             .iter()
             .filter(|(k, _)| k.pid == pid && ctx.is_none_or(|c| c == k.ctx))
-            .map(|(_, c)| c.iocbs_submitted.saturating_sub(c.events_reaped))
+            .map(|(k, c)| {
+                let ring = self.ring_reaped.get(&(k.pid, k.ctx)).copied();
+                c.iocbs_submitted
+                    .saturating_sub(c.events_reaped)
+                    .saturating_sub(ring.unwrap_or(0))
+            })
             .sum()
     }
 
@@ -478,9 +492,13 @@ impl State {
     /// Forgets every aggregate (the kernel's counters stay: in flight is absolute).
     pub fn clear(&mut self) {
         self.processes.clear();
-        self.totals = Stats::default();
+        self.totals = Stats::counts_only();
         if self.paused {
-            self.frozen = Some(Box::new((BTreeMap::new(), Stats::default(), self.rates)));
+            self.frozen = Some(Box::new((
+                BTreeMap::new(),
+                Stats::counts_only(),
+                self.rates,
+            )));
         }
         self.screen = Screen::Table;
         self.refresh();
@@ -519,7 +537,7 @@ pub(crate) mod tests {
     use aio_trace_common::{IOCB_CMD_FSYNC, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_CMD_PWRITE};
 
     use super::*;
-    use crate::tui::stats::tests::iocb;
+    use crate::tui::stats::tests::{iocb, staged};
 
     fn named(mut r: IocbRecord, comm: &str) -> IocbRecord {
         r.comm = [0; 16];
@@ -527,19 +545,48 @@ pub(crate) mod tests {
         r
     }
 
+    /// fio: PREADV 8 × 4 KiB (one bio each, a few split in two) and PREAD;
+    /// postgres: PWRITE (merged), buffered FSYNC (no stages) and two PWRITEs
+    /// it reaped from the AIO ring (no reap time).
     pub(crate) fn sample_state() -> State {
         let mut s = State::new("testhost", "6.18.0");
-        for _ in 0..30 {
-            s.record(&named(iocb(100, 0xa, IOCB_CMD_PREADV, 8, 120_000), "fio"));
+        for i in 0..30 {
+            let bios = if i % 6 == 0 { 2 } else { 1 };
+            s.record(&named(
+                staged(
+                    iocb(100, 0xa, IOCB_CMD_PREADV, 8, 120_000),
+                    bios,
+                    [3_000, 1_000, 100_000, 4_000],
+                ),
+                "fio",
+            ));
         }
         for _ in 0..10 {
-            s.record(&named(iocb(100, 0xb, IOCB_CMD_PREAD, 1, 60_000), "fio"));
+            s.record(&named(
+                staged(
+                    iocb(100, 0xb, IOCB_CMD_PREAD, 1, 60_000),
+                    1,
+                    [1_500, 500, 50_000, 3_000],
+                ),
+                "fio",
+            ));
         }
         for _ in 0..5 {
-            s.record(&named(
+            let mut r = staged(
                 iocb(200, 0xc, IOCB_CMD_PWRITE, 1, 900_000),
-                "postgres",
-            ));
+                1,
+                [5_000, 2_000, 850_000, 8_000],
+            );
+            r.merges = 1;
+            s.record(&named(r, "postgres"));
+        }
+        for _ in 0..2 {
+            let r = staged(
+                iocb(200, 0xc, IOCB_CMD_PWRITE, 1, 900_000),
+                1,
+                [5_000, 2_000, 850_000, 8_000],
+            );
+            s.record(&named(IocbRecord { reap_ns: 0, ..r }, "postgres"));
         }
         s.record(&named(
             iocb(200, 0xc, IOCB_CMD_FSYNC, 0, 3_000_000),
@@ -569,7 +616,7 @@ pub(crate) mod tests {
 
     pub(crate) fn ticked(mut s: State) -> State {
         let snapshot = Snapshot {
-            counters: vec![counters(100, 0xa, 40, 36, 0), counters(200, 0xc, 6, 6, 0)],
+            counters: vec![counters(100, 0xa, 40, 36, 0), counters(200, 0xc, 8, 6, 0)],
             losses: LossCounts::default(),
         };
         s.tick(1.0, Duration::from_secs(1), snapshot);
@@ -581,10 +628,15 @@ pub(crate) mod tests {
         let mut s = ticked(sample_state());
         assert_eq!(s.in_flight(100, None), 4);
         assert_eq!(s.in_flight(100, Some(0xb)), 0);
+        assert_eq!(
+            s.in_flight(200, None),
+            0,
+            "ring-reaped iocbs are not in flight"
+        );
         let snapshot = Snapshot {
             counters: vec![
                 counters(100, 0xa, 140, 136, 50),
-                counters(200, 0xc, 6, 6, 0),
+                counters(200, 0xc, 8, 6, 0),
             ],
             losses: LossCounts::default(),
         };
@@ -697,7 +749,12 @@ pub(crate) mod tests {
         assert_eq!(fio.contexts[&0xa].total.avg_segments(), Some(8.0));
         assert_eq!(fio.group.split[Kind::Scalar as usize].iocbs, 10);
         assert_eq!(fio.group.total.last.iocbs_per_s, 40.0);
-        assert_eq!(s.totals.iocbs, 46);
+        assert_eq!(s.totals.iocbs, 48);
+        assert_eq!(s.processes[&200].group.total.ring_reaped, 2);
+        assert_eq!(fio.group.total.bios_per_iocb(), Some(45.0 / 40.0));
+        let postgres = &s.processes[&200].group.total;
+        assert_eq!(postgres.bios_per_iocb(), Some(1.0), "fsync not counted");
+        assert_eq!(postgres.merges, 5);
         assert_eq!(s.rows.len(), 2);
         // Busiest first.
         assert_eq!(s.rows[0].pid, 100);

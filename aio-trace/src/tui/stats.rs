@@ -8,7 +8,7 @@ use aio_trace_common::IocbRecord;
 use hdrhistogram::Histogram;
 
 use super::hist::{LatencyWindow, Log2Hist, latency_histogram};
-use crate::model::{IocbView, Op};
+use crate::model::{IocbView as _, Op};
 
 /// Ticks of the percentile window (10 s at the default 1 s interval).
 pub const WINDOW_TICKS: usize = 10;
@@ -92,6 +92,66 @@ impl OpClass {
     }
 }
 
+/// Where an iocb's time goes, in order; each `None` in a record where the
+/// stage does not exist (buffered I/O has no dispatch and no bio).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// submit → filesystem dispatch
+    Dispatch,
+    /// dispatch → first bio queued
+    Queue,
+    /// first bio queued → last request completed
+    Device,
+    /// last request completed → kernel completion of the iocb
+    EndIo,
+    /// kernel completion → handed to the application by io_getevents
+    ReapLag,
+}
+
+impl Stage {
+    pub const ALL: [Self; 5] = [
+        Self::Dispatch,
+        Self::Queue,
+        Self::Device,
+        Self::EndIo,
+        Self::ReapLag,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dispatch => "dispatch",
+            Self::Queue => "queue",
+            Self::Device => "device",
+            Self::EndIo => "end_io",
+            Self::ReapLag => "reap lag",
+        }
+    }
+
+    pub fn of(self, r: &IocbRecord) -> Option<u64> {
+        match self {
+            Self::Dispatch => r.dispatch_ns(),
+            Self::Queue => r.queue_ns(),
+            Self::Device => r.device_ns(),
+            Self::EndIo => r.end_io_ns(),
+            Self::ReapLag => r.reap_lag_ns(),
+        }
+    }
+}
+
+/// Submit → reap; for an iocb the application reaped from the AIO ring in
+/// user memory (no io_getevents, so no reap time) submit → kernel
+/// completion, flagged true. None for refused iocbs.
+pub fn end_to_end_ns(r: &IocbRecord) -> Option<(u64, bool)> {
+    if let Some(latency) = r.latency_ns() {
+        return Some((latency, false));
+    }
+    if r.rejected() {
+        return None;
+    }
+    r.complete_ns()
+        .map(|done| (done.saturating_sub(r.submit_ns), true))
+}
+
 /// One tick's point of the time charts.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Sample {
@@ -116,9 +176,23 @@ pub struct Stats {
     pub latency: Histogram<u64>,
     /// Segments per read/write iocb.
     pub segments: Log2Hist,
-    // Bios per iocb: the record has no `bios` field yet; when it does, a
-    // Log2Hist here and `bios_per_iocb` computing from it are all that is needed.
+    /// Iocbs that reached the block layer (a filesystem dispatch or a bio),
+    /// and their bios, splits and merges.
+    pub block_iocbs: u64,
+    pub bios_sum: u64,
+    pub splits: u64,
+    pub merges: u64,
+    /// Bios per iocb of `block_iocbs`.
+    pub bios: Log2Hist,
+    /// Iocbs reaped from the AIO ring in user memory: their latency ends at
+    /// the kernel completion (see `end_to_end_ns`).
+    pub ring_reaped: u64,
     window: LatencyWindow,
+    /// One window per `Stage`, in `Stage::ALL` order.
+    stages: [LatencyWindow; 5],
+    /// False for the header's totals: counts and rates only, no histograms
+    /// (each iocb lands in five `Stats`; this spares one its histograms).
+    detailed: bool,
     tick_iocbs: u64,
     tick_bytes: u64,
     /// Rates of the last closed tick, and the window's percentiles.
@@ -139,7 +213,15 @@ impl Default for Stats {
             latency_log2: Log2Hist::default(),
             latency: latency_histogram(),
             segments: Log2Hist::default(),
+            block_iocbs: 0,
+            bios_sum: 0,
+            splits: 0,
+            merges: 0,
+            bios: Log2Hist::default(),
+            ring_reaped: 0,
             window: LatencyWindow::new(WINDOW_TICKS),
+            stages: std::array::from_fn(|_| LatencyWindow::new(WINDOW_TICKS)),
+            detailed: true,
             tick_iocbs: 0,
             tick_bytes: 0,
             last: Sample::default(),
@@ -150,6 +232,14 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// Counts and rates only: the header's totals.
+    pub fn counts_only() -> Self {
+        Self {
+            detailed: false,
+            ..Self::default()
+        }
+    }
+
     pub fn record(&mut self, r: &IocbRecord) {
         let class = OpClass::of(r.op());
         self.iocbs += 1;
@@ -169,16 +259,35 @@ impl Stats {
             None if r.rejected() => self.errors += 1,
             _ => {}
         }
-        if let Some(latency) = r.latency_ns() {
+        if !self.detailed {
+            return;
+        }
+        if let Some((latency, ring_reaped)) = end_to_end_ns(r) {
+            self.ring_reaped += u64::from(ring_reaped);
             self.latency_log2.record(latency);
             let _ = self.latency.record(latency.max(1));
             self.window.record(latency);
+        }
+        if r.dispatches > 0 || r.bios > 0 {
+            self.block_iocbs += 1;
+            self.bios_sum += u64::from(r.bios);
+            self.splits += u64::from(r.splits);
+            self.merges += u64::from(r.merges);
+            self.bios.record(u64::from(r.bios));
+        }
+        for (stage, window) in Stage::ALL.into_iter().zip(&mut self.stages) {
+            if let Some(ns) = stage.of(r) {
+                window.record(ns);
+            }
         }
     }
 
     /// Closes a tick that lasted `secs`.
     pub fn tick(&mut self, secs: f64) {
         self.window.tick();
+        for window in &mut self.stages {
+            window.tick();
+        }
         let secs = if secs > 0.0 { secs } else { 1.0 };
         let quantiles = self.window.quantiles(&[0.5, 0.99]);
         self.p50_ns = quantiles.as_ref().map(|q| q[0]);
@@ -203,9 +312,31 @@ impl Stats {
         (self.data_iocbs > 0).then(|| self.segments_sum as f64 / self.data_iocbs as f64)
     }
 
-    /// Not in the record yet (see the field comment): None renders as "n/a".
+    /// Average bios of the iocbs that reached the block layer; None when none
+    /// did (buffered I/O, fsync), which the views show as "n/a".
     pub fn bios_per_iocb(&self) -> Option<f64> {
-        None
+        (self.block_iocbs > 0).then(|| self.bios_sum as f64 / self.block_iocbs as f64)
+    }
+
+    /// p50 and p99 of a stage over the window; None when no iocb of the
+    /// window had that stage. Merged on demand: only the detail view asks.
+    pub fn stage_quantiles(&self, stage: Stage) -> Option<[u64; 2]> {
+        self.stages[stage as usize]
+            .quantiles(&[0.5, 0.99])
+            .map(|q| [q[0], q[1]])
+    }
+
+    /// Each stage's mean over the window (over the iocbs that had it).
+    pub fn stage_means(&self) -> [Option<f64>; 5] {
+        std::array::from_fn(|i| self.stages[i].mean())
+    }
+
+    /// Each stage's share of the sum of the stage means: where the mean
+    /// latency of an iocb that went through every stage goes.
+    pub fn stage_shares(&self) -> [Option<f64>; 5] {
+        let means = self.stage_means();
+        let total: f64 = means.iter().flatten().sum();
+        means.map(|m| m.filter(|_| total > 0.0).map(|m| m / total))
     }
 
     /// The most frequent op and its share of all iocbs.
@@ -284,6 +415,88 @@ pub mod tests {
         s.tick(1.0);
         assert_eq!(s.last.iocbs_per_s, 0.0);
         assert_eq!(s.history.len(), 2);
+    }
+
+    /// A direct-I/O iocb that went through every stage: `stages` are the
+    /// dispatch, queue, device and end_io times; the reap lag is the rest.
+    pub fn staged(mut r: IocbRecord, bios: u32, stages: [u64; 4]) -> IocbRecord {
+        let mut ts = r.submit_ns;
+        let mut at = |ns| {
+            ts += ns;
+            ts
+        };
+        r.dispatch_ts = at(stages[0]);
+        r.first_bio_ts = at(stages[1]);
+        r.last_rq_ts = at(stages[2]);
+        r.complete_ts = at(stages[3]);
+        assert!(r.complete_ts <= r.reap_ns, "stages exceed the latency");
+        r.dev = (8 << 20) | 16;
+        r.ino = 12;
+        r.dispatches = 1;
+        r.bios = bios;
+        r.splits = bios.saturating_sub(1);
+        r
+    }
+
+    #[test]
+    fn counts_bios_and_windows_stages() {
+        let mut s = Stats::default();
+        for _ in 0..3 {
+            s.record(&staged(
+                iocb(1, 1, IOCB_CMD_PREADV, 8, 100_000),
+                2,
+                [2_000, 1_000, 90_000, 3_000],
+            ));
+        }
+        s.record(&staged(
+            iocb(1, 1, IOCB_CMD_PREAD, 1, 100_000),
+            1,
+            [2_000, 1_000, 90_000, 3_000],
+        ));
+        // Buffered: counts as an iocb, not in the bios average nor the stages.
+        s.record(&iocb(1, 1, IOCB_CMD_PREAD, 1, 10_000));
+        assert_eq!(s.block_iocbs, 4);
+        assert_eq!(s.bios_per_iocb(), Some(7.0 / 4.0));
+        assert_eq!((s.splits, s.merges), (3, 0));
+        assert_eq!(s.bios.buckets[1..3], [1, 3]);
+        assert_eq!(s.stage_quantiles(Stage::Device), None, "tick not closed");
+        s.tick(1.0);
+        let [p50, p99] = s.stage_quantiles(Stage::Device).unwrap();
+        assert!((89_000..=91_000).contains(&p50) && p99 >= p50);
+        let shares = s.stage_shares();
+        assert_eq!(shares.iter().flatten().count(), 5);
+        assert!((shares[Stage::Device as usize].unwrap() - 0.9).abs() < 1e-9);
+        assert!((shares.iter().flatten().sum::<f64>() - 1.0).abs() < 1e-9);
+        for _ in 0..WINDOW_TICKS {
+            s.tick(1.0);
+        }
+        assert_eq!(s.stage_quantiles(Stage::Device), None, "out of the window");
+        assert_eq!(s.stage_shares(), [None; 5]);
+    }
+
+    #[test]
+    fn ring_reaped_iocbs_count_with_latency_to_completion() {
+        let mut s = Stats::default();
+        let r = IocbRecord {
+            reap_ns: 0,
+            ..staged(
+                iocb(1, 1, IOCB_CMD_PREAD, 1, 100_000),
+                1,
+                [1_000, 1_000, 50_000, 1_000],
+            )
+        };
+        assert_eq!(end_to_end_ns(&r), Some((53_000, true)));
+        s.record(&r);
+        assert_eq!((s.iocbs, s.ring_reaped, s.latency.len()), (1, 1, 1));
+        assert_eq!(Stage::ReapLag.of(&r), None);
+        s.tick(1.0);
+        assert_eq!(s.stage_quantiles(Stage::ReapLag), None);
+        assert!(s.stage_quantiles(Stage::EndIo).is_some());
+        let rejected = IocbRecord {
+            flags: IOCB_REJECTED,
+            ..r
+        };
+        assert_eq!(end_to_end_ns(&rejected), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use ratatui::{
 use super::{
     hist::Log2Hist,
     state::{Kind, RowKey, Screen, State},
-    stats::Stats,
+    stats::{Stage, Stats, WINDOW_TICKS, end_to_end_ns},
 };
 
 /// Below this width the op mix shows only the dominant op.
@@ -49,6 +49,16 @@ pub fn fmt_ns(ns: u64) -> String {
 
 fn fmt_opt_ns(ns: Option<u64>) -> String {
     ns.map_or_else(|| "-".into(), fmt_ns)
+}
+
+/// A per-iocb average in 4 columns; "n/a" where no iocb had the thing.
+fn fmt_ratio(v: Option<f64>) -> String {
+    match v {
+        None => "n/a".into(),
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) if v >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+    }
 }
 
 fn fmt_count(n: f64) -> String {
@@ -244,11 +254,7 @@ fn render_table(frame: &mut Frame, area: Rect, state: &State) {
                     .avg_segments()
                     .map_or_else(|| "-".into(), |s| format!("{s:.2}")),
             ),
-            Cell::from(
-                stats
-                    .bios_per_iocb()
-                    .map_or_else(|| "n/a".into(), |b| format!("{b:.2}")),
-            ),
+            Cell::from(fmt_ratio(stats.bios_per_iocb())),
             Cell::from(in_flight),
             Cell::from(fmt_opt_ns(stats.p50_ns)),
             Cell::from(fmt_opt_ns(stats.last.p99_ns)),
@@ -275,27 +281,113 @@ fn render_table(frame: &mut Frame, area: Rect, state: &State) {
     frame.render_stateful_widget(table, area, &mut table_state);
 }
 
-/// One line per log2 bucket: range, bar, count.
+/// One line per log2 bucket (range│bar count), fitting `width` columns; the
+/// bar takes what the range and count labels leave, at most `max_bar`.
 fn histogram_lines(
     hist: &Log2Hist,
     fmt: fn(u64) -> String,
-    bar_width: usize,
+    width: u16,
+    max_bar: usize,
 ) -> Vec<Line<'static>> {
     let span = hist.span();
     let max = span.iter().map(|&(_, c)| c).max().unwrap_or(0).max(1);
-    span.into_iter()
-        .map(|(bucket, count)| {
+    let ranges: Vec<String> = span
+        .iter()
+        .map(|&(bucket, _)| {
             let (lo, next) = Log2Hist::bounds(bucket);
             let hi = next.saturating_sub(1).max(lo);
-            let range = if hi == lo {
+            if hi == lo {
                 fmt(lo)
             } else {
                 format!("{}-{}", fmt(lo), fmt(hi))
-            };
+            }
+        })
+        .collect();
+    let range_width = ranges.iter().map(String::len).max().unwrap_or(0);
+    let count_width = max.to_string().len();
+    let bar_width = (width as usize)
+        .saturating_sub(range_width + count_width + 2)
+        .clamp(1, max_bar);
+    span.into_iter()
+        .zip(ranges)
+        .map(|((_, count), range)| {
             let bar = "█".repeat((count * bar_width as u64).div_ceil(max) as usize);
-            Line::from(format!("{range:>15}│{bar:<bar_width$} {count}"))
+            Line::from(format!("{range:>range_width$}│{bar:<bar_width$} {count}"))
         })
         .collect()
+}
+
+/// Each stage's glyph and colour in the stacked breakdown.
+fn stage_style(stage: Stage) -> (&'static str, Color) {
+    match stage {
+        Stage::Dispatch => ("░", Color::Cyan),
+        Stage::Queue => ("▒", Color::Blue),
+        Stage::Device => ("█", Color::Green),
+        Stage::EndIo => ("▓", Color::Magenta),
+        Stage::ReapLag => ("▚", Color::Yellow),
+    }
+}
+
+/// Cells of a `width`-cell bar per share: every present stage gets at least
+/// one, the largest absorbs the rounding.
+fn bar_cells(shares: &[Option<f64>; 5], width: usize) -> [usize; 5] {
+    let mut cells = shares.map(|s| s.map_or(0, |s| ((s * width as f64) as usize).max(1)));
+    let total: usize = cells.iter().sum();
+    if let Some(largest) = (0..5).max_by_key(|&i| cells[i])
+        && total > 0
+    {
+        cells[largest] = (cells[largest] + width).saturating_sub(total);
+    }
+    cells
+}
+
+/// The stages of the window: p50 and p99 each, their share of the mean
+/// latency, and that share as one stacked bar.
+fn stage_lines(stats: &Stats, width: u16) -> Vec<Line<'static>> {
+    const LABEL: usize = 6;
+    const COL: usize = 10;
+    let quantiles = Stage::ALL.map(|stage| stats.stage_quantiles(stage));
+    let shares = stats.stage_shares();
+    let means = stats.stage_means();
+    let row = |label: &str, cell: &dyn Fn(usize) -> String| {
+        let mut text = format!("{label:<LABEL$}");
+        for i in 0..Stage::ALL.len() {
+            text.push_str(&format!("{:>COL$}", cell(i)));
+        }
+        Line::from(text)
+    };
+    let quantile = |i: usize, q: usize| quantiles[i].map_or_else(|| "n/a".into(), |v| fmt_ns(v[q]));
+    let mut share_row = vec![Span::raw(format!("{:<LABEL$}", "share"))];
+    for (i, stage) in Stage::ALL.into_iter().enumerate() {
+        let (glyph, color) = stage_style(stage);
+        let pct = shares[i].map_or_else(|| "-".into(), |s| format!("{:.0}%", s * 100.0));
+        share_row.push(Span::raw(" ".repeat(COL - 1 - pct.len())));
+        share_row.push(Span::styled(glyph, Style::new().fg(color)));
+        share_row.push(Span::raw(pct));
+    }
+    let mean: f64 = means.iter().flatten().sum();
+    let mut bar_row = vec![Span::raw(format!(
+        "mean {:<8}",
+        if mean > 0.0 {
+            fmt_ns(mean as u64)
+        } else {
+            "n/a".into()
+        }
+    ))];
+    let bar_width = (width as usize)
+        .saturating_sub(LABEL + 8)
+        .min(LABEL + COL * 5 - 13);
+    for (stage, cells) in Stage::ALL.into_iter().zip(bar_cells(&shares, bar_width)) {
+        let (glyph, color) = stage_style(stage);
+        bar_row.push(Span::styled(glyph.repeat(cells), Style::new().fg(color)));
+    }
+    vec![
+        row("", &|i| Stage::ALL[i].name().to_string()),
+        row("p50", &|i| quantile(i, 0)),
+        row("p99", &|i| quantile(i, 1)),
+        Line::from(share_row),
+        Line::from(bar_row),
+    ]
 }
 
 fn plain(n: u64) -> String {
@@ -322,14 +414,23 @@ fn render_detail(frame: &mut Frame, area: Rect, state: &State) {
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
 
-    let [top, middle, charts, recent] = Layout::vertical([
+    // At 80×24 the histograms, the stages and vectored vs scalar fill the
+    // screen; the charts and the recent iocbs come with more rows.
+    let height = inner.height;
+    let tall = height >= 30;
+    let [top, stages_area, middle, charts, recent] = Layout::vertical([
         Constraint::Min(6),
-        Constraint::Length(6),
-        Constraint::Length(4),
-        Constraint::Percentage(25),
+        Constraint::Length(7),
+        Constraint::Length(if tall { 7 } else { 6 }),
+        Constraint::Length(if height >= 25 { 4 } else { 0 }),
+        if tall {
+            Constraint::Percentage(25)
+        } else {
+            Constraint::Length(0)
+        },
     ])
     .areas(inner);
-    let [lat_area, seg_area] =
+    let [lat_area, hist_area] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(top);
 
     let q = |q| fmt_opt_ns(stats.quantile(q));
@@ -341,17 +442,51 @@ fn render_detail(frame: &mut Frame, area: Rect, state: &State) {
         q(0.999),
         fmt_opt_ns((!stats.latency.is_empty()).then(|| stats.latency.max()))
     ))];
-    lat.extend(histogram_lines(&stats.latency_log2, fmt_ns, 20));
+    lat.extend(histogram_lines(
+        &stats.latency_log2,
+        fmt_ns,
+        lat_area.width.saturating_sub(2),
+        20,
+    ));
+    let lat_title = if stats.ring_reaped > 0 {
+        format!(
+            "latency submit→reap, {} ring-reaped →complete",
+            stats.ring_reaped
+        )
+    } else {
+        "latency (submit→reap)".into()
+    };
     frame.render_widget(
-        Paragraph::new(lat).block(Block::bordered().title("latency (submit→reap)")),
+        Paragraph::new(lat).block(Block::bordered().title(lat_title)),
         lat_area,
     );
-    let mut seg = histogram_lines(&stats.segments, plain, 12);
-    seg.push(Line::from("bios/iocb: n/a (not in the record yet)"));
-    seg.push(Line::from("stages dispatch/device/reap lag: n/a"));
+
+    let hist_block = Block::bordered().title("segments │ bios per iocb");
+    let [seg_area, bio_area] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .spacing(1)
+            .areas(hist_block.inner(hist_area));
+    frame.render_widget(hist_block, hist_area);
     frame.render_widget(
-        Paragraph::new(seg).block(Block::bordered().title("segments per iocb")),
+        Paragraph::new(histogram_lines(&stats.segments, plain, seg_area.width, 12)),
         seg_area,
+    );
+    let mut bios = if stats.block_iocbs == 0 {
+        vec![Line::from("n/a"), Line::from("(no dispatch)")]
+    } else {
+        histogram_lines(&stats.bios, plain, bio_area.width, 12)
+    };
+    bios.push(Line::from(format!("splits {}", stats.splits)));
+    bios.push(Line::from(format!("merges {}", stats.merges)));
+    frame.render_widget(Paragraph::new(bios), bio_area);
+
+    frame.render_widget(
+        Paragraph::new(stage_lines(stats, stages_area.width.saturating_sub(2))).block(
+            Block::bordered().title(format!(
+                "latency by stage, last {WINDOW_TICKS} intervals (n/a: no iocb had it)"
+            )),
+        ),
+        stages_area,
     );
 
     let [vec_area, scl_area] =
@@ -360,16 +495,17 @@ fn render_detail(frame: &mut Frame, area: Rect, state: &State) {
         let s = &group.split[kind as usize];
         let text = vec![
             Line::from(format!(
-                "iocbs {}  {}/s  MB/s {}",
+                "iocbs {}  {}/s  MB/s {}  err {}",
                 s.iocbs,
                 fmt_count(s.last.iocbs_per_s),
-                mb(s.last.bytes_per_s)
+                mb(s.last.bytes_per_s),
+                s.errors
             )),
             Line::from(format!(
-                "segs/iocb {}  bios/iocb n/a  errors {}",
+                "segs/iocb {}  bios/iocb {}",
                 s.avg_segments()
                     .map_or_else(|| "-".into(), |v| format!("{v:.2}")),
-                s.errors
+                fmt_ratio(s.bios_per_iocb()),
             )),
             Line::from(format!(
                 "p50 {}  p99 {}  (window)",
@@ -381,6 +517,7 @@ fn render_detail(frame: &mut Frame, area: Rect, state: &State) {
                 fmt_opt_ns(s.quantile(0.5)),
                 fmt_opt_ns(s.quantile(0.99))
             )),
+            Line::from(format!("splits {}  merges {}", s.splits, s.merges)),
         ];
         frame.render_widget(
             Paragraph::new(text).block(Block::bordered().title(kind.name())),
@@ -412,19 +549,32 @@ fn render_detail(frame: &mut Frame, area: Rect, state: &State) {
         p99_area,
     );
 
-    let header = Row::new(["OP", "FD", "OFFSET", "SEGS", "BYTES", "RES", "LAT"])
-        .style(Style::new().add_modifier(Modifier::REVERSED));
+    let header = Row::new([
+        "OP", "FD", "OFFSET", "SEGS", "BIOS", "BYTES", "RES", "LAT", "DEVICE",
+    ])
+    .style(Style::new().add_modifier(Modifier::REVERSED));
     let rows = group.recent.iter().rev().map(|r| {
         use crate::model::IocbView as _;
+        let block = r.dispatches > 0 || r.bios > 0;
         Row::new([
             r.op().name().to_string(),
             r.fd.to_string(),
             r.offset.to_string(),
             r.segs.to_string(),
+            if block {
+                r.bios.to_string()
+            } else {
+                "-".into()
+            },
             r.requested_bytes()
                 .map_or_else(|| "-".into(), |b| b.to_string()),
             r.result().map_or_else(|| "-".into(), |b| b.to_string()),
-            fmt_opt_ns(r.latency_ns()),
+            match end_to_end_ns(r) {
+                Some((ns, true)) => format!("{}*", fmt_ns(ns)),
+                Some((ns, false)) => fmt_ns(ns),
+                None => "-".into(),
+            },
+            r.device().unwrap_or_else(|| "-".into()),
         ])
     });
     let widths = [
@@ -432,15 +582,17 @@ fn render_detail(frame: &mut Frame, area: Rect, state: &State) {
         Constraint::Length(4),
         Constraint::Length(12),
         Constraint::Length(5),
+        Constraint::Length(5),
         Constraint::Length(9),
         Constraint::Length(9),
         Constraint::Length(7),
+        Constraint::Length(8),
     ];
     frame.render_widget(
         Table::new(rows, widths).header(header).block(
             Block::new()
                 .borders(Borders::TOP)
-                .title("most recent iocbs"),
+                .title("most recent iocbs (LAT*: reaped from the ring, to kernel completion)"),
         ),
         recent,
     );
@@ -460,7 +612,7 @@ pub const KEYS: [(&str, &str); 14] = [
     ("c", "clear the statistics"),
     ("?", "this help"),
     ("q Ctrl-C", "quit"),
-    ("", "BIO and stage latencies: n/a until the record has them"),
+    ("", "BIO, stages: n/a where no iocb reached the block layer"),
 ];
 
 fn render_help(frame: &mut Frame, area: Rect) {
@@ -514,6 +666,27 @@ mod tests {
         s
     }
 
+    /// A process that reaps from the AIO ring in user memory (no reap time,
+    /// so no reap lag) and also does buffered reads (no stage at all).
+    fn ring_and_buffered() -> State {
+        use aio_trace_common::{IOCB_CMD_PREAD, IocbRecord};
+
+        use crate::tui::stats::tests::{iocb, staged};
+        let mut s = State::new("testhost", "6.18.0");
+        for _ in 0..6 {
+            let r = staged(
+                iocb(300, 0xd, IOCB_CMD_PREAD, 1, 80_000),
+                1,
+                [2_000, 1_000, 70_000, 2_000],
+            );
+            s.record(&IocbRecord { reap_ns: 0, ..r });
+        }
+        for _ in 0..4 {
+            s.record(&iocb(300, 0xd, IOCB_CMD_PREAD, 1, 9_000));
+        }
+        s
+    }
+
     #[test]
     fn formats_latencies() {
         assert_eq!(fmt_ns(850), "850ns");
@@ -533,12 +706,16 @@ mod tests {
         let mut help = table.clone();
         help.help = true;
         let empty = fixed(ticked(State::new("testhost", "6.18.0")));
+        let ring = fixed(ticked(ring_and_buffered()));
+        let mut ring_detail = ring.clone();
+        ring_detail.enter();
         for (name, state) in [
             ("table", &table),
             ("split", &split),
             ("detail", &detail),
             ("help", &help),
             ("empty", &empty),
+            ("ring_detail", &ring_detail),
         ] {
             for (w, h) in [(80, 24), (160, 48)] {
                 insta::assert_snapshot!(format!("{name}_{w}x{h}"), draw(state, w, h));
