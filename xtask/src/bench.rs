@@ -10,13 +10,20 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
+#[path = "overhead.rs"]
+mod overhead;
+
 pub struct BenchOptions {
     pub rounds: u32,
     pub seconds: u32,
     pub sweep: bool,
+    /// fio alone vs under aio-trace vs under bpftrace, and BPF time per I/O.
+    pub overhead: bool,
+    /// The highest record rate to a JSONL file, and what happens above it.
+    pub capacity: bool,
 }
 
-fn json_of(cmd: &mut Command, what: &str) -> Result<Value> {
+pub fn json_of(cmd: &mut Command, what: &str) -> Result<Value> {
     let out = cmd
         .output()
         .with_context(|| format!("while starting {what}"))?;
@@ -29,7 +36,7 @@ fn json_of(cmd: &mut Command, what: &str) -> Result<Value> {
     serde_json::from_slice(&out.stdout).with_context(|| format!("while parsing {what}'s JSON"))
 }
 
-fn median(values: &mut [f64]) -> f64 {
+pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     if n % 2 == 1 {
@@ -40,7 +47,7 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 /// The fio job equivalent to `aio-trace workload --mode scalar --segments 1`.
-fn fio(file: &Path, seconds: u32) -> Command {
+pub fn fio(file: &Path, seconds: u32) -> Command {
     let mut cmd = Command::new("fio");
     cmd.args([
         "--name=randread",
@@ -130,6 +137,12 @@ pub fn run(root: &Path, options: &BenchOptions) -> Result<()> {
         median(&mut ratios)
     );
 
+    if options.overhead {
+        overhead::run(&binary, &file, root, options.rounds.max(5), options.seconds)?;
+    }
+    if options.capacity {
+        overhead::capacity(&binary, &dir, options.seconds)?;
+    }
     if options.sweep {
         println!("xtask bench: scalar vs vectored sweep (aio-trace bench, traced)");
         let status = Command::new(&binary)

@@ -40,6 +40,13 @@ enum Task {
         seconds: u32,
         #[arg(long)]
         sweep: bool,
+        /// fio alone vs under aio-trace vs under bpftrace (≥ 5 rounds), BPF time
+        /// per I/O, start-up time and RSS.
+        #[arg(long)]
+        overhead: bool,
+        /// Records per second aio-trace writes to a file, and loss above that.
+        #[arg(long)]
+        capacity: bool,
     },
     /// Build the release binary and copy it to PREFIX/bin (default /usr/local).
     Install {
@@ -114,9 +121,15 @@ fn run(cli: Cli) -> Result<()> {
             rounds,
             seconds,
             sweep,
+            overhead,
+            capacity,
         } => {
             let env = setup::ensure(&root)?;
-            setup::ensure_packages(&[("fio", "fio")])?;
+            setup::ensure_packages(&[
+                ("fio", "fio"),
+                ("bpftrace", "bpftrace"),
+                ("bpftool", "bpftool"),
+            ])?;
             cargo(&root, &env, &["build", "--release", "-p", "aio-trace"])?;
             bench::run(
                 &root,
@@ -124,6 +137,8 @@ fn run(cli: Cli) -> Result<()> {
                     rounds,
                     seconds,
                     sweep,
+                    overhead,
+                    capacity,
                 },
             )
         }

@@ -1,0 +1,311 @@
+//! What tracing costs a real workload: fio's IOPS alone, under aio-trace and
+//! under an equivalent bpftrace script, alternating for several rounds; the
+//! BPF run time per I/O of each tracer (kernel.bpf_stats_enabled); start-up
+//! time and memory; and the record rate aio-trace sustains to a file.
+
+use std::{
+    collections::HashMap,
+    fs::File,
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+
+use super::{fio, json_of, median};
+
+/// Kernel BPF statistics of every loaded program: id → (name, run_time_ns).
+fn prog_stats() -> Result<HashMap<u64, (String, u64)>> {
+    let v = json_of(
+        Command::new("bpftool").args(["-j", "prog", "show"]),
+        "bpftool prog show",
+    )?;
+    Ok(v.as_array()
+        .context("bpftool prog show did not list programs")?
+        .iter()
+        .filter_map(|p| {
+            let id = p["id"].as_u64()?;
+            let name = p["name"].as_str().unwrap_or("").to_owned();
+            Some((id, (name, p["run_time_ns"].as_u64().unwrap_or(0))))
+        })
+        .collect())
+}
+
+struct Stats;
+
+impl Stats {
+    fn enable() -> Result<Self> {
+        std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1")
+            .context("while enabling kernel.bpf_stats_enabled")?;
+        Ok(Self)
+    }
+}
+
+impl Drop for Stats {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "0");
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tracer {
+    None,
+    AioTrace,
+    Bpftrace,
+}
+
+impl Tracer {
+    fn name(self) -> &'static str {
+        match self {
+            Self::None => "fio alone",
+            Self::AioTrace => "fio + aio-trace",
+            Self::Bpftrace => "fio + bpftrace",
+        }
+    }
+}
+
+struct Running {
+    child: Child,
+    /// Programs that were not loaded before this tracer started: its own.
+    before: HashMap<u64, (String, u64)>,
+    startup: Duration,
+}
+
+/// Starts a tracer and waits until it says its probes are attached.
+fn start(tracer: Tracer, binary: &Path, root: &Path) -> Result<Option<Running>> {
+    let before = prog_stats()?;
+    let started = Instant::now();
+    let mut child = match tracer {
+        Tracer::None => return Ok(None),
+        Tracer::AioTrace => Command::new(binary)
+            .args(["snoop", "--json"])
+            .stdout(File::create(root.join("target/bench/overhead.jsonl"))?)
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("while starting aio-trace")?,
+        Tracer::Bpftrace => Command::new("bpftrace")
+            .arg(root.join("xtask/scripts/aio-latency.bt"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("while starting bpftrace")?,
+    };
+    // aio-trace says "Tracing AIO..." on stderr, bpftrace "Attaching N probes..." on stdout.
+    let banner: Box<dyn std::io::Read + Send> = match tracer {
+        Tracer::AioTrace => Box::new(child.stderr.take().expect("piped")),
+        _ => Box::new(child.stdout.take().expect("piped")),
+    };
+    let mut lines = BufReader::new(banner).lines();
+    let ready = lines.next().transpose()?.unwrap_or_default();
+    if !(ready.starts_with("Tracing AIO") || ready.starts_with("Attaching")) {
+        bail!("{} did not start: {ready}", tracer.name());
+    }
+    let startup = started.elapsed();
+    // Keep draining the pipe so the tracer never blocks on it.
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Some(Running {
+        child,
+        before,
+        startup,
+    }))
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmRSS:")
+                    .map(|v| v.trim().trim_end_matches(" kB").trim().to_owned())
+            })
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+struct Round {
+    iops: f64,
+    ios: u64,
+    bpf_ns: u64,
+    startup: Duration,
+    rss_kib: u64,
+}
+
+fn measure(tracer: Tracer, binary: &Path, root: &Path, file: &Path, seconds: u32) -> Result<Round> {
+    let running = start(tracer, binary, root)?;
+    let v = json_of(&mut fio(file, seconds), "fio")?;
+    let iops = v["jobs"][0]["read"]["iops"]
+        .as_f64()
+        .context("fio JSON has no read iops")?;
+    let ios = v["jobs"][0]["read"]["total_ios"].as_u64().unwrap_or(0);
+    let Some(mut running) = running else {
+        return Ok(Round {
+            iops,
+            ios,
+            bpf_ns: 0,
+            startup: Duration::ZERO,
+            rss_kib: 0,
+        });
+    };
+    let after = prog_stats()?;
+    let bpf_ns = after
+        .iter()
+        .filter(|(id, _)| !running.before.contains_key(id))
+        .map(|(_, (_, ns))| ns)
+        .sum();
+    let rss_kib = rss_kib(running.child.id());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(running.child.id() as i32, libc::SIGINT) };
+    running.child.wait()?;
+    Ok(Round {
+        iops,
+        ios,
+        bpf_ns,
+        startup: running.startup,
+        rss_kib,
+    })
+}
+
+pub fn run(binary: &Path, file: &Path, root: &Path, rounds: u32, seconds: u32) -> Result<()> {
+    for tool in ["bpftrace", "bpftool"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            bail!("{tool} is needed for the overhead benchmark: apt-get install {tool}");
+        }
+    }
+    let _stats = Stats::enable()?;
+    println!(
+        "xtask bench: overhead on fio (libaio, 4 KiB randread, iodepth 32, O_DIRECT), {rounds} rounds of {seconds} s, order rotating"
+    );
+    let configs = [Tracer::None, Tracer::AioTrace, Tracer::Bpftrace];
+    let mut results: HashMap<&'static str, Vec<Round>> = HashMap::new();
+    for round in 0..rounds {
+        for k in 0..configs.len() {
+            let tracer = configs[(round as usize + k) % configs.len()];
+            let r = measure(tracer, binary, root, file, seconds)?;
+            println!(
+                "  round {}: {:<16} {:>9.0} IOPS{}",
+                round + 1,
+                tracer.name(),
+                r.iops,
+                if r.ios > 0 && r.bpf_ns > 0 {
+                    format!("   BPF {:>5.0} ns/I/O", r.bpf_ns as f64 / r.ios as f64)
+                } else {
+                    String::new()
+                }
+            );
+            results.entry(tracer.name()).or_default().push(r);
+        }
+    }
+    let med = |name: &str, f: &dyn Fn(&Round) -> f64| {
+        median(&mut results[name].iter().map(f).collect::<Vec<_>>())
+    };
+    let alone = med(Tracer::None.name(), &|r| r.iops);
+    let ours = med(Tracer::AioTrace.name(), &|r| r.iops);
+    let theirs = med(Tracer::Bpftrace.name(), &|r| r.iops);
+    let (ours_cost, theirs_cost) = (1.0 - ours / alone, 1.0 - theirs / alone);
+    println!(
+        "  median IOPS: alone {alone:.0}, aio-trace {ours:.0} ({:+.1} %), bpftrace {theirs:.0} ({:+.1} %)",
+        -100.0 * ours_cost,
+        -100.0 * theirs_cost
+    );
+    if theirs_cost > 0.0 {
+        println!(
+            "  aio-trace costs {:.2}× what bpftrace costs (target ≤ 0.20×, and ≤ 3 % of IOPS)",
+            ours_cost.max(0.0) / theirs_cost
+        );
+    }
+    let ns = |name: &str| med(name, &|r| r.bpf_ns as f64 / r.ios.max(1) as f64);
+    println!(
+        "  median BPF time per I/O: aio-trace {:.0} ns (full record with block attribution), bpftrace {:.0} ns",
+        ns(Tracer::AioTrace.name()),
+        ns(Tracer::Bpftrace.name())
+    );
+    let startup = med(Tracer::AioTrace.name(), &|r| r.startup.as_secs_f64() * 1e3);
+    let rss = med(Tracer::AioTrace.name(), &|r| r.rss_kib as f64 / 1024.0);
+    println!(
+        "  aio-trace snoop: {startup:.0} ms from command to all probes attached, RSS {rss:.1} MiB at steady state"
+    );
+    Ok(())
+}
+
+/// Records per second `snoop --json` writes to a file, on a workload of
+/// cached 4 KiB buffered reads (no device in the way), and the loss counters.
+pub fn capacity(binary: &Path, dir: &Path, seconds: u32) -> Result<()> {
+    let data = dir.join("capacity-64m.dat");
+    if !data.exists() {
+        json_of(
+            Command::new(binary)
+                .args([
+                    "workload", "--size", "64M", "--ops", "1", "--json", "--file",
+                ])
+                .arg(&data),
+            "creating the capacity file",
+        )?;
+    }
+    println!(
+        "xtask bench: capacity — cached buffered 4 KiB reads, batch 16, reap-min 16, traced to a JSONL file"
+    );
+    for iodepth in ["16", "64", "256"] {
+        let out = dir.join("capacity.jsonl");
+        let mut tracer = Command::new(binary)
+            .args(["snoop", "--json", "-c", "aio-trace"])
+            .stdout(File::create(&out)?)
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut banner = String::new();
+        BufReader::new(tracer.stderr.take().expect("piped")).read_line(&mut banner)?;
+        let v = json_of(
+            Command::new(binary)
+                .args([
+                    "workload",
+                    "--buffered",
+                    "--mode",
+                    "scalar",
+                    "--segments",
+                    "1",
+                    "--rw",
+                    "randread",
+                ])
+                .args([
+                    "--iodepth",
+                    iodepth,
+                    "--batch",
+                    "16",
+                    "--reap-min",
+                    "16",
+                    "-d",
+                    &seconds.to_string(),
+                    "--json",
+                    "--file",
+                ])
+                .arg(&data),
+            "the capacity workload",
+        )?;
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) };
+        tracer.wait()?;
+        let text = std::fs::read_to_string(&out)?;
+        let records = text
+            .lines()
+            .filter(|l| l.starts_with(r#"{"type":"iocb""#))
+            .count();
+        let lost: Value = text
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or_default();
+        let lost_total: u64 = lost
+            .as_object()
+            .map_or(0, |o| o.values().filter_map(Value::as_u64).sum());
+        println!(
+            "  iodepth {iodepth:>3}: workload {:>8.0} iocbs/s, {records} records written ({:.0}/s), lost {lost_total}",
+            v["iops"].as_f64().unwrap_or(0.0),
+            records as f64 / v["elapsed_s"].as_f64().unwrap_or(1.0)
+        );
+    }
+    Ok(())
+}
