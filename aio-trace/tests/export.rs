@@ -1,0 +1,1 @@
+//! Root tests of record, report and serve.
