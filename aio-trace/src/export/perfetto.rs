@@ -384,3 +384,163 @@ impl<W: Write> Exporter for PerfettoWriter<W> {
         self.write_all(closing)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+
+    use aio_trace_common::{IOCB_REJECTED, RECORD_IOCB};
+    use serde_json::Value;
+
+    use super::*;
+    use crate::model::LossCounts;
+
+    fn iocb(pid: u32, ctx: u64, submit: u64, reap: u64, tag: u64) -> IocbRecord {
+        IocbRecord {
+            kind: RECORD_IOCB,
+            opcode: 7,
+            pid,
+            ctx,
+            segs: 8,
+            bytes: 8 * 4096,
+            res: 8 * 4096,
+            aio_data: tag,
+            submit_ns: submit,
+            reap_ns: reap,
+            ..Default::default()
+        }
+    }
+
+    fn trace(records: &[IocbRecord]) -> Value {
+        let mut w = PerfettoWriter::new(Vec::new());
+        for r in records {
+            w.record(&Record::Iocb(*r)).unwrap();
+        }
+        w.finish(&Closing {
+            summaries: &[],
+            devices: &[],
+            losses: &LossCounts::default(),
+        })
+        .unwrap();
+        serde_json::from_slice(&w.into_inner()).expect("valid JSON")
+    }
+
+    /// The trace-event rules: every async begin has its end (same id, name,
+    /// properly nested), top-level ids unique per track, ts monotonic per track.
+    fn check_rules(v: &Value) {
+        let events = v["traceEvents"].as_array().unwrap();
+        let mut last_ts: HashMap<(u64, u64), f64> = HashMap::new();
+        let mut open: HashMap<(u64, u64, u64), Vec<String>> = HashMap::new();
+        let mut ids: HashMap<(u64, u64), HashSet<u64>> = HashMap::new();
+        for e in events {
+            let ph = e["ph"].as_str().unwrap();
+            if ph == "M" {
+                continue;
+            }
+            let track = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+            let ts = e["ts"].as_f64().unwrap();
+            let last = last_ts.entry(track).or_insert(f64::MIN);
+            assert!(ts >= *last, "ts goes back on {track:?}: {e}");
+            *last = ts;
+            let name = e["name"].as_str().unwrap().to_owned();
+            match ph {
+                "b" => {
+                    let id = e["id"].as_u64().unwrap();
+                    let stack = open.entry((track.0, track.1, id)).or_default();
+                    if stack.is_empty() {
+                        assert!(ids.entry(track).or_default().insert(id), "id {id} reused");
+                    }
+                    stack.push(name);
+                }
+                "e" => {
+                    let id = e["id"].as_u64().unwrap();
+                    let stack = open.get_mut(&(track.0, track.1, id)).expect("begun");
+                    assert_eq!(stack.pop().as_deref(), Some(name.as_str()), "{e}");
+                }
+                "C" | "i" => {}
+                other => panic!("unexpected phase {other}"),
+            }
+        }
+        assert!(open.values().all(Vec::is_empty), "unended slices: {open:?}");
+    }
+
+    #[test]
+    fn slices_nest_end_and_stay_monotonic_per_track_out_of_reap_order() {
+        let mut staged = iocb(1, 10, 1_000, 9_000, 1);
+        staged.dispatches = 1;
+        staged.dispatch_ts = 2_000;
+        staged.first_bio_ts = 2_500;
+        staged.last_rq_ts = 7_000;
+        staged.complete_ts = 7_500;
+        let mut rejected = iocb(1, 10, 4_000, 0, 9);
+        rejected.flags = IOCB_REJECTED;
+        let mut unreaped = iocb(2, 20, 3_000, 0, 5);
+        unreaped.complete_ts = 3_800;
+        // Reap order, not submit order: the later-submitted iocb comes first.
+        let records = [
+            iocb(1, 10, 5_000, 6_000, 2),
+            staged,
+            iocb(1, 11, 1_500, 8_000, 3),
+            rejected,
+            unreaped,
+        ];
+        let v = trace(&records);
+        check_rules(&v);
+        let events = v["traceEvents"].as_array().unwrap();
+        let named = |n: &str| events.iter().filter(|e| e["name"] == n).count();
+        assert_eq!(named("PREADV 8×4K"), 8, "4 slices, begin and end");
+        assert_eq!(named("dispatch"), 2);
+        assert_eq!(named("device"), 2);
+        assert_eq!(named("reap lag"), 2);
+        assert_eq!(named("PREADV 8×4K (rejected)"), 1);
+        // Tracks: (pid 1, ctx 10), (1, 11), (2, 20), each named.
+        let threads: Vec<_> = events
+            .iter()
+            .filter(|e| e["name"] == "thread_name")
+            .map(|e| e["args"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(threads, ["ctx a", "ctx b", "ctx 14"]);
+        // µs: the staged iocb begins at 1000 ns = 1 µs, with its fields as args.
+        let begin = events
+            .iter()
+            .find(|e| e["ph"] == "b" && e["args"]["aio_data"] == 1)
+            .unwrap();
+        assert_eq!(begin["ts"], 1.0);
+        assert_eq!(begin["args"]["latency_ns"], 8_000);
+        assert_eq!(begin["cat"], "iocb");
+        // The unreaped iocb ends at its kernel completion.
+        let end = events
+            .iter()
+            .filter(|e| e["ph"] == "e" && e["pid"] == 2)
+            .last()
+            .unwrap();
+        assert_eq!(end["ts"], 3.8);
+        assert!(
+            events
+                .iter()
+                .any(|e| e["ph"] == "C" && e["name"] == "in-flight iocbs")
+        );
+        assert!(events.iter().any(|e| e["ph"] == "C" && e["name"] == "MB/s"));
+        assert_eq!(v["metadata"]["lost"]["type"], "lost");
+    }
+
+    #[test]
+    fn names_say_op_and_size() {
+        let mut r = iocb(1, 1, 0, 1, 0);
+        assert_eq!(slice_name(&r), "PREADV 8×4K");
+        r.opcode = 0;
+        r.segs = 1;
+        r.bytes = 1 << 20;
+        assert_eq!(slice_name(&r), "PREAD 1M");
+        r.opcode = 2;
+        r.segs = 0;
+        r.bytes = 0;
+        assert_eq!(slice_name(&r), "FSYNC");
+    }
+
+    #[test]
+    fn an_empty_trace_is_valid_json() {
+        let v = trace(&[]);
+        assert_eq!(v["traceEvents"].as_array().unwrap().len(), 0);
+    }
+}

@@ -11,3 +11,6 @@ pub use parse::{
 };
 pub use render::render_text;
 pub use stats::{By, Report, Stats};
+
+#[cfg(test)]
+mod tests;
