@@ -511,8 +511,7 @@ mod tests {
         // The unreaped iocb ends at its kernel completion.
         let end = events
             .iter()
-            .filter(|e| e["ph"] == "e" && e["pid"] == 2)
-            .last()
+            .rfind(|e| e["ph"] == "e" && e["pid"] == 2)
             .unwrap();
         assert_eq!(end["ts"], 3.8);
         assert!(

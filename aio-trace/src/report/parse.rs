@@ -191,7 +191,7 @@ fn read_jsonl(
         match parse_line(text) {
             Ok(parsed) => {
                 info.lines += 1;
-                if let Parsed::Row(row) = parsed {
+                if let Some(row) = parsed {
                     if matches!(row, Row::Lost(_)) {
                         info.complete = true;
                     }
@@ -233,17 +233,12 @@ enum LineError {
     Bad(String),
 }
 
-/// A parsed line; context lines and device summaries are read and dropped.
-enum Parsed {
-    Row(Row),
-    Ignored,
-}
-
 fn bad(e: impl std::fmt::Display) -> LineError {
     LineError::Bad(e.to_string())
 }
 
-fn parse_line(text: &[u8]) -> Result<Parsed, LineError> {
+/// A parsed line; context lines and device summaries are read and dropped (None).
+fn parse_line(text: &[u8]) -> Result<Option<Row>, LineError> {
     let tag: Tag =
         serde_json::from_slice(text).map_err(|e| bad(format!("not a JSON record: {e}")))?;
     let Some(kind) = tag.kind else {
@@ -257,14 +252,14 @@ fn parse_line(text: &[u8]) -> Result<Parsed, LineError> {
                 Some(v) => return Err(LineError::Version(v)),
                 None => return Err(bad("a header without a numeric format_version")),
             }
-            Parsed::Row(Row::Header(
+            Some(Row::Header(
                 serde_json::from_slice(text).map_err(|e| bad(format!("bad header: {e}")))?,
             ))
         }
-        "iocb" | "syscall" => Parsed::Row(Row::Iocb(
+        "iocb" | "syscall" => Some(Row::Iocb(
             serde_json::from_slice(text).map_err(|e| bad(format!("bad {kind} record: {e}")))?,
         )),
-        "summary" => Parsed::Row(Row::Summary(
+        "summary" => Some(Row::Summary(
             serde_json::from_slice(text).map_err(|e| bad(format!("bad summary line: {e}")))?,
         )),
         "lost" => {
@@ -280,9 +275,9 @@ fn parse_line(text: &[u8]) -> Result<Parsed, LineError> {
                     .ok_or_else(|| bad(format!("lost counter {cause} is not a count: {v}")))?;
                 row.insert(cause, n);
             }
-            Parsed::Row(Row::Lost(row))
+            Some(Row::Lost(row))
         }
-        "ctx" | "device" => Parsed::Ignored,
+        "ctx" | "device" => None,
         other => return Err(bad(format!("unknown record type {other:?}"))),
     })
 }
