@@ -127,7 +127,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         args.output.display()
     );
     eprintln!(
-        "lost: {} (ring_full {}, inflight_full {}, user_read {}, unmatched {}, batch_truncated {}, syscall_state_full {}, aged_out {}, abandoned {})",
+        "lost: {} (ring_full {}, inflight_full {}, user_read {}, unmatched {}, batch_truncated {}, syscall_state_full {}, unattributed_bios {}, unmatched_dispatches {}, aged_out {}, abandoned {})",
         losses.total(),
         losses.ring_full,
         losses.inflight_full,
@@ -135,6 +135,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         losses.unmatched,
         losses.batch_truncated,
         losses.syscall_state_full,
+        losses.unattributed_bios,
+        losses.unmatched_dispatches,
         losses.aged_out,
         losses.abandoned
     );
