@@ -31,6 +31,12 @@ pub enum Command {
     Bench(BenchArgs),
     /// Live per-process AIO table (htop style); --workload shows the built-in workload.
     Top(TopArgs),
+    /// Record every iocb to a file (JSONL, CSV or Perfetto JSON) for analysis elsewhere.
+    Record(RecordArgs),
+    /// Analyse a recorded JSONL or CSV file: totals, tables, latency percentiles, histograms.
+    Report(ReportArgs),
+    /// Keep tracing and serve Prometheus metrics on /metrics.
+    Serve(ServeArgs),
 }
 
 /// Where the workload does its I/O.
@@ -224,6 +230,73 @@ pub struct TopArgs {
     /// Seconds per workload phase.
     #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_duration, requires = "workload")]
     pub phase: Duration,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RecordFormat {
+    Jsonl,
+    Csv,
+    Perfetto,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The file to write (refused if it exists, unless --force).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: std::path::PathBuf,
+    /// The format; by default from the extension (.jsonl, .csv, .json/.perfetto-trace).
+    #[arg(long, value_enum)]
+    pub format: Option<RecordFormat>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Stop after this many seconds.
+    #[arg(short = 'd', long = "duration", value_name = "SECS", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Stop after this many iocb and syscall records.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_records: Option<u64>,
+    /// Overwrite FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Give up on an iocb not reaped after this many seconds (counted as aged_out).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration)]
+    pub inflight_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReportBy {
+    Pid,
+    Ctx,
+    Op,
+    File,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A recording: JSONL (record, or snoop --json) or CSV (record).
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
+    /// What the group table is keyed by.
+    #[arg(long, value_enum, default_value = "pid")]
+    pub by: ReportBy,
+    /// One JSON object instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Report bad lines on stderr and go on, instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to serve /metrics on (loopback unless told otherwise).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9466")]
+    pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Give up on an iocb not reaped after this many seconds (counted as aged_out).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration)]
+    pub inflight_timeout: Duration,
 }
 
 /// A positive number of seconds (fractions allowed).

@@ -6,11 +6,13 @@
 pub mod aio;
 pub mod bench;
 pub mod doctor;
+pub mod export;
 pub mod loader;
 pub mod model;
 pub mod output;
 pub mod privileges;
 pub mod reader;
+pub mod report;
 pub mod selfcost;
 pub mod session;
 pub mod tracefs;

@@ -1,6 +1,9 @@
 //! The `aio-trace` command: argument parsing and dispatch only.
 
 mod cli;
+mod record;
+mod report_cmd;
+mod serve;
 mod snoop;
 mod top;
 mod workload_cmd;
@@ -39,6 +42,9 @@ fn main() -> ExitCode {
             Command::Workload(args) => workload_cmd::workload(args).await,
             Command::Bench(args) => workload_cmd::bench(args).await,
             Command::Top(args) => top::run(args).await,
+            Command::Record(args) => record::run(args).await,
+            Command::Report(args) => report_cmd::run(args),
+            Command::Serve(args) => serve::run(args).await,
         }
     });
     match result {

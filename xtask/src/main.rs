@@ -95,6 +95,7 @@ fn run(cli: Cli) -> Result<()> {
                 ("losetup", "util-linux"),
                 ("mkfs.ext4", "e2fsprogs"),
                 ("setpriv", "util-linux"),
+                ("promtool", "prometheus"),
             ])?;
             println!("xtask: unit tests (no root needed)");
             cargo(&root, &env, &["test"])?;

@@ -138,6 +138,10 @@ impl<W: Write> JsonSnoop<W> {
     pub fn into_inner(self) -> W {
         self.out
     }
+    /// The writer, for the lines that follow the records.
+    pub fn out_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
 }
 
 impl<W: Write> Sink for JsonSnoop<W> {

@@ -3,5 +3,5 @@
 mod json;
 mod text;
 
-pub use json::{JsonSnoop, write_json_summary};
+pub use json::{IocbJson, JsonSnoop, write_json_summary};
 pub use text::{TextSnoop, write_text_summary};

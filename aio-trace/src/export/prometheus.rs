@@ -1,0 +1,428 @@
+//! `/metrics` for `aio-trace serve`: Prometheus counters and histograms kept
+//! by prometheus-client. Labels stay bounded: task name and op, never pid,
+//! context or offset.
+
+use std::{
+    collections::HashMap,
+    io,
+    sync::{Arc, Mutex},
+};
+
+use aio_trace_common::{CtxCounters, CtxKey, IocbRecord};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{
+        counter::Counter,
+        family::{Family, MetricConstructor},
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+use crate::{
+    model::{IocbView, LossCounts, comm_str},
+    reader::Record,
+    session::Sink,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    pub comm: String,
+    pub op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommLabels {
+    pub comm: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CauseLabels {
+    pub cause: &'static str,
+}
+
+#[derive(Clone)]
+struct Buckets(fn() -> Histogram);
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        (self.0)()
+    }
+}
+
+fn latency_buckets() -> Histogram {
+    // 1 µs … ~8.4 s, doubling.
+    Histogram::new(exponential_buckets(1e-6, 2.0, 24))
+}
+
+fn count_buckets() -> Histogram {
+    // 1 … 1024, doubling: segments and bios per iocb.
+    Histogram::new(exponential_buckets(1.0, 2.0, 11))
+}
+
+/// Cumulative kernel counters last seen, to turn snapshots into increments.
+#[derive(Default)]
+struct Seen {
+    contexts: HashMap<CtxKey, (u64, u64)>,
+    losses: LossCounts,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    iocbs: Family<OpLabels, Counter>,
+    bytes: Family<OpLabels, Counter>,
+    errors: Family<OpLabels, Counter>,
+    bios: Family<OpLabels, Counter>,
+    latency: Family<OpLabels, Histogram, Buckets>,
+    segments: Family<OpLabels, Histogram, Buckets>,
+    bios_per_iocb: Family<OpLabels, Histogram, Buckets>,
+    io_submit_calls: Family<CommLabels, Counter>,
+    io_getevents_calls: Family<CommLabels, Counter>,
+    lost: Family<CauseLabels, Counter>,
+    seen: Mutex<Seen>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("aio_trace");
+        let iocbs = Family::default();
+        let bytes = Family::default();
+        let errors = Family::default();
+        let bios = Family::default();
+        let latency = Family::new_with_constructor(Buckets(latency_buckets));
+        let segments = Family::new_with_constructor(Buckets(count_buckets));
+        let bios_per_iocb = Family::new_with_constructor(Buckets(count_buckets));
+        let io_submit_calls = Family::default();
+        let io_getevents_calls = Family::default();
+        let lost = Family::default();
+        registry.register(
+            "iocbs",
+            "Iocbs reaped or refused (and vectored syscalls)",
+            iocbs.clone(),
+        );
+        registry.register("bytes", "Bytes transferred", bytes.clone());
+        registry.register(
+            "errors",
+            "Iocbs with a negative result or refused by io_submit",
+            errors.clone(),
+        );
+        registry.register("bios", "Bios issued for the iocbs", bios.clone());
+        registry.register(
+            "iocb_latency_seconds",
+            "Submit to reap latency",
+            latency.clone(),
+        );
+        registry.register(
+            "iocb_segments",
+            "Segments (iovecs) per iocb",
+            segments.clone(),
+        );
+        registry.register("iocb_bios", "Bios per iocb", bios_per_iocb.clone());
+        registry.register(
+            "io_submit_calls",
+            "io_submit calls (kernel counters)",
+            io_submit_calls.clone(),
+        );
+        registry.register(
+            "io_getevents_calls",
+            "io_getevents and io_pgetevents calls (kernel counters)",
+            io_getevents_calls.clone(),
+        );
+        registry.register("lost", "Records the tracer missed, by cause", lost.clone());
+        Self {
+            registry,
+            iocbs,
+            bytes,
+            errors,
+            bios,
+            latency,
+            segments,
+            bios_per_iocb,
+            io_submit_calls,
+            io_getevents_calls,
+            lost,
+            seen: Mutex::default(),
+        }
+    }
+
+    fn handles(&self, labels: &OpLabels) -> Handles {
+        Handles {
+            iocbs: self.iocbs.get_or_create(labels).clone(),
+            bytes: self.bytes.get_or_create(labels).clone(),
+            errors: self.errors.get_or_create(labels).clone(),
+            bios: self.bios.get_or_create(labels).clone(),
+            latency: self.latency.get_or_create(labels).clone(),
+            segments: self.segments.get_or_create(labels).clone(),
+            bios_per_iocb: self.bios_per_iocb.get_or_create(labels).clone(),
+        }
+    }
+
+    /// Adds what the kernel counted since the last call: syscall counters per
+    /// task name (`comm_of` names a pid) and the loss counters.
+    pub fn update_kernel(
+        &self,
+        counters: &[(CtxKey, CtxCounters)],
+        comm_of: impl Fn(u32) -> String,
+        losses: &LossCounts,
+    ) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let grew = |now: u64, then: u64| if now >= then { now - then } else { now };
+        for (key, c) in counters {
+            let last = seen.contexts.entry(*key).or_default();
+            let submits = grew(c.io_submit_calls, last.0);
+            let getevents = grew(c.io_getevents_calls, last.1);
+            *last = (c.io_submit_calls, c.io_getevents_calls);
+            if submits + getevents == 0 {
+                continue;
+            }
+            let labels = CommLabels {
+                comm: comm_of(key.pid),
+            };
+            self.io_submit_calls.get_or_create(&labels).inc_by(submits);
+            self.io_getevents_calls
+                .get_or_create(&labels)
+                .inc_by(getevents);
+        }
+        let then = seen.losses;
+        let causes = [
+            ("ring_full", losses.ring_full, then.ring_full),
+            ("inflight_full", losses.inflight_full, then.inflight_full),
+            ("user_read", losses.user_read, then.user_read),
+            ("unmatched", losses.unmatched, then.unmatched),
+            (
+                "batch_truncated",
+                losses.batch_truncated,
+                then.batch_truncated,
+            ),
+            (
+                "syscall_state_full",
+                losses.syscall_state_full,
+                then.syscall_state_full,
+            ),
+            (
+                "unattributed_bios",
+                losses.unattributed_bios,
+                then.unattributed_bios,
+            ),
+            (
+                "unmatched_dispatches",
+                losses.unmatched_dispatches,
+                then.unmatched_dispatches,
+            ),
+            ("aged_out", losses.aged_out, then.aged_out),
+            ("abandoned", losses.abandoned, then.abandoned),
+        ];
+        for (cause, now, then) in causes {
+            // Every cause is shown, zero included: a dashboard can alert on it.
+            self.lost
+                .get_or_create(&CauseLabels { cause })
+                .inc_by(now.saturating_sub(then));
+        }
+        seen.losses = *losses;
+    }
+
+    /// The Prometheus text exposition format (ending in `# EOF`, as OpenMetrics).
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// The classic Prometheus text format (0.0.4) from OpenMetrics text: counters
+/// are described under their sample name (`x_total`) and there is no `# EOF`.
+/// For scrapers and tools (promtool) that do not ask for OpenMetrics.
+pub fn to_classic_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let described = ["# HELP ", "# TYPE "].into_iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(described.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// The metrics of one (comm, op), cached so a record costs no label lookup.
+#[derive(Clone)]
+struct Handles {
+    iocbs: Counter,
+    bytes: Counter,
+    errors: Counter,
+    bios: Counter,
+    latency: Histogram,
+    segments: Histogram,
+    bios_per_iocb: Histogram,
+}
+
+/// Feeds each record into the metrics and remembers the task name of each pid.
+pub struct MetricsSink {
+    metrics: Arc<Metrics>,
+    cache: HashMap<([u8; 16], &'static str), Handles>,
+    comms: Arc<Mutex<HashMap<u32, String>>>,
+    known_pids: std::collections::HashSet<u32>,
+}
+
+impl MetricsSink {
+    pub fn new(metrics: Arc<Metrics>, comms: Arc<Mutex<HashMap<u32, String>>>) -> Self {
+        Self {
+            metrics,
+            cache: HashMap::new(),
+            comms,
+            known_pids: std::collections::HashSet::new(),
+        }
+    }
+
+    pub fn observe(&mut self, r: &IocbRecord) {
+        if self.known_pids.insert(r.pid) {
+            let mut comms = self.comms.lock().unwrap_or_else(|e| e.into_inner());
+            comms.insert(r.pid, comm_str(&r.comm).into_owned());
+        }
+        let op = r.op().name();
+        let metrics = &self.metrics;
+        let handles = self.cache.entry((r.comm, op)).or_insert_with(|| {
+            metrics.handles(&OpLabels {
+                comm: comm_str(&r.comm).into_owned(),
+                op,
+            })
+        });
+        handles.iocbs.inc();
+        if let Some(res) = r.result().filter(|&res| res > 0) {
+            handles.bytes.inc_by(res as u64);
+        }
+        if r.rejected() || r.result().is_some_and(|res| res < 0) {
+            handles.errors.inc();
+        }
+        handles.bios.inc_by(u64::from(r.bios));
+        if let Some(latency) = r.latency_ns() {
+            handles.latency.observe(latency as f64 / 1e9);
+        }
+        if r.op().is_vectored() || r.segs > 0 {
+            handles.segments.observe(f64::from(r.segs));
+        }
+        if r.dispatches != 0 {
+            handles.bios_per_iocb.observe(f64::from(r.bios));
+        }
+    }
+}
+
+impl Sink for MetricsSink {
+    fn record(&mut self, record: &Record) -> io::Result<()> {
+        match record {
+            Record::Iocb(r) | Record::Syscall(r) => self.observe(r),
+            Record::Ctx(c) => {
+                let mut comms = self.comms.lock().unwrap_or_else(|e| e.into_inner());
+                comms
+                    .entry(c.pid)
+                    .or_insert_with(|| proc_comm(c.pid).unwrap_or_else(|| c.pid.to_string()));
+            }
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A live process's task name.
+pub fn proc_comm(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use aio_trace_common::{IOCB_REJECTED, RECORD_IOCB};
+
+    use super::*;
+
+    fn record(opcode: u16, segs: u32, res: i64, latency: u64) -> IocbRecord {
+        let mut comm = [0u8; 16];
+        comm[..3].copy_from_slice(b"fio");
+        IocbRecord {
+            kind: RECORD_IOCB,
+            opcode,
+            segs,
+            comm,
+            bytes: 4096 * u64::from(segs),
+            res,
+            submit_ns: 1_000,
+            reap_ns: 1_000 + latency,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn renders_counters_histograms_and_losses_with_bounded_labels() {
+        let metrics = Arc::new(Metrics::new());
+        let mut sink = MetricsSink::new(metrics.clone(), Arc::default());
+        sink.observe(&record(7, 8, 32768, 50_000));
+        sink.observe(&record(7, 8, 32768, 150_000));
+        sink.observe(&record(0, 1, -5, 10_000));
+        let mut rejected = record(7, 1025, -22, 0);
+        rejected.flags = IOCB_REJECTED;
+        sink.observe(&rejected);
+        let key = CtxKey {
+            pid: 4,
+            _pad: 0,
+            ctx: 9,
+        };
+        let counters = CtxCounters {
+            io_submit_calls: 3,
+            io_getevents_calls: 2,
+            ..Default::default()
+        };
+        let losses = LossCounts {
+            ring_full: 2,
+            ..Default::default()
+        };
+        metrics.update_kernel(&[(key, counters)], |_| "fio".into(), &losses);
+        // A second snapshot adds only the growth.
+        let counters = CtxCounters {
+            io_submit_calls: 5,
+            io_getevents_calls: 2,
+            ..Default::default()
+        };
+        metrics.update_kernel(&[(key, counters)], |_| "fio".into(), &losses);
+        let text = metrics.render().unwrap();
+        for line in [
+            r#"aio_trace_iocbs_total{comm="fio",op="PREADV"} 3"#,
+            r#"aio_trace_bytes_total{comm="fio",op="PREADV"} 65536"#,
+            r#"aio_trace_errors_total{comm="fio",op="PREAD"} 1"#,
+            r#"aio_trace_errors_total{comm="fio",op="PREADV"} 1"#,
+            r#"aio_trace_iocb_latency_seconds_count{comm="fio",op="PREADV"} 2"#,
+            r#"aio_trace_io_submit_calls_total{comm="fio"} 5"#,
+            r#"aio_trace_io_getevents_calls_total{comm="fio"} 2"#,
+            r#"aio_trace_lost_total{cause="ring_full"} 2"#,
+            r#"aio_trace_lost_total{cause="aged_out"} 0"#,
+            "# TYPE aio_trace_iocb_segments histogram",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        assert!(!text.contains("pid="));
+        let classic = to_classic_text(&text);
+        assert!(classic.contains("# TYPE aio_trace_iocbs_total counter\n"));
+        assert!(classic.contains("# HELP aio_trace_iocbs_total Iocbs"));
+        assert!(classic.contains("# TYPE aio_trace_iocb_segments histogram\n"));
+        assert!(!classic.contains("# EOF"));
+    }
+}

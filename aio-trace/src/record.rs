@@ -1,0 +1,222 @@
+//! `aio-trace record -o FILE`: every iocb to a file, until Ctrl-C, SIGTERM,
+//! SIGHUP, --duration or --max-records; then the closing lines.
+
+use std::{
+    fs::{File, OpenOptions},
+    io,
+    path::Path,
+    process::ExitCode,
+    sync::Arc,
+};
+
+use aio_trace::{
+    export::{
+        Closing, Exporter, Filters, Format, Header, csv::CsvWriter, file::LineFile,
+        jsonl::JsonlWriter, perfetto::PerfettoWriter,
+    },
+    loader::Tracer,
+    model::{ContextSummary, DeviceSummary},
+    reader::Record,
+    session::{Session, Sink},
+};
+use anyhow::{Context as _, anyhow, bail};
+use tokio::sync::Notify;
+
+use crate::{
+    cli::{RecordArgs, RecordFormat},
+    snoop::{stop_signal, trace_config},
+};
+
+/// Passes records on until `max` iocb and syscall records, then asks to stop.
+struct Limit<E> {
+    inner: E,
+    written: u64,
+    max: u64,
+    reached: Arc<Notify>,
+}
+
+impl<E: Sink> Sink for Limit<E> {
+    fn record(&mut self, record: &Record) -> io::Result<()> {
+        let counted = matches!(record, Record::Iocb(_) | Record::Syscall(_));
+        if counted {
+            if self.written == self.max {
+                return Ok(());
+            }
+            self.written += 1;
+        }
+        self.inner.record(record)?;
+        if counted && self.written == self.max {
+            self.reached.notify_one();
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn create(path: &Path, force: bool) -> anyhow::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    options.open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => anyhow!(
+            "{} already exists: choose another name or add --force to overwrite it",
+            path.display()
+        ),
+        _ => anyhow!("cannot create {}: {e}", path.display()),
+    })
+}
+
+pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
+    let format = match args.format {
+        Some(RecordFormat::Jsonl) => Format::Jsonl,
+        Some(RecordFormat::Csv) => Format::Csv,
+        Some(RecordFormat::Perfetto) => Format::Perfetto,
+        None => Format::from_path(&args.output).ok_or_else(|| {
+            anyhow!(
+                "cannot tell the format of {} from its name: add --format jsonl, csv or perfetto",
+                args.output.display()
+            )
+        })?,
+    };
+    let config = trace_config(&args.filter)?;
+    if args.output.exists() && !args.force {
+        bail!(
+            "{} already exists: choose another name or add --force to overwrite it",
+            args.output.display()
+        );
+    }
+    // Load the tracer first: a user without privileges gets that error, and no empty file.
+    let (tracer, ring) = Tracer::start(&config)?;
+    for (probe, reason) in &tracer.skipped {
+        eprintln!(
+            "aio-trace: skipping {}:{}: {reason}",
+            probe.group, probe.program
+        );
+    }
+    let file = LineFile::new(create(&args.output, args.force)?);
+    let header = Header::here(
+        Filters {
+            pids: config.pids.clone(),
+            comm: config.comm.clone(),
+        },
+        tracer.attached_ns,
+    );
+    let session = Session::new(tracer, ring, args.inflight_timeout)
+        .context("while watching the ring buffer")?;
+    eprintln!(
+        "Recording AIO to {}... Hit Ctrl-C to end.",
+        args.output.display()
+    );
+    let what = format!("while writing {}", args.output.display());
+    let (written, losses) = match format {
+        Format::Jsonl => {
+            let sink = JsonlWriter::new(file, &header).context(what.clone())?;
+            record(session, sink, &args, &what).await?
+        }
+        Format::Csv => record(session, CsvWriter::new(file)?, &args, &what).await?,
+        Format::Perfetto => record(session, PerfettoWriter::new(file), &args, &what).await?,
+    };
+    eprintln!(
+        "aio-trace: recorded {written} records to {}",
+        args.output.display()
+    );
+    eprintln!(
+        "lost: {} (ring_full {}, inflight_full {}, user_read {}, unmatched {}, batch_truncated {}, syscall_state_full {}, unattributed_bios {}, unmatched_dispatches {}, aged_out {}, abandoned {})",
+        losses.total(),
+        losses.ring_full,
+        losses.inflight_full,
+        losses.user_read,
+        losses.unmatched,
+        losses.batch_truncated,
+        losses.syscall_state_full,
+        losses.unattributed_bios,
+        losses.unmatched_dispatches,
+        losses.aged_out,
+        losses.abandoned
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the session into `exporter`, then writes the closing lines.
+async fn record<E>(
+    mut session: Session,
+    exporter: E,
+    args: &RecordArgs,
+    what: &str,
+) -> anyhow::Result<(u64, aio_trace::model::LossCounts)>
+where
+    E: Exporter + IntoFile,
+{
+    let reached = Arc::new(Notify::new());
+    let mut sink = Limit {
+        inner: exporter,
+        written: 0,
+        max: args.max_records.unwrap_or(u64::MAX),
+        reached: reached.clone(),
+    };
+    let stop = async {
+        tokio::select! {
+            () = stop_signal(args.duration) => {}
+            () = reached.notified() => {}
+        }
+    };
+    session
+        .run(&mut sink, stop)
+        .await
+        .with_context(|| what.to_owned())?;
+    let summaries: Vec<_> = session
+        .tracer
+        .counters()
+        .iter()
+        .map(|(key, counters)| ContextSummary::new(key, counters))
+        .collect();
+    let devices: Vec<_> = session
+        .tracer
+        .devices()
+        .iter()
+        .filter(|(_, c)| c.bios != 0 || c.requests != 0)
+        .map(|(dev, c)| DeviceSummary::new(*dev, c))
+        .collect();
+    let losses = session.losses();
+    sink.inner
+        .finish(&Closing {
+            summaries: &summaries,
+            devices: &devices,
+            losses: &losses,
+        })
+        .with_context(|| what.to_owned())?;
+    sink.inner
+        .into_file()?
+        .finish()
+        .with_context(|| what.to_owned())?;
+    Ok((sink.written, losses))
+}
+
+/// The file under an exporter, to write its last bytes.
+trait IntoFile {
+    fn into_file(self) -> io::Result<LineFile<File>>;
+}
+
+impl IntoFile for JsonlWriter<LineFile<File>> {
+    fn into_file(self) -> io::Result<LineFile<File>> {
+        Ok(self.into_inner())
+    }
+}
+
+impl IntoFile for CsvWriter<LineFile<File>> {
+    fn into_file(self) -> io::Result<LineFile<File>> {
+        self.into_inner()
+    }
+}
+
+impl IntoFile for PerfettoWriter<LineFile<File>> {
+    fn into_file(self) -> io::Result<LineFile<File>> {
+        Ok(self.into_inner())
+    }
+}

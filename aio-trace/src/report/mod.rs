@@ -1,0 +1,16 @@
+//! `aio-trace report`: offline analysis of a JSONL or CSV recording.
+//! `parse` turns lines into rows (or a clear error naming the line),
+//! `stats` aggregates them, `render` prints the tables.
+
+mod parse;
+mod render;
+mod stats;
+
+pub use parse::{
+    BadLine, IocbRow, LossRow, ReadInfo, ReportError, Row, SummaryRow, read, read_file,
+};
+pub use render::render_text;
+pub use stats::{By, Report, Stats};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,372 @@
+//! Rows → the report: totals, groups, op mix, latency percentiles and log2
+//! histograms, segments and bios per iocb, vectored vs scalar, errors.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::parse::{BadLine, IocbRow, LossRow, ReadInfo, Row};
+use crate::export::Header;
+
+/// What the group table is keyed by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum By {
+    #[default]
+    Pid,
+    Ctx,
+    Op,
+    File,
+}
+
+impl By {
+    fn key(self, r: &IocbRow) -> String {
+        match self {
+            By::Pid => format!("{} {}", r.pid, r.comm),
+            By::Ctx => format!("{} {:x}", r.pid, r.ctx),
+            By::Op => r.op.clone(),
+            By::File => match (&r.dev, r.ino) {
+                (Some(dev), Some(ino)) => format!("{dev} ino {ino}"),
+                _ => format!("pid {} fd {}", r.pid, r.fd),
+            },
+        }
+    }
+}
+
+/// Submit → reap latency in ns, percentiles from an HdrHistogram (3 digits).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub min_ns: Option<u64>,
+    pub mean_ns: Option<f64>,
+    pub p50_ns: Option<u64>,
+    pub p90_ns: Option<u64>,
+    pub p99_ns: Option<u64>,
+    pub p999_ns: Option<u64>,
+    pub max_ns: Option<u64>,
+}
+
+fn latency(h: &Histogram<u64>) -> Latency {
+    if h.is_empty() {
+        return Latency::default();
+    }
+    Latency {
+        count: h.len(),
+        min_ns: Some(h.min()),
+        mean_ns: Some(h.mean()),
+        p50_ns: Some(h.value_at_quantile(0.50)),
+        p90_ns: Some(h.value_at_quantile(0.90)),
+        p99_ns: Some(h.value_at_quantile(0.99)),
+        p999_ns: Some(h.value_at_quantile(0.999)),
+        max_ns: Some(h.max()),
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant digits is valid")
+}
+
+/// One log2 bucket: values in [lo, hi).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Bucket {
+    pub lo: u64,
+    pub hi: u64,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Log2([u64; 64]);
+
+impl Default for Log2 {
+    fn default() -> Self {
+        Self([0; 64])
+    }
+}
+
+impl Log2 {
+    fn add(&mut self, v: u64) {
+        self.0[(64 - v.leading_zeros()).saturating_sub(1) as usize] += 1;
+    }
+    /// The buckets from the first to the last non-empty one.
+    fn buckets(&self) -> Vec<Bucket> {
+        let Some(first) = self.0.iter().position(|&n| n != 0) else {
+            return Vec::new();
+        };
+        let last = self.0.iter().rposition(|&n| n != 0).unwrap_or(first);
+        (first..=last)
+            .map(|i| Bucket {
+                lo: if i == 0 { 0 } else { 1 << i },
+                hi: 1u64.checked_shl(i as u32 + 1).unwrap_or(u64::MAX),
+                count: self.0[i],
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Acc {
+    iocbs: u64,
+    bytes_requested: u64,
+    bytes_done: u64,
+    errors: u64,
+    segs: u64,
+    bios: u64,
+    dispatched: u64,
+    latency: Histogram<u64>,
+    latency_log2_us: Log2,
+}
+
+impl Default for Acc {
+    fn default() -> Self {
+        Self {
+            iocbs: 0,
+            bytes_requested: 0,
+            bytes_done: 0,
+            errors: 0,
+            segs: 0,
+            bios: 0,
+            dispatched: 0,
+            latency: new_histogram(),
+            latency_log2_us: Log2::default(),
+        }
+    }
+}
+
+impl Acc {
+    fn add(&mut self, r: &IocbRow) {
+        self.iocbs += 1;
+        self.bytes_requested += r.bytes.unwrap_or(0);
+        self.bytes_done += r.res.filter(|&res| res > 0).unwrap_or(0) as u64;
+        self.errors += u64::from(is_error(r));
+        self.segs += u64::from(r.segs);
+        if r.dispatches > 0 {
+            self.dispatched += 1;
+            self.bios += u64::from(r.bios);
+        }
+        if let Some(ns) = r.latency_ns {
+            // Auto-resizing: only an absurd value (beyond u64 range halves) fails.
+            let _ = self.latency.record(ns);
+            self.latency_log2_us.add(ns / 1000);
+        }
+    }
+}
+
+/// Rejected by io_submit (no reap, no completion) or a negative result.
+fn is_error(r: &IocbRow) -> bool {
+    r.res.is_some_and(|res| res < 0) || (r.reap_ns.is_none() && r.complete_ns.is_none())
+}
+
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b != 0).then(|| a as f64 / b as f64)
+}
+
+/// One row of a table: a group, an op, vectored or scalar.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Line {
+    pub key: String,
+    pub iocbs: u64,
+    /// Share of all records, 0..=1.
+    pub share: f64,
+    pub bytes_requested: u64,
+    pub bytes_transferred: u64,
+    pub errors: u64,
+    pub segs_per_iocb: Option<f64>,
+    /// Over the iocbs that reached a filesystem dispatch.
+    pub bios_per_iocb: Option<f64>,
+    pub latency: Latency,
+    /// Log2 histogram of the latency in µs.
+    pub latency_log2_us: Vec<Bucket>,
+}
+
+fn line(key: String, a: &Acc, total: u64) -> Line {
+    Line {
+        key,
+        iocbs: a.iocbs,
+        share: ratio(a.iocbs, total).unwrap_or(0.0),
+        bytes_requested: a.bytes_requested,
+        bytes_transferred: a.bytes_done,
+        errors: a.errors,
+        segs_per_iocb: ratio(a.segs, a.iocbs),
+        bios_per_iocb: ratio(a.bios, a.dispatched),
+        latency: latency(&a.latency),
+        latency_log2_us: a.latency_log2_us.buckets(),
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Calls {
+    pub contexts: u64,
+    pub io_submit_calls: u64,
+    pub iocbs_submitted: u64,
+    pub io_getevents_calls: u64,
+    pub events_reaped: u64,
+    pub iocbs_per_submit: Option<f64>,
+    pub events_per_getevents: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ErrorCount {
+    pub op: String,
+    /// The result (-errno), null when io_submit swallowed it.
+    pub res: Option<i64>,
+    pub count: u64,
+}
+
+/// The whole report, as `--json` prints it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub file: String,
+    pub format: &'static str,
+    pub header: Option<Header>,
+    /// The recording ended with its loss line (a JSONL recording that stopped cleanly).
+    pub complete: bool,
+    pub skipped: Vec<BadLine>,
+    pub records: u64,
+    pub iocbs: u64,
+    pub syscalls: u64,
+    pub processes: u64,
+    pub contexts: u64,
+    pub duration_s: Option<f64>,
+    pub total: Line,
+    pub by: By,
+    pub groups: Vec<Line>,
+    pub ops: Vec<Line>,
+    pub vectored: Line,
+    pub scalar: Line,
+    pub segments_log2: Vec<Bucket>,
+    pub bios_log2: Vec<Bucket>,
+    pub errors: Vec<ErrorCount>,
+    pub calls: Calls,
+    pub lost: Option<LossRow>,
+}
+
+/// Accumulates rows; `report` finishes.
+#[derive(Default)]
+pub struct Stats {
+    by: By,
+    header: Option<Header>,
+    total: Acc,
+    iocbs: u64,
+    syscalls: u64,
+    groups: BTreeMap<String, Acc>,
+    ops: BTreeMap<String, Acc>,
+    vectored: Acc,
+    scalar: Acc,
+    segments: Log2,
+    bios: Log2,
+    errors: BTreeMap<(String, Option<i64>), u64>,
+    processes: std::collections::HashSet<u32>,
+    contexts: std::collections::HashSet<(u32, u64)>,
+    first_ns: Option<u64>,
+    last_ns: Option<u64>,
+    calls: Calls,
+    lost: Option<LossRow>,
+}
+
+impl Stats {
+    pub fn new(by: By) -> Self {
+        Self {
+            by,
+            ..Self::default()
+        }
+    }
+
+    pub fn add(&mut self, row: Row) {
+        match row {
+            Row::Header(h) => self.header = Some(h),
+            Row::Iocb(r) => self.add_iocb(&r),
+            Row::Summary(s) => {
+                self.calls.contexts += 1;
+                self.calls.io_submit_calls += s.io_submit_calls;
+                self.calls.iocbs_submitted += s.iocbs_submitted;
+                self.calls.io_getevents_calls += s.io_getevents_calls;
+                self.calls.events_reaped += s.events_reaped;
+            }
+            Row::Lost(l) => self.lost = Some(l),
+        }
+    }
+
+    fn add_iocb(&mut self, r: &IocbRow) {
+        if r.kind == "syscall" {
+            self.syscalls += 1;
+        } else {
+            self.iocbs += 1;
+        }
+        self.total.add(r);
+        self.groups.entry(self.by.key(r)).or_default().add(r);
+        match self.ops.get_mut(&r.op) {
+            Some(acc) => acc.add(r),
+            None => self.ops.entry(r.op.clone()).or_default().add(r),
+        }
+        match r.op.as_str() {
+            "PREADV" | "PWRITEV" => self.vectored.add(r),
+            "PREAD" | "PWRITE" => self.scalar.add(r),
+            _ => {}
+        }
+        if r.segs > 0 {
+            self.segments.add(u64::from(r.segs));
+        }
+        if r.dispatches > 0 {
+            self.bios.add(u64::from(r.bios));
+        }
+        if is_error(r) {
+            *self.errors.entry((r.op.clone(), r.res)).or_default() += 1;
+        }
+        self.processes.insert(r.pid);
+        self.contexts.insert((r.pid, r.ctx));
+        let end = r.reap_ns.or(r.complete_ns).unwrap_or(r.submit_ns);
+        self.first_ns = Some(self.first_ns.map_or(r.submit_ns, |f| f.min(r.submit_ns)));
+        self.last_ns = Some(self.last_ns.map_or(end, |l| l.max(end)));
+    }
+
+    pub fn report(self, file: &str, info: ReadInfo) -> Report {
+        let n = self.total.iocbs;
+        let mut calls = self.calls;
+        calls.iocbs_per_submit = ratio(calls.iocbs_submitted, calls.io_submit_calls);
+        calls.events_per_getevents = ratio(calls.events_reaped, calls.io_getevents_calls);
+        let mut groups: Vec<_> = self
+            .groups
+            .iter()
+            .map(|(k, a)| line(k.clone(), a, n))
+            .collect();
+        groups.sort_by(|a, b| b.iocbs.cmp(&a.iocbs).then_with(|| a.key.cmp(&b.key)));
+        let mut ops: Vec<_> = self
+            .ops
+            .iter()
+            .map(|(k, a)| line(k.clone(), a, n))
+            .collect();
+        ops.sort_by(|a, b| b.iocbs.cmp(&a.iocbs).then_with(|| a.key.cmp(&b.key)));
+        Report {
+            file: file.to_owned(),
+            format: info.format,
+            header: self.header,
+            complete: info.complete,
+            skipped: info.skipped,
+            records: n,
+            iocbs: self.iocbs,
+            syscalls: self.syscalls,
+            processes: self.processes.len() as u64,
+            contexts: self.contexts.len() as u64,
+            duration_s: self
+                .first_ns
+                .zip(self.last_ns)
+                .map(|(f, l)| l.saturating_sub(f) as f64 / 1e9),
+            total: line("total".into(), &self.total, n),
+            by: self.by,
+            groups,
+            ops,
+            vectored: line("vectored".into(), &self.vectored, n),
+            scalar: line("scalar".into(), &self.scalar, n),
+            segments_log2: self.segments.buckets(),
+            bios_log2: self.bios.buckets(),
+            errors: self
+                .errors
+                .into_iter()
+                .map(|((op, res), count)| ErrorCount { op, res, count })
+                .collect(),
+            calls,
+            lost: self.lost,
+        }
+    }
+}

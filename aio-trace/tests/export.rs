@@ -1,0 +1,330 @@
+//! Root tests of `record`, `report` and `serve` with real consumers: DuckDB,
+//! promtool and a Prometheus server.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{AIO_TRACE, TempDir, Testee, of_type};
+use serde_json::Value;
+
+/// Starts an aio-trace command and waits for its banner (the tracer is attached).
+fn start(args: &[&str], banner: &str) -> Child {
+    let mut child = Command::new(AIO_TRACE)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.starts_with(banner), "banner {banner:?}, got {line:?}");
+    // Keep draining stderr so the child never blocks on it.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    child
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+fn report_json(file: &str) -> Value {
+    let out = Command::new(AIO_TRACE)
+        .args(["report", "--json", "--by", "op", file])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "report {file}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn ensure_python_module(module: &str, package: &str) {
+    let have = |m: &str| {
+        Command::new("python3")
+            .args(["-c", &format!("import {m}")])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if have(module) {
+        return;
+    }
+    let installed = Command::new("pip")
+        .args(["install", "--quiet", package])
+        .status()
+        .is_ok_and(|s| s.success())
+        || Command::new("pip")
+            .args(["install", "--quiet", "--break-system-packages", package])
+            .status()
+            .is_ok_and(|s| s.success());
+    assert!(
+        installed && have(module),
+        "cannot install {package} with pip"
+    );
+}
+
+fn ensure_command(command: &str, package: &str) {
+    let found = |c: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {c}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if found(command) {
+        return;
+    }
+    let ok = Command::new("apt-get")
+        .args(["install", "-y", "-q", package])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok && found(command),
+        "cannot install {package} with apt-get"
+    );
+}
+
+/// Per op: (count, nearest-rank p99 of latency_ns), computed by DuckDB.
+const DUCKDB_PER_OP: &str = r#"
+import duckdb, json, sys
+f = sys.argv[1]
+rel = (f"read_csv('{f}', header=true)" if f.endswith('.csv')
+       else f"read_json_auto('{f}', format='newline_delimited', sample_size=-1)")
+rows = duckdb.sql(f"""
+  SELECT op, count(*)::BIGINT,
+         list_sort(list(latency_ns) FILTER (WHERE latency_ns IS NOT NULL))
+           [ceil(0.99 * count(latency_ns))::BIGINT]::BIGINT
+  FROM {rel} WHERE type IN ('iocb', 'syscall') GROUP BY op""").fetchall()
+print(json.dumps({op: [n, p99] for op, n, p99 in rows}))
+"#;
+
+fn duckdb_per_op(file: &str) -> BTreeMap<String, (u64, Option<u64>)> {
+    let out = Command::new("python3")
+        .args(["-c", DUCKDB_PER_OP, file])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "duckdb on {file}: {out:?}");
+    let v: BTreeMap<String, (u64, Option<u64>)> = serde_json::from_slice(&out.stdout).unwrap();
+    v
+}
+
+/// `record` to JSONL and CSV while the testee runs the built-in workload:
+/// `report` counts what the testee did and what the kernel's summary says;
+/// DuckDB reads both files and finds the same count and p99 per op.
+#[test]
+fn record_report_and_duckdb_agree_with_the_live_counts() {
+    ensure_python_module("duckdb", "duckdb");
+    let dir = TempDir::new("export-record");
+    let testee = Testee::spawn("workload-vectored");
+    let pid = testee.pid().to_string();
+    let jsonl = format!("{}/trace.jsonl", dir.path());
+    let csv = format!("{}/trace.csv", dir.path());
+    let perfetto = format!("{}/trace.json", dir.path());
+    let recorders: Vec<Child> = [&jsonl, &csv, &perfetto]
+        .iter()
+        .map(|f| start(&["record", "-o", f, "-p", &pid], "Recording AIO"))
+        .collect();
+    let truth = testee.go();
+    for r in recorders {
+        signal(&r, libc::SIGINT);
+        let out = r.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let calls = of_type(&truth, "calls").next().unwrap();
+    let iocbs = calls["iocbs_submitted"].as_u64().unwrap();
+
+    let lines: Vec<Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["type"], "header");
+    assert_eq!(lines.last().unwrap()["type"], "lost");
+    let summary = of_type(&lines, "summary").next().unwrap();
+
+    let report = report_json(&jsonl);
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["records"], iocbs);
+    assert_eq!(
+        report["calls"]["iocbs_submitted"],
+        summary["iocbs_submitted"]
+    );
+    assert_eq!(report["calls"]["io_submit_calls"], calls["io_submit_calls"]);
+    assert_eq!(
+        report["calls"]["io_getevents_calls"],
+        calls["io_getevents_calls"]
+    );
+    assert_eq!(report["lost"]["ring_full"], 0);
+    // Each recorder has its own tracer and timestamps: counts agree, times differ slightly.
+    let csv_report = report_json(&csv);
+    assert_eq!(csv_report["records"], report["records"]);
+    assert_eq!(
+        csv_report["total"]["bytes_transferred"],
+        report["total"]["bytes_transferred"]
+    );
+
+    for (file, report) in [(&jsonl, &report), (&csv, &csv_report)] {
+        let duck = duckdb_per_op(file);
+        let ops = report["ops"].as_array().unwrap();
+        assert_eq!(duck.len(), ops.len(), "{file}: {duck:?}");
+        for op in ops {
+            let (n, p99) = duck[op["key"].as_str().unwrap()];
+            assert_eq!(op["iocbs"].as_u64(), Some(n), "{file} {op}");
+            // HdrHistogram (3 digits) reports the top of the p99 value's bucket.
+            let ours = op["latency"]["p99_ns"].as_u64().unwrap();
+            let exact = p99.unwrap();
+            assert!(
+                exact <= ours && ours <= exact + exact / 500 + 1,
+                "{file}: p99 {ours} vs DuckDB {exact}"
+            );
+        }
+    }
+
+    let trace: Value = serde_json::from_str(&std::fs::read_to_string(&perfetto).unwrap()).unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    let begins = events
+        .iter()
+        .filter(|e| e["ph"] == "b" && e["cat"] == "iocb" && e["args"].is_object())
+        .count();
+    assert_eq!(begins as u64, iocbs);
+}
+
+/// A `record` stopped by SIGTERM in the middle of a run leaves a complete file.
+#[test]
+fn a_record_killed_mid_run_leaves_a_file_report_reads() {
+    let dir = TempDir::new("export-sigterm");
+    let mut workload = Command::new(AIO_TRACE)
+        .args(["workload", "--dir", dir.path(), "--size", "16M", "-d", "20"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = format!("{}/killed.jsonl", dir.path());
+    let pid = workload.id().to_string();
+    let record = start(&["record", "-o", &file, "-p", &pid], "Recording AIO");
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&record, libc::SIGTERM);
+    let out = record.wait_with_output().unwrap();
+    signal(&workload, libc::SIGTERM);
+    let _ = workload.wait();
+    assert!(out.status.success(), "{out:?}");
+    let report = report_json(&file);
+    assert_eq!(report["complete"], true);
+    assert!(report["records"].as_u64().unwrap() > 0, "{report}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal HTTP/1.0 GET: the body.
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP header"))?;
+    if !head.starts_with("HTTP/1.") || !head.contains(" 200 ") {
+        return Err(std::io::Error::other(head.to_owned()));
+    }
+    Ok(body.to_owned())
+}
+
+/// `serve`'s /metrics passes `promtool check metrics`, and a real Prometheus
+/// scrapes it and answers a query for the iocb counter.
+#[test]
+fn serve_passes_promtool_and_a_prometheus_scrapes_it() {
+    ensure_command("promtool", "prometheus");
+    ensure_command("prometheus", "prometheus");
+    let dir = TempDir::new("export-serve");
+    let testee = Testee::spawn("workload-vectored");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut serve = start(
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "-p",
+            &testee.pid().to_string(),
+        ],
+        "Serving AIO metrics",
+    );
+    let truth = testee.go();
+    let iocbs = of_type(&truth, "calls").next().unwrap()["iocbs_submitted"]
+        .as_u64()
+        .unwrap();
+    let metrics = http_get(port, "/metrics").unwrap();
+    let counted: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("aio_trace_iocbs_total{comm=\"aio-trace-teste\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(counted, iocbs, "{metrics}");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(checked.status.success(), "promtool: {checked:?}");
+
+    let prom_port = free_port();
+    let config = format!("{}/prometheus.yml", dir.path());
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: aio-trace\n    static_configs:\n      - targets: ['{listen}']\n"
+        ),
+    )
+    .unwrap();
+    let mut prometheus = Command::new("prometheus")
+        .arg(format!("--config.file={config}"))
+        .arg(format!("--storage.tsdb.path={}/tsdb", dir.path()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let answer = loop {
+        let body = http_get(prom_port, "/api/v1/query?query=sum(aio_trace_iocbs_total)");
+        if let Ok(body) = body {
+            let v: Value = serde_json::from_str(&body).unwrap_or_default();
+            if let Some(value) = v["data"]["result"][0]["value"][1].as_str() {
+                break value.to_owned();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never had the counter"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let _ = prometheus.kill();
+    let _ = prometheus.wait();
+    signal(&serve, libc::SIGTERM);
+    assert!(serve.wait().unwrap().success());
+    assert_eq!(answer, iocbs.to_string());
+}
