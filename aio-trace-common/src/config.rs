@@ -3,6 +3,7 @@
 /// Names of the eBPF globals (`EbpfLoader::override_global`).
 pub const GLOBAL_FILTER_PIDS: &str = "FILTER_PIDS";
 pub const GLOBAL_FILTER_COMM: &str = "FILTER_COMM";
+pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
 
 /// The most iocbs one io_submit (or events one io_getevents) the kernel half
 /// walks. Larger calls are truncated and counted as `LossCause::BatchTruncated`.

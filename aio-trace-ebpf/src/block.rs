@@ -3,7 +3,7 @@
 
 use core::ffi::c_void;
 
-use aio_trace_common::{BioOwner, D2C_BUCKETS, InflightKey, LossCause, Owner, SectorKey};
+use aio_trace_common::{BioOwner, D2C_BUCKETS, InflightKey, LossCause, SectorKey};
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_loop},
     macros::tracepoint,

@@ -14,7 +14,7 @@ use aya_ebpf::{
 
 use crate::{
     filter::traced,
-    maps::{EVENTS, INFLIGHT, REAPS, ReapState, add, count_loss, counters},
+    maps::{EVENTS, INFLIGHT, REAPS, ReapState, add, count_loss, counters, wakeup_flags},
     syscall,
 };
 
@@ -149,7 +149,7 @@ extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
             out.res = event.res;
             out.reap_ns = walk.reap_ns;
             entry.write(out);
-            entry.submit(0);
+            entry.submit(wakeup_flags());
         }
         None => count_loss(LossCause::RingFull),
     }

@@ -23,6 +23,7 @@ use crate::{
     iovec::sum_iovecs,
     maps::{
         AIO_PIDS, CURRENT_NONE, EVENTS, INFLIGHT, SUBMITS, SubmitState, add, count_loss, counters,
+        wakeup_flags,
     },
     syscall,
 };
@@ -170,7 +171,7 @@ fn try_submit_one(index: u64, walk: &SubmitWalk) -> Result<(), i64> {
         match EVENTS.reserve::<IocbRecord>(0) {
             Some(mut entry) => {
                 entry.write(*previous);
-                entry.submit(0);
+                entry.submit(wakeup_flags());
             }
             None => count_loss(LossCause::RingFull),
         }
@@ -284,7 +285,7 @@ fn reject(walk: &ExitWalk, ret: i64) {
                 out.flags |= IOCB_RES_UNKNOWN;
             }
             entry.write(out);
-            entry.submit(0);
+            entry.submit(wakeup_flags());
         }
         None => count_loss(LossCause::RingFull),
     }

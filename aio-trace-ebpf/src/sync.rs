@@ -15,7 +15,7 @@ use aya_ebpf::{
 use crate::{
     filter::traced,
     iovec::sum_iovecs,
-    maps::{EVENTS, SYNC_CALLS, count_loss},
+    maps::{EVENTS, SYNC_CALLS, count_loss, wakeup_flags},
     syscall,
 };
 
@@ -75,7 +75,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
             out.res = ret;
             out.reap_ns = now;
             entry.write(out);
-            entry.submit(0);
+            entry.submit(wakeup_flags());
         }
         None => count_loss(LossCause::RingFull),
     }

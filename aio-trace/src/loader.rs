@@ -2,7 +2,8 @@
 
 use aio_trace_common::{
     CommFilter, CtxCounters, CtxKey, DEFAULT_INFLIGHT_ENTRIES, DEFAULT_RING_BYTES, DevCounters,
-    GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS, InflightKey, IocbRecord, LOSS_CAUSES,
+    GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS, GLOBAL_WAKEUP_BYTES, InflightKey, IocbRecord,
+    LOSS_CAUSES,
 };
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
@@ -280,6 +281,12 @@ fn comm_filter(comm: Option<&str>) -> Result<CommFilter, LoadError> {
     Ok(filter)
 }
 
+/// Wake the reader when 1/16 of the ring is pending (at most 256 KiB): enough
+/// to batch hundreds of records per wake-up, far from overflowing.
+fn wakeup_bytes(ring_bytes: u32) -> u64 {
+    u64::from(ring_bytes / 16).min(256 << 10)
+}
+
 /// RLIMIT_MEMLOCK only matters before kernel 5.11 (memcg accounting since):
 /// raise it where allowed, ignore a refusal.
 fn raise_memlock() {
@@ -315,6 +322,7 @@ impl Tracer {
         let mut ebpf = EbpfLoader::new()
             .override_global(GLOBAL_FILTER_PIDS, &filter_pids, true)
             .override_global(GLOBAL_FILTER_COMM, &comm, true)
+            .override_global(GLOBAL_WAKEUP_BYTES, &wakeup_bytes(config.ring_bytes), true)
             .map_max_entries("EVENTS", config.ring_bytes)
             .map_max_entries("INFLIGHT", config.inflight_entries)
             .load(EBPF_OBJECT)

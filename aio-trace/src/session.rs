@@ -43,6 +43,8 @@ pub trait Sink {
 
 /// How often in-flight entries are checked, and when one is given up on.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often the ring buffer is drained without a wake-up.
+const POLL_EVERY: Duration = Duration::from_millis(50);
 pub const DEFAULT_INFLIGHT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long after its kernel completion an unreaped iocb is taken to have been
 /// reaped from the user-space AIO ring.
@@ -113,6 +115,9 @@ impl Session {
         sink: &mut impl Sink,
         stop: impl Future<Output = ()>,
     ) -> io::Result<()> {
+        // Records below the kernel's wake-up threshold are picked up by this tick.
+        let mut poll = tokio::time::interval(POLL_EVERY);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
@@ -125,6 +130,11 @@ impl Session {
                         Err(e) => break Err(e),
                     };
                     guard.clear_ready();
+                    if let Err(e) = self.drain(sink) {
+                        break Err(e);
+                    }
+                }
+                _ = poll.tick() => {
                     if let Err(e) = self.drain(sink) {
                         break Err(e);
                     }

@@ -5,7 +5,6 @@
 
 use std::{
     collections::HashMap,
-    fs::File,
     io::{BufRead, BufReader},
     path::Path,
     process::{Child, Command, Stdio},
@@ -81,8 +80,9 @@ fn start(tracer: Tracer, binary: &Path, root: &Path) -> Result<Option<Running>> 
     let mut child = match tracer {
         Tracer::None => return Ok(None),
         Tracer::AioTrace => Command::new(binary)
-            .args(["snoop", "--json"])
-            .stdout(File::create(root.join("target/bench/overhead.jsonl"))?)
+            .args(["record", "--force", "-o"])
+            .arg(root.join("target/bench/overhead.jsonl"))
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .context("while starting aio-trace")?,
@@ -93,14 +93,14 @@ fn start(tracer: Tracer, binary: &Path, root: &Path) -> Result<Option<Running>> 
             .spawn()
             .context("while starting bpftrace")?,
     };
-    // aio-trace says "Tracing AIO..." on stderr, bpftrace "Attaching N probes..." on stdout.
+    // aio-trace says "Recording AIO..." on stderr, bpftrace "Attaching N probes..." on stdout.
     let banner: Box<dyn std::io::Read + Send> = match tracer {
         Tracer::AioTrace => Box::new(child.stderr.take().expect("piped")),
         _ => Box::new(child.stdout.take().expect("piped")),
     };
     let mut lines = BufReader::new(banner).lines();
     let ready = lines.next().transpose()?.unwrap_or_default();
-    if !(ready.starts_with("Tracing AIO") || ready.starts_with("Attaching")) {
+    if !(ready.starts_with("Recording AIO") || ready.starts_with("Attaching")) {
         bail!("{} did not start: {ready}", tracer.name());
     }
     let startup = started.elapsed();
@@ -231,7 +231,7 @@ pub fn run(binary: &Path, file: &Path, root: &Path, rounds: u32, seconds: u32) -
     Ok(())
 }
 
-/// Records per second `snoop --json` writes to a file, on a workload of
+/// Records per second `record` writes to a JSONL file, on a workload of
 /// cached 4 KiB buffered reads (no device in the way), and the loss counters.
 pub fn capacity(binary: &Path, dir: &Path, seconds: u32) -> Result<()> {
     let data = dir.join("capacity-64m.dat");
@@ -251,12 +251,13 @@ pub fn capacity(binary: &Path, dir: &Path, seconds: u32) -> Result<()> {
     for iodepth in ["16", "64", "256"] {
         let out = dir.join("capacity.jsonl");
         let mut tracer = Command::new(binary)
-            .args(["snoop", "--json", "-c", "aio-trace"])
-            .stdout(File::create(&out)?)
+            .args(["record", "--force", "-c", "aio-trace", "-o"])
+            .arg(&out)
             .stderr(Stdio::piped())
             .spawn()?;
+        let mut stderr = BufReader::new(tracer.stderr.take().expect("piped"));
         let mut banner = String::new();
-        BufReader::new(tracer.stderr.take().expect("piped")).read_line(&mut banner)?;
+        stderr.read_line(&mut banner)?;
         let v = json_of(
             Command::new(binary)
                 .args([
