@@ -226,7 +226,7 @@ pub fn run(binary: &Path, file: &Path, root: &Path, rounds: u32, seconds: u32) -
     let startup = med(Tracer::AioTrace.name(), &|r| r.startup.as_secs_f64() * 1e3);
     let rss = med(Tracer::AioTrace.name(), &|r| r.rss_kib as f64 / 1024.0);
     println!(
-        "  aio-trace snoop: {startup:.0} ms from command to all probes attached, RSS {rss:.1} MiB at steady state"
+        "  aio-trace record: {startup:.0} ms from command to all probes attached, RSS {rss:.1} MiB at steady state"
     );
     Ok(())
 }
