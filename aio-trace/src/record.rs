@@ -15,7 +15,6 @@ use aio_trace::{
         jsonl::JsonlWriter, perfetto::PerfettoWriter,
     },
     loader::Tracer,
-    model::{ContextSummary, DeviceSummary},
     reader::Record,
     session::{Session, Sink},
 };
@@ -126,20 +125,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         "aio-trace: recorded {written} records to {}",
         args.output.display()
     );
-    eprintln!(
-        "lost: {} (ring_full {}, inflight_full {}, user_read {}, unmatched {}, batch_truncated {}, syscall_state_full {}, unattributed_bios {}, unmatched_dispatches {}, aged_out {}, abandoned {})",
-        losses.total(),
-        losses.ring_full,
-        losses.inflight_full,
-        losses.user_read,
-        losses.unmatched,
-        losses.batch_truncated,
-        losses.syscall_state_full,
-        losses.unattributed_bios,
-        losses.unmatched_dispatches,
-        losses.aged_out,
-        losses.abandoned
-    );
+    eprintln!("{losses}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -170,19 +156,7 @@ where
         .run(&mut sink, stop)
         .await
         .with_context(|| what.to_owned())?;
-    let summaries: Vec<_> = session
-        .tracer
-        .counters()
-        .iter()
-        .map(|(key, counters)| ContextSummary::new(key, counters))
-        .collect();
-    let devices: Vec<_> = session
-        .tracer
-        .devices()
-        .iter()
-        .filter(|(_, c)| c.bios != 0 || c.requests != 0)
-        .map(|(dev, c)| DeviceSummary::new(*dev, c))
-        .collect();
+    let (summaries, devices) = session.exit_summaries();
     let losses = session.losses();
     sink.inner
         .finish(&Closing {

@@ -19,7 +19,7 @@ use tokio::io::unix::AsyncFd;
 
 use crate::{
     loader::Tracer,
-    model::{LossCounts, Staleness, staleness},
+    model::{ContextSummary, DeviceSummary, LossCounts, Staleness, staleness},
     reader::{Record, decode},
 };
 
@@ -96,6 +96,24 @@ impl Session {
             completed_unreaped: 0,
             destroyed: Vec::new(),
         })
+    }
+
+    /// The exit lines: per (pid, ctx) counters, and the block devices that saw I/O.
+    pub fn exit_summaries(&self) -> (Vec<ContextSummary>, Vec<DeviceSummary>) {
+        let contexts = self
+            .tracer
+            .counters()
+            .iter()
+            .map(|(key, counters)| ContextSummary::new(key, counters))
+            .collect();
+        let devices = self
+            .tracer
+            .devices()
+            .iter()
+            .filter(|(_, c)| c.bios != 0 || c.requests != 0)
+            .map(|(dev, c)| DeviceSummary::new(*dev, c))
+            .collect();
+        (contexts, devices)
     }
 
     /// Every loss so far, kernel and user side.

@@ -9,7 +9,6 @@ use std::{
 
 use aio_trace::{
     loader::{TraceConfig, Tracer},
-    model::{ContextSummary, DeviceSummary},
     output::{JsonSnoop, TextSnoop, write_json_summary, write_text_summary},
     session::Session,
 };
@@ -101,19 +100,7 @@ pub async fn run(args: SnoopArgs) -> anyhow::Result<ExitCode> {
         other => other.context("while writing records")?,
     }
 
-    let summaries: Vec<_> = session
-        .tracer
-        .counters()
-        .iter()
-        .map(|(key, counters)| ContextSummary::new(key, counters))
-        .collect();
-    let devices: Vec<_> = session
-        .tracer
-        .devices()
-        .iter()
-        .filter(|(_, c)| c.bios != 0 || c.requests != 0)
-        .map(|(dev, c)| DeviceSummary::new(*dev, c))
-        .collect();
+    let (summaries, devices) = session.exit_summaries();
     let losses = session.losses();
     let written = if args.json {
         write_json_summary(&mut out, &summaries, &devices, &losses)

@@ -74,6 +74,27 @@ impl LossCounts {
     }
 }
 
+/// The one-line form: `lost: N (ring_full …, …, abandoned …)`.
+impl std::fmt::Display for LossCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "lost: {} (ring_full {}, inflight_full {}, user_read {}, unmatched {}, batch_truncated {}, syscall_state_full {}, unattributed_bios {}, unmatched_dispatches {}, aged_out {}, abandoned {})",
+            self.total(),
+            self.ring_full,
+            self.inflight_full,
+            self.user_read,
+            self.unmatched,
+            self.batch_truncated,
+            self.syscall_state_full,
+            self.unattributed_bios,
+            self.unmatched_dispatches,
+            self.aged_out,
+            self.abandoned
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

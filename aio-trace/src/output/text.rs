@@ -153,21 +153,7 @@ pub fn write_text_summary(
             )?;
         }
     }
-    writeln!(
-        out,
-        "lost: {} (ring_full {}, inflight_full {}, user_read {}, unmatched {}, batch_truncated {}, syscall_state_full {}, unattributed_bios {}, unmatched_dispatches {}, aged_out {}, abandoned {})",
-        losses.total(),
-        losses.ring_full,
-        losses.inflight_full,
-        losses.user_read,
-        losses.unmatched,
-        losses.batch_truncated,
-        losses.syscall_state_full,
-        losses.unattributed_bios,
-        losses.unmatched_dispatches,
-        losses.aged_out,
-        losses.abandoned
-    )?;
+    writeln!(out, "{losses}")?;
     out.flush()
 }
 
