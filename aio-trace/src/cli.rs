@@ -261,6 +261,13 @@ pub struct RecordArgs {
     /// Give up on an iocb not reaped after this many seconds (counted as aged_out).
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration)]
     pub inflight_timeout: Duration,
+    /// Also run the built-in workload while recording (randread, 8 × 4K,
+    /// iodepth 32, 64M temp file, alternating scalar and vectored phases).
+    #[arg(long)]
+    pub workload: bool,
+    /// Seconds per workload phase.
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_duration, requires = "workload")]
+    pub phase: Duration,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -21,6 +21,8 @@ use aio_trace::{
 use anyhow::{Context as _, anyhow, bail};
 use tokio::sync::Notify;
 
+use aio_trace::workload::background::{self, Background};
+
 use crate::{
     cli::{RecordArgs, RecordFormat},
     snoop::{stop_signal, trace_config},
@@ -108,6 +110,15 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     );
     let session = Session::new(tracer, ring, args.inflight_timeout)
         .context("while watching the ring buffer")?;
+    // Started once the probes are attached, so its first iocb is recorded.
+    let workload = if args.workload {
+        Some(Background::spawn(
+            background::alternating_default(),
+            args.phase,
+        )?)
+    } else {
+        None
+    };
     eprintln!(
         "Recording AIO to {}... Hit Ctrl-C to end.",
         args.output.display()
@@ -121,6 +132,9 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         Format::Csv => record(session, CsvWriter::new(file)?, &args, &what).await?,
         Format::Perfetto => record(session, PerfettoWriter::new(file), &args, &what).await?,
     };
+    if let Some(workload) = workload {
+        workload.stop()?;
+    }
     eprintln!(
         "aio-trace: recorded {written} records to {}",
         args.output.display()

@@ -43,6 +43,9 @@ pub trait Sink {
 
 /// How often in-flight entries are checked, and when one is given up on.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// The most records delivered per drain before the loop looks at its timers
+/// and the stop signal again.
+const MAX_BATCH: usize = 1 << 16;
 /// How often the ring buffer is drained without a wake-up.
 const POLL_EVERY: Duration = Duration::from_millis(50);
 pub const DEFAULT_INFLIGHT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -148,12 +151,12 @@ impl Session {
                         Err(e) => break Err(e),
                     };
                     guard.clear_ready();
-                    if let Err(e) = self.drain(sink) {
+                    if let Err(e) = self.drain(sink, MAX_BATCH) {
                         break Err(e);
                     }
                 }
                 _ = poll.tick() => {
-                    if let Err(e) = self.drain(sink) {
+                    if let Err(e) = self.drain(sink, MAX_BATCH) {
                         break Err(e);
                     }
                 }
@@ -165,14 +168,23 @@ impl Session {
             }
         };
         self.tracer.detach();
-        let drained = self.drain(sink);
+        // Detached: nothing more comes in, so this drain ends.
+        let drained = self.drain(sink, usize::MAX);
         result.and(drained)
     }
 
     /// Delivers every record the ring buffer holds now.
-    fn drain(&mut self, sink: &mut impl Sink) -> io::Result<()> {
+    ///
+    /// At most `limit` records: a producer faster than the sink would
+    /// otherwise keep this loop from ever returning to the stop signal. What
+    /// is left is picked up by the next poll tick.
+    fn drain(&mut self, sink: &mut impl Sink, limit: usize) -> io::Result<()> {
         let ring = self.ring.get_mut();
-        while let Some(item) = ring.next() {
+        let mut taken = 0;
+        while taken < limit
+            && let Some(item) = ring.next()
+        {
+            taken += 1;
             match decode(&item) {
                 Ok(record) => {
                     // ctx 0 (never a context id) stands for all of the process's.

@@ -219,6 +219,43 @@ fn a_record_killed_mid_run_leaves_a_file_report_reads() {
     assert!(report["records"].as_u64().unwrap() > 0, "{report}");
 }
 
+/// `record --workload` records the built-in workload's scalar and vectored
+/// phases (and stops on --duration although the workload would go on).
+#[test]
+fn record_with_the_built_in_workload_has_both_modes() {
+    let dir = TempDir::new("export-workload");
+    let file = format!("{}/workload.jsonl", dir.path());
+    // The workload thread's name, so that parallel tests do not feed this file.
+    let out = Command::new(AIO_TRACE)
+        .args([
+            "record",
+            "-o",
+            &file,
+            "-c",
+            "aio-trace-workl",
+            "--workload",
+            "--phase",
+            "0.5",
+            "-d",
+            "3",
+        ])
+        .env("TMPDIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report = report_json(&file);
+    let ops: Vec<&str> = report["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["key"].as_str())
+        .collect();
+    assert!(
+        ops.contains(&"PREAD") && ops.contains(&"PREADV"),
+        "{report}"
+    );
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

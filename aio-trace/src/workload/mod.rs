@@ -2,6 +2,7 @@
 //! segments per range or N scalar iocbs — the experiment of the patch that
 //! introduced IOCB_CMD_PREADV/PWRITEV.
 
+pub mod background;
 pub mod config;
 pub mod engine;
 pub mod pattern;
