@@ -165,6 +165,25 @@ impl Recording {
                 Row::Header(_) => {}
             }
         }
+        Self::from_records(records, syscalls, losses)
+    }
+
+    /// Keeps the records `keep` admits (`-p`/`-c` on a replay), times
+    /// relative to the first one kept.
+    pub fn retain(&mut self, keep: impl Fn(&IocbRecord) -> bool) {
+        let records = std::mem::take(&mut self.records);
+        *self = Self::from_records(
+            records.into_iter().filter(|r| keep(r)).collect(),
+            self.syscalls,
+            self.losses,
+        );
+    }
+
+    fn from_records(
+        mut records: Vec<IocbRecord>,
+        syscalls: Option<SyscallTotals>,
+        losses: Option<LossCounts>,
+    ) -> Self {
         records.sort_by_key(pace_ns);
         let first = records.first().map_or(0, pace_ns);
         let offsets = records.iter().map(|r| pace_ns(r) - first).collect();
@@ -428,6 +447,9 @@ mod tests {
                 events_reaped: 2
             })
         );
+        let mut only_pread = rec.clone();
+        only_pread.retain(|r| r.opcode == IOCB_CMD_PREAD);
+        assert_eq!(only_pread.offsets, [0, 500]);
         let losses = rec.losses.unwrap();
         assert_eq!(
             (losses.ring_full, losses.aged_out, losses.total()),
