@@ -60,10 +60,10 @@ pub fn record_from_row(row: &IocbRow) -> IocbRecord {
     let dispatch_ts = after(row.submit_ns, row.dispatch_ns);
     let first_bio_ts = after(dispatch_ts, row.queue_ns);
     let mut last_rq_ts = after(first_bio_ts, row.device_ns);
-    if last_rq_ts == 0 {
-        if let Some(end_io) = row.end_io_ns.filter(|_| complete_ts != 0) {
-            last_rq_ts = complete_ts.saturating_sub(end_io);
-        }
+    if last_rq_ts == 0
+        && let Some(end_io) = row.end_io_ns.filter(|_| complete_ts != 0)
+    {
+        last_rq_ts = complete_ts.saturating_sub(end_io);
     }
     IocbRecord {
         kind: if syscall { RECORD_SYSCALL } else { RECORD_IOCB },
