@@ -230,6 +230,10 @@ pub struct TopArgs {
     /// Seconds per workload phase.
     #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_duration, requires = "workload")]
     pub phase: Duration,
+    /// Replay a recording (`record` JSONL or CSV, `snoop --json`) instead of
+    /// tracing live; needs no privileges. Keys: p/space play/pause, +/- speed.
+    #[arg(long, value_name = "FILE", conflicts_with = "workload")]
+    pub replay: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -50,6 +50,50 @@ impl Op {
         }
     }
 
+    /// The opcode this op stands for (`IOCB_CMD_*` or `SYSCALL_*`).
+    pub fn opcode(self) -> u16 {
+        match self {
+            Self::Pread => IOCB_CMD_PREAD,
+            Self::Pwrite => IOCB_CMD_PWRITE,
+            Self::Fsync => IOCB_CMD_FSYNC,
+            Self::Fdsync => IOCB_CMD_FDSYNC,
+            Self::Poll => IOCB_CMD_POLL,
+            Self::Noop => IOCB_CMD_NOOP,
+            Self::Preadv => IOCB_CMD_PREADV,
+            Self::Pwritev => IOCB_CMD_PWRITEV,
+            Self::Readv => SYSCALL_READV,
+            Self::Writev => SYSCALL_WRITEV,
+            Self::SyscallPreadv => SYSCALL_PREADV,
+            Self::SyscallPwritev => SYSCALL_PWRITEV,
+            Self::Preadv2 => SYSCALL_PREADV2,
+            Self::Pwritev2 => SYSCALL_PWRITEV2,
+            Self::Other(o) => o,
+        }
+    }
+
+    /// The op a record's `op` name stands for: the inverse of [`Op::name`]
+    /// (PREADV/PWRITEV are the syscalls in `"type":"syscall"` records). An
+    /// unknown name is `Other(u16::MAX)`.
+    pub fn from_name(name: &str, syscall: bool) -> Self {
+        match (name, syscall) {
+            ("PREAD", _) => Self::Pread,
+            ("PWRITE", _) => Self::Pwrite,
+            ("FSYNC", _) => Self::Fsync,
+            ("FDSYNC", _) => Self::Fdsync,
+            ("POLL", _) => Self::Poll,
+            ("NOOP", _) => Self::Noop,
+            ("PREADV", false) => Self::Preadv,
+            ("PWRITEV", false) => Self::Pwritev,
+            ("PREADV", true) => Self::SyscallPreadv,
+            ("PWRITEV", true) => Self::SyscallPwritev,
+            ("READV", _) => Self::Readv,
+            ("WRITEV", _) => Self::Writev,
+            ("PREADV2", _) => Self::Preadv2,
+            ("PWRITEV2", _) => Self::Pwritev2,
+            _ => Self::Other(u16::MAX),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Pread => "PREAD",

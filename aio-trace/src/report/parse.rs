@@ -55,6 +55,10 @@ pub struct IocbRow {
     pub reap_ns: Option<u64>,
     pub latency_ns: Option<u64>,
     #[serde(default)]
+    pub iocb: u64,
+    #[serde(default)]
+    pub aio_data: u64,
+    #[serde(default)]
     pub dev: Option<String>,
     #[serde(default)]
     pub ino: Option<u64>,
@@ -63,7 +67,21 @@ pub struct IocbRow {
     #[serde(default)]
     pub bios: u32,
     #[serde(default)]
+    pub splits: u32,
+    #[serde(default)]
+    pub merges: u32,
+    #[serde(default)]
+    pub dispatch_ns: Option<u64>,
+    #[serde(default)]
+    pub queue_ns: Option<u64>,
+    #[serde(default)]
+    pub device_ns: Option<u64>,
+    #[serde(default)]
+    pub end_io_ns: Option<u64>,
+    #[serde(default)]
     pub complete_ns: Option<u64>,
+    #[serde(default)]
+    pub reap_lag_ns: Option<u64>,
 }
 
 /// The per (process, context) kernel counters of the closing lines.

@@ -3,7 +3,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     thread::JoinHandle,
@@ -16,7 +16,8 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::{
     collect::Collector,
-    state::{Screen, State},
+    replay::{self, Recording, ReplayClock},
+    state::{ReplayView, Screen, Snapshot, State},
     terminal::TerminalGuard,
     ui,
 };
@@ -92,6 +93,174 @@ fn handle_key(state: &mut State, key: KeyEvent) -> bool {
         _ => {}
     }
     true
+}
+
+/// A key only a replay has (play/pause, speed); false: not one of them.
+fn handle_replay_key(state: &State, clock: &mut ReplayClock, key: KeyEvent, now: Instant) -> bool {
+    if key.kind == KeyEventKind::Release
+        || state.filter_input.is_some()
+        || key.modifiers.contains(KeyModifiers::CONTROL)
+    {
+        return false;
+    }
+    match key.code {
+        KeyCode::Char('p') | KeyCode::Char(' ') => clock.toggle(now),
+        KeyCode::Char('+') | KeyCode::Char('=') | KeyCode::Char('>') => clock.scale(2.0, now),
+        KeyCode::Char('-') | KeyCode::Char('<') => clock.scale(0.5, now),
+        _ => return false,
+    }
+    true
+}
+
+pub struct ReplayOptions {
+    pub recording: Recording,
+    /// The file's name, for the header.
+    pub name: String,
+    /// What `-p`/`-c` kept, for the header.
+    pub filter: Option<String>,
+    pub interval: Duration,
+}
+
+/// `top --replay`: the TUI over a recording read beforehand (no tracer).
+pub async fn run_replay(options: ReplayOptions) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let Recording {
+        records,
+        offsets,
+        syscalls,
+        losses,
+    } = options.recording;
+    let duration_ns = offsets.last().copied().unwrap_or(0);
+    let clock = Arc::new(Mutex::new(ReplayClock::new(duration_ns, Instant::now())));
+    let (tx, mut batches) = tokio::sync::mpsc::unbounded_channel();
+    let feeder = tokio::spawn(replay::feed(records, offsets, clock.clone(), tx));
+    let mut state = State::new("", "");
+    if let Some(filter) = options.filter {
+        state.trace_filter = filter;
+    }
+    state.replay = Some(ReplayView {
+        file: options.name,
+        speed: 1.0,
+        duration_ns,
+        playing: true,
+        ..ReplayView::default()
+    });
+    let result = {
+        let mut guard = TerminalGuard::enter().context("while setting up the terminal")?;
+        replay_loop(
+            &mut guard,
+            &mut state,
+            &mut batches,
+            &clock,
+            options.interval,
+            (syscalls, losses.unwrap_or_default()),
+        )
+        .await
+    };
+    feeder.abort();
+    result
+}
+
+/// Copies the clock into the header's view; true once at the end.
+fn update_view(state: &mut State, clock: &ReplayClock, now: Instant) -> bool {
+    let ended = clock.ended(now);
+    if let Some(view) = &mut state.replay {
+        view.speed = clock.speed;
+        view.position_ns = clock.position(now);
+        view.playing = clock.playing;
+        view.ended = ended;
+    }
+    ended
+}
+
+async fn replay_loop(
+    guard: &mut TerminalGuard,
+    state: &mut State,
+    batches: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<aio_trace_common::IocbRecord>>,
+    clock: &Mutex<ReplayClock>,
+    interval: Duration,
+    (syscalls, losses): (Option<replay::SyscallTotals>, crate::model::LossCounts),
+) -> anyhow::Result<()> {
+    let mut keys = EventStream::new();
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let lock = || {
+        clock
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the replay clock was poisoned"))
+    };
+    // Replay time of the last tick: rates are per second of the recording.
+    let mut last_pos = 0u64;
+    let mut finished = false;
+    let draw = |guard: &mut TerminalGuard, state: &State| {
+        guard
+            .terminal
+            .draw(|frame| ui::render(frame, state))
+            .map(|_| ())
+    };
+    draw(guard, state)?;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                let c = *lock()?;
+                let now = Instant::now();
+                let ended = update_view(state, &c, now);
+                let pos = c.position(now);
+                if ended && !finished {
+                    finished = true;
+                    if let Some(view) = &mut state.replay {
+                        view.syscalls = syscalls;
+                    }
+                }
+                if pos > last_pos {
+                    let secs = (pos - last_pos) as f64 / 1e9;
+                    last_pos = pos;
+                    let snapshot = Snapshot {
+                        counters: Vec::new(),
+                        losses: if ended { losses } else { Default::default() },
+                    };
+                    state.tick(secs, Duration::from_nanos(pos), snapshot);
+                } else if ended {
+                    // Losses are totals, known at the end; late records still show.
+                    state.losses = losses;
+                    state.refresh();
+                }
+                draw(guard, state)?;
+            }
+            Some(batch) = batches.recv() => {
+                for record in &batch {
+                    state.record(record);
+                }
+            }
+            event = keys.next() => match event {
+                Some(Ok(Event::Key(key))) => {
+                    let now = Instant::now();
+                    let mut c = lock()?;
+                    if handle_replay_key(state, &mut c, key, now) {
+                        let copy = *c;
+                        drop(c);
+                        update_view(state, &copy, now);
+                    } else {
+                        drop(c);
+                        if !handle_key(state, key) {
+                            return Ok(());
+                        }
+                    }
+                    draw(guard, state)?;
+                }
+                Some(Ok(Event::Resize(..))) => draw(guard, state)?,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(()),
+            },
+            _ = term.recv() => return Ok(()),
+            _ = hup.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+        }
+    }
 }
 
 /// Runs the workload in phases of `phase`, scalar then vectored, until cancelled.
@@ -235,6 +404,28 @@ mod tests {
 
     fn press(state: &mut State, code: KeyCode) -> bool {
         handle_key(state, KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    #[test]
+    fn replay_keys_drive_the_clock_not_the_display() {
+        let s = ticked(sample_state());
+        let t0 = Instant::now();
+        let mut clock = ReplayClock::new(10_000_000_000, t0);
+        let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+        assert!(handle_replay_key(&s, &mut clock, key(' '), t0));
+        assert!(!clock.playing && !s.paused);
+        for c in ['+', '>', '+'] {
+            assert!(handle_replay_key(&s, &mut clock, key(c), t0));
+        }
+        assert_eq!(clock.speed, 8.0);
+        assert!(handle_replay_key(&s, &mut clock, key('<'), t0));
+        assert!(handle_replay_key(&s, &mut clock, key('-'), t0));
+        assert_eq!(clock.speed, 2.0);
+        assert!(!handle_replay_key(&s, &mut clock, key('q'), t0));
+        assert!(!handle_replay_key(&s, &mut clock, key('s'), t0));
+        let mut typing = s.clone();
+        typing.begin_filter();
+        assert!(!handle_replay_key(&typing, &mut clock, key('p'), t0));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod collect;
 pub mod hist;
+pub mod replay;
 pub mod state;
 pub mod stats;
 pub mod terminal;

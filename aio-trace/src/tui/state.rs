@@ -196,6 +196,21 @@ pub struct Snapshot {
     pub losses: LossCounts,
 }
 
+/// Where a replay (`top --replay`) stands, for the header.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReplayView {
+    /// The recording's name.
+    pub file: String,
+    pub speed: f64,
+    pub position_ns: u64,
+    pub duration_ns: u64,
+    pub playing: bool,
+    pub ended: bool,
+    /// The recording's syscall counters (its `summary` lines), shown once
+    /// the replay reached the end: they are totals, not rates.
+    pub syscalls: Option<crate::tui::replay::SyscallTotals>,
+}
+
 /// Processes, totals and rates as they were when paused.
 type Frozen = (BTreeMap<u32, Process>, Stats, SyscallRates);
 
@@ -232,6 +247,8 @@ pub struct State {
     pub selected: usize,
     /// The processes and totals as they were when paused.
     frozen: Option<Box<Frozen>>,
+    /// Replaying a recording rather than tracing live.
+    pub replay: Option<ReplayView>,
 }
 
 impl State {
@@ -260,6 +277,7 @@ impl State {
             rows: Vec::new(),
             selected: 0,
             frozen: None,
+            replay: None,
         }
     }
 

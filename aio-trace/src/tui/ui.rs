@@ -11,7 +11,8 @@ use ratatui::{
 
 use super::{
     hist::Log2Hist,
-    state::{Kind, RowKey, Screen, State},
+    replay::fmt_speed,
+    state::{Kind, ReplayView, RowKey, Screen, State},
     stats::{Stage, Stats, WINDOW_TICKS, end_to_end_ns},
 };
 
@@ -32,7 +33,7 @@ pub fn render(frame: &mut Frame, state: &State) {
     }
     render_footer(frame, footer, state);
     if state.help {
-        render_help(frame, frame.area());
+        render_help(frame, frame.area(), state.replay.is_some());
     }
 }
 
@@ -78,6 +79,43 @@ fn mb(bytes: f64) -> String {
 fn fmt_uptime(d: std::time::Duration) -> String {
     let s = d.as_secs();
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// The first two header lines of a replay: where it stands, and the
+/// recording's syscall totals once known.
+fn replay_header<'a>(state: &State, replay: &ReplayView) -> (Line<'a>, Line<'a>) {
+    let (_, totals, _) = state.shown();
+    let secs = |ns: u64| ns as f64 / 1e9;
+    let line1 = Line::from(vec![
+        Span::styled("aio-trace top", Style::new().bold()),
+        Span::raw(format!(
+            "  {}  replay {} {:.1} s / {:.1} s",
+            replay.file,
+            fmt_speed(replay.speed),
+            secs(replay.position_ns),
+            secs(replay.duration_ns)
+        )),
+        if replay.ended {
+            Span::styled("  END of recording", Style::new().fg(Color::Green).bold())
+        } else if !replay.playing {
+            Span::styled("  PAUSED", Style::new().fg(Color::Yellow).bold())
+        } else {
+            Span::raw("")
+        },
+    ]);
+    let syscalls = match (replay.ended, replay.syscalls) {
+        (true, Some(t)) => format!(
+            "io_submit calls {}  io_getevents calls {} (totals)",
+            t.io_submit_calls, t.io_getevents_calls
+        ),
+        _ => "io_submit/s n/a  io_getevents/s n/a".into(),
+    };
+    let line2 = Line::from(format!(
+        "iocbs/s {}  MB/s {}  {syscalls}",
+        fmt_count(totals.last.iocbs_per_s),
+        mb(totals.last.bytes_per_s),
+    ));
+    (line1, line2)
 }
 
 fn render_header(frame: &mut Frame, area: Rect, state: &State) {
@@ -145,6 +183,10 @@ fn render_header(frame: &mut Frame, area: Rect, state: &State) {
             if state.split { "  split v/s" } else { "" }
         )),
     ]);
+    let (line1, line2) = match &state.replay {
+        Some(replay) => replay_header(state, replay),
+        None => (line1, line2),
+    };
     frame.render_widget(Paragraph::new(vec![line1, line2, line3]), area);
 }
 
@@ -154,9 +196,11 @@ fn render_footer(frame: &mut Frame, area: Rect, state: &State) {
             Span::styled("filter (pid, comm or op): ", Style::new().bold()),
             Span::raw(format!("{text}_")),
         ]),
-        None => Line::from(
-            "?:help q:quit ↑↓:select Enter:detail e:expand s/S:sort f:filter v:split p:pause c:clear",
-        )
+        None => Line::from(if state.replay.is_some() {
+            "?:help q:quit p:play/pause +/-:speed ↑↓:select Enter:detail e:expand s/S:sort f:filter v:split c:clear"
+        } else {
+            "?:help q:quit ↑↓:select Enter:detail e:expand s/S:sort f:filter v:split p:pause c:clear"
+        })
         .style(Style::new().fg(Color::Black).bg(Color::Gray)),
     };
     frame.render_widget(Paragraph::new(line), area);
@@ -235,6 +279,9 @@ fn render_table(frame: &mut Frame, area: Rect, state: &State) {
         };
         let in_flight = if key.kind.is_some() {
             "-".to_string()
+        } else if state.replay.is_some() {
+            // The kernel's counters are not in a recording (only totals).
+            "n/a".to_string()
         } else {
             state.in_flight(key.pid, key.ctx).to_string()
         };
@@ -615,16 +662,29 @@ pub const KEYS: [(&str, &str); 14] = [
     ("", "BIO, stages: n/a where no iocb reached the block layer"),
 ];
 
-fn render_help(frame: &mut Frame, area: Rect) {
+/// The keys of `top --replay` that differ from live.
+pub const REPLAY_KEYS: [(&str, &str); 2] = [
+    ("p space", "play/pause the replay"),
+    ("+/- >/<", "double/halve the replay speed"),
+];
+
+fn render_help(frame: &mut Frame, area: Rect, replay: bool) {
+    let keys: Vec<(&str, &str)> = KEYS
+        .iter()
+        .flat_map(|&(key, what)| match (replay, key) {
+            (true, "p space") => REPLAY_KEYS.to_vec(),
+            _ => vec![(key, what)],
+        })
+        .collect();
     let width = 64.min(area.width);
-    let height = (KEYS.len() as u16 + 2).min(area.height);
+    let height = (keys.len() as u16 + 2).min(area.height);
     let popup = Rect {
         x: area.x + (area.width - width) / 2,
         y: area.y + (area.height - height) / 2,
         width,
         height,
     };
-    let lines: Vec<Line> = KEYS
+    let lines: Vec<Line> = keys
         .iter()
         .map(|(key, what)| {
             Line::from(vec![
@@ -685,6 +745,39 @@ mod tests {
             s.record(&iocb(300, 0xd, IOCB_CMD_PREAD, 1, 9_000));
         }
         s
+    }
+
+    #[test]
+    fn replay_snapshots() {
+        let mut playing = fixed(ticked(sample_state()));
+        playing.replay = Some(ReplayView {
+            file: "fio.jsonl".into(),
+            speed: 2.0,
+            position_ns: 12_300_000_000,
+            duration_ns: 40_000_000_000,
+            playing: true,
+            ended: false,
+            syscalls: Some(crate::tui::replay::SyscallTotals {
+                io_submit_calls: 1200,
+                io_getevents_calls: 800,
+                iocbs_submitted: 4000,
+                events_reaped: 4000,
+            }),
+        });
+        let mut ended = playing.clone();
+        if let Some(r) = &mut ended.replay {
+            r.position_ns = r.duration_ns;
+            r.ended = true;
+        }
+        let mut help = playing.clone();
+        help.help = true;
+        for (name, state) in [
+            ("replay", &playing),
+            ("replay_end", &ended),
+            ("replay_help", &help),
+        ] {
+            insta::assert_snapshot!(format!("{name}_80x24"), draw(state, 80, 24));
+        }
     }
 
     #[test]

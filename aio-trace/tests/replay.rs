@@ -1,0 +1,140 @@
+//! `aio-trace top --replay FILE` without root: a committed recording
+//! (tests/fixtures/replay.jsonl: `record -c aio-trace` over a vectored and a
+//! scalar `aio-trace workload`) replayed in a real terminal (a detached tmux
+//! session), and a bad file refused before the terminal is touched.
+
+use std::{
+    process::Command,
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+const AIO_TRACE: &str = env!("CARGO_BIN_EXE_aio-trace");
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/replay.jsonl");
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux").args(args).output().expect("run tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Kills the tmux session even when an assertion fails.
+struct Session(String);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        tmux(&["kill-session", "-t", &self.0]);
+    }
+}
+
+fn row_with<'a>(pane: &'a str, op: &str, segs: &str) -> Option<&'a str> {
+    pane.lines()
+        .find(|l| l.split_whitespace().any(|w| w == op) && l.split_whitespace().any(|w| w == segs))
+}
+
+#[test]
+fn replay_shows_the_recorded_rows_speeds_up_and_quits_cleanly() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipping: tmux is not installed");
+        return;
+    }
+    let name = format!("aio-trace-replay-{}", std::process::id());
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(&name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let exit_file = dir.join("exit");
+    let _ = std::fs::remove_file(&exit_file);
+    let script = format!(
+        "{AIO_TRACE} top --replay {FIXTURE} --interval 100; echo EXIT=$? > {exit}; sleep 60",
+        exit = exit_file.display()
+    );
+    let status = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "120",
+            "-y",
+            "30",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .status()
+        .expect("start tmux");
+    assert!(status.success());
+    let _session = Session(name.clone());
+
+    sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        tmux(&["send-keys", "-t", &name, "+"]);
+    }
+    // The recording spans under half a second: at 8× it is over long before this.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut pane = String::new();
+    while Instant::now() < deadline {
+        sleep(Duration::from_millis(300));
+        pane = tmux(&["capture-pane", "-p", "-t", &name]);
+        if pane.contains("END of recording") {
+            break;
+        }
+    }
+    eprintln!("{pane}");
+    assert!(pane.contains("replay 8×"), "speed not shown:\n{pane}");
+    assert!(pane.contains("END of recording"), "no end:\n{pane}");
+    assert!(
+        pane.contains("io_submit calls 120"),
+        "summary totals:\n{pane}"
+    );
+    assert!(pane.contains("lost 0"), "losses:\n{pane}");
+    assert!(
+        row_with(&pane, "PREADV", "4.00").is_some(),
+        "no PREADV row with 4.00 segments:\n{pane}"
+    );
+    assert!(
+        row_with(&pane, "PREAD", "1.00").is_some(),
+        "no PREAD row with 1.00 segments:\n{pane}"
+    );
+
+    tmux(&["send-keys", "-t", &name, "q"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !exit_file.exists() && Instant::now() < deadline {
+        sleep(Duration::from_millis(100));
+    }
+    let exit = std::fs::read_to_string(&exit_file).expect("top did not exit after q");
+    assert_eq!(exit.trim(), "EXIT=0");
+    let after = tmux(&["capture-pane", "-p", "-t", &name]);
+    assert!(
+        !after.contains("IOCB/s"),
+        "alternate screen not left:\n{after}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_recording_is_one_error_naming_the_line_and_exit_2() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("replay-bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.jsonl");
+    let good = std::fs::read_to_string(FIXTURE).unwrap();
+    let first = good.lines().next().unwrap();
+    std::fs::write(&bad, format!("{first}\n{{\"type\":\"iocb\",\"pid\":\n")).unwrap();
+    let out = Command::new(AIO_TRACE)
+        .args(["top", "--replay"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("bad.jsonl:2:"), "{stderr}");
+    // Nothing was drawn: no alternate screen sequences on stdout.
+    assert!(out.stdout.is_empty());
+    let missing = Command::new(AIO_TRACE)
+        .args(["top", "--replay"])
+        .arg(dir.join("missing.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
+}
