@@ -57,7 +57,9 @@ pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
     let options = TopOptions {
         trace: trace_config(&args.filter)?,
         interval,
-        workload: args.workload.then(app::default_workload),
+        workload: args
+            .workload
+            .then(aio_trace::workload::background::alternating_default),
         phase: args.phase,
     };
     app::run(options).await?;

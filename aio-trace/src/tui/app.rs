@@ -2,11 +2,7 @@
 //! the state; draws after each tick and key.
 
 use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    thread::JoinHandle,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -24,7 +20,7 @@ use super::{
 use crate::{
     loader::{TraceConfig, Tracer},
     session::{DEFAULT_INFLIGHT_TIMEOUT, monotonic_ns},
-    workload::{self, Mode, Stop, WorkloadConfig},
+    workload::{WorkloadConfig, background::Background},
 };
 
 pub struct TopOptions {
@@ -34,18 +30,6 @@ pub struct TopOptions {
     pub workload: Option<WorkloadConfig>,
     /// Seconds per workload phase.
     pub phase: Duration,
-}
-
-/// The workload `top --workload` runs: randread, 8 × 4 KiB, iodepth 32, 64 MiB.
-pub fn default_workload() -> WorkloadConfig {
-    WorkloadConfig {
-        segments: 8,
-        segment_size: 4096,
-        iodepth: 32,
-        rw: workload::Rw::RandRead,
-        size: Some(64 << 20),
-        ..WorkloadConfig::default()
-    }
 }
 
 fn read_trimmed(path: &str) -> String {
@@ -263,33 +247,6 @@ async fn replay_loop(
     }
 }
 
-/// Runs the workload in phases of `phase`, scalar then vectored, until cancelled.
-fn spawn_workload(
-    config: WorkloadConfig,
-    phase: Duration,
-    cancel: Arc<AtomicBool>,
-) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
-    config.validate()?;
-    let target = workload::target::open(&config)?;
-    config.validate_for_target(target.block, target.size)?;
-    Ok(std::thread::Builder::new()
-        .name("aio-trace-workload".into())
-        .spawn(move || {
-            for mode in [Mode::Scalar, Mode::Vectored].into_iter().cycle() {
-                if cancel.load(Ordering::Relaxed) {
-                    break;
-                }
-                let phase_config = WorkloadConfig {
-                    mode,
-                    stop: Stop::After(phase),
-                    ..config.clone()
-                };
-                workload::run(&phase_config, &target, &cancel)?;
-            }
-            Ok(())
-        })?)
-}
-
 pub async fn run(options: TopOptions) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let (tracer, ring) = Tracer::start(&options.trace)?;
@@ -297,9 +254,8 @@ pub async fn run(options: TopOptions) -> anyhow::Result<()> {
     let mut collector = Collector::start(tracer, ring, DEFAULT_INFLIGHT_TIMEOUT)
         .context("while starting the session thread")?;
 
-    let cancel = Arc::new(AtomicBool::new(false));
     let workload = match options.workload {
-        Some(config) => Some(spawn_workload(config, options.phase, cancel.clone())?),
+        Some(config) => Some(Background::spawn(config, options.phase)?),
         None => None,
     };
 
@@ -329,13 +285,9 @@ pub async fn run(options: TopOptions) -> anyhow::Result<()> {
         )
         .await
     };
-    cancel.store(true, Ordering::Relaxed);
     let stopped = collector.stop();
     if let Some(workload) = workload {
-        match workload.join() {
-            Ok(r) => r.context("the workload failed")?,
-            Err(_) => anyhow::bail!("the workload thread panicked"),
-        }
+        workload.stop()?;
     }
     result?;
     stopped.context("while draining the ring buffer")?;
