@@ -293,24 +293,13 @@ fn submit(
 
 /// Reads the whole target back (plain pread) and checks the pattern.
 fn verify_target(target: &OpenTarget) -> Result<(), WorkloadError> {
-    const CHUNK: usize = 1 << 20;
-    let mut buf = AlignedBuf::zeroed(CHUNK, target.mem_align.max(4096) as usize);
-    let mut offset = 0u64;
-    while offset < target.size {
-        let len = CHUNK.min((target.size - offset) as usize);
-        let len = len - len % target.block as usize;
-        if len == 0 {
-            break;
-        }
-        let read = std::os::unix::fs::FileExt::read_at(&target.file, &mut buf[..len], offset)
+    let mut buf = target.chunk_buffer();
+    for (at, len) in target.chunks() {
+        std::os::unix::fs::FileExt::read_exact_at(&target.file, &mut buf[..len], at)
             .map_err(syscall("reading back for --verify"))?;
-        if read == 0 {
-            break;
+        if let Some(mismatch) = pattern::first_mismatch(&buf[..len], at, PATTERN_SEED) {
+            return Err(WorkloadError::Mismatch(mismatch));
         }
-        if let Some(at) = pattern::first_mismatch(&buf[..read], offset, PATTERN_SEED) {
-            return Err(WorkloadError::Mismatch(at));
-        }
-        offset += read as u64;
     }
     Ok(())
 }

@@ -77,6 +77,23 @@ pub struct OpenTarget {
     remove_on_drop: bool,
 }
 
+impl OpenTarget {
+    /// The target's first `size` bytes as (offset, length) pieces of at most
+    /// 1 MiB, whole blocks only (O_DIRECT): a tail shorter than a block is left out.
+    pub fn chunks(&self) -> impl Iterator<Item = (u64, usize)> + use<> {
+        const CHUNK: u64 = 1 << 20;
+        let end = self.size - self.size % self.block.max(1);
+        (0..end)
+            .step_by(CHUNK as usize)
+            .map(move |at| (at, CHUNK.min(end - at) as usize))
+    }
+
+    /// A buffer for one of `chunks`, aligned for O_DIRECT.
+    pub fn chunk_buffer(&self) -> AlignedBuf {
+        AlignedBuf::zeroed(1 << 20, self.mem_align.max(4096) as usize)
+    }
+}
+
 impl Drop for OpenTarget {
     fn drop(&mut self) {
         if self.remove_on_drop {
@@ -292,20 +309,11 @@ fn open_file(
 
 /// Writes the verify pattern over the target's first `size` bytes.
 fn fill(target: &OpenTarget) -> Result<(), TargetError> {
-    const CHUNK: usize = 1 << 20;
-    let mut buf = AlignedBuf::zeroed(CHUNK, target.mem_align.max(4096) as usize);
-    let mut offset = 0u64;
-    while offset < target.size {
-        let len = CHUNK.min((target.size - offset) as usize);
-        // O_DIRECT needs whole blocks; a tail shorter than a block stays unwritten.
-        let len = len - len % target.block as usize;
-        if len == 0 {
-            break;
-        }
-        pattern::fill(&mut buf[..len], offset, PATTERN_SEED);
-        let written = std::os::unix::fs::FileExt::write_at(&target.file, &buf[..len], offset)
+    let mut buf = target.chunk_buffer();
+    for (at, len) in target.chunks() {
+        pattern::fill(&mut buf[..len], at, PATTERN_SEED);
+        std::os::unix::fs::FileExt::write_all_at(&target.file, &buf[..len], at)
             .map_err(io_error("filling", &target.path))?;
-        offset += written as u64;
     }
     target
         .file
