@@ -16,6 +16,7 @@ use crate::{
         SubmitState, aio_owner, count_loss, dev_stats, owner_record, syscall_owner,
     },
     submit::read_iocb_pointer,
+    syscall::field,
 };
 
 // block_bio_queue, block_bio_{back,front}merge, block_rq_issue, block_rq_complete
@@ -32,9 +33,9 @@ const MAX_BIOS_PER_REQUEST: u32 = 256;
 
 fn sector_key(ctx: &TracePointContext, sector_at: usize) -> Result<SectorKey, i64> {
     Ok(SectorKey {
-        dev: unsafe { ctx.read_at::<u32>(DEV) }.map_err(|e| e as i64)?,
+        dev: field(ctx, DEV)?,
         _pad: 0,
-        sector: unsafe { ctx.read_at::<u64>(sector_at) }.map_err(|e| e as i64)?,
+        sector: field(ctx, sector_at)?,
     })
 }
 
@@ -72,7 +73,7 @@ fn try_bio_queue(ctx: &TracePointContext) -> Result<(), i64> {
             r.first_bio_ts = unsafe { bpf_ktime_get_ns() };
         }
     }
-    let sectors = unsafe { ctx.read_at::<u32>(NR_SECTOR) }.map_err(|e| e as i64)?;
+    let sectors = field::<u32>(ctx, NR_SECTOR)?;
     let _ = BIO_OWNER.insert(
         &bio,
         &BioOwner {
@@ -268,7 +269,7 @@ fn try_rq_complete(ctx: &TracePointContext) -> Result<(), i64> {
         }
     }
     // The request starts with its first bio; merged bios follow back to back.
-    let sectors = unsafe { ctx.read_at::<u32>(NR_SECTOR) }.map_err(|e| e as i64)?;
+    let sectors = field::<u32>(ctx, NR_SECTOR)?;
     let mut walk = RequestWalk {
         dev: rq.dev,
         _pad: 0,

@@ -115,7 +115,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
 }
 
 fn try_process_exit(ctx: &TracePointContext) -> Result<(), i64> {
-    let group_dead: u8 = unsafe { ctx.read_at(GROUP_DEAD) }.map_err(|e| e as i64)?;
+    let group_dead: u8 = syscall::field(ctx, GROUP_DEAD)?;
     if group_dead == 0 {
         return Ok(());
     }

@@ -16,6 +16,7 @@ use crate::{
         owner_record, syscall_owner,
     },
     submit::read_iocb_pointer,
+    syscall::field,
 };
 
 // iomap:iomap_dio_rw_begin: dev @8 (u32), ino @16, pos @32, count @40, done_before @48.
@@ -25,10 +26,6 @@ const INO: usize = 16;
 const POS: usize = 32;
 const DONE_BEFORE: usize = 48;
 const COMPLETE_RET: usize = 56;
-
-fn read<T>(ctx: &TracePointContext, offset: usize) -> Result<T, i64> {
-    unsafe { ctx.read_at::<T>(offset) }.map_err(|e| e as i64)
-}
 
 fn note_dispatch(record: *mut IocbRecord, dev: u32, ino: u64, now: u64) {
     let r = unsafe { &mut *record };
@@ -63,9 +60,9 @@ fn try_dio_begin(ctx: &TracePointContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     let now = unsafe { bpf_ktime_get_ns() };
-    let dev: u32 = read(ctx, DEV)?;
-    let ino: u64 = read(ctx, INO)?;
-    let pos: i64 = read(ctx, POS)?;
+    let dev: u32 = field(ctx, DEV)?;
+    let ino: u64 = field(ctx, INO)?;
+    let pos: i64 = field(ctx, POS)?;
     let dio = DioKey {
         dev,
         _pad: 0,
@@ -82,7 +79,7 @@ fn try_dio_begin(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     };
     let state = unsafe { &mut *state };
-    let done_before: u64 = read(ctx, DONE_BEFORE)?;
+    let done_before: u64 = field(ctx, DONE_BEFORE)?;
     // A continuation (the filesystem fell back, then went on) is the same iocb.
     if done_before != 0 && state.current_by == CURRENT_BY_DISPATCH {
         if let Some(record) = INFLIGHT.get_ptr_mut(&state.current) {
@@ -162,12 +159,12 @@ pub fn iomap_dio_complete(ctx: TracePointContext) -> u32 {
 /// Runs where the I/O completes (interrupt or worker context): the task is not
 /// the submitter, so the owner is found by (dev, inode, position).
 fn try_dio_complete(ctx: &TracePointContext) -> Result<(), i64> {
-    let ret: i64 = read(ctx, COMPLETE_RET)?;
-    let pos: i64 = read(ctx, POS)?;
+    let ret: i64 = field(ctx, COMPLETE_RET)?;
+    let pos: i64 = field(ctx, POS)?;
     let dio = DioKey {
-        dev: read(ctx, DEV)?,
+        dev: field(ctx, DEV)?,
         _pad: 0,
-        ino: read(ctx, INO)?,
+        ino: field(ctx, INO)?,
         pos: pos - if ret > 0 { ret } else { 0 },
     };
     let Some(owner) = (unsafe { DIO_OWNER.get(&dio) }).copied() else {
