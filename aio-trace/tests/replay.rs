@@ -12,24 +12,10 @@ use std::{
 const AIO_TRACE: &str = env!("CARGO_BIN_EXE_aio-trace");
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/replay.jsonl");
 
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("run tmux");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+#[path = "support/tmux.rs"]
+mod support;
 
-/// Kills the tmux session even when an assertion fails.
-struct Session(String);
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        tmux(&["kill-session", "-t", &self.0]);
-    }
-}
-
-fn row_with<'a>(pane: &'a str, op: &str, segs: &str) -> Option<&'a str> {
-    pane.lines()
-        .find(|l| l.split_whitespace().any(|w| w == op) && l.split_whitespace().any(|w| w == segs))
-}
+use support::{Session, row_with, tmux};
 
 #[test]
 fn replay_shows_the_recorded_rows_speeds_up_and_quits_cleanly() {

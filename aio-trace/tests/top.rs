@@ -10,24 +10,10 @@ use std::{
 
 const AIO_TRACE: &str = env!("CARGO_BIN_EXE_aio-trace");
 
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("run tmux");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+#[path = "support/tmux.rs"]
+mod support;
 
-/// Kills the tmux session even when an assertion fails.
-struct Session(String);
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        tmux(&["kill-session", "-t", &self.0]);
-    }
-}
-
-fn row_with<'a>(pane: &'a str, op: &str, segs: &str) -> Option<&'a str> {
-    pane.lines()
-        .find(|l| l.split_whitespace().any(|w| w == op) && l.split_whitespace().any(|w| w == segs))
-}
+use support::{Session, row_with, tmux};
 
 #[test]
 fn top_shows_vectored_and_scalar_rows_and_quits_cleanly() {
