@@ -4,6 +4,7 @@
 pub const GLOBAL_FILTER_PIDS: &str = "FILTER_PIDS";
 pub const GLOBAL_FILTER_COMM: &str = "FILTER_COMM";
 pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
+pub const GLOBAL_KERNEL_OFFSETS: &str = "KERNEL_OFFSETS";
 
 /// The most iocbs one io_submit (or events one io_getevents) the kernel half
 /// walks. Larger calls are truncated and counted as `LossCause::BatchTruncated`.
@@ -27,3 +28,44 @@ const _: () = assert!(core::mem::size_of::<CommFilter>() == 24);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for CommFilter {}
+
+/// Byte offsets of the kernel struct members the raw tracepoint programs read,
+/// resolved from the running kernel's BTF by the loader (aya-ebpf has no CO-RE).
+///
+/// The block and iomap programs are raw tracepoints, not tracepoints, because
+/// the kernel's recursion guard for tracepoint programs is per CPU and shared by
+/// every program: a completion interrupt arriving while any tracepoint program
+/// runs on that CPU is silently skipped. A raw tracepoint's guard is per program.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    /// `struct request`: `q`, `__sector`.
+    pub request_q: u32,
+    pub request_sector: u32,
+    /// `struct request_queue`: `disk`.
+    pub queue_disk: u32,
+    /// `struct gendisk`: `major`, `first_minor`.
+    pub disk_major: u32,
+    pub disk_first_minor: u32,
+    /// `struct bio`: `bi_bdev`, `bi_iter.bi_sector`, `bi_iter.bi_size`.
+    pub bio_bdev: u32,
+    pub bio_sector: u32,
+    pub bio_size: u32,
+    /// `struct block_device`: `bd_disk`.
+    pub bdev_disk: u32,
+    /// `struct kiocb`: `ki_filp`, `ki_pos`.
+    pub kiocb_filp: u32,
+    pub kiocb_pos: u32,
+    /// `struct file`: `f_inode`.
+    pub file_inode: u32,
+    /// `struct inode`: `i_sb`, `i_ino`.
+    pub inode_sb: u32,
+    pub inode_ino: u32,
+    /// `struct super_block`: `s_dev`.
+    pub sb_dev: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 64);
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for KernelOffsets {}

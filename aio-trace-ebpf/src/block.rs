@@ -6,47 +6,41 @@ use core::ffi::c_void;
 use aio_trace_common::{BioOwner, D2C_BUCKETS, InflightKey, LossCause, SectorKey};
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_loop},
-    macros::tracepoint,
-    programs::TracePointContext,
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
 
 use crate::{
+    kernel::{bio_key, bio_sectors, request_key},
     maps::{
         BIO_OWNER, CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, INFLIGHT, RQ_ISSUE, SUBMITS, SYNC_CALLS,
         SubmitState, aio_owner, count_loss, dev_stats, owner_record, syscall_owner,
     },
     submit::read_iocb_pointer,
-    syscall::field,
 };
 
-// block_bio_queue, block_bio_{back,front}merge, block_rq_issue, block_rq_complete
-// and block_split all start with dev @8 (u32) and sector @16 (u64);
-// block_split has new_sector @24.
-const DEV: usize = 8;
-const SECTOR: usize = 16;
-const NEW_SECTOR: usize = 24;
-// block_bio_queue and block_rq_complete: nr_sector @24 (u32).
-const NR_SECTOR: usize = 24;
+// Raw tracepoint arguments (TP_PROTO): block_bio_* (struct bio *),
+// block_split (struct bio *, unsigned int new_sector), block_rq_issue
+// (struct request *), block_rq_complete (struct request *, blk_status_t,
+// unsigned int nr_bytes).
 
 /// The most bios one request completion walks (each a map lookup).
 const MAX_BIOS_PER_REQUEST: u32 = 256;
 
-fn sector_key(ctx: &TracePointContext, sector_at: usize) -> Result<SectorKey, i64> {
-    Ok(SectorKey {
-        dev: field(ctx, DEV)?,
-        _pad: 0,
-        sector: field(ctx, sector_at)?,
-    })
+/// The bio a `block_bio_*` or `block_split` raw tracepoint is about.
+fn bio_arg(ctx: &RawTracePointContext) -> u64 {
+    ctx.arg(0)
 }
 
-#[tracepoint]
-pub fn block_bio_queue(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "block_bio_queue")]
+pub fn block_bio_queue(ctx: RawTracePointContext) -> i32 {
     let _ = try_bio_queue(&ctx);
     0
 }
 
-fn try_bio_queue(ctx: &TracePointContext) -> Result<(), i64> {
-    let bio = sector_key(ctx, SECTOR)?;
+fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let bio_ptr = bio_arg(ctx);
+    let bio = bio_key(bio_ptr)?;
     if let Some(stats) = dev_stats(bio.dev) {
         unsafe { (*stats).bios += 1 };
     }
@@ -73,7 +67,7 @@ fn try_bio_queue(ctx: &TracePointContext) -> Result<(), i64> {
             r.first_bio_ts = unsafe { bpf_ktime_get_ns() };
         }
     }
-    let sectors = field::<u32>(ctx, NR_SECTOR)?;
+    let sectors = bio_sectors(bio_ptr)?;
     let _ = BIO_OWNER.insert(
         &bio,
         &BioOwner {
@@ -177,14 +171,14 @@ fn bio_owner(bio: &SectorKey) -> Option<BioOwner> {
     unsafe { BIO_OWNER.get(bio) }.copied()
 }
 
-#[tracepoint]
-pub fn block_split(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "block_split")]
+pub fn block_split(ctx: RawTracePointContext) -> i32 {
     let _ = try_split(&ctx);
     0
 }
 
-fn try_split(ctx: &TracePointContext) -> Result<(), i64> {
-    let bio = sector_key(ctx, SECTOR)?;
+fn try_split(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let bio = bio_key(bio_arg(ctx))?;
     if let Some(stats) = dev_stats(bio.dev) {
         unsafe { (*stats).splits += 1 };
     }
@@ -195,7 +189,10 @@ fn try_split(ctx: &TracePointContext) -> Result<(), i64> {
         unsafe { (*record).splits += 1 };
     }
     // The remainder becomes a bio (and request) of its own at new_sector.
-    let rest = sector_key(ctx, NEW_SECTOR)?;
+    let rest = SectorKey {
+        sector: u64::from(ctx.arg::<u32>(1)),
+        ..bio
+    };
     let head = rest.sector.saturating_sub(bio.sector);
     let _ = BIO_OWNER.insert(
         &bio,
@@ -213,20 +210,20 @@ fn try_split(ctx: &TracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
-#[tracepoint]
-pub fn block_bio_backmerge(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "block_bio_backmerge")]
+pub fn block_bio_backmerge(ctx: RawTracePointContext) -> i32 {
     let _ = try_merge(&ctx);
     0
 }
 
-#[tracepoint]
-pub fn block_bio_frontmerge(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "block_bio_frontmerge")]
+pub fn block_bio_frontmerge(ctx: RawTracePointContext) -> i32 {
     let _ = try_merge(&ctx);
     0
 }
 
-fn try_merge(ctx: &TracePointContext) -> Result<(), i64> {
-    let bio = sector_key(ctx, SECTOR)?;
+fn try_merge(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let bio = bio_key(bio_arg(ctx))?;
     if let Some(stats) = dev_stats(bio.dev) {
         unsafe { (*stats).merges += 1 };
     }
@@ -238,22 +235,22 @@ fn try_merge(ctx: &TracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
-#[tracepoint]
-pub fn block_rq_issue(ctx: TracePointContext) -> u32 {
-    if let Ok(rq) = sector_key(&ctx, SECTOR) {
+#[raw_tracepoint(tracepoint = "block_rq_issue")]
+pub fn block_rq_issue(ctx: RawTracePointContext) -> i32 {
+    if let Ok(rq) = request_key(ctx.arg(0)) {
         let _ = RQ_ISSUE.insert(&rq, &unsafe { bpf_ktime_get_ns() }, 0);
     }
     0
 }
 
-#[tracepoint]
-pub fn block_rq_complete(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "block_rq_complete")]
+pub fn block_rq_complete(ctx: RawTracePointContext) -> i32 {
     let _ = try_rq_complete(&ctx);
     0
 }
 
-fn try_rq_complete(ctx: &TracePointContext) -> Result<(), i64> {
-    let rq = sector_key(ctx, SECTOR)?;
+fn try_rq_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let rq = request_key(ctx.arg(0))?;
     let now = unsafe { bpf_ktime_get_ns() };
     if let Some(issued) = unsafe { RQ_ISSUE.get(&rq) }.copied() {
         let _ = RQ_ISSUE.remove(&rq);
@@ -269,7 +266,7 @@ fn try_rq_complete(ctx: &TracePointContext) -> Result<(), i64> {
         }
     }
     // The request starts with its first bio; merged bios follow back to back.
-    let sectors = field::<u32>(ctx, NR_SECTOR)?;
+    let sectors = ctx.arg::<u32>(2) >> 9;
     let mut walk = RequestWalk {
         dev: rq.dev,
         _pad: 0,

@@ -6,26 +6,23 @@ use core::ffi::c_void;
 use aio_trace_common::{DioKey, InflightKey, IocbRecord, LossCause};
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_loop},
-    macros::tracepoint,
-    programs::TracePointContext,
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
 
 use crate::{
+    kernel::{kiocb_file, kiocb_pos},
     maps::{
-        CURRENT_BY_DISPATCH, DIO_OWNER, INFLIGHT, SUBMITS, SYNC_CALLS, aio_owner, count_loss,
-        owner_record, syscall_owner,
+        CURRENT_BY_DISPATCH, DIO_OWNER, INFLIGHT, SUBMITS, SYNC_CALLS, SubmitState, aio_owner,
+        count_loss, owner_record, syscall_owner,
     },
     submit::read_iocb_pointer,
-    syscall::field,
 };
 
-// iomap:iomap_dio_rw_begin: dev @8 (u32), ino @16, pos @32, count @40, done_before @48.
-// iomap:iomap_dio_complete: dev @8, ino @16, pos @32 (already advanced by ret), ret @56.
-const DEV: usize = 8;
-const INO: usize = 16;
-const POS: usize = 32;
-const DONE_BEFORE: usize = 48;
-const COMPLETE_RET: usize = 56;
+// Raw tracepoint arguments (TP_PROTO): iomap_dio_rw_begin (struct kiocb *,
+// struct iov_iter *, unsigned int dio_flags, size_t done_before);
+// iomap_dio_complete (struct kiocb *, int error, ssize_t ret), where the
+// kiocb's position has already advanced by ret.
 
 fn note_dispatch(record: *mut IocbRecord, dev: u32, ino: u64, now: u64) {
     let r = unsafe { &mut *record };
@@ -37,10 +34,16 @@ fn note_dispatch(record: *mut IocbRecord, dev: u32, ino: u64, now: u64) {
     r.ino = ino;
 }
 
-#[tracepoint]
-pub fn iomap_dio_rw_begin(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "iomap_dio_rw_begin")]
+pub fn iomap_dio_rw_begin(ctx: RawTracePointContext) -> i32 {
     let _ = try_dio_begin(&ctx);
     0
+}
+
+/// Who the dispatching thread is tracing.
+enum Caller {
+    Sync(*mut IocbRecord),
+    Submit(*mut SubmitState),
 }
 
 /// What the scan for the dispatched iocb needs.
@@ -56,13 +59,22 @@ struct DispatchScan {
     key: InflightKey,
 }
 
-fn try_dio_begin(ctx: &TracePointContext) -> Result<(), i64> {
+fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    // Most dispatches are other tasks' (every O_DIRECT user's): leave before
+    // reading the kiocb.
+    let caller = if let Some(record) = SYNC_CALLS.get_ptr_mut(&tid) {
+        Caller::Sync(record)
+    } else if let Some(state) = SUBMITS.get_ptr_mut(&tid) {
+        Caller::Submit(state)
+    } else {
+        return Ok(());
+    };
     let now = unsafe { bpf_ktime_get_ns() };
-    let dev: u32 = field(ctx, DEV)?;
-    let ino: u64 = field(ctx, INO)?;
-    let pos: i64 = field(ctx, POS)?;
+    let kiocb: u64 = ctx.arg(0);
+    let (dev, ino) = kiocb_file(kiocb)?;
+    let pos = kiocb_pos(kiocb)?;
     let dio = DioKey {
         dev,
         _pad: 0,
@@ -70,16 +82,16 @@ fn try_dio_begin(ctx: &TracePointContext) -> Result<(), i64> {
         pos,
     };
 
-    if let Some(record) = SYNC_CALLS.get_ptr_mut(&tid) {
-        note_dispatch(record, dev, ino, now);
-        let _ = DIO_OWNER.insert(&dio, &syscall_owner(tid), 0);
-        return Ok(());
-    }
-    let Some(state) = SUBMITS.get_ptr_mut(&tid) else {
-        return Ok(());
+    let state = match caller {
+        Caller::Sync(record) => {
+            note_dispatch(record, dev, ino, now);
+            let _ = DIO_OWNER.insert(&dio, &syscall_owner(tid), 0);
+            return Ok(());
+        }
+        Caller::Submit(state) => state,
     };
     let state = unsafe { &mut *state };
-    let done_before: u64 = field(ctx, DONE_BEFORE)?;
+    let done_before: u64 = ctx.arg(3);
     // A continuation (the filesystem fell back, then went on) is the same iocb.
     if done_before != 0 && state.current_by == CURRENT_BY_DISPATCH {
         if let Some(record) = INFLIGHT.get_ptr_mut(&state.current) {
@@ -150,22 +162,23 @@ extern "C" fn match_dispatch(index: u64, scan: *mut c_void) -> i64 {
     1
 }
 
-#[tracepoint]
-pub fn iomap_dio_complete(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "iomap_dio_complete")]
+pub fn iomap_dio_complete(ctx: RawTracePointContext) -> i32 {
     let _ = try_dio_complete(&ctx);
     0
 }
 
 /// Runs where the I/O completes (interrupt or worker context): the task is not
 /// the submitter, so the owner is found by (dev, inode, position).
-fn try_dio_complete(ctx: &TracePointContext) -> Result<(), i64> {
-    let ret: i64 = field(ctx, COMPLETE_RET)?;
-    let pos: i64 = field(ctx, POS)?;
+fn try_dio_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let kiocb: u64 = ctx.arg(0);
+    let ret: i64 = ctx.arg(2);
+    let (dev, ino) = kiocb_file(kiocb)?;
     let dio = DioKey {
-        dev: field(ctx, DEV)?,
+        dev,
         _pad: 0,
-        ino: field(ctx, INO)?,
-        pos: pos - if ret > 0 { ret } else { 0 },
+        ino,
+        pos: kiocb_pos(kiocb)? - if ret > 0 { ret } else { 0 },
     };
     let Some(owner) = (unsafe { DIO_OWNER.get(&dio) }).copied() else {
         return Ok(());

@@ -1,4 +1,5 @@
-//! aio-trace's kernel half: tracepoint programs on the AIO syscalls.
+//! aio-trace's kernel half: tracepoint programs on the AIO syscalls, raw
+//! tracepoint programs on the iomap and block layers beneath them.
 //!
 //! One module per attach family; every entry point is a thin wrapper around a
 //! `try_*` function returning `Result`.
@@ -10,6 +11,7 @@ mod context;
 mod dispatch;
 mod filter;
 mod iovec;
+mod kernel;
 mod maps;
 mod reap;
 mod submit;

@@ -5,6 +5,7 @@
 
 pub mod aio;
 pub mod bench;
+pub mod btf;
 pub mod doctor;
 pub mod export;
 pub mod loader;

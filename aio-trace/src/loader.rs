@@ -2,194 +2,102 @@
 
 use aio_trace_common::{
     CommFilter, CtxCounters, CtxKey, DEFAULT_INFLIGHT_ENTRIES, DEFAULT_RING_BYTES, DevCounters,
-    GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS, GLOBAL_WAKEUP_BYTES, InflightKey, IocbRecord,
-    LOSS_CAUSES,
+    GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS, GLOBAL_KERNEL_OFFSETS, GLOBAL_WAKEUP_BYTES,
+    InflightKey, IocbRecord, LOSS_CAUSES,
 };
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{ProgramError, TracePoint},
+    programs::{ProgramError, RawTracePoint, TracePoint},
 };
 use thiserror::Error;
 
-use crate::{model::LossCounts, privileges, tracefs};
+use crate::{btf, model::LossCounts, privileges, tracefs};
 
 /// The eBPF object built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/aio-trace"));
 
-/// A tracepoint program and whether tracing can go on without it.
+/// How a program attaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attach {
+    /// A tracepoint program, reading the event's record.
+    TracePoint,
+    /// A raw tracepoint program, reading the event's struct pointers at
+    /// offsets resolved from kernel BTF (see `crate::btf`).
+    Raw,
+}
+
+/// A program, its tracepoint, and whether tracing can go on without it.
 #[derive(Clone, Copy, Debug)]
 pub struct Probe {
     pub program: &'static str,
     pub group: &'static str,
     pub required: bool,
+    pub attach: Attach,
+}
+
+impl Probe {
+    const fn required(group: &'static str, program: &'static str) -> Self {
+        Self {
+            program,
+            group,
+            required: true,
+            attach: Attach::TracePoint,
+        }
+    }
+
+    const fn optional(group: &'static str, program: &'static str) -> Self {
+        Self {
+            required: false,
+            ..Self::required(group, program)
+        }
+    }
+
+    const fn raw(group: &'static str, program: &'static str) -> Self {
+        Self {
+            attach: Attach::Raw,
+            ..Self::optional(group, program)
+        }
+    }
 }
 
 /// Every attach point of the kernel half; the program is named after its tracepoint.
+/// The syscall boundary is required; the rest (io_pgetevents, context
+/// lifetimes, dispatch and block attribution, synchronous vectored calls)
+/// degrade with a reason when absent.
 pub const PROBES: &[Probe] = &[
-    Probe {
-        program: "sys_enter_io_submit",
-        group: "syscalls",
-        required: true,
-    },
-    Probe {
-        program: "sys_exit_io_submit",
-        group: "syscalls",
-        required: true,
-    },
-    Probe {
-        program: "sys_enter_io_getevents",
-        group: "syscalls",
-        required: true,
-    },
-    Probe {
-        program: "sys_exit_io_getevents",
-        group: "syscalls",
-        required: true,
-    },
-    Probe {
-        program: "sys_enter_io_pgetevents",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_exit_io_pgetevents",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_enter_io_setup",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_exit_io_setup",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_enter_io_destroy",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_exit_io_destroy",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_enter_io_cancel",
-        group: "syscalls",
-        required: false,
-    },
-    // Process exit: reclaim its in-flight iocbs at once.
-    Probe {
-        program: "sched_process_exit",
-        group: "sched",
-        required: false,
-    },
-    // Filesystem dispatch and the block layer: bios per iocb and stage times.
-    Probe {
-        program: "iomap_dio_rw_begin",
-        group: "iomap",
-        required: false,
-    },
-    Probe {
-        program: "iomap_dio_complete",
-        group: "iomap",
-        required: false,
-    },
-    Probe {
-        program: "block_bio_queue",
-        group: "block",
-        required: false,
-    },
-    Probe {
-        program: "block_split",
-        group: "block",
-        required: false,
-    },
-    Probe {
-        program: "block_bio_backmerge",
-        group: "block",
-        required: false,
-    },
-    Probe {
-        program: "block_bio_frontmerge",
-        group: "block",
-        required: false,
-    },
-    Probe {
-        program: "block_rq_issue",
-        group: "block",
-        required: false,
-    },
-    Probe {
-        program: "block_rq_complete",
-        group: "block",
-        required: false,
-    },
-    // Synchronous vectored I/O, to compare with AIO.
-    Probe {
-        program: "sys_enter_readv",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_exit_readv",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_enter_writev",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_exit_writev",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_enter_preadv",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_exit_preadv",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_enter_pwritev",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_exit_pwritev",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_enter_preadv2",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_exit_preadv2",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_enter_pwritev2",
-        group: "syscalls",
-        required: false,
-    },
-    Probe {
-        program: "sys_exit_pwritev2",
-        group: "syscalls",
-        required: false,
-    },
+    Probe::required("syscalls", "sys_enter_io_submit"),
+    Probe::required("syscalls", "sys_exit_io_submit"),
+    Probe::required("syscalls", "sys_enter_io_getevents"),
+    Probe::required("syscalls", "sys_exit_io_getevents"),
+    Probe::optional("syscalls", "sys_enter_io_pgetevents"),
+    Probe::optional("syscalls", "sys_exit_io_pgetevents"),
+    Probe::optional("syscalls", "sys_enter_io_setup"),
+    Probe::optional("syscalls", "sys_exit_io_setup"),
+    Probe::optional("syscalls", "sys_enter_io_destroy"),
+    Probe::optional("syscalls", "sys_exit_io_destroy"),
+    Probe::optional("syscalls", "sys_enter_io_cancel"),
+    Probe::optional("sched", "sched_process_exit"),
+    Probe::raw("iomap", "iomap_dio_rw_begin"),
+    Probe::raw("iomap", "iomap_dio_complete"),
+    Probe::raw("block", "block_bio_queue"),
+    Probe::raw("block", "block_split"),
+    Probe::raw("block", "block_bio_backmerge"),
+    Probe::raw("block", "block_bio_frontmerge"),
+    Probe::raw("block", "block_rq_issue"),
+    Probe::raw("block", "block_rq_complete"),
+    Probe::optional("syscalls", "sys_enter_readv"),
+    Probe::optional("syscalls", "sys_exit_readv"),
+    Probe::optional("syscalls", "sys_enter_writev"),
+    Probe::optional("syscalls", "sys_exit_writev"),
+    Probe::optional("syscalls", "sys_enter_preadv"),
+    Probe::optional("syscalls", "sys_exit_preadv"),
+    Probe::optional("syscalls", "sys_enter_pwritev"),
+    Probe::optional("syscalls", "sys_exit_pwritev"),
+    Probe::optional("syscalls", "sys_enter_preadv2"),
+    Probe::optional("syscalls", "sys_exit_preadv2"),
+    Probe::optional("syscalls", "sys_enter_pwritev2"),
+    Probe::optional("syscalls", "sys_exit_pwritev2"),
 ];
 
 /// Why tracing could not start. Each variant's message is one sentence for the user.
@@ -319,10 +227,18 @@ impl Tracer {
 
         let comm = comm_filter(config.comm.as_deref())?;
         let filter_pids: u8 = u8::from(!config.pids.is_empty());
+        // Without the offsets the raw tracepoint programs are not attached
+        // (each is skipped with this reason); AIO tracing goes on.
+        let offsets = btf::kernel_offsets();
         let mut ebpf = EbpfLoader::new()
             .override_global(GLOBAL_FILTER_PIDS, &filter_pids, true)
             .override_global(GLOBAL_FILTER_COMM, &comm, true)
             .override_global(GLOBAL_WAKEUP_BYTES, &wakeup_bytes(config.ring_bytes), true)
+            .override_global(
+                GLOBAL_KERNEL_OFFSETS,
+                offsets.as_ref().unwrap_or(&Default::default()),
+                true,
+            )
             .map_max_entries("EVENTS", config.ring_bytes)
             .map_max_entries("INFLIGHT", config.inflight_entries)
             .load(EBPF_OBJECT)
@@ -368,6 +284,10 @@ impl Tracer {
 
         let mut skipped = Vec::new();
         for probe in PROBES {
+            if let (Attach::Raw, Err(e)) = (probe.attach, &offsets) {
+                skipped.push((*probe, e.to_string()));
+                continue;
+            }
             match attach(&mut ebpf, probe) {
                 Ok(()) => {}
                 Err(reason) if !probe.required => skipped.push((*probe, reason.to_string())),
@@ -558,15 +478,22 @@ fn attach(ebpf: &mut Ebpf, probe: &Probe) -> Result<(), AttachError> {
     if !tracefs::tracepoint_exists(probe.group, probe.program) {
         return Err(AttachError::Absent);
     }
-    let program: &mut TracePoint = ebpf
+    let program = ebpf
         .program_mut(probe.program)
-        .ok_or(AttachError::Program(ProgramError::UnexpectedProgramType))?
-        .try_into()
-        .map_err(AttachError::Program)?;
-    program.load().map_err(AttachError::Program)?;
-    program
-        .attach(probe.group, probe.program)
-        .map_err(AttachError::Program)?;
+        .ok_or(AttachError::Program(ProgramError::UnexpectedProgramType))?;
+    match probe.attach {
+        Attach::TracePoint => {
+            let program: &mut TracePoint = program.try_into().map_err(AttachError::Program)?;
+            program.load().map_err(AttachError::Program)?;
+            program.attach(probe.group, probe.program).map(drop)
+        }
+        Attach::Raw => {
+            let program: &mut RawTracePoint = program.try_into().map_err(AttachError::Program)?;
+            program.load().map_err(AttachError::Program)?;
+            program.attach(probe.program).map(drop)
+        }
+    }
+    .map_err(AttachError::Program)?;
     Ok(())
 }
 

@@ -146,6 +146,7 @@ pub fn trace_records(
         .unwrap();
     runtime.block_on(async move {
         let (tracer, ring) = Tracer::start(&config).expect("load and attach the tracer");
+        assert_only_absent_skipped(&tracer);
         let mut session = Session::new(tracer, ring, inflight_timeout).unwrap();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let (truth_tx, truth_rx) = mpsc::channel();
@@ -221,5 +222,19 @@ impl Drop for LoopDevice {
         }
         let _ = Command::new("losetup").args(["-d", &self.device]).status();
         let _ = std::fs::remove_file(&self.backing);
+    }
+}
+
+/// Every program loads and attaches unless its tracepoint is absent on this
+/// kernel: a verifier rejection of an optional program must fail the tests,
+/// not silently turn attribution off.
+pub fn assert_only_absent_skipped(tracer: &Tracer) {
+    for (probe, reason) in &tracer.skipped {
+        assert!(
+            !aio_trace::tracefs::tracepoint_exists(probe.group, probe.program),
+            "{}:{} was skipped although the kernel has it: {reason}",
+            probe.group,
+            probe.program
+        );
     }
 }

@@ -1,0 +1,103 @@
+//! Reading the kernel structs raw tracepoints hand us, at the member offsets
+//! the loader resolved from the running kernel's BTF (see `KernelOffsets`).
+//!
+//! Each function mirrors the `TP_fast_assign` of the tracepoint it replaces, so
+//! keys built from a bio and from the request it ends up in still match.
+
+use aio_trace_common::{KernelOffsets, SectorKey};
+use aya_ebpf::helpers::bpf_probe_read_kernel;
+
+/// Set by the loader before load.
+#[unsafe(no_mangle)]
+static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
+    request_q: 0,
+    request_sector: 0,
+    queue_disk: 0,
+    disk_major: 0,
+    disk_first_minor: 0,
+    bio_bdev: 0,
+    bio_sector: 0,
+    bio_size: 0,
+    bdev_disk: 0,
+    kiocb_filp: 0,
+    kiocb_pos: 0,
+    file_inode: 0,
+    inode_sb: 0,
+    inode_ino: 0,
+    sb_dev: 0,
+    _pad: 0,
+};
+
+/// One resolved offset; volatile so the compiler does not fold the zeros above.
+macro_rules! offset {
+    ($member:ident) => {
+        u64::from(unsafe { core::ptr::read_volatile(&raw const KERNEL_OFFSETS.$member) })
+    };
+}
+
+/// The `T` at `base + offset` in kernel memory.
+#[inline(always)]
+fn read<T>(base: u64, offset: u64) -> Result<T, i64> {
+    unsafe { bpf_probe_read_kernel((base + offset) as *const T) }.map_err(i64::from)
+}
+
+/// `disk_devt(disk)`: the kernel's `dev_t` (major << 20 | minor), 0 without a disk.
+#[inline(always)]
+fn disk_devt(disk: u64) -> Result<u32, i64> {
+    if disk == 0 {
+        return Ok(0);
+    }
+    let major: i32 = read(disk, offset!(disk_major))?;
+    let minor: i32 = read(disk, offset!(disk_first_minor))?;
+    Ok(((major as u32) << 20) | minor as u32)
+}
+
+/// A request's (device, first sector), as `block_rq_*` report them.
+#[inline(always)]
+pub fn request_key(rq: u64) -> Result<SectorKey, i64> {
+    let queue: u64 = read(rq, offset!(request_q))?;
+    let disk: u64 = read(queue, offset!(queue_disk))?;
+    Ok(SectorKey {
+        dev: disk_devt(disk)?,
+        _pad: 0,
+        sector: read(rq, offset!(request_sector))?,
+    })
+}
+
+/// A bio's (device, first sector), as `block_bio_*` report them: the whole
+/// disk and the remapped sector, the same space requests use.
+#[inline(always)]
+pub fn bio_key(bio: u64) -> Result<SectorKey, i64> {
+    let bdev: u64 = read(bio, offset!(bio_bdev))?;
+    let dev = if bdev == 0 {
+        0
+    } else {
+        disk_devt(read(bdev, offset!(bdev_disk))?)?
+    };
+    Ok(SectorKey {
+        dev,
+        _pad: 0,
+        sector: read(bio, offset!(bio_sector))?,
+    })
+}
+
+/// A bio's length in 512-byte sectors.
+#[inline(always)]
+pub fn bio_sectors(bio: u64) -> Result<u32, i64> {
+    Ok(read::<u32>(bio, offset!(bio_size))? >> 9)
+}
+
+/// The (filesystem device, inode) of the file a kiocb targets.
+#[inline(always)]
+pub fn kiocb_file(kiocb: u64) -> Result<(u32, u64), i64> {
+    let file: u64 = read(kiocb, offset!(kiocb_filp))?;
+    let inode: u64 = read(file, offset!(file_inode))?;
+    let sb: u64 = read(inode, offset!(inode_sb))?;
+    Ok((read(sb, offset!(sb_dev))?, read(inode, offset!(inode_ino))?))
+}
+
+/// A kiocb's file position.
+#[inline(always)]
+pub fn kiocb_pos(kiocb: u64) -> Result<i64, i64> {
+    read(kiocb, offset!(kiocb_pos))
+}

@@ -1,0 +1,373 @@
+//! Struct member offsets from the kernel's BTF (`/sys/kernel/btf/vmlinux`).
+//!
+//! The raw tracepoint programs get struct pointers (`struct request *`,
+//! `struct bio *`, `struct kiocb *`) and must know where the members they read
+//! sit in this kernel's build. aya-ebpf cannot emit CO-RE relocations, so the
+//! loader resolves the offsets here and hands them to the kernel half as a
+//! global. Only what that needs is parsed: structs, unions and the type
+//! modifiers between a member and its struct.
+
+use std::path::Path;
+
+use aio_trace_common::KernelOffsets;
+use thiserror::Error;
+
+/// Where the running kernel publishes its BTF.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+const MAGIC: u16 = 0xeb9f;
+const HEADER_LEN: usize = 24;
+
+// BTF kinds (include/uapi/linux/btf.h).
+const KIND_INT: u32 = 1;
+const KIND_ARRAY: u32 = 3;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_RESTRICT: u32 = 11;
+const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
+const KIND_DATASEC: u32 = 15;
+const KIND_DECL_TAG: u32 = 17;
+const KIND_TYPE_TAG: u32 = 18;
+const KIND_ENUM64: u32 = 19;
+
+/// Why an offset could not be resolved. Each message is one sentence.
+#[derive(Debug, Error)]
+pub enum BtfError {
+    #[error("cannot read the kernel's BTF at {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the kernel's BTF is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("the kernel's BTF has no struct {0}")]
+    NoStruct(String),
+    #[error("the kernel's BTF has no member {member} in struct {strukt}")]
+    NoMember { strukt: String, member: String },
+}
+
+/// One type of the type section: its header, and where its members start.
+#[derive(Clone, Copy)]
+struct Type {
+    name_off: u32,
+    kind: u32,
+    vlen: u32,
+    kind_flag: bool,
+    /// Size, or the referenced type id for modifiers.
+    size_or_type: u32,
+    /// Byte offset of the kind-specific data in `Btf::types`.
+    data: usize,
+}
+
+/// A parsed BTF blob: enough to find struct members.
+pub struct Btf {
+    types: Vec<u8>,
+    strings: Vec<u8>,
+    /// Indexed by type id; id 0 is `void`.
+    index: Vec<Type>,
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Result<u32, BtfError> {
+    bytes
+        .get(at..at + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or(BtfError::Malformed("a type runs past the type section"))
+}
+
+impl Btf {
+    pub fn from_file(path: &Path) -> Result<Self, BtfError> {
+        let bytes = std::fs::read(path).map_err(|source| BtfError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&bytes)
+    }
+
+    /// Parses a little-endian BTF blob (the kernel's own byte order here).
+    pub fn parse(bytes: &[u8]) -> Result<Self, BtfError> {
+        if bytes.len() < HEADER_LEN || u16::from_le_bytes([bytes[0], bytes[1]]) != MAGIC {
+            return Err(BtfError::Malformed("no BTF magic"));
+        }
+        let hdr_len = u32_at(bytes, 4)? as usize;
+        let section = |off: usize, len: usize| -> Result<Vec<u8>, BtfError> {
+            let start = hdr_len + u32_at(bytes, off)? as usize;
+            let len = u32_at(bytes, len)? as usize;
+            bytes
+                .get(start..start + len)
+                .map(<[u8]>::to_vec)
+                .ok_or(BtfError::Malformed("a section runs past the end"))
+        };
+        let types = section(8, 12)?;
+        let strings = section(16, 20)?;
+
+        let void = Type {
+            name_off: 0,
+            kind: 0,
+            vlen: 0,
+            kind_flag: false,
+            size_or_type: 0,
+            data: 0,
+        };
+        let mut index = vec![void];
+        let mut at = 0;
+        while at < types.len() {
+            let info = u32_at(&types, at + 4)?;
+            let ty = Type {
+                name_off: u32_at(&types, at)?,
+                kind: (info >> 24) & 0x1f,
+                vlen: info & 0xffff,
+                kind_flag: info >> 31 == 1,
+                size_or_type: u32_at(&types, at + 8)?,
+                data: at + 12,
+            };
+            let vlen = ty.vlen as usize;
+            let extra = match ty.kind {
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+                KIND_ARRAY => 12,
+                KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
+                KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
+                0 | 20.. => return Err(BtfError::Malformed("unknown type kind")),
+                _ => 0,
+            };
+            index.push(ty);
+            at = ty.data + extra;
+        }
+        Ok(Self {
+            types,
+            strings,
+            index,
+        })
+    }
+
+    fn name(&self, off: u32) -> &[u8] {
+        let tail = self.strings.get(off as usize..).unwrap_or_default();
+        &tail[..tail.iter().position(|&b| b == 0).unwrap_or(tail.len())]
+    }
+
+    /// The struct or union a type id names, through typedefs and qualifiers.
+    fn composite(&self, mut id: u32) -> Option<Type> {
+        for _ in 0..32 {
+            let ty = *self.index.get(id as usize)?;
+            match ty.kind {
+                KIND_STRUCT | KIND_UNION => return Some(ty),
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    id = ty.size_or_type;
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    fn find_struct(&self, name: &str) -> Option<Type> {
+        self.index
+            .iter()
+            .find(|t| {
+                t.kind == KIND_STRUCT && t.vlen > 0 && self.name(t.name_off) == name.as_bytes()
+            })
+            .copied()
+    }
+
+    /// `(byte offset, type id)` of member `name` in `ty`, looking inside
+    /// anonymous struct and union members as C does.
+    fn member(&self, ty: Type, name: &str) -> Option<(u32, u32)> {
+        for i in 0..ty.vlen as usize {
+            let at = ty.data + 12 * i;
+            let name_off = u32_at(&self.types, at).ok()?;
+            let member_type = u32_at(&self.types, at + 4).ok()?;
+            let raw = u32_at(&self.types, at + 8).ok()?;
+            // With kind_flag set the top byte is a bitfield size.
+            let bits = if ty.kind_flag { raw & 0x00ff_ffff } else { raw };
+            let member_name = self.name(name_off);
+            if member_name == name.as_bytes() {
+                return Some((bits / 8, member_type));
+            }
+            if member_name.is_empty()
+                && let Some(inner) = self.composite(member_type)
+                && let Some((offset, id)) = self.member(inner, name)
+            {
+                return Some((bits / 8 + offset, id));
+            }
+        }
+        None
+    }
+
+    /// Byte offset of a dotted member path (`"bi_iter.bi_sector"`) in struct `strukt`.
+    pub fn offset_of(&self, strukt: &str, path: &str) -> Result<u32, BtfError> {
+        let missing = || BtfError::NoMember {
+            strukt: strukt.to_owned(),
+            member: path.to_owned(),
+        };
+        let mut ty = self
+            .find_struct(strukt)
+            .ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
+        let mut total = 0;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let (offset, id) = self.member(ty, part).ok_or_else(missing)?;
+            total += offset;
+            if parts.peek().is_some() {
+                ty = self.composite(id).ok_or_else(missing)?;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Every offset the raw tracepoint programs need.
+    pub fn kernel_offsets(&self) -> Result<KernelOffsets, BtfError> {
+        Ok(KernelOffsets {
+            request_q: self.offset_of("request", "q")?,
+            request_sector: self.offset_of("request", "__sector")?,
+            queue_disk: self.offset_of("request_queue", "disk")?,
+            disk_major: self.offset_of("gendisk", "major")?,
+            disk_first_minor: self.offset_of("gendisk", "first_minor")?,
+            bio_bdev: self.offset_of("bio", "bi_bdev")?,
+            bio_sector: self.offset_of("bio", "bi_iter.bi_sector")?,
+            bio_size: self.offset_of("bio", "bi_iter.bi_size")?,
+            bdev_disk: self.offset_of("block_device", "bd_disk")?,
+            kiocb_filp: self.offset_of("kiocb", "ki_filp")?,
+            kiocb_pos: self.offset_of("kiocb", "ki_pos")?,
+            file_inode: self.offset_of("file", "f_inode")?,
+            inode_sb: self.offset_of("inode", "i_sb")?,
+            inode_ino: self.offset_of("inode", "i_ino")?,
+            sb_dev: self.offset_of("super_block", "s_dev")?,
+            _pad: 0,
+        })
+    }
+}
+
+/// The offsets for the running kernel.
+pub fn kernel_offsets() -> Result<KernelOffsets, BtfError> {
+    Btf::from_file(Path::new(VMLINUX_BTF))?.kernel_offsets()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a BTF blob from (name, info, size_or_type, extra words) types.
+    fn blob(strings: &[u8], types: &[(u32, u32, u32, &[u32])]) -> Vec<u8> {
+        let mut t = Vec::new();
+        for (name, info, size, extra) in types {
+            for w in [*name, *info, *size].iter().chain(extra.iter()) {
+                t.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC.to_le_bytes());
+        out.extend_from_slice(&[1, 0]);
+        for w in [
+            HEADER_LEN as u32,
+            0,
+            t.len() as u32,
+            t.len() as u32,
+            strings.len() as u32,
+        ] {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(&t);
+        out.extend_from_slice(strings);
+        out
+    }
+
+    const fn info(kind: u32, vlen: u32, kind_flag: bool) -> u32 {
+        (kind_flag as u32) << 31 | kind << 24 | vlen
+    }
+
+    /// struct inner { int a; int b; };
+    /// typedef struct inner inner_t;
+    /// struct outer { int x; union { int y; const inner_t in; }; int bits:3, z; };
+    fn sample() -> Btf {
+        let strings = b"\0int\0inner\0a\0b\0inner_t\0outer\0x\0y\0in\0bits\0z\0";
+        let s = |name: &str| {
+            let needle = [b"\0", name.as_bytes(), b"\0"].concat();
+            strings
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .unwrap() as u32
+                + 1
+        };
+        let types: &[(u32, u32, u32, &[u32])] = &[
+            (s("int"), info(KIND_INT, 0, false), 4, &[32]), // 1
+            (
+                s("inner"),
+                info(KIND_STRUCT, 2, false),
+                8,
+                &[s("a"), 1, 0, s("b"), 1, 32],
+            ), // 2
+            (s("inner_t"), info(KIND_TYPEDEF, 0, false), 2, &[]), // 3
+            (0, info(KIND_CONST, 0, false), 3, &[]),        // 4
+            (
+                0,
+                info(KIND_UNION, 2, false),
+                8,
+                &[s("y"), 1, 0, s("in"), 4, 0],
+            ), // 5
+            (
+                s("outer"),
+                info(KIND_STRUCT, 4, true),
+                20,
+                &[
+                    s("x"),
+                    1,
+                    0,
+                    0,
+                    5,
+                    64,
+                    s("bits"),
+                    1,
+                    (3 << 24) | 128,
+                    s("z"),
+                    1,
+                    128,
+                ],
+            ), // 6
+        ];
+        Btf::parse(&blob(strings, types)).unwrap()
+    }
+
+    #[test]
+    fn members_are_found_through_anonymous_unions_and_typedefs() {
+        let btf = sample();
+        assert_eq!(btf.offset_of("outer", "x").unwrap(), 0);
+        assert_eq!(btf.offset_of("outer", "y").unwrap(), 8);
+        assert_eq!(btf.offset_of("outer", "in.b").unwrap(), 12);
+        assert_eq!(btf.offset_of("outer", "z").unwrap(), 16);
+        assert_eq!(btf.offset_of("inner", "b").unwrap(), 4);
+    }
+
+    #[test]
+    fn what_is_missing_is_named() {
+        let btf = sample();
+        assert!(matches!(btf.offset_of("nope", "x"), Err(BtfError::NoStruct(s)) if s == "nope"));
+        assert!(matches!(
+            btf.offset_of("outer", "in.c"),
+            Err(BtfError::NoMember { member, .. }) if member == "in.c"
+        ));
+        assert!(matches!(
+            Btf::parse(b"not btf at all, really"),
+            Err(BtfError::Malformed(_))
+        ));
+    }
+
+    /// On a machine with kernel BTF (readable without root), every offset the
+    /// kernel half needs resolves, and a stable uapi layout comes out right.
+    #[test]
+    fn the_running_kernel_has_every_member() {
+        let path = Path::new(VMLINUX_BTF);
+        if !path.exists() {
+            eprintln!("skipped: {VMLINUX_BTF} is absent (kernel built without BTF)");
+            return;
+        }
+        let btf = Btf::from_file(path).unwrap();
+        assert_eq!(btf.offset_of("iovec", "iov_len").unwrap(), 8);
+        assert_eq!(btf.offset_of("io_event", "res").unwrap(), 16);
+        let offsets = btf.kernel_offsets().unwrap();
+        assert_ne!(offsets.bio_sector, offsets.bio_size);
+    }
+}
