@@ -194,17 +194,6 @@ pub struct BioOwner {
 }
 const _: () = assert!(core::mem::size_of::<BioOwner>() == 40);
 
-/// A direct I/O in flight in the filesystem: (dev, inode, file position at dispatch).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DioKey {
-    pub dev: u32,
-    pub _pad: u32,
-    pub ino: u64,
-    pub pos: i64,
-}
-const _: () = assert!(core::mem::size_of::<DioKey>() == 24);
-
 /// A bio or request by its device and start sector.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -237,8 +237,13 @@ fn try_merge(ctx: &RawTracePointContext) -> Result<(), i64> {
 
 #[raw_tracepoint(tracepoint = "block_rq_issue")]
 pub fn block_rq_issue(ctx: RawTracePointContext) -> i32 {
-    if let Ok(rq) = request_key(ctx.arg(0)) {
-        let _ = RQ_ISSUE.insert(&rq, &unsafe { bpf_ktime_get_ns() }, 0);
+    let rq: u64 = ctx.arg(0);
+    let now = unsafe { bpf_ktime_get_ns() };
+    match RQ_ISSUE.get_ptr_mut(&rq) {
+        Some(issued) => unsafe { *issued = now },
+        None => {
+            let _ = RQ_ISSUE.insert(&rq, &now, 0);
+        }
     }
     0
 }
@@ -250,10 +255,15 @@ pub fn block_rq_complete(ctx: RawTracePointContext) -> i32 {
 }
 
 fn try_rq_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
-    let rq = request_key(ctx.arg(0))?;
+    let rq_ptr: u64 = ctx.arg(0);
+    let rq = request_key(rq_ptr)?;
     let now = unsafe { bpf_ktime_get_ns() };
-    if let Some(issued) = unsafe { RQ_ISSUE.get(&rq) }.copied() {
-        let _ = RQ_ISSUE.remove(&rq);
+    let issued = match RQ_ISSUE.get_ptr_mut(&rq_ptr) {
+        // A partial completion leaves 0: the rest is timed by nothing.
+        Some(slot) => unsafe { core::mem::replace(&mut *slot, 0) },
+        None => 0,
+    };
+    if issued != 0 {
         if let Some(stats) = dev_stats(rq.dev) {
             let d2c = now.saturating_sub(issued);
             let stats = unsafe { &mut *stats };

@@ -3,7 +3,7 @@
 
 use core::ffi::c_void;
 
-use aio_trace_common::{DioKey, InflightKey, IocbRecord, LossCause};
+use aio_trace_common::{InflightKey, IocbRecord, LossCause};
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_loop},
     macros::raw_tracepoint,
@@ -21,8 +21,7 @@ use crate::{
 
 // Raw tracepoint arguments (TP_PROTO): iomap_dio_rw_begin (struct kiocb *,
 // struct iov_iter *, unsigned int dio_flags, size_t done_before);
-// iomap_dio_complete (struct kiocb *, int error, ssize_t ret), where the
-// kiocb's position has already advanced by ret.
+// iomap_dio_complete (struct kiocb *, int error, ssize_t ret).
 
 fn note_dispatch(record: *mut IocbRecord, dev: u32, ino: u64, now: u64) {
     let r = unsafe { &mut *record };
@@ -75,12 +74,9 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
     let kiocb: u64 = ctx.arg(0);
     let (dev, ino) = kiocb_file(kiocb)?;
     let pos = kiocb_pos(kiocb)?;
-    let dio = DioKey {
-        dev,
-        _pad: 0,
-        ino,
-        pos,
-    };
+    // The kiocb is the I/O's identity until it completes (for AIO it lives in
+    // the aio_kiocb; for a synchronous call, on the caller's stack).
+    let dio = kiocb;
 
     let state = match caller {
         Caller::Sync(record) => {
@@ -169,21 +165,13 @@ pub fn iomap_dio_complete(ctx: RawTracePointContext) -> i32 {
 }
 
 /// Runs where the I/O completes (interrupt or worker context): the task is not
-/// the submitter, so the owner is found by (dev, inode, position).
+/// the submitter, so the owner is found by the kiocb.
 fn try_dio_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
     let kiocb: u64 = ctx.arg(0);
-    let ret: i64 = ctx.arg(2);
-    let (dev, ino) = kiocb_file(kiocb)?;
-    let dio = DioKey {
-        dev,
-        _pad: 0,
-        ino,
-        pos: kiocb_pos(kiocb)? - if ret > 0 { ret } else { 0 },
-    };
-    let Some(owner) = (unsafe { DIO_OWNER.get(&dio) }).copied() else {
+    let Some(owner) = (unsafe { DIO_OWNER.get(&kiocb) }).copied() else {
         return Ok(());
     };
-    let _ = DIO_OWNER.remove(&dio);
+    let _ = DIO_OWNER.remove(&kiocb);
     if let Some(record) = owner_record(&owner) {
         unsafe { (*record).complete_ts = bpf_ktime_get_ns() };
     }

@@ -3,8 +3,8 @@
 
 use aio_trace_common::{
     BioOwner, CtxCounters, CtxKey, DEFAULT_INFLIGHT_ENTRIES, DEFAULT_RING_BYTES, DevCounters,
-    DioKey, InflightKey, IocbRecord, Iovec, LOSS_CAUSES, LossCause, OWNER_AIO, OWNER_SYSCALL,
-    Owner, SectorKey, UIO_MAXIOV,
+    InflightKey, IocbRecord, Iovec, LOSS_CAUSES, LossCause, OWNER_AIO, OWNER_SYSCALL, Owner,
+    SectorKey, UIO_MAXIOV,
 };
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
@@ -85,20 +85,25 @@ pub static CTX_CALLS: HashMap<u32, [u64; 2]> = HashMap::with_max_entries(1024, 0
 #[map]
 pub static SYNC_CALLS: HashMap<u32, IocbRecord> = HashMap::with_max_entries(16_384, 0);
 
-/// Direct I/Os dispatched and not completed: who caused them. LRU: an entry
+/// Direct I/Os dispatched and not completed, by `struct kiocb` address: who
+/// caused them. LRU: an entry
 /// whose completion was never seen is evicted rather than filling the table.
 /// (The common LRU list measured faster here than per-CPU lists, whose
 /// eviction dominated once the table filled.)
 #[map]
-pub static DIO_OWNER: LruHashMap<DioKey, Owner> = LruHashMap::with_max_entries(65_536, 0);
+pub static DIO_OWNER: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(65_536, 0);
 
 /// Bios queued (by start sector), for request completion and merges.
 #[map]
 pub static BIO_OWNER: LruHashMap<SectorKey, BioOwner> = LruHashMap::with_max_entries(65_536, 0);
 
-/// Request issue times, for D2C latency.
+/// Request issue times by `struct request` address, for D2C latency; 0 once
+/// completed. Requests are preallocated per hardware queue tag and reused, so
+/// the keys are few and bounded: entries are overwritten in place, never
+/// removed, which makes issue and completion a lookup each instead of a
+/// hash insert and delete.
 #[map]
-pub static RQ_ISSUE: LruHashMap<SectorKey, u64> = LruHashMap::with_max_entries(65_536, 0);
+pub static RQ_ISSUE: HashMap<u64, u64> = HashMap::with_max_entries(65_536, 0);
 
 /// Per block device counters (all devices, whatever the filters).
 #[map]
@@ -187,6 +192,9 @@ pub fn counters(pid: u32, ctx: u64) -> Option<*mut CtxCounters> {
     // Another CPU may race us to create it: NOEXIST keeps the first.
     // Creating a per-CPU entry zeroes every CPU's copy.
     let _ = COUNTERS.insert(&key, &CtxCounters::default(), BPF_NOEXIST as u64);
+    // A process's first AIO call in a context: from now on its exit matters.
+    // Registered here, once per context, rather than on every io_submit.
+    let _ = AIO_PIDS.insert(&pid, &1, 0);
     COUNTERS.get_ptr_mut(&key)
 }
 

@@ -22,7 +22,7 @@ use crate::{
     filter::traced,
     iovec::sum_iovecs,
     maps::{
-        AIO_PIDS, CURRENT_NONE, EVENTS, INFLIGHT, SUBMITS, SubmitState, add, count_loss, counters,
+        CURRENT_NONE, EVENTS, INFLIGHT, SUBMITS, SubmitState, add, count_loss, counters,
         wakeup_flags,
     },
     syscall,
@@ -56,10 +56,6 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
     let iocbpp = syscall::arg(ctx, 2)?;
     let nr = if nr < 0 { 0 } else { nr as u64 };
 
-    // A lookup first: cheaper than an update on every call.
-    if unsafe { AIO_PIDS.get(&pid) }.is_none() {
-        let _ = AIO_PIDS.insert(&pid, &1, 0);
-    }
     if let Some(c) = counters(pid, aio_ctx) {
         unsafe {
             add(&raw mut (*c).io_submit_calls, 1);
