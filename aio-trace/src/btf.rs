@@ -60,16 +60,18 @@ struct Type {
     kind_flag: bool,
     /// Size, or the referenced type id for modifiers.
     size_or_type: u32,
-    /// Byte offset of the kind-specific data in `Btf::types`.
+    /// Byte offset of the kind-specific data in `Btf::bytes`.
     data: usize,
 }
 
-/// A parsed BTF blob: enough to find struct members.
+/// A parsed BTF blob: enough to find struct members. The blob is kept as
+/// read and types are decoded on demand: the kernel's is ~6 MiB with ~150k
+/// types, and copies of it would stay in the heap of a long-running tracer.
 pub struct Btf {
-    types: Vec<u8>,
-    strings: Vec<u8>,
-    /// Indexed by type id; id 0 is `void`.
-    index: Vec<Type>,
+    bytes: Blob,
+    strings: std::ops::Range<usize>,
+    /// Where each type starts in `bytes`, by type id - 1 (id 0 is `void`).
+    index: Vec<u32>,
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> Result<u32, BtfError> {
@@ -79,52 +81,102 @@ fn u32_at(bytes: &[u8], at: usize) -> Result<u32, BtfError> {
         .ok_or(BtfError::Malformed("a type runs past the type section"))
 }
 
+/// The BTF bytes: mapped from the file where the kernel allows it (6.16+
+/// maps `/sys/kernel/btf/vmlinux`), else read into the heap, where glibc keeps
+/// the freed pages of a 6 MiB buffer mapped for the rest of the run.
+enum Blob {
+    Heap(Vec<u8>),
+    Mapped { ptr: *const u8, len: usize },
+}
+
+impl std::ops::Deref for Blob {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Heap(bytes) => bytes,
+            // SAFETY: a live private read-only mapping of `len` bytes.
+            Self::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts(*ptr, *len) },
+        }
+    }
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        if let Self::Mapped { ptr, len } = *self {
+            // SAFETY: unmaps exactly the mapping `map` made; no slice outlives self.
+            unsafe { libc::munmap(ptr as *mut libc::c_void, len) };
+        }
+    }
+}
+
+impl Blob {
+    fn map(file: &std::fs::File) -> Option<Self> {
+        use std::os::fd::AsRawFd;
+        let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: a fresh private read-only mapping of an open file.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        (ptr != libc::MAP_FAILED).then_some(Self::Mapped {
+            ptr: ptr as *const u8,
+            len,
+        })
+    }
+}
+
 impl Btf {
     pub fn from_file(path: &Path) -> Result<Self, BtfError> {
-        let bytes = std::fs::read(path).map_err(|source| BtfError::Read {
+        let read_error = |source| BtfError::Read {
             path: path.display().to_string(),
             source,
-        })?;
-        Self::parse(&bytes)
+        };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let blob = match Blob::map(&file) {
+            Some(mapped) => mapped,
+            None => {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(read_error)?;
+                Blob::Heap(bytes)
+            }
+        };
+        Self::from_blob(blob)
     }
 
     /// Parses a little-endian BTF blob (the kernel's own byte order here).
-    pub fn parse(bytes: &[u8]) -> Result<Self, BtfError> {
+    pub fn parse(bytes: Vec<u8>) -> Result<Self, BtfError> {
+        Self::from_blob(Blob::Heap(bytes))
+    }
+
+    fn from_blob(bytes: Blob) -> Result<Self, BtfError> {
         if bytes.len() < HEADER_LEN || u16::from_le_bytes([bytes[0], bytes[1]]) != MAGIC {
             return Err(BtfError::Malformed("no BTF magic"));
         }
-        let hdr_len = u32_at(bytes, 4)? as usize;
-        let section = |off: usize, len: usize| -> Result<Vec<u8>, BtfError> {
-            let start = hdr_len + u32_at(bytes, off)? as usize;
-            let len = u32_at(bytes, len)? as usize;
-            bytes
-                .get(start..start + len)
-                .map(<[u8]>::to_vec)
-                .ok_or(BtfError::Malformed("a section runs past the end"))
+        let hdr_len = u32_at(&bytes, 4)? as usize;
+        let section = |off: usize, len: usize| -> Result<std::ops::Range<usize>, BtfError> {
+            let start = hdr_len + u32_at(&bytes, off)? as usize;
+            let end = start + u32_at(&bytes, len)? as usize;
+            if end > bytes.len() {
+                return Err(BtfError::Malformed("a section runs past the end"));
+            }
+            Ok(start..end)
         };
         let types = section(8, 12)?;
         let strings = section(16, 20)?;
 
-        let void = Type {
-            name_off: 0,
-            kind: 0,
-            vlen: 0,
-            kind_flag: false,
-            size_or_type: 0,
-            data: 0,
-        };
-        let mut index = vec![void];
-        let mut at = 0;
-        while at < types.len() {
-            let info = u32_at(&types, at + 4)?;
-            let ty = Type {
-                name_off: u32_at(&types, at)?,
-                kind: (info >> 24) & 0x1f,
-                vlen: info & 0xffff,
-                kind_flag: info >> 31 == 1,
-                size_or_type: u32_at(&types, at + 8)?,
-                data: at + 12,
-            };
+        let mut index = Vec::new();
+        let mut at = types.start;
+        while at < types.end {
+            let ty = Self::decode(&bytes[..types.end], at)?;
             let vlen = ty.vlen as usize;
             let extra = match ty.kind {
                 KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
@@ -134,25 +186,43 @@ impl Btf {
                 0 | 20.. => return Err(BtfError::Malformed("unknown type kind")),
                 _ => 0,
             };
-            index.push(ty);
+            index.push(at as u32);
             at = ty.data + extra;
         }
         Ok(Self {
-            types,
+            bytes,
             strings,
             index,
         })
     }
 
+    fn decode(bytes: &[u8], at: usize) -> Result<Type, BtfError> {
+        let info = u32_at(bytes, at + 4)?;
+        Ok(Type {
+            name_off: u32_at(bytes, at)?,
+            kind: (info >> 24) & 0x1f,
+            vlen: info & 0xffff,
+            kind_flag: info >> 31 == 1,
+            size_or_type: u32_at(bytes, at + 8)?,
+            data: at + 12,
+        })
+    }
+
+    fn type_by_id(&self, id: u32) -> Option<Type> {
+        let at = *self.index.get((id as usize).checked_sub(1)?)?;
+        Self::decode(&self.bytes, at as usize).ok()
+    }
+
     fn name(&self, off: u32) -> &[u8] {
-        let tail = self.strings.get(off as usize..).unwrap_or_default();
+        let strings = &self.bytes[self.strings.clone()];
+        let tail = strings.get(off as usize..).unwrap_or_default();
         &tail[..tail.iter().position(|&b| b == 0).unwrap_or(tail.len())]
     }
 
     /// The struct or union a type id names, through typedefs and qualifiers.
     fn composite(&self, mut id: u32) -> Option<Type> {
         for _ in 0..32 {
-            let ty = *self.index.get(id as usize)?;
+            let ty = self.type_by_id(id)?;
             match ty.kind {
                 KIND_STRUCT | KIND_UNION => return Some(ty),
                 KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
@@ -165,12 +235,11 @@ impl Btf {
     }
 
     fn find_struct(&self, name: &str) -> Option<Type> {
-        self.index
-            .iter()
+        (1..=self.index.len() as u32)
+            .filter_map(|id| self.type_by_id(id))
             .find(|t| {
                 t.kind == KIND_STRUCT && t.vlen > 0 && self.name(t.name_off) == name.as_bytes()
             })
-            .copied()
     }
 
     /// `(byte offset, type id)` of member `name` in `ty`, looking inside
@@ -178,9 +247,9 @@ impl Btf {
     fn member(&self, ty: Type, name: &str) -> Option<(u32, u32)> {
         for i in 0..ty.vlen as usize {
             let at = ty.data + 12 * i;
-            let name_off = u32_at(&self.types, at).ok()?;
-            let member_type = u32_at(&self.types, at + 4).ok()?;
-            let raw = u32_at(&self.types, at + 8).ok()?;
+            let name_off = u32_at(&self.bytes, at).ok()?;
+            let member_type = u32_at(&self.bytes, at + 4).ok()?;
+            let raw = u32_at(&self.bytes, at + 8).ok()?;
             // With kind_flag set the top byte is a bitfield size.
             let bits = if ty.kind_flag { raw & 0x00ff_ffff } else { raw };
             let member_name = self.name(name_off);
@@ -328,7 +397,7 @@ mod tests {
                 ],
             ), // 6
         ];
-        Btf::parse(&blob(strings, types)).unwrap()
+        Btf::parse(blob(strings, types)).unwrap()
     }
 
     #[test]
@@ -350,7 +419,7 @@ mod tests {
             Err(BtfError::NoMember { member, .. }) if member == "in.c"
         ));
         assert!(matches!(
-            Btf::parse(b"not btf at all, really"),
+            Btf::parse(b"not btf at all, really".to_vec()),
             Err(BtfError::Malformed(_))
         ));
     }

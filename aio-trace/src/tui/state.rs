@@ -57,6 +57,22 @@ impl Group {
         self.recent.push_back(*r);
     }
 
+    /// Counts and rates only, until `set_detailed(true)`.
+    fn counts_only() -> Self {
+        Self {
+            total: Stats::counts_only(),
+            split: [Stats::counts_only(), Stats::counts_only()],
+            recent: VecDeque::new(),
+        }
+    }
+
+    fn set_detailed(&mut self, on: bool) {
+        self.total.set_detailed(on);
+        for s in &mut self.split {
+            s.set_detailed(on);
+        }
+    }
+
     fn tick(&mut self, secs: f64) {
         self.total.tick(secs);
         for s in &mut self.split {
@@ -291,7 +307,20 @@ impl State {
             ..Process::default()
         });
         process.group.record(r);
-        process.contexts.entry(r.ctx).or_default().record(r);
+        // A context's latencies are seen only under its expanded process:
+        // until then it keeps counts, which cost a fraction of histograms.
+        let expanded = self.expanded.contains(&r.pid);
+        process
+            .contexts
+            .entry(r.ctx)
+            .or_insert_with(|| {
+                if expanded {
+                    Group::default()
+                } else {
+                    Group::counts_only()
+                }
+            })
+            .record(r);
     }
 
     /// Closes a tick of `secs` seconds with the kernel's counters and losses.
@@ -489,11 +518,19 @@ impl State {
     }
 
     /// Shows or hides the contexts of the selected process.
+    /// Expanding turns the contexts' histograms on (their latency columns
+    /// fill from the next tick); collapsing turns them off.
     pub fn toggle_expand(&mut self) {
-        if let Some(row) = self.selected_row()
-            && !self.expanded.remove(&row.pid)
-        {
-            self.expanded.insert(row.pid);
+        if let Some(row) = self.selected_row() {
+            let expanded = !self.expanded.remove(&row.pid);
+            if expanded {
+                self.expanded.insert(row.pid);
+            }
+            if let Some(process) = self.processes.get_mut(&row.pid) {
+                for ctx in process.contexts.values_mut() {
+                    ctx.set_detailed(expanded);
+                }
+            }
         }
         self.refresh();
     }

@@ -190,8 +190,10 @@ pub struct Stats {
     window: LatencyWindow,
     /// One window per `Stage`, in `Stage::ALL` order.
     stages: [LatencyWindow; 5],
-    /// False for the header's totals: counts and rates only, no histograms
-    /// (each iocb lands in five `Stats`; this spares one its histograms).
+    /// False for the header's totals and for the contexts of collapsed
+    /// processes: counts and rates only. Histograms are most of top's CPU
+    /// (each iocb lands in five `Stats`); this spares all but the two a
+    /// process row shows.
     detailed: bool,
     tick_iocbs: u64,
     tick_bytes: u64,
@@ -238,6 +240,11 @@ impl Stats {
             detailed: false,
             ..Self::default()
         }
+    }
+
+    /// Turns histograms on or off; turned on, they start empty.
+    pub fn set_detailed(&mut self, on: bool) {
+        self.detailed = on;
     }
 
     pub fn record(&mut self, r: &IocbRecord) {
