@@ -354,19 +354,22 @@ impl Tracer {
         if self.ebpf.is_none() {
             return self.final_costs.clone();
         }
-        let mut costs: Vec<_> = aya::programs::loaded_programs()
-            .filter_map(Result::ok)
-            .filter_map(|info| {
-                let (name, _) = self.program_ids.iter().find(|(_, id)| *id == info.id())?;
-                Some(crate::model::ProgramCost {
-                    program: name.clone(),
-                    runs: info.run_count(),
-                    run_ns: info.run_time().as_nanos() as u64,
-                })
-            })
-            .collect();
-        costs.sort_by_key(|c| std::cmp::Reverse(c.run_ns));
-        costs
+        self.program_table().costs()
+    }
+
+    /// Our programs' ids, to read their costs from another thread.
+    pub fn program_table(&self) -> ProgramTable {
+        ProgramTable(self.program_ids.clone())
+    }
+
+    /// Turns the kernel's BPF run-time statistics on from now until the
+    /// tracer is dropped, if they are not on yet (`top`'s self-overhead).
+    pub fn enable_stats(&mut self) -> Result<(), LoadError> {
+        if self._bpf_stats.is_none() {
+            self._bpf_stats =
+                Some(aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(LoadError::Stats)?);
+        }
+        Ok(())
     }
 
     /// Iocbs in the in-flight table now.
@@ -431,6 +434,29 @@ impl LossTable {
     /// Kernel-side losses (aged_out and abandoned are the session's: see `Session::user_losses`).
     pub fn snapshot(&self) -> LossCounts {
         kernel_losses(&self.0)
+    }
+}
+
+/// aio-trace's programs by kernel id.
+#[derive(Clone, Debug)]
+pub struct ProgramTable(Vec<(String, u32)>);
+
+impl ProgramTable {
+    /// Run count and run time of each program, most expensive first.
+    pub fn costs(&self) -> Vec<crate::model::ProgramCost> {
+        let mut costs: Vec<_> = aya::programs::loaded_programs()
+            .filter_map(Result::ok)
+            .filter_map(|info| {
+                let (name, _) = self.0.iter().find(|(_, id)| *id == info.id())?;
+                Some(crate::model::ProgramCost {
+                    program: name.clone(),
+                    runs: info.run_count(),
+                    run_ns: info.run_time().as_nanos() as u64,
+                })
+            })
+            .collect();
+        costs.sort_by_key(|c| std::cmp::Reverse(c.run_ns));
+        costs
     }
 }
 

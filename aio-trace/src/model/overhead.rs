@@ -26,6 +26,71 @@ pub fn ns_per_iocb(costs: &[ProgramCost], iocbs: u64) -> Option<f64> {
     (iocbs != 0).then(|| costs.iter().map(|c| c.run_ns).sum::<u64>() as f64 / iocbs as f64)
 }
 
+/// Cumulative costs read at one instant: the BPF run time of aio-trace's
+/// programs and this process's CPU time, and its resident memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SelfSample {
+    /// None when the kernel's BPF statistics are off.
+    pub bpf_run_ns: Option<u64>,
+    pub cpu_ns: u64,
+    pub rss_bytes: u64,
+}
+
+impl SelfSample {
+    /// This process's CPU time (user + system) and RSS now, with `bpf_run_ns`.
+    pub fn now(bpf_run_ns: Option<u64>) -> Self {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage fills the struct it is given.
+        let usage = unsafe {
+            libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+            usage.assume_init()
+        };
+        let tv_ns =
+            |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1_000;
+        // statm's second field: resident pages.
+        let pages: u64 = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0);
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
+        Self {
+            bpf_run_ns,
+            cpu_ns: tv_ns(usage.ru_utime) + tv_ns(usage.ru_stime),
+            rss_bytes: pages * page,
+        }
+    }
+}
+
+/// What tracing cost over one interval: the "self-overhead" line of `top`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SelfOverhead {
+    /// BPF time per traced iocb; None without BPF statistics or iocbs.
+    pub bpf_ns_per_iocb: Option<f64>,
+    /// BPF time as a share of one CPU; None without BPF statistics.
+    pub bpf_cpu_pct: Option<f64>,
+    /// The user half's CPU time as a share of one CPU.
+    pub user_cpu_pct: f64,
+    pub rss_bytes: u64,
+}
+
+impl SelfOverhead {
+    /// The costs between two samples `secs` apart, during which `iocbs` were traced.
+    pub fn between(prev: &SelfSample, now: &SelfSample, secs: f64, iocbs: u64) -> Self {
+        let wall_ns = if secs > 0.0 { secs * 1e9 } else { 1e9 };
+        let bpf = match (prev.bpf_run_ns, now.bpf_run_ns) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64),
+            _ => None,
+        };
+        Self {
+            bpf_ns_per_iocb: bpf.filter(|_| iocbs > 0).map(|ns| ns / iocbs as f64),
+            bpf_cpu_pct: bpf.map(|ns| ns / wall_ns * 100.0),
+            user_cpu_pct: now.cpu_ns.saturating_sub(prev.cpu_ns) as f64 / wall_ns * 100.0,
+            rss_bytes: now.rss_bytes,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +112,36 @@ mod tests {
         assert_eq!(costs[0].ns_per_run(), 500.0);
         assert_eq!(ns_per_iocb(&costs, 1_000), Some(150.0));
         assert_eq!(ns_per_iocb(&costs, 0), None);
+    }
+
+    #[test]
+    fn self_overhead_over_an_interval() {
+        let prev = SelfSample {
+            bpf_run_ns: Some(1_000_000),
+            cpu_ns: 10_000_000,
+            rss_bytes: 1,
+        };
+        let now = SelfSample {
+            bpf_run_ns: Some(41_000_000),
+            cpu_ns: 30_000_000,
+            rss_bytes: 42 << 20,
+        };
+        let o = SelfOverhead::between(&prev, &now, 2.0, 10_000);
+        assert_eq!(o.bpf_ns_per_iocb, Some(4_000.0));
+        assert_eq!(o.bpf_cpu_pct, Some(2.0));
+        assert_eq!(o.user_cpu_pct, 1.0);
+        assert_eq!(o.rss_bytes, 42 << 20);
+        let off = SelfSample {
+            bpf_run_ns: None,
+            ..now
+        };
+        let o = SelfOverhead::between(&prev, &off, 2.0, 0);
+        assert_eq!((o.bpf_ns_per_iocb, o.bpf_cpu_pct), (None, None));
+    }
+
+    #[test]
+    fn this_process_has_cpu_time_and_memory() {
+        let sample = SelfSample::now(None);
+        assert!(sample.rss_bytes > 0 && sample.bpf_run_ns.is_none());
     }
 }

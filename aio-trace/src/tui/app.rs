@@ -205,6 +205,7 @@ async fn replay_loop(
                     let snapshot = Snapshot {
                         counters: Vec::new(),
                         losses: if ended { losses } else { Default::default() },
+                        self_cost: None,
                     };
                     state.tick(secs, Duration::from_nanos(pos), snapshot);
                 } else if ended {
@@ -249,8 +250,11 @@ async fn replay_loop(
 
 pub async fn run(options: TopOptions) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let (tracer, ring) = Tracer::start(&options.trace)?;
+    let (mut tracer, ring) = Tracer::start(&options.trace)?;
     let attached_ns = tracer.attached_ns;
+    // The header's self-overhead needs the kernel's BPF run-time statistics
+    // (as bpftop turns them on); without them it says so and top goes on.
+    let stats_off = tracer.enable_stats().err().map(|e| e.to_string());
     let mut collector = Collector::start(tracer, ring, DEFAULT_INFLIGHT_TIMEOUT)
         .context("while starting the session thread")?;
 
@@ -272,6 +276,10 @@ pub async fn run(options: TopOptions) -> anyhow::Result<()> {
     }
     if !described.is_empty() {
         state.trace_filter = described.join(", ");
+    }
+    if let Some(reason) = stats_off {
+        collector.probes.programs = None;
+        state.notice = Some(format!("self-overhead off: {reason}"));
     }
 
     let result = {

@@ -9,7 +9,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::state::Snapshot;
 use crate::{
-    loader::{CounterTable, LossTable, Tracer},
+    loader::{CounterTable, LossTable, ProgramTable, Tracer},
+    model::SelfSample,
     reader::Record,
     session::{Session, Sink, UserLosses},
 };
@@ -43,6 +44,8 @@ pub struct Probes {
     counters: Option<CounterTable>,
     kernel_losses: Option<LossTable>,
     user_losses: Arc<UserLosses>,
+    /// Our programs, for their run time (None: BPF statistics are off).
+    pub programs: Option<ProgramTable>,
 }
 
 impl Probes {
@@ -59,6 +62,11 @@ impl Probes {
                     .map(LossTable::snapshot)
                     .unwrap_or_default(),
             ),
+            self_cost: Some(SelfSample::now(
+                self.programs
+                    .as_ref()
+                    .map(|p| p.costs().iter().map(|c| c.run_ns).sum()),
+            )),
         }
     }
 }
@@ -79,6 +87,7 @@ impl Collector {
     ) -> io::Result<Self> {
         let counters = tracer.counter_table().ok();
         let kernel_losses = tracer.loss_table().ok();
+        let programs = Some(tracer.program_table());
         let (tx, batches) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -117,6 +126,7 @@ impl Collector {
                 counters,
                 kernel_losses,
                 user_losses,
+                programs,
             },
             stop: Some(stop_tx),
             thread: Some(thread),

@@ -11,7 +11,7 @@ use std::{
 use aio_trace_common::{CtxCounters, CtxKey, IocbRecord};
 
 use super::stats::{OpClass, Stats, end_to_end_ns};
-use crate::model::{LossCounts, comm_str};
+use crate::model::{LossCounts, SelfOverhead, SelfSample, comm_str};
 
 /// Iocbs kept per process and context for the detail view.
 pub const RECENT_IOCBS: usize = 32;
@@ -210,6 +210,8 @@ pub struct SyscallRates {
 pub struct Snapshot {
     pub counters: Vec<(CtxKey, CtxCounters)>,
     pub losses: LossCounts,
+    /// What tracing costs so far (None when replaying).
+    pub self_cost: Option<SelfSample>,
 }
 
 /// Where a replay (`top --replay`) stands, for the header.
@@ -248,6 +250,11 @@ pub struct State {
     prev_counter_sums: Option<(u64, u64, u64)>,
     pub rates: SyscallRates,
     pub losses: LossCounts,
+    /// aio-trace's own cost over the last tick, for the header.
+    pub self_overhead: Option<SelfOverhead>,
+    prev_self: Option<SelfSample>,
+    /// One line for the header when something is off (BPF statistics).
+    pub notice: Option<String>,
     pub sort: SortBy,
     pub reverse: bool,
     pub filter: Option<Filter>,
@@ -281,6 +288,9 @@ impl State {
             prev_counter_sums: None,
             rates: SyscallRates::default(),
             losses: LossCounts::default(),
+            self_overhead: None,
+            prev_self: None,
+            notice: None,
             sort: SortBy::Iocbs,
             reverse: false,
             filter: None,
@@ -353,6 +363,13 @@ impl State {
             };
         }
         self.prev_counter_sums = Some(sums);
+        if let Some(now) = snapshot.self_cost {
+            if let Some(prev) = &self.prev_self {
+                let iocbs = (self.totals.last.iocbs_per_s * secs).round() as u64;
+                self.self_overhead = Some(SelfOverhead::between(prev, &now, secs, iocbs));
+            }
+            self.prev_self = Some(now);
+        }
         self.counters = snapshot.counters.into_iter().collect();
         self.losses = snapshot.losses;
         if !self.paused {
@@ -673,6 +690,7 @@ pub(crate) mod tests {
         let snapshot = Snapshot {
             counters: vec![counters(100, 0xa, 40, 36, 0), counters(200, 0xc, 8, 6, 0)],
             losses: LossCounts::default(),
+            self_cost: None,
         };
         s.tick(1.0, Duration::from_secs(1), snapshot);
         s
@@ -694,12 +712,36 @@ pub(crate) mod tests {
                 counters(200, 0xc, 8, 6, 0),
             ],
             losses: LossCounts::default(),
+            self_cost: None,
         };
         s.tick(2.0, Duration::from_secs(3), snapshot);
         assert_eq!(s.rates.io_submit_per_s, 50.0);
         assert_eq!(s.rates.io_getevents_per_s, 25.0);
         assert_eq!(s.rates.events_per_getevents, Some(2.0));
         assert_eq!(s.uptime, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn self_overhead_is_per_tick_and_per_iocb() {
+        let mut s = sample_state();
+        let sample = |bpf_ms: u64, cpu_ms: u64| Snapshot {
+            self_cost: Some(SelfSample {
+                bpf_run_ns: Some(bpf_ms * 1_000_000),
+                cpu_ns: cpu_ms * 1_000_000,
+                rss_bytes: 40 << 20,
+            }),
+            ..Snapshot::default()
+        };
+        s.tick(1.0, Duration::from_secs(1), sample(10, 100));
+        assert_eq!(s.self_overhead, None, "one sample is not an interval");
+        for _ in 0..50 {
+            s.record(&iocb(300, 0xd, IOCB_CMD_PREAD, 1, 60_000));
+        }
+        s.tick(1.0, Duration::from_secs(2), sample(30, 150));
+        let o = s.self_overhead.unwrap();
+        assert_eq!(o.bpf_ns_per_iocb, Some(20_000_000.0 / 50.0));
+        assert_eq!(o.bpf_cpu_pct, Some(2.0));
+        assert_eq!(o.user_cpu_pct, 5.0);
     }
 
     #[test]

@@ -176,6 +176,7 @@ fn render_header(frame: &mut Frame, area: Rect, state: &State) {
             },
             lost_style,
         ),
+        Span::styled(self_overhead(state), Style::new().fg(Color::Cyan)),
         Span::raw(format!(
             "  filter {filter}  sort {}{}{}",
             state.sort.name(),
@@ -188,6 +189,27 @@ fn render_header(frame: &mut Frame, area: Rect, state: &State) {
         None => (line1, line2),
     };
     frame.render_widget(Paragraph::new(vec![line1, line2, line3]), area);
+}
+
+/// The self-overhead panel: what tracing costs, live — BPF time per iocb and
+/// as a share of one CPU, and this process's CPU and memory.
+fn self_overhead(state: &State) -> String {
+    if let Some(notice) = &state.notice {
+        return format!("  {notice}");
+    }
+    let Some(o) = &state.self_overhead else {
+        return String::new();
+    };
+    let bpf = match (o.bpf_ns_per_iocb, o.bpf_cpu_pct) {
+        (Some(ns), Some(pct)) => format!("BPF {:.1} µs/iocb {pct:.1}%cpu", ns / 1_000.0),
+        (None, Some(pct)) => format!("BPF {pct:.1}%cpu"),
+        _ => "BPF n/a".into(),
+    };
+    format!(
+        "  self {bpf}, top {:.1}%cpu {} MiB",
+        o.user_cpu_pct,
+        o.rss_bytes >> 20
+    )
 }
 
 fn render_footer(frame: &mut Frame, area: Rect, state: &State) {
@@ -778,6 +800,25 @@ mod tests {
         ] {
             insta::assert_snapshot!(format!("{name}_80x24"), draw(state, 80, 24));
         }
+    }
+
+    #[test]
+    fn the_header_shows_what_tracing_costs() {
+        let mut s = fixed(ticked(sample_state()));
+        s.self_overhead = Some(crate::model::SelfOverhead {
+            bpf_ns_per_iocb: Some(3_700.0),
+            bpf_cpu_pct: Some(4.04),
+            user_cpu_pct: 2.26,
+            rss_bytes: 41 << 20,
+        });
+        let screen = draw(&s, 160, 48);
+        assert!(
+            screen
+                .contains("lost 0  self BPF 3.7 µs/iocb 4.0%cpu, top 2.3%cpu 41 MiB  filter none"),
+            "{screen}"
+        );
+        s.notice = Some("self-overhead off: no BPF statistics".into());
+        assert!(draw(&s, 160, 48).contains("lost 0  self-overhead off: no BPF statistics"));
     }
 
     #[test]
