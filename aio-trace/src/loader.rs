@@ -283,7 +283,14 @@ impl Tracer {
             .map_err(|e| LoadError::Map("DEV_STATS", e))?;
 
         let mut skipped = Vec::new();
-        for probe in PROBES {
+        // Syscall exits before entries: an exit only counts what its entry
+        // saw, so a call caught halfway through attaching counts nowhere
+        // rather than as submitted-but-never-reaped (top's INFL drifted by
+        // every iocb reaped between the two attaches).
+        let (exits, rest): (Vec<&Probe>, Vec<&Probe>) = PROBES
+            .iter()
+            .partition(|p| p.program.starts_with("sys_exit_"));
+        for probe in exits.into_iter().chain(rest) {
             if let (Attach::Raw, Err(e)) = (probe.attach, &offsets) {
                 skipped.push((*probe, e.to_string()));
                 continue;
