@@ -63,10 +63,15 @@ async fn doctor(args: cli::DoctorArgs) -> anyhow::Result<ExitCode> {
     if args.self_cost && aio_trace::doctor::ready(&checks) {
         println!();
         println!(
-            "self-overhead: {:.0} s of 4 KiB random O_DIRECT reads, traced with BPF statistics on",
-            args.seconds.as_secs_f64()
+            "self-overhead: {:.0} s of 4 KiB random O_DIRECT reads, traced with BPF statistics on{}",
+            args.seconds.as_secs_f64(),
+            if args.no_block {
+                ", without block attribution"
+            } else {
+                ""
+            }
         );
-        let cost = aio_trace::selfcost::measure(args.seconds).await?;
+        let cost = aio_trace::selfcost::measure(args.seconds, !args.no_block).await?;
         print!("{}", aio_trace::selfcost::render(&cost));
     }
     Ok(if aio_trace::doctor::ready(&checks) {

@@ -40,8 +40,9 @@ impl Sink for CountIocbs {
 }
 
 /// Runs 4 KiB random O_DIRECT reads at iodepth 32 for `duration` on a
-/// temporary file, traced, and reports the BPF time per iocb.
-pub async fn measure(duration: Duration) -> Result<SelfCost> {
+/// temporary file, traced (with dispatch and block attribution if `block`),
+/// and reports the BPF time per iocb.
+pub async fn measure(duration: Duration, block: bool) -> Result<SelfCost> {
     let config = WorkloadConfig {
         mode: Mode::Scalar,
         segments: 1,
@@ -56,6 +57,7 @@ pub async fn measure(duration: Duration) -> Result<SelfCost> {
     let trace = TraceConfig {
         pids: vec![std::process::id()],
         bpf_stats: true,
+        block,
         ..TraceConfig::default()
     };
     let (tracer, ring) = Tracer::start(&trace)?;

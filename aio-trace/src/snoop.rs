@@ -27,6 +27,7 @@ pub fn trace_config(filter: &FilterArgs) -> anyhow::Result<TraceConfig> {
     Ok(TraceConfig {
         pids: filter.pids.clone(),
         comm: filter.comm.clone(),
+        block: !filter.no_block,
         ..TraceConfig::default()
     })
 }

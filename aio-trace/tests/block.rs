@@ -8,7 +8,7 @@ use std::{os::unix::fs::MetadataExt, time::Duration};
 
 use aio_trace::{model::IocbView, reader::Record};
 use aio_trace_common::IocbRecord;
-use common::{LoopDevice, Testee, of_type, trace_records};
+use common::{LoopDevice, Testee, of_type, trace_records, trace_records_with};
 
 /// max_sectors_kb of the device holding the test directory, in bytes.
 fn max_io_bytes() -> usize {
@@ -143,6 +143,36 @@ fn bios_and_dispatches_per_iocb_on_a_known_layout() {
 
     assert_eq!(losses.unattributed_bios, 0, "{losses:?}");
     assert_eq!(losses.unmatched_dispatches, 0, "{losses:?}");
+}
+
+/// `--no-block`: the raw tracepoint programs stay unattached, so the same
+/// iocbs come back whole, with latency, but without dispatch or block data.
+#[test]
+fn without_block_attribution_records_have_no_block_data() {
+    let max = max_io_bytes();
+    let testee = Testee::spawn_with_env("block", &[("AIO_TRACE_TEST_BIG", max.to_string())]);
+    let config = aio_trace::loader::TraceConfig {
+        block: false,
+        ..Default::default()
+    };
+    let (_truth, records, _summaries, losses) =
+        trace_records_with(testee, Duration::from_secs(30), config);
+    let iocbs: Vec<_> = (1..=11).map(|tag| by_tag(&records, tag)).collect();
+    assert_eq!((iocbs[0].op().name(), iocbs[0].segs), ("PREADV", 8));
+    for r in &iocbs {
+        assert!(r.latency_ns().is_some(), "{r:?}");
+        assert_eq!(
+            (r.dispatches, r.bios, r.dev, r.dispatch_ts, r.complete_ts),
+            (0, 0, 0, 0, 0),
+            "{r:?}"
+        );
+    }
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r, Record::Syscall(s) if s.bios == 0))
+    );
+    assert_eq!(losses.total(), 0, "{losses:?}");
 }
 
 /// A raw block device has no filesystem dispatch: each bio is matched to the

@@ -136,9 +136,18 @@ pub fn trace_records(
     testee: Testee,
     inflight_timeout: Duration,
 ) -> (Vec<Value>, Vec<Record>, Vec<ContextSummary>, LossCounts) {
+    trace_records_with(testee, inflight_timeout, TraceConfig::default())
+}
+
+/// Like `trace_records`, with `config` (its pids replaced by the testee's).
+pub fn trace_records_with(
+    testee: Testee,
+    inflight_timeout: Duration,
+    config: TraceConfig,
+) -> (Vec<Value>, Vec<Record>, Vec<ContextSummary>, LossCounts) {
     let config = TraceConfig {
         pids: vec![testee.pid()],
-        ..TraceConfig::default()
+        ..config
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
