@@ -14,7 +14,7 @@ use crate::{
     kernel::{bio_key, bio_sectors, request_key},
     maps::{
         BIO_OWNER, CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, INFLIGHT, RQ_ISSUE, SUBMITS, SYNC_CALLS,
-        SubmitState, aio_owner, count_loss, dev_stats, owner_record, syscall_owner,
+        SubmitState, active_slot, aio_owner, count_loss, dev_stats, owner_record, syscall_owner,
     },
     submit::read_iocb_pointer,
 };
@@ -48,7 +48,7 @@ fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
     let tid = pid_tgid as u32;
     let owner = if SYNC_CALLS.get_ptr(&tid).is_some() {
         syscall_owner(tid)
-    } else if let Some(state) = SUBMITS.get_ptr_mut(&tid) {
+    } else if let Some(state) = active_slot(&SUBMITS, tid) {
         match current_iocb(unsafe { &mut *state }, (pid_tgid >> 32) as u32, bio.sector) {
             Some(key) => aio_owner(key),
             None => {

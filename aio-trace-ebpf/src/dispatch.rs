@@ -13,8 +13,8 @@ use aya_ebpf::{
 use crate::{
     kernel::{kiocb_file, kiocb_pos},
     maps::{
-        CURRENT_BY_DISPATCH, DIO_OWNER, INFLIGHT, SUBMITS, SYNC_CALLS, SubmitState, aio_owner,
-        count_loss, owner_record, syscall_owner,
+        CURRENT_BY_DISPATCH, DIO_OWNER, INFLIGHT, SUBMITS, SYNC_CALLS, SubmitState, active_slot,
+        aio_owner, count_loss, owner_record, syscall_owner,
     },
     submit::read_iocb_pointer,
 };
@@ -65,7 +65,7 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
     // reading the kiocb.
     let caller = if let Some(record) = SYNC_CALLS.get_ptr_mut(&tid) {
         Caller::Sync(record)
-    } else if let Some(state) = SUBMITS.get_ptr_mut(&tid) {
+    } else if let Some(state) = active_slot(&SUBMITS, tid) {
         Caller::Submit(state)
     } else {
         return Ok(());

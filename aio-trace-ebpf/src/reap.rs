@@ -14,7 +14,10 @@ use aya_ebpf::{
 
 use crate::{
     filter::traced,
-    maps::{EVENTS, INFLIGHT, REAPS, ReapState, add, count_loss, counters, wakeup_flags},
+    maps::{
+        EVENTS, INFLIGHT, REAPS, ReapState, add, close_slot, count_loss, counters, open_slot,
+        wakeup_flags,
+    },
     syscall,
 };
 
@@ -63,10 +66,11 @@ fn try_enter_reap(ctx: &TracePointContext) -> Result<(), i64> {
         }
     }
     let state = ReapState {
+        active: 1,
         ctx: aio_ctx,
         events,
     };
-    if REAPS.insert(&tid, &state, 0).is_err() {
+    if !open_slot(&REAPS, tid, &state) {
         count_loss(LossCause::SyscallStateFull);
     }
     Ok(())
@@ -84,10 +88,9 @@ struct ReapWalk {
 fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    let Some(state) = (unsafe { REAPS.get(&tid) }).copied() else {
+    let Some(state) = close_slot(&REAPS, tid) else {
         return Ok(());
     };
-    let _ = REAPS.remove(&tid);
     let ret = syscall::ret(ctx)?;
     let reaped = if ret > 0 { ret as u64 } else { 0 };
     if let Some(c) = counters(pid, state.ctx) {

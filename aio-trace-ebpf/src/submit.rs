@@ -22,8 +22,8 @@ use crate::{
     filter::traced,
     iovec::sum_iovecs,
     maps::{
-        CURRENT_NONE, EVENTS, INFLIGHT, SUBMITS, SubmitState, add, count_loss, counters,
-        wakeup_flags,
+        CURRENT_NONE, EVENTS, INFLIGHT, SUBMITS, SubmitState, add, close_slot, count_loss,
+        counters, open_slot, wakeup_flags,
     },
     syscall,
 };
@@ -87,6 +87,7 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
     };
 
     let state = SubmitState {
+        active: 1,
         ctx: aio_ctx,
         iocbpp,
         walked,
@@ -94,7 +95,7 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
         current: InflightKey::default(),
         current_by: CURRENT_NONE,
     };
-    if SUBMITS.insert(&tid, &state, 0).is_err() {
+    if !open_slot(&SUBMITS, tid, &state) {
         count_loss(LossCause::SyscallStateFull);
     }
     Ok(())
@@ -204,10 +205,9 @@ struct ExitWalk {
 fn try_exit_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    let Some(state) = (unsafe { SUBMITS.get(&tid) }).copied() else {
+    let Some(state) = close_slot(&SUBMITS, tid) else {
         return Ok(());
     };
-    let _ = SUBMITS.remove(&tid);
     let ret = syscall::ret(ctx)?;
 
     let accepted = if ret > 0 { ret as u64 } else { 0 };
