@@ -38,7 +38,11 @@ impl TempDir {
     pub fn new(name: &str) -> Self {
         // Under the target dir: on the same (O_DIRECT-capable) filesystem as the build.
         let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let path = base.join(format!("{name}-{}", std::process::id()));
+        // Tests run on parallel threads of one process, some with the same
+        // scenario: a counter keeps their directories apart.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = base.join(format!("{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create temp dir");
         Self(path)
