@@ -46,8 +46,6 @@ pub static PID_FILTER: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct SubmitState {
-    /// 1 from io_submit entry to exit (see `Slots`).
-    pub active: u64,
     pub ctx: u64,
     pub iocbpp: u64,
     /// Iocbs walked at entry (`nr` capped at `MAX_IOCBS_PER_CALL`).
@@ -70,8 +68,6 @@ pub const CURRENT_BY_SECTOR: u64 = 2;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ReapState {
-    /// 1 from io_getevents entry to exit (see `Slots`).
-    pub active: u64,
     pub ctx: u64,
     pub events: u64,
 }
@@ -81,63 +77,55 @@ pub struct ReapState {
 /// insert and delete per call cost ~200 ns more than a lookup. LRU: the slots
 /// of threads that stopped doing AIO are evicted, not leaked.
 #[map]
-pub static SUBMITS: LruHashMap<u32, SubmitState> = LruHashMap::with_max_entries(16_384, 0);
+pub static SUBMITS: LruHashMap<u32, Slot<SubmitState>> = LruHashMap::with_max_entries(16_384, 0);
 #[map]
-pub static REAPS: LruHashMap<u32, ReapState> = LruHashMap::with_max_entries(16_384, 0);
+pub static REAPS: LruHashMap<u32, Slot<ReapState>> = LruHashMap::with_max_entries(16_384, 0);
 
-/// Opening, reading and closing the per-thread slots of `SUBMITS` and `REAPS`.
-pub trait Slot: Copy + 'static {
-    fn active(&self) -> bool;
-    fn close(&mut self);
+/// A thread's slot in `SUBMITS` or `REAPS`: its state while `active` is 1.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Slot<T> {
+    active: u64,
+    state: T,
 }
 
-impl Slot for SubmitState {
-    fn active(&self) -> bool {
-        self.active != 0
-    }
-    fn close(&mut self) {
-        self.active = 0;
-    }
-}
-
-impl Slot for ReapState {
-    fn active(&self) -> bool {
-        self.active != 0
-    }
-    fn close(&mut self) {
-        self.active = 0;
-    }
-}
-
-/// Writes `state` (active) into the thread's slot; false if the table is full.
+/// Writes `state` into the thread's slot and marks it active; false if the
+/// table is full.
 #[inline(always)]
-pub fn open_slot<T: Slot>(map: &LruHashMap<u32, T>, tid: u32, state: &T) -> bool {
+pub fn open_slot<T: Copy + 'static>(map: &LruHashMap<u32, Slot<T>>, tid: u32, state: &T) -> bool {
+    let slot = Slot {
+        active: 1,
+        state: *state,
+    };
     match map.get_ptr_mut(&tid) {
-        Some(slot) => {
-            unsafe { *slot = *state };
+        Some(current) => {
+            unsafe { *current = slot };
             true
         }
-        None => map.insert(&tid, state, 0).is_ok(),
+        None => map.insert(&tid, &slot, 0).is_ok(),
     }
 }
 
-/// The thread's slot while its syscall runs.
+/// The thread's state while its syscall runs.
 #[inline(always)]
-pub fn active_slot<T: Slot>(map: &LruHashMap<u32, T>, tid: u32) -> Option<*mut T> {
+pub fn active_slot<T: 'static>(map: &LruHashMap<u32, Slot<T>>, tid: u32) -> Option<*mut T> {
     let slot = map.get_ptr_mut(&tid)?;
-    unsafe { (*slot).active() }.then_some(slot)
+    unsafe { ((*slot).active != 0).then_some(&raw mut (*slot).state) }
 }
 
-/// At the syscall's exit: its state, and the slot closed.
+/// At the syscall's exit: its state, and the slot marked inactive.
 #[inline(always)]
-pub fn close_slot<T: Slot>(map: &LruHashMap<u32, T>, tid: u32) -> Option<T> {
-    let slot = active_slot(map, tid)?;
+pub fn close_slot<T: Copy + 'static>(map: &LruHashMap<u32, Slot<T>>, tid: u32) -> Option<T> {
+    let slot = map.get_ptr_mut(&tid)?;
     unsafe {
-        let state = *slot;
-        (*slot).close();
-        Some(state)
+        if (*slot).active == 0 {
+            return None;
+        }
+        (*slot).active = 0;
+        Some((*slot).state)
     }
 }
+
 /// io_setup's `ctxp` and `nr_events`, or io_destroy's ctx, entry → exit.
 #[map]
 pub static CTX_CALLS: HashMap<u32, [u64; 2]> = HashMap::with_max_entries(1024, 0);

@@ -66,7 +66,6 @@ fn try_enter_reap(ctx: &TracePointContext) -> Result<(), i64> {
         }
     }
     let state = ReapState {
-        active: 1,
         ctx: aio_ctx,
         events,
     };

@@ -87,7 +87,6 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
     };
 
     let state = SubmitState {
-        active: 1,
         ctx: aio_ctx,
         iocbpp,
         walked,
