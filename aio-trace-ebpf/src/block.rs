@@ -11,12 +11,12 @@ use aya_ebpf::{
 };
 
 use crate::{
+    claim::{Match, claim_iocb, holds},
     kernel::{bio_key, bio_sectors, request_key},
     maps::{
         BIO_OWNER, CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, INFLIGHT, RQ_ISSUE, SUBMITS, SYNC_CALLS,
         SubmitState, active_slot, aio_owner, count_loss, dev_stats, owner_record, syscall_owner,
     },
-    submit::read_iocb_pointer,
 };
 
 // Raw tracepoint arguments (TP_PROTO): block_bio_* (struct bio *),
@@ -92,78 +92,7 @@ fn current_iocb(state: &mut SubmitState, pid: u32, sector: u64) -> Option<Inflig
     {
         return Some(state.current);
     }
-    if state.cursor >= state.walked {
-        return None;
-    }
-    let mut scan = SectorScan {
-        pid,
-        _pad: 0,
-        ctx: state.ctx,
-        iocbpp: state.iocbpp,
-        start: state.cursor,
-        sector,
-        found: u64::MAX,
-        key: InflightKey::default(),
-    };
-    unsafe {
-        bpf_loop(
-            (state.walked - state.cursor) as u32,
-            match_sector as *mut c_void,
-            (&raw mut scan).cast(),
-            0,
-        )
-    };
-    if scan.found == u64::MAX {
-        return None;
-    }
-    state.cursor = scan.found + 1;
-    state.current = scan.key;
-    state.current_by = CURRENT_BY_SECTOR;
-    Some(scan.key)
-}
-
-/// Whether the 512-byte sector lies in [offset, offset + bytes) of a whole device.
-fn holds(offset: i64, bytes: u64, sector: u64) -> bool {
-    if offset < 0 {
-        return false;
-    }
-    let at = sector.wrapping_mul(512);
-    at >= offset as u64 && at < offset as u64 + bytes
-}
-
-#[repr(C)]
-struct SectorScan {
-    pid: u32,
-    _pad: u32,
-    ctx: u64,
-    iocbpp: u64,
-    start: u64,
-    sector: u64,
-    found: u64,
-    key: InflightKey,
-}
-
-extern "C" fn match_sector(index: u64, scan: *mut c_void) -> i64 {
-    let scan = unsafe { &mut *(scan as *mut SectorScan) };
-    let at = scan.start + index;
-    let Ok(iocb) = read_iocb_pointer(scan.iocbpp, at) else {
-        return 1;
-    };
-    let key = InflightKey {
-        pid: scan.pid,
-        _pad: 0,
-        ctx: scan.ctx,
-        iocb,
-    };
-    let Some(record) = (unsafe { INFLIGHT.get(&key) }) else {
-        return 0;
-    };
-    if !holds(record.offset, record.bytes, scan.sector) {
-        return 0;
-    }
-    scan.found = at;
-    scan.key = key;
-    1
+    claim_iocb(state, pid, Match::Sector { sector })
 }
 
 /// The owner of the bio starting at `bio`, if it was attributed.

@@ -1,22 +1,20 @@
 //! iomap direct-I/O dispatch and completion: which iocb (or vectored syscall)
 //! the filesystem is working on, and when the kernel finished it.
 
-use core::ffi::c_void;
-
-use aio_trace_common::{InflightKey, IocbRecord, LossCause};
+use aio_trace_common::{IocbRecord, LossCause};
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_loop},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
 
 use crate::{
+    claim::{Match, claim_iocb},
     kernel::{kiocb_file, kiocb_pos},
     maps::{
         CURRENT_BY_DISPATCH, DIO_OWNER, INFLIGHT, SUBMITS, SYNC_CALLS, SubmitState, active_slot,
         aio_owner, count_loss, owner_record, syscall_owner,
     },
-    submit::read_iocb_pointer,
 };
 
 // Raw tracepoint arguments (TP_PROTO): iomap_dio_rw_begin (struct kiocb *,
@@ -43,19 +41,6 @@ pub fn iomap_dio_rw_begin(ctx: RawTracePointContext) -> i32 {
 enum Caller {
     Sync(*mut IocbRecord),
     Submit(*mut SubmitState),
-}
-
-/// What the scan for the dispatched iocb needs.
-#[repr(C)]
-struct DispatchScan {
-    pid: u32,
-    _pad: u32,
-    ctx: u64,
-    iocbpp: u64,
-    start: u64,
-    pos: i64,
-    found: u64,
-    key: InflightKey,
 }
 
 fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
@@ -96,66 +81,17 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
         }
         return Ok(());
     }
-    if state.cursor >= state.walked {
-        count_loss(LossCause::UnmatchedDispatch);
-        return Ok(());
-    }
-    let mut scan = DispatchScan {
-        pid,
-        _pad: 0,
-        ctx: state.ctx,
-        iocbpp: state.iocbpp,
-        start: state.cursor,
-        pos,
-        found: u64::MAX,
-        key: InflightKey::default(),
-    };
     // The kernel dispatches iocbs in order, skipping those without a dispatch
     // (fsync, buffered I/O): the first iocb from the cursor on at this position.
-    unsafe {
-        bpf_loop(
-            (state.walked - state.cursor) as u32,
-            match_dispatch as *mut c_void,
-            (&raw mut scan).cast(),
-            0,
-        )
-    };
-    if scan.found == u64::MAX {
+    let Some(key) = claim_iocb(state, pid, Match::Dispatch { pos }) else {
         count_loss(LossCause::UnmatchedDispatch);
         return Ok(());
-    }
-    state.cursor = scan.found + 1;
-    state.current = scan.key;
-    state.current_by = CURRENT_BY_DISPATCH;
-    if let Some(record) = INFLIGHT.get_ptr_mut(&scan.key) {
+    };
+    if let Some(record) = INFLIGHT.get_ptr_mut(&key) {
         note_dispatch(record, dev, ino, now);
     }
-    let _ = DIO_OWNER.insert(&dio, &aio_owner(scan.key), 0);
+    let _ = DIO_OWNER.insert(&dio, &aio_owner(key), 0);
     Ok(())
-}
-
-/// `bpf_loop` callback: does iocb `start + index` start at the dispatched position?
-extern "C" fn match_dispatch(index: u64, scan: *mut c_void) -> i64 {
-    let scan = unsafe { &mut *(scan as *mut DispatchScan) };
-    let at = scan.start + index;
-    let Ok(iocb) = read_iocb_pointer(scan.iocbpp, at) else {
-        return 1;
-    };
-    let key = InflightKey {
-        pid: scan.pid,
-        _pad: 0,
-        ctx: scan.ctx,
-        iocb,
-    };
-    let Some(record) = (unsafe { INFLIGHT.get(&key) }) else {
-        return 0;
-    };
-    if record.offset != scan.pos || record.dispatches != 0 {
-        return 0;
-    }
-    scan.found = at;
-    scan.key = key;
-    1
 }
 
 #[raw_tracepoint(tracepoint = "iomap_dio_complete")]

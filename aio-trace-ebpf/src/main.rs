@@ -7,6 +7,7 @@
 #![no_main]
 
 mod block;
+mod claim;
 mod context;
 mod dispatch;
 mod filter;

@@ -1,0 +1,116 @@
+//! Which iocb of the io_submit in progress a filesystem dispatch or a bio
+//! belongs to. The kernel handles a call's iocbs in order, so the search runs
+//! from the thread's cursor on, and a match moves the cursor past it.
+
+use core::ffi::c_void;
+
+use aio_trace_common::InflightKey;
+use aya_ebpf::helpers::generated::bpf_loop;
+
+use crate::{
+    maps::{CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, INFLIGHT, SubmitState},
+    submit::read_iocb_pointer,
+};
+
+/// What the next claimed iocb must match.
+#[derive(Clone, Copy)]
+pub enum Match {
+    /// Not yet dispatched, starting at this file position (iomap dispatch).
+    Dispatch { pos: i64 },
+    /// Its byte range on a whole device holds this 512-byte sector (a bio on
+    /// a raw block device, which has no dispatch event).
+    Sector { sector: u64 },
+}
+
+/// Whether the 512-byte sector lies in [offset, offset + bytes) of a whole device.
+pub fn holds(offset: i64, bytes: u64, sector: u64) -> bool {
+    if offset < 0 {
+        return false;
+    }
+    let at = sector.wrapping_mul(512);
+    at >= offset as u64 && at < offset as u64 + bytes
+}
+
+/// What the `bpf_loop` callback needs.
+#[repr(C)]
+struct Scan {
+    pid: u32,
+    /// `CURRENT_BY_*` of the match.
+    by: u32,
+    ctx: u64,
+    iocbpp: u64,
+    start: u64,
+    /// The position or sector to match.
+    target: u64,
+    found: u64,
+    key: InflightKey,
+}
+
+/// The first iocb from the cursor on that `matching` describes: it becomes the
+/// thread's current iocb and the cursor moves past it. None when no iocb
+/// left in the call matches.
+#[inline(always)]
+pub fn claim_iocb(state: &mut SubmitState, pid: u32, matching: Match) -> Option<InflightKey> {
+    if state.cursor >= state.walked {
+        return None;
+    }
+    let (by, target) = match matching {
+        Match::Dispatch { pos } => (CURRENT_BY_DISPATCH, pos as u64),
+        Match::Sector { sector } => (CURRENT_BY_SECTOR, sector),
+    };
+    let mut scan = Scan {
+        pid,
+        by: by as u32,
+        ctx: state.ctx,
+        iocbpp: state.iocbpp,
+        start: state.cursor,
+        target,
+        found: u64::MAX,
+        key: InflightKey::default(),
+    };
+    // bpf_loop: the callback is verified once, whatever the batch size.
+    unsafe {
+        bpf_loop(
+            (state.walked - state.cursor) as u32,
+            match_iocb as *mut c_void,
+            (&raw mut scan).cast(),
+            0,
+        )
+    };
+    if scan.found == u64::MAX {
+        return None;
+    }
+    state.cursor = scan.found + 1;
+    state.current = scan.key;
+    state.current_by = by;
+    Some(scan.key)
+}
+
+/// `bpf_loop` callback: does iocb `start + index` match? 1 stops the loop.
+extern "C" fn match_iocb(index: u64, scan: *mut c_void) -> i64 {
+    let scan = unsafe { &mut *(scan as *mut Scan) };
+    let at = scan.start + index;
+    let Ok(iocb) = read_iocb_pointer(scan.iocbpp, at) else {
+        return 1;
+    };
+    let key = InflightKey {
+        pid: scan.pid,
+        _pad: 0,
+        ctx: scan.ctx,
+        iocb,
+    };
+    let Some(record) = (unsafe { INFLIGHT.get(&key) }) else {
+        return 0;
+    };
+    let hit = if u64::from(scan.by) == CURRENT_BY_DISPATCH {
+        record.offset == scan.target as i64 && record.dispatches == 0
+    } else {
+        holds(record.offset, record.bytes, scan.target)
+    };
+    if !hit {
+        return 0;
+    }
+    scan.found = at;
+    scan.key = key;
+    1
+}
