@@ -186,13 +186,18 @@ pub fn syscall_owner(tid: u32) -> Owner {
     }
 }
 
+// Zeroed templates for creating counters, in global data: a 360-byte
+// `default()` on the 512-byte stack left too little for the rest of a program.
+static ZERO_DEV_COUNTERS: DevCounters = unsafe { core::mem::zeroed() };
+static ZERO_CTX_COUNTERS: CtxCounters = unsafe { core::mem::zeroed() };
+
 /// This CPU's counters of `dev`, created on first use.
 #[inline(always)]
 pub fn dev_stats(dev: u32) -> Option<*mut DevCounters> {
     if let Some(c) = DEV_STATS.get_ptr_mut(&dev) {
         return Some(c);
     }
-    let _ = DEV_STATS.insert(&dev, &DevCounters::default(), BPF_NOEXIST as u64);
+    let _ = DEV_STATS.insert(&dev, &ZERO_DEV_COUNTERS, BPF_NOEXIST as u64);
     DEV_STATS.get_ptr_mut(&dev)
 }
 
@@ -240,7 +245,7 @@ pub fn counters(pid: u32, ctx: u64) -> Option<*mut CtxCounters> {
     }
     // Another CPU may race us to create it: NOEXIST keeps the first.
     // Creating a per-CPU entry zeroes every CPU's copy.
-    let _ = COUNTERS.insert(&key, &CtxCounters::default(), BPF_NOEXIST as u64);
+    let _ = COUNTERS.insert(&key, &ZERO_CTX_COUNTERS, BPF_NOEXIST as u64);
     // A process's first AIO call in a context: from now on its exit matters.
     // Registered here, once per context, rather than on every io_submit.
     let _ = AIO_PIDS.insert(&pid, &1, 0);
