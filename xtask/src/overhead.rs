@@ -299,13 +299,33 @@ pub fn capacity(binary: &Path, dir: &Path, seconds: u32) -> Result<()> {
             .rev()
             .find_map(|l| serde_json::from_str(l).ok())
             .unwrap_or_default();
-        let lost_total: u64 = lost
-            .as_object()
-            .map_or(0, |o| o.values().filter_map(Value::as_u64).sum());
+        // Causes that cost a record, apart from attribution misses (a bio
+        // or dispatch not tied to an iocb: the record is still written).
+        let causes = lost.as_object().cloned().unwrap_or_default();
+        let (mut records_lost, mut misses) = (0, 0);
+        let mut named = Vec::new();
+        for (cause, n) in &causes {
+            let n = n.as_u64().unwrap_or(0);
+            if n == 0 {
+                continue;
+            }
+            if cause.starts_with("unattributed") || cause.starts_with("unmatched_dispatch") {
+                misses += n;
+            } else {
+                records_lost += n;
+            }
+            named.push(format!("{cause} {n}"));
+        }
+        let iocbs = v["iocbs"].as_u64().unwrap_or(0);
         println!(
-            "  iodepth {iodepth:>3}: workload {:>8.0} iocbs/s, {records} records written ({:.0}/s), lost {lost_total}",
+            "  iodepth {iodepth:>3}: workload {:>8.0} iocbs/s, {records} records written for {iocbs} iocbs ({:.0}/s), records lost {records_lost}, attribution misses {misses}{}",
             v["iops"].as_f64().unwrap_or(0.0),
-            records as f64 / v["elapsed_s"].as_f64().unwrap_or(1.0)
+            records as f64 / v["elapsed_s"].as_f64().unwrap_or(1.0),
+            if named.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", named.join(", "))
+            }
         );
     }
     Ok(())

@@ -129,11 +129,18 @@ impl CtxJson {
 
 pub struct JsonSnoop<W: Write> {
     out: W,
+    /// One line, serialized here first: serde_json writes token by token, and
+    /// through a generic writer each token cost a `write_all` call — a third
+    /// of `record`'s CPU at 400k records/s. A `Vec` takes them inline.
+    line: Vec<u8>,
 }
 
 impl<W: Write> JsonSnoop<W> {
     pub fn new(out: W) -> Self {
-        Self { out }
+        Self {
+            out,
+            line: Vec::with_capacity(1024),
+        }
     }
     pub fn into_inner(self) -> W {
         self.out
@@ -146,13 +153,15 @@ impl<W: Write> JsonSnoop<W> {
 
 impl<W: Write> Sink for JsonSnoop<W> {
     fn record(&mut self, record: &Record) -> io::Result<()> {
+        self.line.clear();
         match record {
             Record::Iocb(r) | Record::Syscall(r) => {
-                serde_json::to_writer(&mut self.out, &IocbJson::new(r))?
+                serde_json::to_writer(&mut self.line, &IocbJson::new(r))?
             }
-            Record::Ctx(r) => serde_json::to_writer(&mut self.out, &CtxJson::new(r))?,
+            Record::Ctx(r) => serde_json::to_writer(&mut self.line, &CtxJson::new(r))?,
         }
-        self.out.write_all(b"\n")
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
