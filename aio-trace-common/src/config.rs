@@ -10,6 +10,11 @@ pub const GLOBAL_KERNEL_OFFSETS: &str = "KERNEL_OFFSETS";
 /// walks. Larger calls are truncated and counted as `LossCause::BatchTruncated`.
 pub const MAX_IOCBS_PER_CALL: u32 = 4096;
 
+/// The most iocb records io_getevents sends to the ring buffer as one item:
+/// one ring operation per batch instead of per record, read back as
+/// consecutive `IocbRecord`s.
+pub const REAP_BATCH: usize = 32;
+
 /// Default size of the in-flight table (iocbs submitted but not yet reaped).
 pub const DEFAULT_INFLIGHT_ENTRIES: u32 = 65_536;
 

@@ -3,7 +3,7 @@
 
 use core::ffi::c_void;
 
-use aio_trace_common::{InflightKey, IoEvent, IocbRecord, LossCause, MAX_IOCBS_PER_CALL};
+use aio_trace_common::{InflightKey, IoEvent, LossCause, MAX_IOCBS_PER_CALL, REAP_BATCH};
 use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user, generated::bpf_loop,
@@ -15,8 +15,8 @@ use aya_ebpf::{
 use crate::{
     filter::traced,
     maps::{
-        EVENTS, INFLIGHT, REAPS, ReapState, add, close_slot, count_loss, counters, open_slot,
-        wakeup_flags,
+        EVENTS, INFLIGHT, REAP_BATCHES, REAPS, ReapState, add, close_slot, count_loss,
+        count_losses, counters, open_slot, wakeup_flags,
     },
     syscall,
 };
@@ -82,6 +82,8 @@ struct ReapWalk {
     ctx: u64,
     events: u64,
     reap_ns: u64,
+    /// Records waiting in this CPU's `REAP_BATCHES` slot.
+    batched: u64,
 }
 
 fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
@@ -115,6 +117,7 @@ fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
         ctx: state.ctx,
         events: state.events,
         reap_ns: unsafe { bpf_ktime_get_ns() },
+        batched: 0,
     };
     unsafe {
         bpf_loop(
@@ -124,12 +127,32 @@ fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
             0,
         )
     };
+    flush(&mut walk);
     Ok(())
+}
+
+/// Sends the batched records as one ring buffer item.
+#[inline(always)]
+fn flush(walk: &mut ReapWalk) {
+    let n = walk.batched as usize;
+    walk.batched = 0;
+    if n == 0 || n > REAP_BATCH {
+        return;
+    }
+    let Some(batch) = REAP_BATCHES.get_ptr(0) else {
+        return;
+    };
+    // The slot is this CPU's alone while the program runs: syscall tracepoint
+    // programs run with preemption off, and only these two use it.
+    let records = unsafe { &(&(*batch).records)[..n] };
+    if EVENTS.output::<[_]>(records, wakeup_flags()).is_err() {
+        count_losses(LossCause::RingFull, n as u64);
+    }
 }
 
 /// `bpf_loop` callback: match io_event number `index` to its iocb.
 extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
-    let walk = unsafe { &*(walk as *const ReapWalk) };
+    let walk = unsafe { &mut *(walk as *mut ReapWalk) };
     let slot = walk.events.wrapping_add(index.wrapping_mul(32)) as *const IoEvent;
     let Ok(event) = (unsafe { bpf_probe_read_user(slot) }) else {
         count_loss(LossCause::UserRead);
@@ -145,16 +168,20 @@ extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
         count_loss(LossCause::Unmatched);
         return 0;
     };
-    match EVENTS.reserve::<IocbRecord>(0) {
-        Some(mut entry) => {
-            let mut out = *record;
-            out.res = event.res;
-            out.reap_ns = walk.reap_ns;
-            entry.write(out);
-            entry.submit(wakeup_flags());
-        }
-        None => count_loss(LossCause::RingFull),
+    let Some(batch) = REAP_BATCHES.get_ptr_mut(0) else {
+        return 0;
+    };
+    let at = walk.batched as usize;
+    if at < REAP_BATCH {
+        let out = unsafe { &mut (*batch).records[at] };
+        *out = *record;
+        out.res = event.res;
+        out.reap_ns = walk.reap_ns;
+        walk.batched += 1;
     }
     let _ = INFLIGHT.remove(&key);
+    if walk.batched as usize >= REAP_BATCH {
+        flush(walk);
+    }
     0
 }

@@ -51,6 +51,40 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
     }
 }
 
+/// The records of one ring buffer item: a single record, or, from
+/// io_getevents, up to `REAP_BATCH` iocb records back to back.
+pub fn records(item: &[u8]) -> Records<'_> {
+    const IOCB: usize = size_of::<IocbRecord>();
+    let batch = item.first() == Some(&RECORD_IOCB) && item.len() > IOCB && item.len() % IOCB == 0;
+    Records {
+        rest: item,
+        step: if batch { IOCB } else { item.len() },
+        started: false,
+    }
+}
+
+/// Iterator over the records of one ring buffer item (see `records`).
+pub struct Records<'a> {
+    rest: &'a [u8],
+    step: usize,
+    started: bool,
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<Record, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // An empty item is one error, not no records.
+        if self.rest.is_empty() && self.started {
+            return None;
+        }
+        self.started = true;
+        let (one, rest) = self.rest.split_at(self.step.min(self.rest.len()));
+        self.rest = rest;
+        Some(decode(one))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +122,36 @@ mod tests {
         let mut shifted = vec![0u8];
         shifted.extend(bytes_of(&record));
         assert_eq!(decode(&shifted[1..]), Ok(Record::Ctx(record)));
+    }
+
+    #[test]
+    fn splits_a_batch_of_iocb_records_in_order() {
+        let mut item = Vec::new();
+        for n in 1..=3u64 {
+            item.extend(bytes_of(&IocbRecord {
+                kind: RECORD_IOCB,
+                aio_data: n,
+                ..IocbRecord::default()
+            }));
+        }
+        let data: Vec<u64> = records(&item)
+            .map(|r| match r {
+                Ok(Record::Iocb(r)) => r.aio_data,
+                other => panic!("not an iocb record: {other:?}"),
+            })
+            .collect();
+        assert_eq!(data, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_single_record_or_an_empty_item_is_one_result() {
+        let ctx = bytes_of(&CtxRecord {
+            kind: RECORD_CTX,
+            ..CtxRecord::default()
+        });
+        assert_eq!(records(&ctx).count(), 1);
+        let one: Vec<_> = records(&[]).collect();
+        assert_eq!(one, [Err(DecodeError::Empty)]);
     }
 
     #[test]

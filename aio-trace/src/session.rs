@@ -20,7 +20,7 @@ use tokio::io::unix::AsyncFd;
 use crate::{
     loader::Tracer,
     model::{ContextSummary, DeviceSummary, LossCounts, Staleness, staleness},
-    reader::{Record, decode},
+    reader::{Record, records},
 };
 
 /// Monotonic clock in ns: the clock `bpf_ktime_get_ns` reads.
@@ -185,23 +185,25 @@ impl Session {
             && let Some(item) = ring.next()
         {
             taken += 1;
-            match decode(&item) {
-                Ok(record) => {
-                    // ctx 0 (never a context id) stands for all of the process's.
-                    if let Record::Ctx(ctx) = &record
-                        && (ctx.event == CTX_DESTROY || ctx.event == CTX_EXIT)
-                    {
-                        let key = CtxKey {
-                            pid: ctx.pid,
-                            _pad: 0,
-                            ctx: ctx.ctx,
-                        };
-                        self.destroyed.push((key, ctx.ts_ns));
+            for record in records(&item) {
+                match record {
+                    Ok(record) => {
+                        // ctx 0 (never a context id) stands for all of the process's.
+                        if let Record::Ctx(ctx) = &record
+                            && (ctx.event == CTX_DESTROY || ctx.event == CTX_EXIT)
+                        {
+                            let key = CtxKey {
+                                pid: ctx.pid,
+                                _pad: 0,
+                                ctx: ctx.ctx,
+                            };
+                            self.destroyed.push((key, ctx.ts_ns));
+                        }
+                        sink.record(&record)?;
                     }
-                    sink.record(&record)?;
+                    // A layout mismatch between halves is a build bug; say so once per record.
+                    Err(e) => eprintln!("aio-trace: skipping undecodable record: {e}"),
                 }
-                // A layout mismatch between halves is a build bug; say so once per record.
-                Err(e) => eprintln!("aio-trace: skipping undecodable record: {e}"),
             }
         }
         if !self.destroyed.is_empty() {
