@@ -55,7 +55,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
 /// io_getevents, up to `REAP_BATCH` iocb records back to back.
 pub fn records(item: &[u8]) -> Records<'_> {
     const IOCB: usize = size_of::<IocbRecord>();
-    let batch = item.first() == Some(&RECORD_IOCB) && item.len() > IOCB && item.len() % IOCB == 0;
+    let batch =
+        item.first() == Some(&RECORD_IOCB) && item.len() > IOCB && item.len().is_multiple_of(IOCB);
     Records {
         rest: item,
         step: if batch { IOCB } else { item.len() },
