@@ -68,7 +68,9 @@ pub struct KernelOffsets {
     pub inode_ino: u32,
     /// `struct super_block`: `s_dev`.
     pub sb_dev: u32,
-    pub _pad: u32,
+    /// From a `struct kiocb` inside a `struct aio_kiocb` to its
+    /// `ki_res.obj` (the user iocb address); 0 if the kernel has none.
+    pub aio_kiocb_obj: u32,
 }
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 64);
 

@@ -46,9 +46,8 @@ fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
-    let owner = if SYNC_CALLS.get_ptr(&tid).is_some() {
-        syscall_owner(tid)
-    } else if let Some(state) = active_slot(&SUBMITS, tid) {
+    // io_submit first, as at dispatch: a thread is in at most one of the two.
+    let owner = if let Some(state) = active_slot(&SUBMITS, tid) {
         match current_iocb(unsafe { &mut *state }, (pid_tgid >> 32) as u32, bio.sector) {
             Some(key) => aio_owner(key),
             None => {
@@ -56,6 +55,8 @@ fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
                 return Ok(());
             }
         }
+    } else if SYNC_CALLS.get_ptr(&tid).is_some() {
+        syscall_owner(tid)
     } else {
         // Not inside a traced AIO or vectored call (writeback, journal, readahead…).
         return Ok(());

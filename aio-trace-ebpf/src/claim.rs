@@ -102,11 +102,15 @@ extern "C" fn match_iocb(index: u64, scan: *mut c_void) -> i64 {
     let Some(record) = (unsafe { INFLIGHT.get(&key) }) else {
         return 0;
     };
-    let hit = if u64::from(scan.by) == CURRENT_BY_DISPATCH {
-        record.offset == scan.target as i64 && record.dispatches == 0
-    } else {
-        holds(record.offset, record.bytes, scan.target)
-    };
+    // Either way an iocb the filesystem dispatched is not a candidate: its
+    // offset is in the file, not on the device, and dispatches found straight
+    // from the kiocb do not move the cursor past it.
+    let hit = record.dispatches == 0
+        && if u64::from(scan.by) == CURRENT_BY_DISPATCH {
+            record.offset == scan.target as i64
+        } else {
+            holds(record.offset, record.bytes, scan.target)
+        };
     if !hit {
         return 0;
     }

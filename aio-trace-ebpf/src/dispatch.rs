@@ -1,7 +1,7 @@
 //! iomap direct-I/O dispatch and completion: which iocb (or vectored syscall)
 //! the filesystem is working on, and when the kernel finished it.
 
-use aio_trace_common::{IocbRecord, LossCause};
+use aio_trace_common::{InflightKey, IocbRecord, LossCause};
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::raw_tracepoint,
@@ -10,7 +10,7 @@ use aya_ebpf::{
 
 use crate::{
     claim::{Match, claim_iocb},
-    kernel::{kiocb_file, kiocb_pos},
+    kernel::{aio_user_iocb, kiocb_file, kiocb_pos},
     maps::{
         CURRENT_BY_DISPATCH, DIO_OWNER, INFLIGHT, SUBMITS, SYNC_CALLS, SubmitState, active_slot,
         aio_owner, count_loss, owner_record, syscall_owner,
@@ -47,11 +47,12 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     // Most dispatches are other tasks' (every O_DIRECT user's): leave before
-    // reading the kiocb.
-    let caller = if let Some(record) = SYNC_CALLS.get_ptr_mut(&tid) {
-        Caller::Sync(record)
-    } else if let Some(state) = active_slot(&SUBMITS, tid) {
+    // reading the kiocb. io_submit first: it is the common case here, and a
+    // thread is in at most one of the two.
+    let caller = if let Some(state) = active_slot(&SUBMITS, tid) {
         Caller::Submit(state)
+    } else if let Some(record) = SYNC_CALLS.get_ptr_mut(&tid) {
+        Caller::Sync(record)
     } else {
         return Ok(());
     };
@@ -81,17 +82,46 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
         }
         return Ok(());
     }
-    // The kernel dispatches iocbs in order, skipping those without a dispatch
-    // (fsync, buffered I/O): the first iocb from the cursor on at this position.
-    let Some(key) = claim_iocb(state, pid, Match::Dispatch { pos }) else {
+    let Some((key, record)) = dispatched_iocb(state, pid, kiocb, pos) else {
         count_loss(LossCause::UnmatchedDispatch);
         return Ok(());
     };
-    if let Some(record) = INFLIGHT.get_ptr_mut(&key) {
-        note_dispatch(record, dev, ino, now);
-    }
+    note_dispatch(record, dev, ino, now);
     let _ = DIO_OWNER.insert(&dio, &aio_owner(key), 0);
     Ok(())
+}
+
+/// The in-flight iocb io_submit is dispatching, which becomes the thread's
+/// current one.
+#[inline(always)]
+fn dispatched_iocb(
+    state: &mut SubmitState,
+    pid: u32,
+    kiocb: u64,
+    pos: i64,
+) -> Option<(InflightKey, *mut IocbRecord)> {
+    // Straight from the kernel's aio_kiocb: one read and one lookup.
+    if let Some(iocb) = aio_user_iocb(kiocb) {
+        let key = InflightKey {
+            pid,
+            _pad: 0,
+            ctx: state.ctx,
+            iocb,
+        };
+        if let Some(record) = INFLIGHT.get_ptr_mut(&key)
+            && unsafe { (*record).offset } == pos
+        {
+            state.current = key;
+            state.current_by = CURRENT_BY_DISPATCH;
+            return Some((key, record));
+        }
+    }
+    // Without the layout (or under a stacking filesystem, whose kiocb is
+    // its own): the kernel dispatches iocbs in order, skipping those without
+    // a dispatch (fsync, buffered I/O), so the first iocb from the cursor on
+    // at this position.
+    let key = claim_iocb(state, pid, Match::Dispatch { pos })?;
+    Some((key, INFLIGHT.get_ptr_mut(&key)?))
 }
 
 #[raw_tracepoint(tracepoint = "iomap_dio_complete")]

@@ -25,7 +25,7 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     inode_sb: 0,
     inode_ino: 0,
     sb_dev: 0,
-    _pad: 0,
+    aio_kiocb_obj: 0,
 };
 
 /// One resolved offset; volatile so the compiler does not fold the zeros above.
@@ -100,4 +100,17 @@ pub fn kiocb_file(kiocb: u64) -> Result<(u32, u64), i64> {
 #[inline(always)]
 pub fn kiocb_pos(kiocb: u64) -> Result<i64, i64> {
     read(kiocb, offset!(kiocb_pos))
+}
+
+/// The user iocb address of an AIO kiocb (`aio_kiocb.ki_res.obj`, set by
+/// io_submit before it dispatches), or None if the kernel's layout is unknown.
+/// Only meaningful for a kiocb io_submit handed down; the caller checks the
+/// result against the in-flight table.
+#[inline(always)]
+pub fn aio_user_iocb(kiocb: u64) -> Option<u64> {
+    let at = offset!(aio_kiocb_obj);
+    if at == 0 {
+        return None;
+    }
+    read(kiocb, at).ok()
 }

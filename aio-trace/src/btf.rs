@@ -305,8 +305,17 @@ impl Btf {
             inode_sb: self.offset_of("inode", "i_sb")?,
             inode_ino: self.offset_of("inode", "i_ino")?,
             sb_dev: self.offset_of("super_block", "s_dev")?,
-            _pad: 0,
+            // Optional: without it dispatches are matched by file position.
+            aio_kiocb_obj: self.aio_kiocb_obj().unwrap_or(0),
         })
+    }
+
+    /// `aio_kiocb.ki_res.obj` relative to `aio_kiocb.rw`, the kiocb the
+    /// filesystem sees.
+    fn aio_kiocb_obj(&self) -> Result<u32, BtfError> {
+        let obj = self.offset_of("aio_kiocb", "ki_res.obj")?;
+        let rw = self.offset_of("aio_kiocb", "rw")?;
+        Ok(obj.saturating_sub(rw))
     }
 }
 
@@ -438,5 +447,7 @@ mod tests {
         assert_eq!(btf.offset_of("io_event", "res").unwrap(), 16);
         let offsets = btf.kernel_offsets().unwrap();
         assert_ne!(offsets.bio_sector, offsets.bio_size);
+        // Past the kiocb (rw) and ki_ctx, ki_cancel and ki_res.data.
+        assert!(offsets.aio_kiocb_obj >= btf.offset_of("kiocb", "ki_pos").unwrap() + 8 + 24);
     }
 }

@@ -184,8 +184,9 @@ impl Session {
         while taken < limit
             && let Some(item) = ring.next()
         {
-            taken += 1;
             for record in records(&item) {
+                // Records, not ring items: an io_getevents item holds up to 32.
+                taken += 1;
                 match record {
                     Ok(record) => {
                         // ctx 0 (never a context id) stands for all of the process's.
