@@ -245,6 +245,9 @@ pub fn capacity(binary: &Path, dir: &Path, seconds: u32) -> Result<()> {
             "creating the capacity file",
         )?;
     }
+    // Into the page cache first: a cold file made the first step read from
+    // the disk (readahead bios inside io_submit, a fraction of the rate).
+    std::fs::read(&data).with_context(|| format!("while reading {}", data.display()))?;
     println!(
         "xtask bench: capacity — cached buffered 4 KiB reads, batch 16, reap-min 16, traced to a JSONL file"
     );
