@@ -52,38 +52,15 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
 }
 
 /// The records of one ring buffer item: a single record, or, from
-/// io_getevents, up to `REAP_BATCH` iocb records back to back.
-pub fn records(item: &[u8]) -> Records<'_> {
+/// io_getevents, up to `REAP_BATCH` iocb records back to back. An empty item
+/// is one error, not no records.
+pub fn records(item: &[u8]) -> impl Iterator<Item = Result<Record, DecodeError>> + '_ {
     const IOCB: usize = size_of::<IocbRecord>();
     let batch =
         item.first() == Some(&RECORD_IOCB) && item.len() > IOCB && item.len().is_multiple_of(IOCB);
-    Records {
-        rest: item,
-        step: if batch { IOCB } else { item.len() },
-        started: false,
-    }
-}
-
-/// Iterator over the records of one ring buffer item (see `records`).
-pub struct Records<'a> {
-    rest: &'a [u8],
-    step: usize,
-    started: bool,
-}
-
-impl Iterator for Records<'_> {
-    type Item = Result<Record, DecodeError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        // An empty item is one error, not no records.
-        if self.rest.is_empty() && self.started {
-            return None;
-        }
-        self.started = true;
-        let (one, rest) = self.rest.split_at(self.step.min(self.rest.len()));
-        self.rest = rest;
-        Some(decode(one))
-    }
+    let step = if batch { IOCB } else { item.len().max(1) };
+    let empty = item.is_empty().then_some(Err(DecodeError::Empty));
+    empty.into_iter().chain(item.chunks(step).map(decode))
 }
 
 #[cfg(test)]
