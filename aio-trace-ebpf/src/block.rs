@@ -14,9 +14,11 @@ use crate::{
     claim::{Match, claim_iocb, holds},
     kernel::{bio_key, bio_sectors, request_key},
     maps::{
-        BIO_OWNER, CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, INFLIGHT, RQ_ISSUE, SUBMITS, SYNC_CALLS,
-        SubmitState, active_slot, aio_owner, count_loss, dev_stats, owner_record, syscall_owner,
+        BIO_OWNER, BIO_SETS, CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, INFLIGHT, RQ_ISSUE, RQ_SETS,
+        SUBMITS, SYNC_CALLS, SubmitState, active_slot, aio_owner, count_loss, dev_stats,
+        owner_record, syscall_owner,
     },
+    table,
 };
 
 // Raw tracepoint arguments (TP_PROTO): block_bio_* (struct bio *),
@@ -69,13 +71,14 @@ fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
         }
     }
     let sectors = bio_sectors(bio_ptr)?;
-    let _ = BIO_OWNER.insert(
+    let _ = table::put(
+        &BIO_OWNER,
+        BIO_SETS,
         &bio,
         &BioOwner {
             owner,
             sectors: u64::from(sectors),
         },
-        0,
     );
     Ok(())
 }
@@ -98,7 +101,7 @@ fn current_iocb(state: &mut SubmitState, pid: u32, sector: u64) -> Option<Inflig
 
 /// The owner of the bio starting at `bio`, if it was attributed.
 fn bio_owner(bio: &SectorKey) -> Option<BioOwner> {
-    unsafe { BIO_OWNER.get(bio) }.copied()
+    table::get(&BIO_OWNER, BIO_SETS, bio)
 }
 
 #[raw_tracepoint(tracepoint = "block_split")]
@@ -124,19 +127,20 @@ fn try_split(ctx: &RawTracePointContext) -> Result<(), i64> {
         ..bio
     };
     let head = rest.sector.saturating_sub(bio.sector);
-    let _ = BIO_OWNER.insert(
+    let _ = table::put(
+        &BIO_OWNER,
+        BIO_SETS,
         &bio,
         &BioOwner {
             sectors: head,
             ..first
         },
-        0,
     );
     let tail = BioOwner {
         owner: first.owner,
         sectors: first.sectors.saturating_sub(head),
     };
-    let _ = BIO_OWNER.insert(&rest, &tail, 0);
+    let _ = table::put(&BIO_OWNER, BIO_SETS, &rest, &tail);
     Ok(())
 }
 
@@ -169,12 +173,7 @@ fn try_merge(ctx: &RawTracePointContext) -> Result<(), i64> {
 pub fn block_rq_issue(ctx: RawTracePointContext) -> i32 {
     let rq: u64 = ctx.arg(0);
     let now = unsafe { bpf_ktime_get_ns() };
-    match RQ_ISSUE.get_ptr_mut(&rq) {
-        Some(issued) => unsafe { *issued = now },
-        None => {
-            let _ = RQ_ISSUE.insert(&rq, &now, 0);
-        }
-    }
+    let _ = table::put(&RQ_ISSUE, RQ_SETS, &rq, &now);
     0
 }
 
@@ -188,11 +187,8 @@ fn try_rq_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
     let rq_ptr: u64 = ctx.arg(0);
     let rq = request_key(rq_ptr)?;
     let now = unsafe { bpf_ktime_get_ns() };
-    let issued = match RQ_ISSUE.get_ptr_mut(&rq_ptr) {
-        // A partial completion leaves 0: the rest is timed by nothing.
-        Some(slot) => unsafe { core::mem::replace(&mut *slot, 0) },
-        None => 0,
-    };
+    // A partial completion takes the issue time: the rest is timed by nothing.
+    let issued = table::take(&RQ_ISSUE, RQ_SETS, &rq_ptr).unwrap_or(0);
     if issued != 0 {
         if let Some(stats) = dev_stats(rq.dev) {
             let d2c = now.saturating_sub(issued);
@@ -246,10 +242,9 @@ extern "C" fn complete_bio(_index: u64, walk: *mut c_void) -> i64 {
         sector: walk.next,
     };
     // A bio we did not attribute (another task's) has no length here: stop.
-    let Some(bio) = bio_owner(&key) else {
+    let Some(bio) = table::take(&BIO_OWNER, BIO_SETS, &key) else {
         return 1;
     };
-    let _ = BIO_OWNER.remove(&key);
     if let Some(record) = owner_record(&bio.owner) {
         let r = unsafe { &mut *record };
         if walk.now > r.last_rq_ts {

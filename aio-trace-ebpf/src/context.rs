@@ -16,7 +16,7 @@ use crate::{
 #[tracepoint]
 pub fn sys_enter_io_setup(ctx: TracePointContext) -> u32 {
     // nr_events @16, ctxp @24: remember where the new id will be written.
-    let _ = remember_args(&ctx);
+    let _ = remember_args::<2>(&ctx);
     0
 }
 
@@ -29,7 +29,7 @@ pub fn sys_exit_io_setup(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_enter_io_destroy(ctx: TracePointContext) -> u32 {
     // ctx @16.
-    let _ = remember_args(&ctx);
+    let _ = remember_args::<1>(&ctx);
     0
 }
 
@@ -45,12 +45,16 @@ pub fn sys_enter_io_cancel(ctx: TracePointContext) -> u32 {
     0
 }
 
-fn remember_args(ctx: &TracePointContext) -> Result<(), i64> {
+/// Remembers the syscall's first `ARGS` (1 or 2) arguments. No more: the
+/// kernel refuses to attach a program that reads past its tracepoint's record.
+#[inline(always)]
+fn remember_args<const ARGS: usize>(ctx: &TracePointContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     if !traced((pid_tgid >> 32) as u32) {
         return Ok(());
     }
-    let args = [syscall::arg(ctx, 0)?, syscall::arg(ctx, 1)?];
+    let second = if ARGS > 1 { syscall::arg(ctx, 1) } else { 0 };
+    let args = [syscall::arg(ctx, 0), second];
     if CTX_CALLS.insert(&(pid_tgid as u32), &args, 0).is_err() {
         count_loss(LossCause::SyscallStateFull);
     }
@@ -64,7 +68,7 @@ fn try_exit_ctx_call(ctx: &TracePointContext, event: u8) -> Result<(), i64> {
         return Ok(());
     };
     let _ = CTX_CALLS.remove(&tid);
-    if syscall::ret(ctx)? != 0 {
+    if syscall::ret(ctx) != 0 {
         return Ok(());
     }
     let (aio_ctx, nr_events) = if event == CTX_SETUP {
@@ -99,7 +103,7 @@ fn try_enter_io_cancel(ctx: &TracePointContext) -> Result<(), i64> {
     if !traced(pid) {
         return Ok(());
     }
-    if let Some(c) = counters(pid, syscall::arg(ctx, 0)?) {
+    if let Some(c) = counters(pid, syscall::arg(ctx, 0)) {
         unsafe { add(&raw mut (*c).io_cancel_calls, 1) };
     }
     Ok(())
@@ -115,7 +119,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
 }
 
 fn try_process_exit(ctx: &TracePointContext) -> Result<(), i64> {
-    let group_dead: u8 = syscall::field(ctx, GROUP_DEAD)?;
+    let group_dead: u8 = syscall::field(ctx, GROUP_DEAD);
     if group_dead == 0 {
         return Ok(());
     }

@@ -12,9 +12,10 @@ use crate::{
     claim::{Match, claim_iocb},
     kernel::{aio_user_iocb, kiocb_file, kiocb_pos},
     maps::{
-        CURRENT_BY_DISPATCH, DIO_OWNER, INFLIGHT, SUBMITS, SYNC_CALLS, SubmitState, active_slot,
-        aio_owner, count_loss, owner_record, syscall_owner,
+        CURRENT_BY_DISPATCH, DIO_OWNER, DIO_SETS, INFLIGHT, SUBMITS, SYNC_CALLS, SubmitState,
+        active_slot, aio_owner, count_loss, owner_record, syscall_owner,
     },
+    table,
 };
 
 // Raw tracepoint arguments (TP_PROTO): iomap_dio_rw_begin (struct kiocb *,
@@ -67,7 +68,7 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
     let state = match caller {
         Caller::Sync(record) => {
             note_dispatch(record, dev, ino, now);
-            let _ = DIO_OWNER.insert(&dio, &syscall_owner(tid), 0);
+            let _ = table::put(&DIO_OWNER, DIO_SETS, &dio, &syscall_owner(tid));
             return Ok(());
         }
         Caller::Submit(state) => state,
@@ -78,7 +79,7 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
     if done_before != 0 && state.current_by == CURRENT_BY_DISPATCH {
         if let Some(record) = INFLIGHT.get_ptr_mut(&state.current) {
             note_dispatch(record, dev, ino, now);
-            let _ = DIO_OWNER.insert(&dio, &aio_owner(state.current), 0);
+            let _ = table::put(&DIO_OWNER, DIO_SETS, &dio, &aio_owner(state.current));
         }
         return Ok(());
     }
@@ -87,7 +88,7 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
         return Ok(());
     };
     note_dispatch(record, dev, ino, now);
-    let _ = DIO_OWNER.insert(&dio, &aio_owner(key), 0);
+    let _ = table::put(&DIO_OWNER, DIO_SETS, &dio, &aio_owner(key));
     Ok(())
 }
 
@@ -134,10 +135,9 @@ pub fn iomap_dio_complete(ctx: RawTracePointContext) -> i32 {
 /// the submitter, so the owner is found by the kiocb.
 fn try_dio_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
     let kiocb: u64 = ctx.arg(0);
-    let Some(owner) = (unsafe { DIO_OWNER.get(&kiocb) }).copied() else {
+    let Some(owner) = table::take(&DIO_OWNER, DIO_SETS, &kiocb) else {
         return Ok(());
     };
-    let _ = DIO_OWNER.remove(&kiocb);
     if let Some(record) = owner_record(&owner) {
         unsafe { (*record).complete_ts = bpf_ktime_get_ns() };
     }

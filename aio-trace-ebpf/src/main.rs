@@ -5,6 +5,9 @@
 //! `try_*` function returning `Result`.
 #![no_std]
 #![no_main]
+// `atomic_cxchg`: the bpfel target has no compare-and-swap in core::sync::atomic.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod block;
 mod claim;
@@ -18,6 +21,7 @@ mod reap;
 mod submit;
 mod sync;
 mod syscall;
+mod table;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -12,6 +12,8 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 
+use crate::table::{Table, WAYS};
+
 /// Finished records (`IocbRecord`, `CtxRecord`) for the user half.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
@@ -135,24 +137,22 @@ pub static CTX_CALLS: HashMap<u32, [u64; 2]> = HashMap::with_max_entries(1024, 0
 pub static SYNC_CALLS: HashMap<u32, IocbRecord> = HashMap::with_max_entries(16_384, 0);
 
 /// Direct I/Os dispatched and not completed, by `struct kiocb` address: who
-/// caused them. LRU: an entry
-/// whose completion was never seen is evicted rather than filling the table.
-/// (The common LRU list measured faster here than per-CPU lists, whose
-/// eviction dominated once the table filled.)
+/// caused them. In-flight kiocbs are at most a few thousand.
 #[map]
-pub static DIO_OWNER: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(65_536, 0);
+pub static DIO_OWNER: Table<u64, Owner> = Table::with_max_entries(DIO_SETS * WAYS, 0);
+pub const DIO_SETS: u32 = 4096;
 
-/// Bios queued (by start sector), for request completion and merges.
+/// Bios queued (by device and start sector), for request completion and merges.
 #[map]
-pub static BIO_OWNER: LruHashMap<SectorKey, BioOwner> = LruHashMap::with_max_entries(65_536, 0);
+pub static BIO_OWNER: Table<SectorKey, BioOwner> = Table::with_max_entries(BIO_SETS * WAYS, 0);
+pub const BIO_SETS: u32 = 16_384;
 
-/// Request issue times by `struct request` address, for D2C latency; 0 once
-/// completed. Requests are preallocated per hardware queue tag and reused, so
-/// the keys are few and bounded: entries are overwritten in place, never
-/// removed, which makes issue and completion a lookup each instead of a
-/// hash insert and delete.
+/// Request issue times by `struct request` address, for D2C latency.
+/// Requests are preallocated per hardware queue tag and reused, so the keys
+/// are few.
 #[map]
-pub static RQ_ISSUE: HashMap<u64, u64> = HashMap::with_max_entries(65_536, 0);
+pub static RQ_ISSUE: Table<u64, u64> = Table::with_max_entries(RQ_SETS * WAYS, 0);
+pub const RQ_SETS: u32 = 4096;
 
 /// Per block device counters (all devices, whatever the filters).
 #[map]

@@ -54,10 +54,10 @@ fn try_enter_reap(ctx: &TracePointContext) -> Result<(), i64> {
     if !traced(pid) {
         return Ok(());
     }
-    let aio_ctx = syscall::arg(ctx, 0)?;
-    let min_nr = syscall::arg(ctx, 1)? as i64;
-    let nr = syscall::arg(ctx, 2)? as i64;
-    let events = syscall::arg(ctx, 3)?;
+    let aio_ctx = syscall::arg(ctx, 0);
+    let min_nr = syscall::arg(ctx, 1) as i64;
+    let nr = syscall::arg(ctx, 2) as i64;
+    let events = syscall::arg(ctx, 3);
     if let Some(c) = counters(pid, aio_ctx) {
         unsafe {
             add(&raw mut (*c).io_getevents_calls, 1);
@@ -92,7 +92,7 @@ fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
     let Some(state) = close_slot(&REAPS, tid) else {
         return Ok(());
     };
-    let ret = syscall::ret(ctx)?;
+    let ret = syscall::ret(ctx);
     let reaped = if ret > 0 { ret as u64 } else { 0 };
     if let Some(c) = counters(pid, state.ctx) {
         unsafe {

@@ -51,9 +51,9 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
     if !traced(pid) {
         return Ok(());
     }
-    let aio_ctx = syscall::arg(ctx, 0)?;
-    let nr = syscall::arg(ctx, 1)? as i64;
-    let iocbpp = syscall::arg(ctx, 2)?;
+    let aio_ctx = syscall::arg(ctx, 0);
+    let nr = syscall::arg(ctx, 1) as i64;
+    let iocbpp = syscall::arg(ctx, 2);
     let nr = if nr < 0 { 0 } else { nr as u64 };
 
     if let Some(c) = counters(pid, aio_ctx) {
@@ -207,7 +207,7 @@ fn try_exit_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
     let Some(state) = close_slot(&SUBMITS, tid) else {
         return Ok(());
     };
-    let ret = syscall::ret(ctx)?;
+    let ret = syscall::ret(ctx);
 
     let accepted = if ret > 0 { ret as u64 } else { 0 };
     if let Some(c) = counters(pid, state.ctx) {

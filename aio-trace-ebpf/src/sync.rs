@@ -27,11 +27,11 @@ fn try_enter(ctx: &TracePointContext, opcode: u16, positioned: bool) -> Result<(
     if !traced(pid) {
         return Ok(());
     }
-    let fd = syscall::arg(ctx, 0)?;
-    let vec = syscall::arg(ctx, 1)?;
-    let vlen = syscall::arg(ctx, 2)?;
+    let fd = syscall::arg(ctx, 0);
+    let vec = syscall::arg(ctx, 1);
+    let vlen = syscall::arg(ctx, 2);
     let offset = if positioned {
-        syscall::arg(ctx, 3)? as i64
+        syscall::arg(ctx, 3) as i64
     } else {
         -1
     };
@@ -67,7 +67,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     let Some(record) = SYNC_CALLS.get_ptr_mut(&tid) else {
         return Ok(());
     };
-    let ret = syscall::ret(ctx)?;
+    let ret = syscall::ret(ctx);
     let now = unsafe { bpf_ktime_get_ns() };
     match EVENTS.reserve::<IocbRecord>(0) {
         Some(mut entry) => {
