@@ -15,9 +15,6 @@ pub const MAX_IOCBS_PER_CALL: u32 = 4096;
 /// consecutive `IocbRecord`s.
 pub const REAP_BATCH: usize = 32;
 
-/// Default size of the in-flight table (iocbs submitted but not yet reaped).
-pub const DEFAULT_INFLIGHT_ENTRIES: u32 = 65_536;
-
 /// Default ring buffer size in bytes (a power of two, a multiple of the page size).
 pub const DEFAULT_RING_BYTES: u32 = 16 << 20;
 

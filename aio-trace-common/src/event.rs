@@ -110,6 +110,10 @@ pub struct InflightKey {
 }
 const _: () = assert!(core::mem::size_of::<InflightKey>() == 24);
 
+/// An entry of the in-flight table.
+pub type InflightEntry = crate::TableEntry<InflightKey, IocbRecord>;
+const _: () = assert!(core::mem::size_of::<InflightEntry>() == 200);
+
 /// Key of the per-context counters.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]

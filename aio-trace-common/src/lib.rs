@@ -7,7 +7,9 @@
 pub mod abi;
 pub mod config;
 pub mod event;
+pub mod table;
 
 pub use abi::*;
 pub use config::*;
 pub use event::*;
+pub use table::*;

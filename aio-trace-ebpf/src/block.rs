@@ -14,11 +14,11 @@ use crate::{
     claim::{Match, claim_iocb, holds},
     kernel::{bio_key, bio_sectors, request_key},
     maps::{
-        BIO_OWNER, BIO_SETS, CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, INFLIGHT, RQ_ISSUE, RQ_SETS,
-        SUBMITS, SYNC_CALLS, SubmitState, active_slot, aio_owner, count_loss, dev_stats,
+        BIO_OWNER, BIO_SETS, CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, RQ_ISSUE, RQ_SETS, SUBMITS,
+        SYNC_CALLS, SubmitState, active_slot, aio_owner, count_loss, dev_stats, inflight,
         owner_record, syscall_owner,
     },
-    table,
+    table::{self, WhenFull},
 };
 
 // Raw tracepoint arguments (TP_PROTO): block_bio_* (struct bio *),
@@ -79,6 +79,7 @@ fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
             owner,
             sectors: u64::from(sectors),
         },
+        WhenFull::Evict,
     );
     Ok(())
 }
@@ -91,8 +92,8 @@ fn current_iocb(state: &mut SubmitState, pid: u32, sector: u64) -> Option<Inflig
         return Some(state.current);
     }
     if state.current_by == CURRENT_BY_SECTOR
-        && let Some(record) = unsafe { INFLIGHT.get(&state.current) }
-        && holds(record.offset, record.bytes, sector)
+        && let Some(record) = inflight(&state.current)
+        && unsafe { holds((*record).offset, (*record).bytes, sector) }
     {
         return Some(state.current);
     }
@@ -135,12 +136,13 @@ fn try_split(ctx: &RawTracePointContext) -> Result<(), i64> {
             sectors: head,
             ..first
         },
+        WhenFull::Evict,
     );
     let tail = BioOwner {
         owner: first.owner,
         sectors: first.sectors.saturating_sub(head),
     };
-    let _ = table::put(&BIO_OWNER, BIO_SETS, &rest, &tail);
+    let _ = table::put(&BIO_OWNER, BIO_SETS, &rest, &tail, WhenFull::Evict);
     Ok(())
 }
 
@@ -173,7 +175,7 @@ fn try_merge(ctx: &RawTracePointContext) -> Result<(), i64> {
 pub fn block_rq_issue(ctx: RawTracePointContext) -> i32 {
     let rq: u64 = ctx.arg(0);
     let now = unsafe { bpf_ktime_get_ns() };
-    let _ = table::put(&RQ_ISSUE, RQ_SETS, &rq, &now);
+    let _ = table::put(&RQ_ISSUE, RQ_SETS, &rq, &now, WhenFull::Evict);
     0
 }
 

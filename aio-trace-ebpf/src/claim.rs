@@ -8,7 +8,7 @@ use aio_trace_common::InflightKey;
 use aya_ebpf::helpers::generated::bpf_loop;
 
 use crate::{
-    maps::{CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, INFLIGHT, SubmitState},
+    maps::{CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, SubmitState, inflight},
     submit::read_iocb_pointer,
 };
 
@@ -99,9 +99,10 @@ extern "C" fn match_iocb(index: u64, scan: *mut c_void) -> i64 {
         ctx: scan.ctx,
         iocb,
     };
-    let Some(record) = (unsafe { INFLIGHT.get(&key) }) else {
+    let Some(record) = inflight(&key) else {
         return 0;
     };
+    let record = unsafe { &*record };
     // Either way an iocb the filesystem dispatched is not a candidate: its
     // offset is in the file, not on the device, and dispatches found straight
     // from the kiocb do not move the cursor past it.

@@ -12,10 +12,10 @@ use crate::{
     claim::{Match, claim_iocb},
     kernel::{aio_user_iocb, kiocb_file, kiocb_pos},
     maps::{
-        CURRENT_BY_DISPATCH, DIO_OWNER, DIO_SETS, INFLIGHT, SUBMITS, SYNC_CALLS, SubmitState,
-        active_slot, aio_owner, count_loss, owner_record, syscall_owner,
+        CURRENT_BY_DISPATCH, DIO_OWNER, DIO_SETS, SUBMITS, SYNC_CALLS, SubmitState, active_slot,
+        aio_owner, count_loss, inflight, owner_record, syscall_owner,
     },
-    table,
+    table::{self, WhenFull},
 };
 
 // Raw tracepoint arguments (TP_PROTO): iomap_dio_rw_begin (struct kiocb *,
@@ -68,7 +68,13 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
     let state = match caller {
         Caller::Sync(record) => {
             note_dispatch(record, dev, ino, now);
-            let _ = table::put(&DIO_OWNER, DIO_SETS, &dio, &syscall_owner(tid));
+            let _ = table::put(
+                &DIO_OWNER,
+                DIO_SETS,
+                &dio,
+                &syscall_owner(tid),
+                WhenFull::Evict,
+            );
             return Ok(());
         }
         Caller::Submit(state) => state,
@@ -77,9 +83,15 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
     let done_before: u64 = ctx.arg(3);
     // A continuation (the filesystem fell back, then went on) is the same iocb.
     if done_before != 0 && state.current_by == CURRENT_BY_DISPATCH {
-        if let Some(record) = INFLIGHT.get_ptr_mut(&state.current) {
+        if let Some(record) = inflight(&state.current) {
             note_dispatch(record, dev, ino, now);
-            let _ = table::put(&DIO_OWNER, DIO_SETS, &dio, &aio_owner(state.current));
+            let _ = table::put(
+                &DIO_OWNER,
+                DIO_SETS,
+                &dio,
+                &aio_owner(state.current),
+                WhenFull::Evict,
+            );
         }
         return Ok(());
     }
@@ -88,7 +100,7 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
         return Ok(());
     };
     note_dispatch(record, dev, ino, now);
-    let _ = table::put(&DIO_OWNER, DIO_SETS, &dio, &aio_owner(key));
+    let _ = table::put(&DIO_OWNER, DIO_SETS, &dio, &aio_owner(key), WhenFull::Evict);
     Ok(())
 }
 
@@ -109,7 +121,7 @@ fn dispatched_iocb(
             ctx: state.ctx,
             iocb,
         };
-        if let Some(record) = INFLIGHT.get_ptr_mut(&key)
+        if let Some(record) = inflight(&key)
             && unsafe { (*record).offset } == pos
         {
             state.current = key;
@@ -122,7 +134,7 @@ fn dispatched_iocb(
     // a dispatch (fsync, buffered I/O), so the first iocb from the cursor on
     // at this position.
     let key = claim_iocb(state, pid, Match::Dispatch { pos })?;
-    Some((key, INFLIGHT.get_ptr_mut(&key)?))
+    Some((key, inflight(&key)?))
 }
 
 #[raw_tracepoint(tracepoint = "iomap_dio_complete")]

@@ -2,26 +2,30 @@
 //! ring buffer and the in-flight table before load.
 
 use aio_trace_common::{
-    BioOwner, CtxCounters, CtxKey, DEFAULT_INFLIGHT_ENTRIES, DEFAULT_RING_BYTES, DevCounters,
-    InflightKey, IocbRecord, Iovec, LOSS_CAUSES, LossCause, OWNER_AIO, OWNER_SYSCALL, Owner,
-    REAP_BATCH, SectorKey, UIO_MAXIOV,
+    BioOwner, CtxCounters, CtxKey, DEFAULT_RING_BYTES, DevCounters, INFLIGHT_ENTRIES,
+    INFLIGHT_SETS, InflightKey, IocbRecord, Iovec, LOSS_CAUSES, LossCause, OWNER_AIO,
+    OWNER_SYSCALL, Owner, REAP_BATCH, SectorKey, TABLE_WAYS, UIO_MAXIOV,
 };
 use aya_ebpf::{
-    bindings::{BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::{
+        BPF_F_MMAPABLE, BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP,
+    },
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 
-use crate::table::{Table, WAYS};
+use crate::table::{self, Table, WhenFull};
 
 /// Finished records (`IocbRecord`, `CtxRecord`) for the user half.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 
 /// Iocbs submitted and not yet reaped, with everything known at submit time.
+/// Mmapped by the user half, which reclaims entries of dead processes,
+/// destroyed contexts and iocbs reaped from the ring (see `table`).
 #[map]
-pub static INFLIGHT: HashMap<InflightKey, IocbRecord> =
-    HashMap::with_max_entries(DEFAULT_INFLIGHT_ENTRIES, 0);
+pub static INFLIGHT: Table<InflightKey, IocbRecord> =
+    Table::with_max_entries(INFLIGHT_ENTRIES, BPF_F_MMAPABLE);
 
 /// Per (process, context) syscall counters. Per-CPU: threads of one process
 /// on different CPUs add without atomics or shared cache lines; the user half
@@ -75,13 +79,17 @@ pub struct ReapState {
 }
 
 /// Syscall state keyed by thread id, entry → exit: one slot per thread,
-/// written in place at entry and marked inactive at exit, because a hash
-/// insert and delete per call cost ~200 ns more than a lookup. LRU: the slots
-/// of threads that stopped doing AIO are evicted, not leaked.
+/// written in place at entry and marked inactive at exit, because an insert
+/// and delete per call cost more than a lookup. Tables, not hash maps: the
+/// io_submit slot is looked up again by every dispatch and bio the call
+/// causes. A full set evicts, so threads that stopped doing AIO do not leak.
 #[map]
-pub static SUBMITS: LruHashMap<u32, Slot<SubmitState>> = LruHashMap::with_max_entries(16_384, 0);
+pub static SUBMITS: Table<u64, Slot<SubmitState>> =
+    Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
 #[map]
-pub static REAPS: LruHashMap<u32, Slot<ReapState>> = LruHashMap::with_max_entries(16_384, 0);
+pub static REAPS: Table<u64, Slot<ReapState>> =
+    Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
+pub const THREAD_SETS: u32 = 4096;
 
 /// A thread's slot in `SUBMITS` or `REAPS`: its state while `active` is 1.
 #[repr(C)]
@@ -91,34 +99,35 @@ pub struct Slot<T> {
     state: T,
 }
 
-/// Writes `state` into the thread's slot and marks it active; false if the
-/// table is full.
+/// Writes `state` into the thread's slot and marks it active; false if
+/// another writer held the entry.
 #[inline(always)]
-pub fn open_slot<T: Copy + 'static>(map: &LruHashMap<u32, Slot<T>>, tid: u32, state: &T) -> bool {
+pub fn open_slot<T: Copy + 'static>(map: &Table<u64, Slot<T>>, tid: u32, state: &T) -> bool {
     let slot = Slot {
         active: 1,
         state: *state,
     };
-    match map.get_ptr_mut(&tid) {
+    let key = u64::from(tid);
+    match table::get_ptr(map, THREAD_SETS, &key) {
         Some(current) => {
             unsafe { *current = slot };
             true
         }
-        None => map.insert(&tid, &slot, 0).is_ok(),
+        None => table::put(map, THREAD_SETS, &key, &slot, WhenFull::Evict),
     }
 }
 
 /// The thread's state while its syscall runs.
 #[inline(always)]
-pub fn active_slot<T: 'static>(map: &LruHashMap<u32, Slot<T>>, tid: u32) -> Option<*mut T> {
-    let slot = map.get_ptr_mut(&tid)?;
+pub fn active_slot<T: 'static>(map: &Table<u64, Slot<T>>, tid: u32) -> Option<*mut T> {
+    let slot = table::get_ptr(map, THREAD_SETS, &u64::from(tid))?;
     unsafe { ((*slot).active != 0).then_some(&raw mut (*slot).state) }
 }
 
 /// At the syscall's exit: its state, and the slot marked inactive.
 #[inline(always)]
-pub fn close_slot<T: Copy + 'static>(map: &LruHashMap<u32, Slot<T>>, tid: u32) -> Option<T> {
-    let slot = map.get_ptr_mut(&tid)?;
+pub fn close_slot<T: Copy + 'static>(map: &Table<u64, Slot<T>>, tid: u32) -> Option<T> {
+    let slot = table::get_ptr(map, THREAD_SETS, &u64::from(tid))?;
     unsafe {
         if (*slot).active == 0 {
             return None;
@@ -139,30 +148,37 @@ pub static SYNC_CALLS: HashMap<u32, IocbRecord> = HashMap::with_max_entries(16_3
 /// Direct I/Os dispatched and not completed, by `struct kiocb` address: who
 /// caused them. In-flight kiocbs are at most a few thousand.
 #[map]
-pub static DIO_OWNER: Table<u64, Owner> = Table::with_max_entries(DIO_SETS * WAYS, 0);
+pub static DIO_OWNER: Table<u64, Owner> = Table::with_max_entries(DIO_SETS * TABLE_WAYS, 0);
 pub const DIO_SETS: u32 = 4096;
 
 /// Bios queued (by device and start sector), for request completion and merges.
 #[map]
-pub static BIO_OWNER: Table<SectorKey, BioOwner> = Table::with_max_entries(BIO_SETS * WAYS, 0);
+pub static BIO_OWNER: Table<SectorKey, BioOwner> =
+    Table::with_max_entries(BIO_SETS * TABLE_WAYS, 0);
 pub const BIO_SETS: u32 = 16_384;
 
 /// Request issue times by `struct request` address, for D2C latency.
 /// Requests are preallocated per hardware queue tag and reused, so the keys
 /// are few.
 #[map]
-pub static RQ_ISSUE: Table<u64, u64> = Table::with_max_entries(RQ_SETS * WAYS, 0);
+pub static RQ_ISSUE: Table<u64, u64> = Table::with_max_entries(RQ_SETS * TABLE_WAYS, 0);
 pub const RQ_SETS: u32 = 4096;
 
 /// Per block device counters (all devices, whatever the filters).
 #[map]
 pub static DEV_STATS: PerCpuHashMap<u32, DevCounters> = PerCpuHashMap::with_max_entries(256, 0);
 
+/// The in-flight record of `key`, to read or update in place.
+#[inline(always)]
+pub fn inflight(key: &InflightKey) -> Option<*mut IocbRecord> {
+    table::get_ptr(&INFLIGHT, INFLIGHT_SETS, key)
+}
+
 /// The record an owner points at, if it is still in flight.
 #[inline(always)]
 pub fn owner_record(owner: &Owner) -> Option<*mut IocbRecord> {
     match owner.kind {
-        OWNER_AIO => INFLIGHT.get_ptr_mut(&owner.iocb),
+        OWNER_AIO => inflight(&owner.iocb),
         OWNER_SYSCALL => SYNC_CALLS.get_ptr_mut(&owner.tid),
         _ => None,
     }

@@ -3,7 +3,9 @@
 
 use core::ffi::c_void;
 
-use aio_trace_common::{InflightKey, IoEvent, LossCause, MAX_IOCBS_PER_CALL, REAP_BATCH};
+use aio_trace_common::{
+    INFLIGHT_SETS, InflightKey, IoEvent, LossCause, MAX_IOCBS_PER_CALL, REAP_BATCH,
+};
 use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user, generated::bpf_loop,
@@ -18,7 +20,7 @@ use crate::{
         EVENTS, INFLIGHT, REAP_BATCHES, REAPS, ReapState, add, close_slot, count_loss,
         count_losses, counters, open_slot, wakeup_flags,
     },
-    syscall,
+    syscall, table,
 };
 
 // io_getevents and io_pgetevents share the argument layout the reader uses:
@@ -164,22 +166,25 @@ extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
         ctx: walk.ctx,
         iocb: event.obj,
     };
-    let Some(record) = (unsafe { INFLIGHT.get(&key) }) else {
-        count_loss(LossCause::Unmatched);
-        return 0;
-    };
     let Some(batch) = REAP_BATCHES.get_ptr_mut(0) else {
         return 0;
     };
+    // `flush` below keeps the batch from filling.
     let at = walk.batched as usize;
-    if at < REAP_BATCH {
-        let out = unsafe { &mut (*batch).records[at] };
-        *out = *record;
-        out.res = event.res;
-        out.reap_ns = walk.reap_ns;
-        walk.batched += 1;
+    if at >= REAP_BATCH {
+        return 0;
     }
-    let _ = INFLIGHT.remove(&key);
+    let out = unsafe { &raw mut (*batch).records[at] };
+    // Straight into the batch: the record is too large to copy via the stack.
+    if !table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, Some(out)) {
+        count_loss(LossCause::Unmatched);
+        return 0;
+    }
+    unsafe {
+        (*out).res = event.res;
+        (*out).reap_ns = walk.reap_ns;
+    }
+    walk.batched += 1;
     if walk.batched as usize >= REAP_BATCH {
         flush(walk);
     }

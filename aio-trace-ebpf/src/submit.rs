@@ -4,12 +4,11 @@
 use core::ffi::c_void;
 
 use aio_trace_common::{
-    IOCB_BYTES_UNKNOWN, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_CMD_PWRITE, IOCB_CMD_PWRITEV,
-    IOCB_REJECTED, IOCB_RES_UNKNOWN, InflightKey, Iocb, IocbRecord, LossCause, MAX_IOCBS_PER_CALL,
-    RECORD_IOCB,
+    INFLIGHT_SETS, IOCB_BYTES_UNKNOWN, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_CMD_PWRITE,
+    IOCB_CMD_PWRITEV, IOCB_REJECTED, IOCB_RES_UNKNOWN, InflightKey, Iocb, IocbRecord, LossCause,
+    MAX_IOCBS_PER_CALL, RECORD_IOCB,
 };
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user,
         generated::bpf_loop,
@@ -23,9 +22,10 @@ use crate::{
     iovec::sum_iovecs,
     maps::{
         CURRENT_NONE, EVENTS, INFLIGHT, SUBMITS, SubmitState, add, close_slot, count_loss,
-        counters, open_slot, wakeup_flags,
+        counters, inflight, open_slot, wakeup_flags,
     },
     syscall,
+    table::{self, WhenFull},
 };
 
 /// What the per-iocb callback needs, passed through `bpf_loop`.
@@ -159,20 +159,16 @@ fn try_submit_one(index: u64, walk: &SubmitWalk) -> Result<(), i64> {
     // reaped without io_getevents (from the AIO ring in user memory, as fio
     // --userspace_reap does). It is a record now, with its kernel completion
     // time if seen and no reap time.
-    // NOEXIST first: the common case costs one map operation, not two.
-    if INFLIGHT.insert(&key, &record, BPF_NOEXIST as u64).is_ok() {
-        return Ok(());
-    }
-    if let Some(previous) = unsafe { INFLIGHT.get(&key) } {
+    if let Some(previous) = inflight(&key) {
         match EVENTS.reserve::<IocbRecord>(0) {
             Some(mut entry) => {
-                entry.write(*previous);
+                entry.write(unsafe { *previous });
                 entry.submit(wakeup_flags());
             }
             None => count_loss(LossCause::RingFull),
         }
     }
-    if INFLIGHT.insert(&key, &record, 0).is_err() {
+    if !table::put(&INFLIGHT, INFLIGHT_SETS, &key, &record, WhenFull::Refuse) {
         count_loss(LossCause::InflightFull);
     }
     Ok(())
@@ -267,9 +263,10 @@ fn reject(walk: &ExitWalk, ret: i64) {
         count_loss(LossCause::UserRead);
         return;
     };
-    let Some(record) = (unsafe { INFLIGHT.get(&key) }) else {
+    let Some(record) = inflight(&key) else {
         return;
     };
+    let record = unsafe { &*record };
     match EVENTS.reserve::<IocbRecord>(0) {
         Some(mut entry) => {
             let mut out = *record;
@@ -284,7 +281,7 @@ fn reject(walk: &ExitWalk, ret: i64) {
         }
         None => count_loss(LossCause::RingFull),
     }
-    let _ = INFLIGHT.remove(&key);
+    let _ = table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, None);
 }
 
 /// `bpf_loop` callback: drop an iocb io_submit never attempted.
@@ -292,7 +289,7 @@ extern "C" fn forget_one(index: u64, walk: *mut c_void) -> i64 {
     let walk = unsafe { &*(walk as *const ExitWalk) };
     match inflight_key(walk, walk.start + index) {
         Ok(key) => {
-            let _ = INFLIGHT.remove(&key);
+            let _ = table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, None);
         }
         Err(_) => count_loss(LossCause::UserRead),
     }

@@ -1,81 +1,38 @@
-//! Set-associative tables on array maps: who owns a kiocb, a bio or a
-//! request while it is in flight.
+//! Set-associative tables on array maps: the in-flight iocbs, and who owns a
+//! kiocb, a bio or a request while it is in flight.
 //!
-//! These owners are written where the I/O starts and taken where it
-//! completes, often on another CPU and in interrupt context, once or twice per
-//! I/O. A hash-map insert and delete cost ~150 ns a pair here (an LRU one
-//! more); an array lookup is inlined by the verifier into a few instructions.
+//! Each iocb passes through these tables half a dozen times, often on another
+//! CPU and in interrupt context. A hash-map lookup costs ~45 ns here, an insert
+//! and delete ~150 ns a pair (an LRU one more); an array lookup is inlined by
+//! the verifier into a few instructions.
 //!
-//! A key hashes to a set of `WAYS` entries. Each entry carries a sequence
-//! number that is odd while a writer holds it (a seqlock): readers copy the
-//! entry and check that the number did not move, writers claim it with a
-//! compare-and-swap. Nobody waits — a program can interrupt another on the
-//! same CPU — so an entry held by someone else is a miss. When a set is full
-//! the oldest way by position is replaced: an owner whose completion was
-//! never seen is evicted rather than kept forever.
+//! A key hashes to a set of `TABLE_WAYS` entries (`TableEntry`). Each entry
+//! carries a sequence number that is odd while a writer holds it (a seqlock):
+//! readers copy the entry and check that the number did not move, writers
+//! claim it with a compare-and-swap. Nobody waits — a program can interrupt
+//! another on the same CPU — so an entry held by someone else is a miss.
+//!
+//! Values are updated in place through `get_ptr` without the seqlock, as they
+//! are through a hash map's lookup: the lock guards which key an entry holds.
 
 use core::intrinsics::{AtomicOrdering, atomic_cxchg};
 
-use aio_trace_common::SectorKey;
+use aio_trace_common::{TABLE_WAYS, TableEntry, TableKey};
 use aya_ebpf::maps::Array;
 
-/// Entries per set.
-pub const WAYS: u32 = 4;
+/// A table of `sets * TABLE_WAYS` entries (`sets` a power of two).
+pub type Table<K, V> = Array<TableEntry<K, V>>;
 
-/// A key of a table: never all zeros (zero marks a free entry).
-pub trait TableKey: Copy + PartialEq {
-    fn hash(&self) -> u64;
-    fn is_free(&self) -> bool;
-}
-
-/// Fibonacci hashing: the multiply spreads nearby pointers and sectors over
-/// the high bits, which pick the set.
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// A kernel object by address.
-impl TableKey for u64 {
-    fn hash(&self) -> u64 {
-        self.wrapping_mul(GOLDEN)
-    }
-    fn is_free(&self) -> bool {
-        *self == 0
-    }
-}
-
-impl TableKey for SectorKey {
-    fn hash(&self) -> u64 {
-        (self.sector ^ (u64::from(self.dev) << 40)).wrapping_mul(GOLDEN)
-    }
-    fn is_free(&self) -> bool {
-        self.dev == 0 && self.sector == 0
-    }
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Entry<K, V> {
-    seq: u64,
-    key: K,
-    value: V,
-}
-
-/// A table of `SETS * WAYS` entries (`SETS` a power of two).
-pub type Table<K, V> = Array<Entry<K, V>>;
-
-/// The index of the first entry of `key`'s set.
-#[inline(always)]
-fn set_of<K: TableKey>(key: &K, sets: u32) -> u32 {
-    ((key.hash() >> 32) as u32 & (sets - 1)) * WAYS
-}
-
-#[inline(always)]
-fn entry<K, V>(table: &Table<K, V>, index: u32) -> Option<*mut Entry<K, V>> {
-    table.get_ptr_mut(index)
-}
+type Entry<K, V> = TableEntry<K, V>;
 
 #[inline(always)]
 fn seq_of<K, V>(entry: *mut Entry<K, V>) -> u64 {
     unsafe { core::ptr::read_volatile(&raw const (*entry).seq) }
+}
+
+#[inline(always)]
+fn key_of<K: Copy, V>(entry: *mut Entry<K, V>) -> K {
+    unsafe { core::ptr::read_volatile(&raw const (*entry).key) }
 }
 
 /// Takes the entry if its sequence number is still `seen` (even): true when
@@ -103,88 +60,132 @@ fn release<K, V>(entry: *mut Entry<K, V>, seen: u64) {
     unsafe { core::ptr::write_volatile(&raw mut (*entry).seq, seen + 2) };
 }
 
-/// A consistent copy of the entry at `index` if it holds `key`, with the
-/// sequence number it was read at.
+/// The entry holding `key`, and the sequence number it was seen at.
 #[inline(always)]
-fn find<K: TableKey, V: Copy>(
+fn find<K: TableKey, V>(
     table: &Table<K, V>,
-    index: u32,
+    sets: u32,
     key: &K,
-) -> Option<(*mut Entry<K, V>, u64, V)> {
-    let e = entry(table, index)?;
-    let seen = seq_of(e);
-    if seen & 1 != 0 {
-        return None;
+) -> Option<(*mut Entry<K, V>, u64)> {
+    let first = key.first_entry(sets);
+    for way in 0..TABLE_WAYS {
+        let Some(e) = table.get_ptr_mut(first + way) else {
+            return None;
+        };
+        let seen = seq_of(e);
+        if seen & 1 == 0 && key_of(e) == *key && seq_of(e) == seen {
+            return Some((e, seen));
+        }
     }
-    let (k, v) = unsafe { (core::ptr::read_volatile(&raw const (*e).key), (*e).value) };
-    if k != *key || seq_of(e) != seen {
-        return None;
-    }
-    Some((e, seen, v))
+    None
 }
 
-/// The value of `key`, if present.
+/// The value of `key`, to read or update in place.
+#[inline(always)]
+pub fn get_ptr<K: TableKey, V>(table: &Table<K, V>, sets: u32, key: &K) -> Option<*mut V> {
+    find(table, sets, key).map(|(e, _)| unsafe { &raw mut (*e).value })
+}
+
+/// A copy of the value of `key` (small values: it is on the stack).
 #[inline(always)]
 pub fn get<K: TableKey, V: Copy>(table: &Table<K, V>, sets: u32, key: &K) -> Option<V> {
-    let first = set_of(key, sets);
-    for way in 0..WAYS {
-        if let Some((_, _, v)) = find(table, first + way, key) {
-            return Some(v);
-        }
-    }
-    None
+    let (e, seen) = find(table, sets, key)?;
+    let value = unsafe { (*e).value };
+    (seq_of(e) == seen).then_some(value)
 }
 
-/// Removes `key` and returns its value.
+/// Removes `key`, first copying its value to `out` if given. False if it was
+/// not there, or another writer got to it first.
+#[inline(always)]
+pub fn take_into<K: TableKey, V: Copy>(
+    table: &Table<K, V>,
+    sets: u32,
+    key: &K,
+    out: Option<*mut V>,
+) -> bool {
+    let Some((e, seen)) = find(table, sets, key) else {
+        return false;
+    };
+    if !claim(e, seen) {
+        return false;
+    }
+    unsafe {
+        if let Some(out) = out {
+            *out = (*e).value;
+        }
+        (*e).key = core::mem::zeroed();
+    }
+    release(e, seen);
+    true
+}
+
+/// Removes `key` and returns its value (small values: it is on the stack).
 #[inline(always)]
 pub fn take<K: TableKey, V: Copy>(table: &Table<K, V>, sets: u32, key: &K) -> Option<V> {
-    let first = set_of(key, sets);
-    for way in 0..WAYS {
-        if let Some((e, seen, v)) = find(table, first + way, key) {
-            if !claim(e, seen) {
-                return None;
-            }
-            unsafe { (*e).key = core::mem::zeroed() };
-            release(e, seen);
-            return Some(v);
-        }
-    }
-    None
+    let mut value = core::mem::MaybeUninit::<V>::uninit();
+    take_into(table, sets, key, Some(value.as_mut_ptr())).then(|| unsafe { value.assume_init() })
 }
 
-/// Sets `key` to `value`: in its own entry if present, else a free way, else
-/// the set's first way (evicting an owner whose completion was not seen).
-/// False when the entry was held by another writer.
+/// When `put` finds `key`'s set full.
+#[derive(Clone, Copy, PartialEq)]
+pub enum WhenFull {
+    /// Replace the set's first way: owners whose completion was never seen
+    /// must not hold their set forever.
+    Evict,
+    /// Refuse: an in-flight iocb is never dropped for another.
+    Refuse,
+}
+
+/// Sets `key` to `value`: in its own entry if present, else in a free way.
+/// False when the set is full and `full` refuses, or another writer held
+/// the entry.
 #[inline(always)]
-pub fn put<K: TableKey, V: Copy>(table: &Table<K, V>, sets: u32, key: &K, value: &V) -> bool {
+pub fn put<K: TableKey, V: Copy>(
+    table: &Table<K, V>,
+    sets: u32,
+    key: &K,
+    value: &V,
+    full: WhenFull,
+) -> bool {
     if key.is_free() {
         return false;
     }
-    let first = set_of(key, sets);
-    let mut target = first;
+    let first = key.first_entry(sets);
     let mut free = u32::MAX;
-    for way in 0..WAYS {
-        let Some(e) = entry(table, first + way) else {
+    let mut own = u32::MAX;
+    for way in 0..TABLE_WAYS {
+        let Some(e) = table.get_ptr_mut(first + way) else {
             return false;
         };
-        let k = unsafe { core::ptr::read_volatile(&raw const (*e).key) };
+        let k = key_of(e);
         if k == *key {
-            target = first + way;
-            free = u32::MAX;
+            own = first + way;
             break;
         }
         if free == u32::MAX && k.is_free() {
             free = first + way;
         }
     }
-    if free != u32::MAX {
-        target = free;
-    }
-    let Some(e) = entry(table, target) else {
+    let target = if own != u32::MAX {
+        own
+    } else if free != u32::MAX {
+        free
+    } else if full == WhenFull::Evict {
+        first
+    } else {
+        return false;
+    };
+    let Some(e) = table.get_ptr_mut(target) else {
         return false;
     };
     let seen = seq_of(e);
     if !claim(e, seen) {
+        return false;
+    }
+    // Another CPU may have taken the free way between the scan and the claim.
+    let held = key_of(e);
+    if held != *key && !held.is_free() && full == WhenFull::Refuse {
+        release(e, seen);
         return false;
     }
     unsafe {

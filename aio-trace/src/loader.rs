@@ -1,9 +1,8 @@
 //! Probe the kernel, load the eBPF object, attach what it allows.
 
 use aio_trace_common::{
-    CommFilter, CtxCounters, CtxKey, DEFAULT_INFLIGHT_ENTRIES, DEFAULT_RING_BYTES, DevCounters,
-    GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS, GLOBAL_KERNEL_OFFSETS, GLOBAL_WAKEUP_BYTES,
-    InflightKey, IocbRecord, LOSS_CAUSES,
+    CommFilter, CtxCounters, CtxKey, DEFAULT_RING_BYTES, DevCounters, GLOBAL_FILTER_COMM,
+    GLOBAL_FILTER_PIDS, GLOBAL_KERNEL_OFFSETS, GLOBAL_WAKEUP_BYTES, LOSS_CAUSES,
 };
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
@@ -15,7 +14,7 @@ use aya::{
 };
 use thiserror::Error;
 
-use crate::{btf, model::LossCounts, privileges, tracefs};
+use crate::{btf, inflight::InflightTable, model::LossCounts, privileges, tracefs};
 
 /// The eBPF object built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/aio-trace"));
@@ -128,6 +127,8 @@ pub enum LoadError {
     Stats(#[source] aya::sys::SyscallError),
     #[error("eBPF map {0} is missing or of the wrong type: {1}")]
     Map(&'static str, #[source] MapError),
+    #[error("could not map the in-flight table into memory: {0}")]
+    MapInflight(#[source] std::io::Error),
 }
 
 /// What to trace and how much memory to give the kernel half.
@@ -138,7 +139,6 @@ pub struct TraceConfig {
     /// Only tasks with this exact comm.
     pub comm: Option<String>,
     pub ring_bytes: u32,
-    pub inflight_entries: u32,
     /// Turn on the kernel's BPF run-time statistics (kernel.bpf_stats_enabled)
     /// for as long as the tracer lives, to measure its own cost.
     pub bpf_stats: bool,
@@ -154,7 +154,6 @@ impl Default for TraceConfig {
             pids: Vec::new(),
             comm: None,
             ring_bytes: DEFAULT_RING_BYTES,
-            inflight_entries: DEFAULT_INFLIGHT_ENTRIES,
             bpf_stats: false,
             block: true,
         }
@@ -165,7 +164,7 @@ impl Default for TraceConfig {
 pub struct Tracer {
     /// Owns the programs and their links; dropping it detaches everything.
     ebpf: Option<Ebpf>,
-    pub inflight: HashMap<MapData, InflightKey, IocbRecord>,
+    pub inflight: InflightTable,
     counters: CounterTable,
     /// Kernel id of the counters map, to open more handles on it.
     counters_id: Option<u32>,
@@ -254,7 +253,6 @@ impl Tracer {
                 true,
             )
             .map_max_entries("EVENTS", config.ring_bytes)
-            .map_max_entries("INFLIGHT", config.inflight_entries)
             .load(EBPF_OBJECT)
             .map_err(LoadError::Load)?;
 
@@ -276,8 +274,19 @@ impl Tracer {
 
         let events = RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?)
             .map_err(|e| LoadError::Map("EVENTS", e))?;
-        let inflight = HashMap::try_from(take_map(&mut ebpf, "INFLIGHT")?)
-            .map_err(|e| LoadError::Map("INFLIGHT", e))?;
+        let inflight = match take_map(&mut ebpf, "INFLIGHT")? {
+            aya::maps::Map::Array(data) => {
+                InflightTable::map(data).map_err(LoadError::MapInflight)?
+            }
+            _ => {
+                return Err(LoadError::Map(
+                    "INFLIGHT",
+                    MapError::InvalidName {
+                        name: "INFLIGHT".into(),
+                    },
+                ));
+            }
+        };
         let counters_map = take_map(&mut ebpf, "COUNTERS")?;
         let counters_id = match &counters_map {
             aya::maps::Map::PerCpuHashMap(data) => data.info().ok().map(|info| info.id()),
@@ -434,7 +443,7 @@ impl Tracer {
 
     /// Iocbs in the in-flight table now.
     pub fn inflight_len(&self) -> usize {
-        self.inflight.keys().filter(Result::is_ok).count()
+        self.inflight.len()
     }
 
     /// Per block device counters, summed over CPUs, in device order.

@@ -224,7 +224,6 @@ impl Session {
             .tracer
             .inflight
             .iter()
-            .filter_map(Result::ok)
             .filter(|(k, record)| {
                 destroyed.iter().any(|(d, at)| {
                     d.pid == k.pid && (d.ctx == 0 || d.ctx == k.ctx) && record.submit_ns < *at
@@ -232,7 +231,7 @@ impl Session {
             })
             .collect();
         for (key, record) in doomed {
-            if self.tracer.inflight.remove(&key).is_ok() {
+            if self.tracer.inflight.remove(&key) {
                 if record.complete_ts != 0 {
                     sink.record(&Record::Iocb(record))?;
                     self.completed_unreaped += 1;
@@ -254,7 +253,7 @@ impl Session {
         let mut alive: StdHashMap<u32, bool> = StdHashMap::new();
         let mut doomed = Vec::new();
         let mut completed = Vec::new();
-        for entry in self.tracer.inflight.iter().filter_map(Result::ok) {
+        for entry in self.tracer.inflight.iter() {
             let (key, record) = entry;
             let process_alive = *alive
                 .entry(key.pid)
@@ -281,13 +280,13 @@ impl Session {
         for (key, record) in completed {
             // Removed first: if io_getevents reaps it meanwhile, the kernel
             // half counts it unmatched rather than both emitting it.
-            if self.tracer.inflight.remove(&key).is_ok() {
+            if self.tracer.inflight.remove(&key) {
                 sink.record(&Record::Iocb(record))?;
                 self.completed_unreaped += 1;
             }
         }
         for (key, verdict) in doomed {
-            if self.tracer.inflight.remove(&key).is_ok() {
+            if self.tracer.inflight.remove(&key) {
                 let counter = match verdict {
                     Staleness::Abandoned => &self.user_losses.abandoned,
                     _ => &self.user_losses.aged_out,

@@ -1,0 +1,112 @@
+//! Set-associative tables on array maps, as the kernel half keeps its
+//! in-flight iocbs and owners: the entry layout and how a key picks its set,
+//! shared so that the user half finds the same entries.
+
+use crate::{InflightKey, SectorKey};
+
+/// Entries per set of the kernel half's set-associative tables (see `TableEntry`).
+pub const TABLE_WAYS: u32 = 4;
+
+/// Sets of the in-flight table (iocbs submitted but not yet reaped): a power
+/// of two. 65,536 entries: at 1,024 iocbs in flight a set is full (an iocb
+/// counted `inflight_full`) about once in two million submits.
+pub const INFLIGHT_SETS: u32 = 16_384;
+pub const INFLIGHT_ENTRIES: u32 = INFLIGHT_SETS * TABLE_WAYS;
+
+/// One entry of a set-associative table on an array map, shared with the
+/// user half by mmap for the in-flight table.
+///
+/// `seq` is a seqlock word: odd while a writer (kernel or user half) holds the
+/// entry, bumped by two per change, claimed with a compare-and-swap. The entry
+/// is free when `key` is all zeros.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableEntry<K, V> {
+    pub seq: u64,
+    pub key: K,
+    pub value: V,
+}
+
+/// A key of a table: never all zeros (zero marks a free entry).
+pub trait TableKey: Copy + PartialEq {
+    fn hash(&self) -> u64;
+    fn is_free(&self) -> bool;
+
+    /// The index of the first entry of this key's set in a table of `sets`
+    /// sets (a power of two).
+    #[inline(always)]
+    fn first_entry(&self, sets: u32) -> u32 {
+        ((self.hash() >> 32) as u32 & (sets - 1)) * TABLE_WAYS
+    }
+}
+
+/// Fibonacci hashing: the multiply spreads nearby pointers, sectors and iocb
+/// addresses over the high bits, which pick the set.
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// A kernel object by address.
+impl TableKey for u64 {
+    #[inline(always)]
+    fn hash(&self) -> u64 {
+        self.wrapping_mul(GOLDEN)
+    }
+    #[inline(always)]
+    fn is_free(&self) -> bool {
+        *self == 0
+    }
+}
+
+impl TableKey for SectorKey {
+    #[inline(always)]
+    fn hash(&self) -> u64 {
+        (self.sector ^ (u64::from(self.dev) << 40)).wrapping_mul(GOLDEN)
+    }
+    #[inline(always)]
+    fn is_free(&self) -> bool {
+        self.dev == 0 && self.sector == 0
+    }
+}
+
+impl TableKey for InflightKey {
+    #[inline(always)]
+    fn hash(&self) -> u64 {
+        (self.iocb ^ self.ctx.rotate_left(17) ^ u64::from(self.pid)).wrapping_mul(GOLDEN)
+    }
+    #[inline(always)]
+    fn is_free(&self) -> bool {
+        self.pid == 0 && self.ctx == 0 && self.iocb == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbouring_iocbs_spread_over_sets() {
+        // An application's iocbs sit 64 bytes apart in one array.
+        let mut used = [false; INFLIGHT_SETS as usize];
+        for i in 0..1024u64 {
+            let key = InflightKey {
+                pid: 4242,
+                _pad: 0,
+                ctx: 0x7f00_dead_0000,
+                iocb: 0x5555_0000_1000 + 64 * i,
+            };
+            let first = key.first_entry(INFLIGHT_SETS);
+            assert_eq!(first % TABLE_WAYS, 0);
+            assert!(first < INFLIGHT_ENTRIES);
+            used[(first / TABLE_WAYS) as usize] = true;
+        }
+        let sets = used.iter().filter(|u| **u).count();
+        assert!(sets > 1000, "1024 iocbs landed in only {sets} sets");
+    }
+
+    #[test]
+    fn zero_keys_are_free() {
+        assert!(InflightKey::default().is_free());
+        assert!(SectorKey::default().is_free());
+        assert!(0u64.is_free());
+        assert!(!1u64.is_free());
+    }
+}
