@@ -5,9 +5,14 @@
 //! 13 MB of memory instead of making a syscall per entry. Entries are claimed
 //! with the kernel half's seqlock, so an iocb that io_getevents reaps while a
 //! sweep reclaims it is delivered by exactly one of them.
+//!
+//! The table is mapped only for the length of a sweep (a `View`): the kernel
+//! maps every page of it at once, and 13 MB held mapped would count in the
+//! tracer's RSS all the time.
 
 use std::{
     io,
+    marker::PhantomData,
     os::fd::{AsFd, AsRawFd},
     ptr::NonNull,
     sync::atomic::{AtomicU64, Ordering, fence},
@@ -18,23 +23,34 @@ use aio_trace_common::{
 };
 use aya::maps::MapData;
 
+/// The kernel half's `INFLIGHT` array map (created `BPF_F_MMAPABLE`).
 pub struct InflightTable {
+    map: MapData,
+}
+
+impl InflightTable {
+    pub fn new(map: MapData) -> Self {
+        Self { map }
+    }
+
+    /// The table, mapped until the view is dropped.
+    pub fn view(&self) -> io::Result<View<'_>> {
+        View::map(&self.map)
+    }
+}
+
+/// The in-flight table, mapped.
+pub struct View<'a> {
     entries: NonNull<InflightEntry>,
-    /// Bytes mapped from the kernel's map, which is kept open while mapped;
-    /// 0 for the plain memory of unit tests.
+    /// Bytes mapped; 0 for the plain memory of unit tests.
     mapped_bytes: usize,
-    _map: Option<MapData>,
+    _map: PhantomData<&'a MapData>,
     #[cfg(test)]
     _heap: Option<Box<[InflightEntry]>>,
 }
 
-// The mapping is shared memory whose every write goes through the seqlock
-// (`seq` is only touched atomically), as the kernel's own CPUs share it.
-unsafe impl Send for InflightTable {}
-
-impl InflightTable {
-    /// Maps the kernel half's `INFLIGHT` array.
-    pub fn map(map: MapData) -> io::Result<Self> {
+impl View<'_> {
+    fn map(map: &MapData) -> io::Result<Self> {
         let bytes =
             (INFLIGHT_ENTRIES as usize * size_of::<InflightEntry>()).next_multiple_of(page_size());
         let fd = map.fd().as_fd().as_raw_fd();
@@ -54,7 +70,7 @@ impl InflightTable {
         Ok(Self {
             entries: NonNull::new(at.cast()).ok_or_else(io::Error::last_os_error)?,
             mapped_bytes: bytes,
-            _map: Some(map),
+            _map: PhantomData,
             #[cfg(test)]
             _heap: None,
         })
@@ -67,7 +83,7 @@ impl InflightTable {
         Self {
             entries: NonNull::new(entries.as_mut_ptr()).unwrap(),
             mapped_bytes: 0,
-            _map: None,
+            _map: PhantomData,
             _heap: Some(entries),
         }
     }
@@ -160,7 +176,7 @@ impl InflightTable {
     }
 }
 
-impl Drop for InflightTable {
+impl Drop for View<'_> {
     fn drop(&mut self) {
         if self.mapped_bytes != 0 {
             unsafe { libc::munmap(self.entries.as_ptr().cast(), self.mapped_bytes) };
@@ -197,7 +213,7 @@ mod tests {
 
     #[test]
     fn iterates_what_was_inserted_and_removes_it_once() {
-        let table = InflightTable::on_heap();
+        let table = View::on_heap();
         assert!(table.is_empty());
         table.insert(key(0x1000), record(4096));
         table.insert(key(0x1040), record(8192));
@@ -213,7 +229,7 @@ mod tests {
 
     #[test]
     fn an_entry_held_by_a_writer_is_neither_read_nor_removed() {
-        let table = InflightTable::on_heap();
+        let table = View::on_heap();
         let index = table.insert(key(0x1000), record(0));
         // The kernel half is in the middle of taking it (odd sequence).
         table.seq(index).fetch_add(1, Ordering::AcqRel);
@@ -225,7 +241,7 @@ mod tests {
 
     #[test]
     fn keys_of_one_set_share_its_ways() {
-        let table = InflightTable::on_heap();
+        let table = View::on_heap();
         // Keys that land in one set, found by search.
         let first = key(0).first_entry(INFLIGHT_SETS);
         let same_set: Vec<_> = (1..)

@@ -127,8 +127,6 @@ pub enum LoadError {
     Stats(#[source] aya::sys::SyscallError),
     #[error("eBPF map {0} is missing or of the wrong type: {1}")]
     Map(&'static str, #[source] MapError),
-    #[error("could not map the in-flight table into memory: {0}")]
-    MapInflight(#[source] std::io::Error),
 }
 
 /// What to trace and how much memory to give the kernel half.
@@ -275,9 +273,7 @@ impl Tracer {
         let events = RingBuf::try_from(take_map(&mut ebpf, "EVENTS")?)
             .map_err(|e| LoadError::Map("EVENTS", e))?;
         let inflight = match take_map(&mut ebpf, "INFLIGHT")? {
-            aya::maps::Map::Array(data) => {
-                InflightTable::map(data).map_err(LoadError::MapInflight)?
-            }
+            aya::maps::Map::Array(data) => InflightTable::new(data),
             _ => {
                 return Err(LoadError::Map(
                     "INFLIGHT",
@@ -442,8 +438,8 @@ impl Tracer {
     }
 
     /// Iocbs in the in-flight table now.
-    pub fn inflight_len(&self) -> usize {
-        self.inflight.len()
+    pub fn inflight_len(&self) -> std::io::Result<usize> {
+        Ok(self.inflight.view()?.len())
     }
 
     /// Per block device counters, summed over CPUs, in device order.

@@ -220,9 +220,8 @@ impl Session {
     /// Those the kernel completed were reaped from the ring: records.
     fn reclaim_destroyed(&mut self, sink: &mut impl Sink) -> io::Result<()> {
         let destroyed = &self.destroyed;
-        let doomed: Vec<_> = self
-            .tracer
-            .inflight
+        let table = self.tracer.inflight.view()?;
+        let doomed: Vec<_> = table
             .iter()
             .filter(|(k, record)| {
                 destroyed.iter().any(|(d, at)| {
@@ -231,7 +230,7 @@ impl Session {
             })
             .collect();
         for (key, record) in doomed {
-            if self.tracer.inflight.remove(&key) {
+            if table.remove(&key) {
                 if record.complete_ts != 0 {
                     sink.record(&Record::Iocb(record))?;
                     self.completed_unreaped += 1;
@@ -253,7 +252,8 @@ impl Session {
         let mut alive: StdHashMap<u32, bool> = StdHashMap::new();
         let mut doomed = Vec::new();
         let mut completed = Vec::new();
-        for entry in self.tracer.inflight.iter() {
+        let table = self.tracer.inflight.view()?;
+        for entry in table.iter() {
             let (key, record) = entry;
             let process_alive = *alive
                 .entry(key.pid)
@@ -280,13 +280,13 @@ impl Session {
         for (key, record) in completed {
             // Removed first: if io_getevents reaps it meanwhile, the kernel
             // half counts it unmatched rather than both emitting it.
-            if self.tracer.inflight.remove(&key) {
+            if table.remove(&key) {
                 sink.record(&Record::Iocb(record))?;
                 self.completed_unreaped += 1;
             }
         }
         for (key, verdict) in doomed {
-            if self.tracer.inflight.remove(&key) {
+            if table.remove(&key) {
                 let counter = match verdict {
                     Staleness::Abandoned => &self.user_losses.abandoned,
                     _ => &self.user_losses.aged_out,

@@ -51,7 +51,11 @@ fn killed_processes_leave_no_inflight_entries() {
             })
             .await
             .unwrap();
-        (sink.0, session.losses(), session.tracer.inflight_len())
+        (
+            sink.0,
+            session.losses(),
+            session.tracer.inflight_len().unwrap(),
+        )
     });
     let iocbs = records
         .iter()
