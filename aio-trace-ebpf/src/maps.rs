@@ -1,9 +1,9 @@
 //! Every map of the kernel half. All are bounded; the loader may resize the
-//! ring buffer and the in-flight table before load.
+//! ring buffer before load.
 
 use aio_trace_common::{
     BioOwner, CtxCounters, CtxKey, DEFAULT_RING_BYTES, DevCounters, INFLIGHT_ENTRIES,
-    INFLIGHT_SETS, InflightKey, IocbRecord, Iovec, LOSS_CAUSES, LossCause, OWNER_AIO,
+    INFLIGHT_SETS, InflightKey, IoEvent, IocbRecord, Iovec, LOSS_CAUSES, LossCause, OWNER_AIO,
     OWNER_SYSCALL, Owner, REAP_BATCH, SectorKey, TABLE_WAYS, UIO_MAXIOV,
 };
 use aya_ebpf::{
@@ -234,6 +234,14 @@ pub struct ReapBatch {
 }
 #[map]
 pub static REAP_BATCHES: PerCpuArray<ReapBatch> = PerCpuArray::with_max_entries(1, 0);
+
+/// The io_events one io_getevents call returned, read a chunk at a time.
+#[repr(C)]
+pub struct ReapEvents {
+    pub events: [IoEvent; REAP_BATCH],
+}
+#[map]
+pub static REAP_EVENTS: PerCpuArray<ReapEvents> = PerCpuArray::with_max_entries(1, 0);
 
 /// Pending bytes in the ring buffer past which a record wakes the reader
 /// (set by the loader). Below it records are submitted without a wake-up — a
