@@ -230,6 +230,12 @@ pub static IOV_SCRATCH: PerCpuArray<IovecScratch> = PerCpuArray::with_max_entrie
 /// reap path while the reader was draining on the other CPU).
 #[repr(C)]
 pub struct ReapBatch {
+    /// Records gathered so far. Here rather than on the program's stack: the
+    /// verifier tracks stack values exactly and walked the `bpf_loop`
+    /// callback once per count (~190 ms to load).
+    pub batched: u64,
+    /// Whether this CPU's `REAP_EVENTS` slot holds the current chunk.
+    pub chunk_read: u64,
     pub records: [IocbRecord; REAP_BATCH],
 }
 #[map]

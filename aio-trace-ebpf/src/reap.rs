@@ -17,8 +17,8 @@ use aya_ebpf::{
 use crate::{
     filter::traced,
     maps::{
-        EVENTS, INFLIGHT, REAP_BATCHES, REAP_EVENTS, REAPS, ReapState, add, close_slot, count_loss,
-        count_losses, counters, open_slot, wakeup_flags,
+        EVENTS, INFLIGHT, REAP_BATCHES, REAP_EVENTS, REAPS, ReapBatch, ReapState, add, close_slot,
+        count_loss, count_losses, counters, open_slot, wakeup_flags,
     },
     syscall, table,
 };
@@ -84,12 +84,8 @@ struct ReapWalk {
     ctx: u64,
     events: u64,
     reap_ns: u64,
-    /// Records waiting in this CPU's `REAP_BATCHES` slot.
-    batched: u64,
     /// Events the call returned (at most `MAX_IOCBS_PER_CALL`).
     walked: u64,
-    /// Whether this CPU's `REAP_EVENTS` slot holds the current chunk.
-    chunk_read: u64,
 }
 
 fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
@@ -123,10 +119,15 @@ fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
         ctx: state.ctx,
         events: state.events,
         reap_ns: unsafe { bpf_ktime_get_ns() },
-        batched: 0,
         walked,
-        chunk_read: 0,
     };
+    let Some(batch) = REAP_BATCHES.get_ptr_mut(0) else {
+        return Ok(());
+    };
+    unsafe {
+        (*batch).batched = 0;
+        (*batch).chunk_read = 0;
+    }
     unsafe {
         bpf_loop(
             walked as u32,
@@ -135,23 +136,19 @@ fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
             0,
         )
     };
-    flush(&mut walk);
+    flush(batch);
     Ok(())
 }
 
 /// Sends the batched records as one ring buffer item.
 #[inline(always)]
-fn flush(walk: &mut ReapWalk) {
-    let n = walk.batched as usize;
-    walk.batched = 0;
+fn flush(batch: *mut ReapBatch) {
+    // The slot is this CPU's alone while the program runs: syscall tracepoint
+    // programs run with preemption off, and only these two use it.
+    let n = unsafe { core::mem::replace(&mut (*batch).batched, 0) } as usize;
     if n == 0 || n > REAP_BATCH {
         return;
     }
-    let Some(batch) = REAP_BATCHES.get_ptr(0) else {
-        return;
-    };
-    // The slot is this CPU's alone while the program runs: syscall tracepoint
-    // programs run with preemption off, and only these two use it.
     let records = unsafe { &(&(*batch).records)[..n] };
     if EVENTS.output::<[_]>(records, wakeup_flags()).is_err() {
         count_losses(LossCause::RingFull, n as u64);
@@ -162,8 +159,8 @@ fn flush(walk: &mut ReapWalk) {
 /// `REAP_EVENTS` slot: one user read per chunk instead of one per event,
 /// which cost ~100 ns each.
 #[inline(always)]
-fn read_chunk(walk: &mut ReapWalk, index: u64) {
-    walk.chunk_read = 0;
+fn read_chunk(walk: &ReapWalk, batch: *mut ReapBatch, index: u64) {
+    unsafe { (*batch).chunk_read = 0 };
     let Some(chunk) = REAP_EVENTS.get_ptr_mut(0) else {
         return;
     };
@@ -177,7 +174,7 @@ fn read_chunk(walk: &mut ReapWalk, index: u64) {
         .events
         .wrapping_add(index * size_of::<IoEvent>() as u64) as *const u8;
     if unsafe { bpf_probe_read_user_buf(src, dst) }.is_ok() {
-        walk.chunk_read = 1;
+        unsafe { (*batch).chunk_read = 1 };
     } else {
         count_losses(LossCause::UserRead, n as u64);
     }
@@ -185,12 +182,15 @@ fn read_chunk(walk: &mut ReapWalk, index: u64) {
 
 /// `bpf_loop` callback: match io_event number `index` to its iocb.
 extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
-    let walk = unsafe { &mut *(walk as *mut ReapWalk) };
+    let walk = unsafe { &*(walk as *const ReapWalk) };
+    let Some(batch) = REAP_BATCHES.get_ptr_mut(0) else {
+        return 0;
+    };
     let at = (index % REAP_BATCH as u64) as usize;
     if at == 0 {
-        read_chunk(walk, index);
+        read_chunk(walk, batch, index);
     }
-    if walk.chunk_read == 0 {
+    if unsafe { (*batch).chunk_read } == 0 {
         return 0;
     }
     let Some(chunk) = REAP_EVENTS.get_ptr(0) else {
@@ -203,11 +203,8 @@ extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
         ctx: walk.ctx,
         iocb: event.obj,
     };
-    let Some(batch) = REAP_BATCHES.get_ptr_mut(0) else {
-        return 0;
-    };
     // `flush` below keeps the batch from filling.
-    let at = walk.batched as usize;
+    let at = unsafe { (*batch).batched } as usize;
     if at >= REAP_BATCH {
         return 0;
     }
@@ -221,9 +218,9 @@ extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
         (*out).res = event.res;
         (*out).reap_ns = walk.reap_ns;
     }
-    walk.batched += 1;
-    if walk.batched as usize >= REAP_BATCH {
-        flush(walk);
+    unsafe { (*batch).batched += 1 };
+    if at + 1 >= REAP_BATCH {
+        flush(batch);
     }
     0
 }
