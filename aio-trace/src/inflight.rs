@@ -2,17 +2,16 @@
 //!
 //! The table is an array map that the kernel half runs as a set-associative
 //! hash table (`aio-trace-common/src/table.rs`), mmapped here: a sweep reads
-//! 13 MB of memory instead of making a syscall per entry. Entries are claimed
-//! with the kernel half's seqlock, so an iocb that io_getevents reaps while a
-//! sweep reclaims it is delivered by exactly one of them.
+//! memory instead of making a syscall per entry. Entries are claimed with the
+//! kernel half's seqlock, so an iocb that io_getevents reaps while a sweep
+//! reclaims it is delivered by exactly one of them.
 //!
-//! The table is mapped only for the length of a sweep (a `View`): the kernel
-//! maps every page of it at once, and 13 MB held mapped would count in the
-//! tracer's RSS all the time.
+//! The 13 MB table is mapped a window at a time, and only while a sweep runs:
+//! the kernel maps every page of a window at once, and whatever is mapped
+//! counts in the tracer's RSS.
 
 use std::{
     io,
-    marker::PhantomData,
     os::fd::{AsFd, AsRawFd},
     ptr::NonNull,
     sync::atomic::{AtomicU64, Ordering, fence},
@@ -22,6 +21,9 @@ use aio_trace_common::{
     INFLIGHT_ENTRIES, INFLIGHT_SETS, InflightEntry, InflightKey, IocbRecord, TABLE_WAYS, TableKey,
 };
 use aya::maps::MapData;
+
+/// Blocks per window a sweep maps at once (~1 MB with 4 KiB pages).
+const WINDOW_BLOCKS: usize = 10;
 
 /// The kernel half's `INFLIGHT` array map (created `BPF_F_MMAPABLE`).
 pub struct InflightTable {
@@ -33,26 +35,64 @@ impl InflightTable {
         Self { map }
     }
 
-    /// The table, mapped until the view is dropped.
-    pub fn view(&self) -> io::Result<View<'_>> {
-        View::map(&self.map)
+    /// Calls `f` with every iocb in flight.
+    pub fn scan(&self, mut f: impl FnMut(&InflightKey, &IocbRecord)) -> io::Result<()> {
+        let step = block_entries() * WINDOW_BLOCKS;
+        for first in (0..INFLIGHT_ENTRIES as usize).step_by(step) {
+            let window = Window::map(
+                &self.map,
+                first,
+                step.min(INFLIGHT_ENTRIES as usize - first),
+            )?;
+            window.scan(&mut f);
+        }
+        Ok(())
+    }
+
+    /// Iocbs in flight now.
+    pub fn count(&self) -> io::Result<usize> {
+        let mut n = 0;
+        self.scan(|_, _| n += 1)?;
+        Ok(n)
+    }
+
+    /// Removes `key`: true if this call removed it, false if it was not there
+    /// or the kernel half (or another sweep) got to it first.
+    pub fn remove(&self, key: &InflightKey) -> io::Result<bool> {
+        // The block holding the key's set (sets never straddle blocks).
+        let block = block_entries();
+        let first = key.first_entry(INFLIGHT_SETS) as usize / block * block;
+        Ok(Window::map(&self.map, first, block)?.remove(key))
     }
 }
 
-/// The in-flight table, mapped.
-pub struct View<'a> {
+/// Entries per block: the fewest whole entries that fill whole pages, so
+/// that windows start on a page (the kernel maps from a page offset).
+fn block_entries() -> usize {
+    let entry = size_of::<InflightEntry>();
+    let page = page_size();
+    let mut gcd = (page, entry);
+    while gcd.1 != 0 {
+        gcd = (gcd.1, gcd.0 % gcd.1);
+    }
+    page / gcd.0
+}
+
+/// Entries `first..first + len` of the table, mapped.
+struct Window {
     entries: NonNull<InflightEntry>,
+    first: usize,
+    len: usize,
     /// Bytes mapped; 0 for the plain memory of unit tests.
     mapped_bytes: usize,
-    _map: PhantomData<&'a MapData>,
     #[cfg(test)]
     _heap: Option<Box<[InflightEntry]>>,
 }
 
-impl View<'_> {
-    fn map(map: &MapData) -> io::Result<Self> {
-        let bytes =
-            (INFLIGHT_ENTRIES as usize * size_of::<InflightEntry>()).next_multiple_of(page_size());
+impl Window {
+    fn map(map: &MapData, first: usize, len: usize) -> io::Result<Self> {
+        let size = size_of::<InflightEntry>();
+        let bytes = (len * size).next_multiple_of(page_size());
         let fd = map.fd().as_fd().as_raw_fd();
         let at = unsafe {
             libc::mmap(
@@ -61,7 +101,7 @@ impl View<'_> {
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 fd,
-                0,
+                (first * size) as libc::off_t,
             )
         };
         if at == libc::MAP_FAILED {
@@ -69,28 +109,32 @@ impl View<'_> {
         }
         Ok(Self {
             entries: NonNull::new(at.cast()).ok_or_else(io::Error::last_os_error)?,
+            first,
+            len,
             mapped_bytes: bytes,
-            _map: PhantomData,
             #[cfg(test)]
             _heap: None,
         })
     }
 
+    /// The whole table in plain memory (tests).
     #[cfg(test)]
     fn on_heap() -> Self {
         let mut entries =
             vec![InflightEntry::default(); INFLIGHT_ENTRIES as usize].into_boxed_slice();
         Self {
             entries: NonNull::new(entries.as_mut_ptr()).unwrap(),
+            first: 0,
+            len: INFLIGHT_ENTRIES as usize,
             mapped_bytes: 0,
-            _map: PhantomData,
             _heap: Some(entries),
         }
     }
 
+    /// Entry `index` of the table (which this window holds).
     fn entry(&self, index: usize) -> *mut InflightEntry {
-        debug_assert!(index < INFLIGHT_ENTRIES as usize);
-        unsafe { self.entries.as_ptr().add(index) }
+        assert!((self.first..self.first + self.len).contains(&index));
+        unsafe { self.entries.as_ptr().add(index - self.first) }
     }
 
     fn seq(&self, index: usize) -> &AtomicU64 {
@@ -115,24 +159,16 @@ impl View<'_> {
         (seq.load(Ordering::Relaxed) == seen).then_some((key, record, seen))
     }
 
-    /// Every iocb in flight.
-    pub fn iter(&self) -> impl Iterator<Item = (InflightKey, IocbRecord)> + '_ {
-        (0..INFLIGHT_ENTRIES as usize)
-            .filter_map(|i| self.read(i).map(|(key, record, _)| (key, record)))
+    fn scan(&self, f: &mut impl FnMut(&InflightKey, &IocbRecord)) {
+        for index in self.first..self.first + self.len {
+            if let Some((key, record, _)) = self.read(index) {
+                f(&key, &record);
+            }
+        }
     }
 
-    /// Iocbs in flight now.
-    pub fn len(&self) -> usize {
-        self.iter().count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Removes `key`: true if this call removed it, false if it was not there
-    /// or the kernel half (or another sweep) got to it first.
-    pub fn remove(&self, key: &InflightKey) -> bool {
+    /// Removes `key`, whose set this window holds.
+    fn remove(&self, key: &InflightKey) -> bool {
         let first = key.first_entry(INFLIGHT_SETS) as usize;
         for index in first..first + TABLE_WAYS as usize {
             let Some((held, _, seen)) = self.read(index) else {
@@ -174,9 +210,16 @@ impl View<'_> {
         seq.store(seen + 2, Ordering::Release);
         index
     }
+
+    #[cfg(test)]
+    fn count(&self) -> usize {
+        let mut n = 0;
+        self.scan(&mut |_, _| n += 1);
+        n
+    }
 }
 
-impl Drop for View<'_> {
+impl Drop for Window {
     fn drop(&mut self) {
         if self.mapped_bytes != 0 {
             unsafe { libc::munmap(self.entries.as_ptr().cast(), self.mapped_bytes) };
@@ -213,35 +256,44 @@ mod tests {
 
     #[test]
     fn iterates_what_was_inserted_and_removes_it_once() {
-        let table = View::on_heap();
-        assert!(table.is_empty());
+        let table = Window::on_heap();
+        assert_eq!(table.count(), 0);
         table.insert(key(0x1000), record(4096));
         table.insert(key(0x1040), record(8192));
-        let mut seen: Vec<_> = table.iter().map(|(k, r)| (k.iocb, r.offset)).collect();
+        let mut seen = Vec::new();
+        table.scan(&mut |k, r| seen.push((k.iocb, r.offset)));
         seen.sort();
         assert_eq!(seen, [(0x1000, 4096), (0x1040, 8192)]);
 
         assert!(table.remove(&key(0x1000)));
         assert!(!table.remove(&key(0x1000)), "removed twice");
         assert!(!table.remove(&key(0x2000)), "never there");
-        assert_eq!(table.len(), 1);
+        assert_eq!(table.count(), 1);
     }
 
     #[test]
     fn an_entry_held_by_a_writer_is_neither_read_nor_removed() {
-        let table = View::on_heap();
+        let table = Window::on_heap();
         let index = table.insert(key(0x1000), record(0));
         // The kernel half is in the middle of taking it (odd sequence).
         table.seq(index).fetch_add(1, Ordering::AcqRel);
-        assert_eq!(table.len(), 0);
+        assert_eq!(table.count(), 0);
         assert!(!table.remove(&key(0x1000)));
         table.seq(index).fetch_add(1, Ordering::AcqRel);
         assert!(table.remove(&key(0x1000)));
     }
 
     #[test]
+    fn blocks_are_whole_pages_of_whole_entries_and_hold_whole_sets() {
+        let block = block_entries();
+        assert_eq!(block * size_of::<InflightEntry>() % page_size(), 0);
+        assert_eq!(block % TABLE_WAYS as usize, 0);
+        assert_eq!(INFLIGHT_ENTRIES as usize % block, 0);
+    }
+
+    #[test]
     fn keys_of_one_set_share_its_ways() {
-        let table = View::on_heap();
+        let table = Window::on_heap();
         // Keys that land in one set, found by search.
         let first = key(0).first_entry(INFLIGHT_SETS);
         let same_set: Vec<_> = (1..)
@@ -255,6 +307,6 @@ mod tests {
         for k in &same_set {
             assert!(table.remove(k));
         }
-        assert!(table.is_empty());
+        assert_eq!(table.count(), 0);
     }
 }

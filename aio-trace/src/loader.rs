@@ -439,7 +439,7 @@ impl Tracer {
 
     /// Iocbs in the in-flight table now.
     pub fn inflight_len(&self) -> std::io::Result<usize> {
-        Ok(self.inflight.view()?.len())
+        self.inflight.count()
     }
 
     /// Per block device counters, summed over CPUs, in device order.

@@ -220,17 +220,17 @@ impl Session {
     /// Those the kernel completed were reaped from the ring: records.
     fn reclaim_destroyed(&mut self, sink: &mut impl Sink) -> io::Result<()> {
         let destroyed = &self.destroyed;
-        let table = self.tracer.inflight.view()?;
-        let doomed: Vec<_> = table
-            .iter()
-            .filter(|(k, record)| {
-                destroyed.iter().any(|(d, at)| {
-                    d.pid == k.pid && (d.ctx == 0 || d.ctx == k.ctx) && record.submit_ns < *at
-                })
-            })
-            .collect();
+        let table = &self.tracer.inflight;
+        let mut doomed = Vec::new();
+        table.scan(|k, record| {
+            if destroyed.iter().any(|(d, at)| {
+                d.pid == k.pid && (d.ctx == 0 || d.ctx == k.ctx) && record.submit_ns < *at
+            }) {
+                doomed.push((*k, *record));
+            }
+        })?;
         for (key, record) in doomed {
-            if table.remove(&key) {
+            if table.remove(&key)? {
                 if record.complete_ts != 0 {
                     sink.record(&Record::Iocb(record))?;
                     self.completed_unreaped += 1;
@@ -252,9 +252,8 @@ impl Session {
         let mut alive: StdHashMap<u32, bool> = StdHashMap::new();
         let mut doomed = Vec::new();
         let mut completed = Vec::new();
-        let table = self.tracer.inflight.view()?;
-        for entry in table.iter() {
-            let (key, record) = entry;
+        let table = &self.tracer.inflight;
+        table.scan(|&key, &record| {
             let process_alive = *alive
                 .entry(key.pid)
                 .or_insert_with(|| Path::new(&format!("/proc/{}", key.pid)).exists());
@@ -265,7 +264,7 @@ impl Session {
                     || now.saturating_sub(record.complete_ts) > REAP_GRACE.as_nanos() as u64)
             {
                 completed.push((key, record));
-                continue;
+                return;
             }
             match staleness(
                 record.submit_ns,
@@ -276,17 +275,17 @@ impl Session {
                 Staleness::Keep => {}
                 verdict => doomed.push((key, verdict)),
             }
-        }
+        })?;
         for (key, record) in completed {
             // Removed first: if io_getevents reaps it meanwhile, the kernel
             // half counts it unmatched rather than both emitting it.
-            if table.remove(&key) {
+            if table.remove(&key)? {
                 sink.record(&Record::Iocb(record))?;
                 self.completed_unreaped += 1;
             }
         }
         for (key, verdict) in doomed {
-            if table.remove(&key) {
+            if table.remove(&key)? {
                 let counter = match verdict {
                     Staleness::Abandoned => &self.user_losses.abandoned,
                     _ => &self.user_losses.aged_out,
