@@ -78,63 +78,34 @@ pub struct ReapState {
     pub events: u64,
 }
 
-/// Syscall state keyed by thread id, entry → exit: one slot per thread,
-/// written in place at entry and marked inactive at exit, because an insert
-/// and delete per call cost more than a lookup. Tables, not hash maps: the
-/// io_submit slot is looked up again by every dispatch and bio the call
-/// causes. A full set evicts, so threads that stopped doing AIO do not leak.
+/// Syscall state keyed by thread id, entry → exit, removed at exit: the
+/// tables hold only threads inside the call. Tables, not hash maps: the
+/// io_submit state is looked up again by every dispatch and bio the call
+/// causes. A full set evicts (a thread that died inside the call never
+/// reaches its exit).
 #[map]
-pub static SUBMITS: Table<u64, Slot<SubmitState>> =
-    Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
+pub static SUBMITS: Table<u64, SubmitState> = Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
 #[map]
-pub static REAPS: Table<u64, Slot<ReapState>> =
-    Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
+pub static REAPS: Table<u64, ReapState> = Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
 pub const THREAD_SETS: u32 = 4096;
 
-/// A thread's slot in `SUBMITS` or `REAPS`: its state while `active` is 1.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Slot<T> {
-    active: u64,
-    state: T,
-}
-
-/// Writes `state` into the thread's slot and marks it active; false if
-/// another writer held the entry.
+/// Keeps the thread's state for its syscall; false if another writer held
+/// the entry.
 #[inline(always)]
-pub fn open_slot<T: Copy + 'static>(map: &Table<u64, Slot<T>>, tid: u32, state: &T) -> bool {
-    let slot = Slot {
-        active: 1,
-        state: *state,
-    };
-    let key = u64::from(tid);
-    match table::get_ptr(map, THREAD_SETS, &key) {
-        Some(current) => {
-            unsafe { *current = slot };
-            true
-        }
-        None => table::put(map, THREAD_SETS, &key, &slot, WhenFull::Evict),
-    }
+pub fn open_slot<T: Copy + 'static>(map: &Table<u64, T>, tid: u32, state: &T) -> bool {
+    table::put(map, THREAD_SETS, &u64::from(tid), state, WhenFull::Evict)
 }
 
 /// The thread's state while its syscall runs.
 #[inline(always)]
-pub fn active_slot<T: 'static>(map: &Table<u64, Slot<T>>, tid: u32) -> Option<*mut T> {
-    let slot = table::get_ptr(map, THREAD_SETS, &u64::from(tid))?;
-    unsafe { ((*slot).active != 0).then_some(&raw mut (*slot).state) }
+pub fn active_slot<T: 'static>(map: &Table<u64, T>, tid: u32) -> Option<*mut T> {
+    table::get_ptr(map, THREAD_SETS, &u64::from(tid))
 }
 
-/// At the syscall's exit: its state, and the slot marked inactive.
+/// At the syscall's exit: its state, removed.
 #[inline(always)]
-pub fn close_slot<T: Copy + 'static>(map: &Table<u64, Slot<T>>, tid: u32) -> Option<T> {
-    let slot = table::get_ptr(map, THREAD_SETS, &u64::from(tid))?;
-    unsafe {
-        if (*slot).active == 0 {
-            return None;
-        }
-        (*slot).active = 0;
-        Some((*slot).state)
-    }
+pub fn close_slot<T: Copy + 'static>(map: &Table<u64, T>, tid: u32) -> Option<T> {
+    table::take(map, THREAD_SETS, &u64::from(tid))
 }
 
 /// io_setup's `ctxp` and `nr_events`, or io_destroy's ctx, entry → exit.
