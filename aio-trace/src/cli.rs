@@ -200,7 +200,7 @@ pub struct FilterArgs {
     #[arg(short = 'c', long = "comm", value_name = "COMM")]
     pub comm: Option<String>,
     /// Skip dispatch and block-layer attribution (no bios, device or stage
-    /// times in the records): about half the BPF time per iocb.
+    /// times in the records): about 40 % of the BPF time per iocb.
     #[arg(long)]
     pub no_block: bool,
 }
