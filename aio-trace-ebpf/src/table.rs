@@ -14,6 +14,12 @@
 //!
 //! Values are updated in place through `get_ptr` without the seqlock, as they
 //! are through a hash map's lookup: the lock guards which key an entry holds.
+//!
+//! Ordering: the claim is a `BPF_CMPXCHG`, fully ordered everywhere; the
+//! release and the readers' loads are plain, which is enough on x86-64
+//! (stores are seen in order, loads are not reordered with loads), the only
+//! architecture aio-trace is built and tested on. A weakly ordered one (arm64)
+//! would need `BPF_STORE_REL` / `BPF_LOAD_ACQ` (kernel 6.15+) here.
 
 use core::intrinsics::{AtomicOrdering, atomic_cxchg};
 
