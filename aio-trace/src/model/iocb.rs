@@ -152,7 +152,7 @@ pub trait IocbView {
     /// The file offset, unless the call used the file position (readv/writev).
     fn file_offset(&self) -> Option<i64>;
     /// "major:minor" of the dispatch's device.
-    fn device(&self) -> Option<String>;
+    fn device(&self) -> Option<DevName>;
     /// Stages, each `None` where it does not exist (no dispatch, no bio…):
     /// submit → filesystem dispatch,
     fn dispatch_ns(&self) -> Option<u64>;
@@ -176,9 +176,26 @@ fn span(from: u64, to: u64) -> Option<u64> {
     (from != 0 && to != 0).then(|| to.saturating_sub(from))
 }
 
-/// The kernel's dev_t encoding in tracepoints: major << 20 | minor.
+/// A device as "major:minor", from the kernel's dev_t encoding in
+/// tracepoints (major << 20 | minor). Formatted where it is written, so a
+/// record costs no allocation for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevName(pub u32);
+
+impl std::fmt::Display for DevName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.0 >> 20, self.0 & 0xf_ffff)
+    }
+}
+
+impl serde::Serialize for DevName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 pub fn dev_name(dev: u32) -> String {
-    format!("{}:{}", dev >> 20, dev & 0xf_ffff)
+    DevName(dev).to_string()
 }
 
 impl IocbView for IocbRecord {
@@ -207,8 +224,8 @@ impl IocbView for IocbRecord {
     fn file_offset(&self) -> Option<i64> {
         (self.offset >= 0).then_some(self.offset)
     }
-    fn device(&self) -> Option<String> {
-        (self.dispatches != 0).then(|| dev_name(self.dev))
+    fn device(&self) -> Option<DevName> {
+        (self.dispatches != 0).then_some(DevName(self.dev))
     }
     fn dispatch_ns(&self) -> Option<u64> {
         span(self.submit_ns, self.dispatch_ts)
@@ -317,7 +334,7 @@ mod tests {
             stages.iter().flatten().sum::<u64>(),
             r.latency_ns().unwrap()
         );
-        assert_eq!(r.device().as_deref(), Some("254:3"));
+        assert_eq!(r.device().map(|d| d.to_string()).as_deref(), Some("254:3"));
         // Buffered I/O: no dispatch, no bio, no kernel completion seen.
         let buffered = IocbRecord {
             submit_ns: 10,

@@ -643,7 +643,7 @@ fn render_detail(frame: &mut Frame, area: Rect, state: &State) {
                 Some((ns, false)) => fmt_ns(ns),
                 None => "-".into(),
             },
-            r.device().unwrap_or_else(|| "-".into()),
+            r.device().map_or_else(|| "-".into(), |d| d.to_string()),
         ])
     });
     let widths = [
