@@ -104,30 +104,20 @@ impl IocbJson<'_> {
     /// byte by byte, and that scan was a quarter of `record`'s CPU. Only
     /// `comm` can need escaping; it still goes through serde_json.
     pub fn write_line(&self, out: &mut Vec<u8>) -> io::Result<()> {
-        let mut n = itoa::Buffer::new();
-        let mut num = |out: &mut Vec<u8>, key: &[u8], v: Option<u64>| {
-            out.extend_from_slice(key);
-            match v {
-                Some(v) => out.extend_from_slice(n.format(v).as_bytes()),
-                None => out.extend_from_slice(b"null"),
-            }
-        };
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(self.kind.as_bytes());
-        num(out, b"\",\"pid\":", Some(self.pid.into()));
-        num(out, b",\"tid\":", Some(self.tid.into()));
+        num(out, b"\",\"pid\":", Some(self.pid));
+        num(out, b",\"tid\":", Some(self.tid));
         out.extend_from_slice(b",\"comm\":");
         serde_json::to_writer(&mut *out, &self.comm)?;
         num(out, b",\"ctx\":", Some(self.ctx));
         out.extend_from_slice(b",\"op\":\"");
         out.extend_from_slice(self.op.as_bytes());
-        num(out, b"\",\"fd\":", Some(self.fd.into()));
-        out.extend_from_slice(b",\"offset\":");
-        signed(out, self.offset);
-        num(out, b",\"segs\":", Some(self.segs.into()));
+        num(out, b"\",\"fd\":", Some(self.fd));
+        num(out, b",\"offset\":", self.offset);
+        num(out, b",\"segs\":", Some(self.segs));
         num(out, b",\"bytes\":", self.bytes);
-        out.extend_from_slice(b",\"res\":");
-        signed(out, self.res);
+        num(out, b",\"res\":", self.res);
         num(out, b",\"submit_ns\":", Some(self.submit_ns));
         num(out, b",\"reap_ns\":", self.reap_ns);
         num(out, b",\"latency_ns\":", self.latency_ns);
@@ -139,10 +129,10 @@ impl IocbJson<'_> {
             None => out.extend_from_slice(b"null"),
         }
         num(out, b",\"ino\":", self.ino);
-        num(out, b",\"dispatches\":", Some(self.dispatches.into()));
-        num(out, b",\"bios\":", Some(self.bios.into()));
-        num(out, b",\"splits\":", Some(self.splits.into()));
-        num(out, b",\"merges\":", Some(self.merges.into()));
+        num(out, b",\"dispatches\":", Some(self.dispatches));
+        num(out, b",\"bios\":", Some(self.bios));
+        num(out, b",\"splits\":", Some(self.splits));
+        num(out, b",\"merges\":", Some(self.merges));
         num(out, b",\"dispatch_ns\":", self.dispatch_ns);
         num(out, b",\"queue_ns\":", self.queue_ns);
         num(out, b",\"device_ns\":", self.device_ns);
@@ -154,8 +144,9 @@ impl IocbJson<'_> {
     }
 }
 
-/// An optional signed number as JSON.
-fn signed(out: &mut Vec<u8>, v: Option<i64>) {
+/// `key` and then an optional number as JSON.
+fn num<I: itoa::Integer>(out: &mut Vec<u8>, key: &[u8], v: Option<I>) {
+    out.extend_from_slice(key);
     match v {
         Some(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
         None => out.extend_from_slice(b"null"),
