@@ -41,18 +41,21 @@ unsafe impl aya::Pod for CommFilter {}
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelOffsets {
-    /// `struct request`: `q`, `__sector`.
+    /// `struct request`: `q`, `bio`.
     pub request_q: u32,
-    pub request_sector: u32,
+    pub request_bio: u32,
     /// `struct request_queue`: `disk`.
     pub queue_disk: u32,
     /// `struct gendisk`: `major`, `first_minor`.
     pub disk_major: u32,
     pub disk_first_minor: u32,
-    /// `struct bio`: `bi_bdev`, `bi_iter.bi_sector`, `bi_iter.bi_size`.
+    /// `struct bio`: `bi_bdev`, `bi_iter.bi_sector`, `bi_iter.bi_size`,
+    /// `bi_next`, `bi_private`.
     pub bio_bdev: u32,
     pub bio_sector: u32,
     pub bio_size: u32,
+    pub bio_next: u32,
+    pub bio_private: u32,
     /// `struct block_device`: `bd_disk`.
     pub bdev_disk: u32,
     /// `struct kiocb`: `ki_filp`, `ki_pos`.
@@ -69,7 +72,7 @@ pub struct KernelOffsets {
     /// `ki_res.obj` (the user iocb address); 0 if the kernel has none.
     pub aio_kiocb_obj: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 64);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 72);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for KernelOffsets {}

@@ -188,26 +188,6 @@ pub struct Owner {
 }
 const _: () = assert!(core::mem::size_of::<Owner>() == 32);
 
-/// A queued bio's owner and length, so a request completion can walk the bios
-/// merged into it (each starts where the previous one ends).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BioOwner {
-    pub owner: Owner,
-    pub sectors: u64,
-}
-const _: () = assert!(core::mem::size_of::<BioOwner>() == 40);
-
-/// A bio or request by its device and start sector.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SectorKey {
-    pub dev: u32,
-    pub _pad: u32,
-    pub sector: u64,
-}
-const _: () = assert!(core::mem::size_of::<SectorKey>() == 16);
-
 /// log2 buckets of request D2C latency in ns (bucket i: [2^i, 2^(i+1))).
 pub const D2C_BUCKETS: usize = 40;
 

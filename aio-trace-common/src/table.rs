@@ -2,7 +2,7 @@
 //! in-flight iocbs and owners: the entry layout and how a key picks its set,
 //! shared so that the user half finds the same entries.
 
-use crate::{InflightKey, SectorKey};
+use crate::InflightKey;
 
 /// Entries per set of the kernel half's set-associative tables (see `TableEntry`).
 pub const TABLE_WAYS: u32 = 4;
@@ -56,17 +56,6 @@ impl TableKey for u64 {
     }
 }
 
-impl TableKey for SectorKey {
-    #[inline(always)]
-    fn hash(&self) -> u64 {
-        (self.sector ^ (u64::from(self.dev) << 40)).wrapping_mul(GOLDEN)
-    }
-    #[inline(always)]
-    fn is_free(&self) -> bool {
-        self.dev == 0 && self.sector == 0
-    }
-}
-
 impl TableKey for InflightKey {
     #[inline(always)]
     fn hash(&self) -> u64 {
@@ -105,7 +94,6 @@ mod tests {
     #[test]
     fn zero_keys_are_free() {
         assert!(InflightKey::default().is_free());
-        assert!(SectorKey::default().is_free());
         assert!(0u64.is_free());
         assert!(!1u64.is_free());
     }

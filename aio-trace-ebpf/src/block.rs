@@ -3,7 +3,7 @@
 
 use core::ffi::c_void;
 
-use aio_trace_common::{BioOwner, D2C_BUCKETS, InflightKey, LossCause, SectorKey};
+use aio_trace_common::{D2C_BUCKETS, InflightKey, LossCause, Owner};
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_loop},
     macros::raw_tracepoint,
@@ -12,7 +12,7 @@ use aya_ebpf::{
 
 use crate::{
     claim::{Match, claim_iocb, holds},
-    kernel::{bio_key, bio_sectors, request_key},
+    kernel::{bio_bytes, bio_next, bio_start, request_bio, request_dev, split_parent},
     maps::{
         BIO_OWNER, BIO_SETS, CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, RQ_ISSUE, RQ_SETS, SUBMITS,
         SYNC_CALLS, SubmitState, active_slot, aio_owner, count_loss, dev_stats, inflight,
@@ -42,7 +42,7 @@ pub fn block_bio_queue(ctx: RawTracePointContext) -> i32 {
 
 fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
     let bio_ptr = bio_arg(ctx);
-    let bio = bio_key(bio_ptr)?;
+    let bio = bio_start(bio_ptr)?;
     if let Some(stats) = dev_stats(bio.dev) {
         unsafe { (*stats).bios += 1 };
     }
@@ -70,17 +70,7 @@ fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
             r.first_bio_ts = unsafe { bpf_ktime_get_ns() };
         }
     }
-    let sectors = bio_sectors(bio_ptr)?;
-    let _ = table::put(
-        &BIO_OWNER,
-        BIO_SETS,
-        &bio,
-        &BioOwner {
-            owner,
-            sectors: u64::from(sectors),
-        },
-        WhenFull::Evict,
-    );
+    let _ = table::put(&BIO_OWNER, BIO_SETS, &bio_ptr, &owner, WhenFull::Evict);
     Ok(())
 }
 
@@ -100,9 +90,9 @@ fn current_iocb(state: &mut SubmitState, pid: u32, sector: u64) -> Option<Inflig
     claim_iocb(state, pid, Match::Sector { sector })
 }
 
-/// The owner of the bio starting at `bio`, if it was attributed.
-fn bio_owner(bio: &SectorKey) -> Option<BioOwner> {
-    table::get(&BIO_OWNER, BIO_SETS, bio)
+/// Who caused the bio at `bio`, if it was attributed.
+fn bio_owner(bio: u64) -> Option<Owner> {
+    table::get(&BIO_OWNER, BIO_SETS, &bio)
 }
 
 #[raw_tracepoint(tracepoint = "block_split")]
@@ -111,38 +101,21 @@ pub fn block_split(ctx: RawTracePointContext) -> i32 {
     0
 }
 
+/// The bio handed over is the new front piece; the bio it was cut from goes
+/// on as the remainder, keeping its address and its owner.
 fn try_split(ctx: &RawTracePointContext) -> Result<(), i64> {
-    let bio = bio_key(bio_arg(ctx))?;
+    let split = bio_arg(ctx);
+    let bio = bio_start(split)?;
     if let Some(stats) = dev_stats(bio.dev) {
         unsafe { (*stats).splits += 1 };
     }
-    let Some(first) = bio_owner(&bio) else {
+    let Some(owner) = bio_owner(split_parent(split)?) else {
         return Ok(());
     };
-    if let Some(record) = owner_record(&first.owner) {
+    if let Some(record) = owner_record(&owner) {
         unsafe { (*record).splits += 1 };
     }
-    // The remainder becomes a bio (and request) of its own at new_sector.
-    let rest = SectorKey {
-        sector: u64::from(ctx.arg::<u32>(1)),
-        ..bio
-    };
-    let head = rest.sector.saturating_sub(bio.sector);
-    let _ = table::put(
-        &BIO_OWNER,
-        BIO_SETS,
-        &bio,
-        &BioOwner {
-            sectors: head,
-            ..first
-        },
-        WhenFull::Evict,
-    );
-    let tail = BioOwner {
-        owner: first.owner,
-        sectors: first.sectors.saturating_sub(head),
-    };
-    let _ = table::put(&BIO_OWNER, BIO_SETS, &rest, &tail, WhenFull::Evict);
+    let _ = table::put(&BIO_OWNER, BIO_SETS, &split, &owner, WhenFull::Evict);
     Ok(())
 }
 
@@ -159,12 +132,12 @@ pub fn block_bio_frontmerge(ctx: RawTracePointContext) -> i32 {
 }
 
 fn try_merge(ctx: &RawTracePointContext) -> Result<(), i64> {
-    let bio = bio_key(bio_arg(ctx))?;
-    if let Some(stats) = dev_stats(bio.dev) {
+    let bio = bio_arg(ctx);
+    if let Some(stats) = dev_stats(bio_start(bio)?.dev) {
         unsafe { (*stats).merges += 1 };
     }
-    if let Some(bio) = bio_owner(&bio)
-        && let Some(record) = owner_record(&bio.owner)
+    if let Some(owner) = bio_owner(bio)
+        && let Some(record) = owner_record(&owner)
     {
         unsafe { (*record).merges += 1 };
     }
@@ -187,12 +160,12 @@ pub fn block_rq_complete(ctx: RawTracePointContext) -> i32 {
 
 fn try_rq_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
     let rq_ptr: u64 = ctx.arg(0);
-    let rq = request_key(rq_ptr)?;
+    let dev = request_dev(rq_ptr)?;
     let now = unsafe { bpf_ktime_get_ns() };
     // A partial completion takes the issue time: the rest is timed by nothing.
     let issued = table::take(&RQ_ISSUE, RQ_SETS, &rq_ptr).unwrap_or(0);
     if issued != 0 {
-        if let Some(stats) = dev_stats(rq.dev) {
+        if let Some(stats) = dev_stats(dev) {
             let d2c = now.saturating_sub(issued);
             let stats = unsafe { &mut *stats };
             stats.requests += 1;
@@ -203,13 +176,11 @@ fn try_rq_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
             }
         }
     }
-    // The request starts with its first bio; merged bios follow back to back.
-    let sectors = ctx.arg::<u32>(2) >> 9;
+    // The bios this completion ends, from the request's first: whole bios
+    // while the completed bytes last (a partial completion ends the rest later).
     let mut walk = RequestWalk {
-        dev: rq.dev,
-        _pad: 0,
-        next: rq.sector,
-        end: rq.sector + u64::from(sectors),
+        bio: request_bio(rq_ptr)?,
+        bytes: u64::from(ctx.arg::<u32>(2)),
         now,
     };
     unsafe {
@@ -225,37 +196,41 @@ fn try_rq_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
 
 #[repr(C)]
 struct RequestWalk {
-    dev: u32,
-    _pad: u32,
-    next: u64,
-    end: u64,
+    /// The next bio of the request, 0 after the last.
+    bio: u64,
+    /// Completed bytes not yet matched to a bio.
+    bytes: u64,
     now: u64,
 }
 
-/// `bpf_loop` callback: the bio at `next` completed with its request.
+/// `bpf_loop` callback: the bio at `walk.bio` completed with its request.
 extern "C" fn complete_bio(_index: u64, walk: *mut c_void) -> i64 {
     let walk = unsafe { &mut *(walk as *mut RequestWalk) };
-    if walk.next >= walk.end {
+    if walk.bio == 0 {
         return 1;
     }
-    let key = SectorKey {
-        dev: walk.dev,
-        _pad: 0,
-        sector: walk.next,
-    };
-    // A bio we did not attribute (another task's) has no length here: stop.
-    let Some(bio) = table::take(&BIO_OWNER, BIO_SETS, &key) else {
+    let Ok(size) = bio_bytes(walk.bio) else {
         return 1;
     };
-    if let Some(record) = owner_record(&bio.owner) {
+    let size = u64::from(size);
+    if size > walk.bytes {
+        return 1;
+    }
+    walk.bytes -= size;
+    // Another task's bio (or one queued before we attached) has no owner.
+    if let Some(owner) = table::take(&BIO_OWNER, BIO_SETS, &walk.bio)
+        && let Some(record) = owner_record(&owner)
+    {
         let r = unsafe { &mut *record };
         if walk.now > r.last_rq_ts {
             r.last_rq_ts = walk.now;
         }
     }
-    if bio.sectors == 0 {
-        return 1;
+    match bio_next(walk.bio) {
+        Ok(next) => {
+            walk.bio = next;
+            0
+        }
+        Err(_) => 1,
     }
-    walk.next += bio.sectors;
-    0
 }

@@ -4,20 +4,22 @@
 //! Each function mirrors the `TP_fast_assign` of the tracepoint it replaces, so
 //! keys built from a bio and from the request it ends up in still match.
 
-use aio_trace_common::{KernelOffsets, SectorKey};
+use aio_trace_common::KernelOffsets;
 use aya_ebpf::helpers::bpf_probe_read_kernel;
 
 /// Set by the loader before load.
 #[unsafe(no_mangle)]
 static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     request_q: 0,
-    request_sector: 0,
+    request_bio: 0,
     queue_disk: 0,
     disk_major: 0,
     disk_first_minor: 0,
     bio_bdev: 0,
     bio_sector: 0,
     bio_size: 0,
+    bio_next: 0,
+    bio_private: 0,
     bdev_disk: 0,
     kiocb_filp: 0,
     kiocb_pos: 0,
@@ -52,39 +54,58 @@ fn disk_devt(disk: u64) -> Result<u32, i64> {
     Ok(((major as u32) << 20) | minor as u32)
 }
 
-/// A request's (device, first sector), as `block_rq_*` report them.
+/// The device a request is on, as `block_rq_*` report it.
 #[inline(always)]
-pub fn request_key(rq: u64) -> Result<SectorKey, i64> {
+pub fn request_dev(rq: u64) -> Result<u32, i64> {
     let queue: u64 = read(rq, offset!(request_q))?;
-    let disk: u64 = read(queue, offset!(queue_disk))?;
-    Ok(SectorKey {
-        dev: disk_devt(disk)?,
-        _pad: 0,
-        sector: read(rq, offset!(request_sector))?,
-    })
+    disk_devt(read(queue, offset!(queue_disk))?)
 }
 
-/// A bio's (device, first sector), as `block_bio_*` report them: the whole
-/// disk and the remapped sector, the same space requests use.
+/// A bio's device and first sector, as `block_bio_*` report them: the whole
+/// disk and the remapped sector, the space a raw device's iocbs are matched in.
+#[derive(Clone, Copy)]
+pub struct BioStart {
+    pub dev: u32,
+    pub sector: u64,
+}
+
 #[inline(always)]
-pub fn bio_key(bio: u64) -> Result<SectorKey, i64> {
+pub fn bio_start(bio: u64) -> Result<BioStart, i64> {
     let bdev: u64 = read(bio, offset!(bio_bdev))?;
     let dev = if bdev == 0 {
         0
     } else {
         disk_devt(read(bdev, offset!(bdev_disk))?)?
     };
-    Ok(SectorKey {
+    Ok(BioStart {
         dev,
-        _pad: 0,
         sector: read(bio, offset!(bio_sector))?,
     })
 }
 
-/// A bio's length in 512-byte sectors.
+/// The bytes a bio has left to complete.
 #[inline(always)]
-pub fn bio_sectors(bio: u64) -> Result<u32, i64> {
-    Ok(read::<u32>(bio, offset!(bio_size))? >> 9)
+pub fn bio_bytes(bio: u64) -> Result<u32, i64> {
+    read(bio, offset!(bio_size))
+}
+
+/// The bio after `bio` in its request (0 at the end).
+#[inline(always)]
+pub fn bio_next(bio: u64) -> Result<u64, i64> {
+    read(bio, offset!(bio_next))
+}
+
+/// A split bio's parent: `bio_chain` points the split's `bi_private` at the
+/// bio it was cut from before `block_split` fires.
+#[inline(always)]
+pub fn split_parent(split: u64) -> Result<u64, i64> {
+    read(split, offset!(bio_private))
+}
+
+/// A request's first bio not yet completed (0 for a request without data).
+#[inline(always)]
+pub fn request_bio(rq: u64) -> Result<u64, i64> {
+    read(rq, offset!(request_bio))
 }
 
 /// The (filesystem device, inode) of the file a kiocb targets.

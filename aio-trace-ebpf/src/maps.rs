@@ -2,9 +2,9 @@
 //! ring buffer before load.
 
 use aio_trace_common::{
-    BioOwner, CtxCounters, CtxKey, DEFAULT_RING_BYTES, DevCounters, INFLIGHT_ENTRIES,
-    INFLIGHT_SETS, InflightKey, IoEvent, IocbRecord, Iovec, LOSS_CAUSES, LossCause, OWNER_AIO,
-    OWNER_SYSCALL, Owner, REAP_BATCH, SectorKey, TABLE_WAYS, UIO_MAXIOV,
+    CtxCounters, CtxKey, DEFAULT_RING_BYTES, DevCounters, INFLIGHT_ENTRIES, INFLIGHT_SETS,
+    InflightKey, IoEvent, IocbRecord, Iovec, LOSS_CAUSES, LossCause, OWNER_AIO, OWNER_SYSCALL,
+    Owner, REAP_BATCH, TABLE_WAYS, UIO_MAXIOV,
 };
 use aya_ebpf::{
     bindings::{
@@ -122,10 +122,13 @@ pub static SYNC_CALLS: HashMap<u32, IocbRecord> = HashMap::with_max_entries(16_3
 pub static DIO_OWNER: Table<u64, Owner> = Table::with_max_entries(DIO_SETS * TABLE_WAYS, 0);
 pub const DIO_SETS: u32 = 4096;
 
-/// Bios queued (by device and start sector), for request completion and merges.
+/// Bios queued and not completed, by `struct bio` address: who caused them,
+/// for merges, splits and request completion. Keyed by address, not sector:
+/// the block layer recycles a few hot bios, so their sets stay in cache,
+/// where random sectors touched a cold set of this 3 MB table per bio
+/// (block_bio_queue 480 → 330 ns when the table was shrunk to fit in cache).
 #[map]
-pub static BIO_OWNER: Table<SectorKey, BioOwner> =
-    Table::with_max_entries(BIO_SETS * TABLE_WAYS, 0);
+pub static BIO_OWNER: Table<u64, Owner> = Table::with_max_entries(BIO_SETS * TABLE_WAYS, 0);
 pub const BIO_SETS: u32 = 16_384;
 
 /// Request issue times by `struct request` address, for D2C latency.

@@ -291,13 +291,15 @@ impl Btf {
     pub fn kernel_offsets(&self) -> Result<KernelOffsets, BtfError> {
         Ok(KernelOffsets {
             request_q: self.offset_of("request", "q")?,
-            request_sector: self.offset_of("request", "__sector")?,
+            request_bio: self.offset_of("request", "bio")?,
             queue_disk: self.offset_of("request_queue", "disk")?,
             disk_major: self.offset_of("gendisk", "major")?,
             disk_first_minor: self.offset_of("gendisk", "first_minor")?,
             bio_bdev: self.offset_of("bio", "bi_bdev")?,
             bio_sector: self.offset_of("bio", "bi_iter.bi_sector")?,
             bio_size: self.offset_of("bio", "bi_iter.bi_size")?,
+            bio_next: self.offset_of("bio", "bi_next")?,
+            bio_private: self.offset_of("bio", "bi_private")?,
             bdev_disk: self.offset_of("block_device", "bd_disk")?,
             kiocb_filp: self.offset_of("kiocb", "ki_filp")?,
             kiocb_pos: self.offset_of("kiocb", "ki_pos")?,
@@ -447,6 +449,9 @@ mod tests {
         assert_eq!(btf.offset_of("io_event", "res").unwrap(), 16);
         let offsets = btf.kernel_offsets().unwrap();
         assert_ne!(offsets.bio_sector, offsets.bio_size);
+        // The request's bio list is linked through the bio's first member.
+        assert_eq!(offsets.bio_next, 0);
+        assert_ne!(offsets.bio_private, offsets.bio_next);
         // Past the kiocb (rw) and ki_ctx, ki_cancel and ki_res.data.
         assert!(offsets.aio_kiocb_obj >= btf.offset_of("kiocb", "ki_pos").unwrap() + 8 + 24);
     }

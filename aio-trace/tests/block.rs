@@ -199,3 +199,30 @@ fn raw_device_bios_are_matched_by_sector() {
     assert_eq!(by_tag(&records, 1).op().name(), "PREADV");
     assert_eq!(losses.unattributed_bios, 0, "{losses:?}");
 }
+
+/// A bio larger than the device takes is split on its way down: every piece
+/// stays with the iocb that caused it, and completes it.
+#[test]
+fn split_bios_stay_with_their_iocb() {
+    let device = LoopDevice::new("split");
+    device.limit_requests(4);
+    let testee = Testee::spawn_with_env("raw", &[("AIO_TRACE_TEST_DEVICE", device.device.clone())]);
+    let (_truth, records, _summaries, losses) = trace_records(testee, Duration::from_secs(30));
+    let vectored = by_tag(&records, 1);
+    assert_eq!((vectored.op().name(), vectored.bytes), ("PREADV", 32768));
+    assert_eq!(
+        (vectored.bios, vectored.splits),
+        (1, 7),
+        "one 32 KiB bio cut into 8 requests of 4 KiB: {vectored:?}"
+    );
+    assert!(
+        vectored.last_rq_ts >= vectored.first_bio_ts && vectored.device_ns().is_some(),
+        "{vectored:?}"
+    );
+    for tag in 2..=5 {
+        let r = by_tag(&records, tag);
+        assert_eq!((r.bios, r.splits), (1, 0), "iocb {tag}: {r:?}");
+        assert!(r.device_ns().is_some(), "{r:?}");
+    }
+    assert_eq!(losses.unattributed_bios, 0, "{losses:?}");
+}

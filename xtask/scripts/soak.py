@@ -31,7 +31,7 @@ BPF_MAP_TYPE_LRU_HASH = 9
 SYS_BPF = 321  # x86_64
 
 # Key size of each table (after the 8-byte seq of every entry).
-TABLE_KEYS = {"INFLIGHT": 24, "BIO_OWNER": 16, "DIO_OWNER": 8, "RQ_ISSUE": 8, "SUBMITS": 8, "REAPS": 8}
+TABLE_KEYS = {"INFLIGHT": 24, "BIO_OWNER": 8, "DIO_OWNER": 8, "RQ_ISSUE": 8, "SUBMITS": 8, "REAPS": 8}
 HASHES = {"COUNTERS", "AIO_PIDS", "SYNC_CALLS", "CTX_CALLS", "DEV_STATS", "PID_FILTER"}
 
 libc = ctypes.CDLL(None, use_errno=True)

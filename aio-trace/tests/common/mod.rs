@@ -219,6 +219,14 @@ impl LoopDevice {
         }
     }
 
+    /// Caps the size of a request (`queue/max_sectors_kb`), so that larger
+    /// bios are split on their way to the device.
+    pub fn limit_requests(&self, kib: u32) {
+        let name = self.device.trim_start_matches("/dev/");
+        let path = format!("/sys/block/{name}/queue/max_sectors_kb");
+        std::fs::write(&path, kib.to_string()).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+
     pub fn mount(&mut self) {
         let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?}");
         ok(Command::new("mkfs.ext4").args(["-q", "-F", &self.device]));
