@@ -226,4 +226,5 @@ mod pod {
     unsafe impl aya::Pod for CtxKey {}
     unsafe impl aya::Pod for CtxCounters {}
     unsafe impl aya::Pod for DevCounters {}
+    unsafe impl aya::Pod for crate::TableEntry<u64, DevCounters> {}
 }

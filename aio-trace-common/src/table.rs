@@ -13,6 +13,9 @@ pub const TABLE_WAYS: u32 = 4;
 pub const INFLIGHT_SETS: u32 = 16_384;
 pub const INFLIGHT_ENTRIES: u32 = INFLIGHT_SETS * TABLE_WAYS;
 
+/// Entries of the per-CPU device counter table (block devices seen).
+pub const DEV_STATS_ENTRIES: u32 = 256;
+
 /// One entry of a set-associative table on an array map, shared with the
 /// user half by mmap for the in-flight table.
 ///

@@ -57,7 +57,7 @@ fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
                 return Ok(());
             }
         }
-    } else if SYNC_CALLS.get_ptr(&tid).is_some() {
+    } else if active_slot(&SYNC_CALLS, tid).is_some() {
         syscall_owner(tid)
     } else {
         // Not inside a traced AIO or vectored call (writeback, journal, readahead…).

@@ -52,7 +52,7 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
     // thread is in at most one of the two.
     let caller = if let Some(state) = active_slot(&SUBMITS, tid) {
         Caller::Submit(state)
-    } else if let Some(record) = SYNC_CALLS.get_ptr_mut(&tid) {
+    } else if let Some(record) = active_slot(&SYNC_CALLS, tid) {
         Caller::Sync(record)
     } else {
         return Ok(());

@@ -15,8 +15,8 @@ use aya_ebpf::{
 use crate::{
     filter::traced,
     iovec::sum_iovecs,
-    maps::{EVENTS, SYNC_CALLS, count_loss, wakeup_flags},
-    syscall,
+    maps::{EVENTS, SYNC_CALLS, THREAD_SETS, active_slot, count_loss, open_slot, wakeup_flags},
+    syscall, table,
 };
 
 /// fd @16, vec @24, vlen @32, then pos_l @40 for the positioned calls. On
@@ -56,7 +56,7 @@ fn try_enter(ctx: &TracePointContext, opcode: u16, positioned: bool) -> Result<(
     }
     // Stamped last: the record's latency is the syscall's, not our decoding.
     record.submit_ns = unsafe { bpf_ktime_get_ns() };
-    if SYNC_CALLS.insert(&tid, &record, 0).is_err() {
+    if !open_slot(&SYNC_CALLS, tid, &record) {
         count_loss(LossCause::SyscallStateFull);
     }
     Ok(())
@@ -64,7 +64,7 @@ fn try_enter(ctx: &TracePointContext, opcode: u16, positioned: bool) -> Result<(
 
 fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     let tid = bpf_get_current_pid_tgid() as u32;
-    let Some(record) = SYNC_CALLS.get_ptr_mut(&tid) else {
+    let Some(record) = active_slot(&SYNC_CALLS, tid) else {
         return Ok(());
     };
     let ret = syscall::ret(ctx);
@@ -79,7 +79,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
         }
         None => count_loss(LossCause::RingFull),
     }
-    let _ = SYNC_CALLS.remove(&tid);
+    let _ = table::take_into(&SYNC_CALLS, THREAD_SETS, &u64::from(tid), None);
     Ok(())
 }
 

@@ -24,12 +24,34 @@
 use core::intrinsics::{AtomicOrdering, atomic_cxchg};
 
 use aio_trace_common::{TABLE_WAYS, TableEntry, TableKey};
-use aya_ebpf::maps::Array;
+use aya_ebpf::maps::{Array, PerCpuArray};
 
 /// A table of `sets * TABLE_WAYS` entries (`sets` a power of two).
 pub type Table<K, V> = Array<TableEntry<K, V>>;
 
+/// The same with a table per CPU, for counters each CPU adds to on its own.
+pub type PerCpuTable<K, V> = PerCpuArray<TableEntry<K, V>>;
+
 type Entry<K, V> = TableEntry<K, V>;
+
+/// The array map under a table: entry `index`, if in range.
+pub trait Entries<E> {
+    fn entry(&self, index: u32) -> Option<*mut E>;
+}
+
+impl<E> Entries<E> for Array<E> {
+    #[inline(always)]
+    fn entry(&self, index: u32) -> Option<*mut E> {
+        self.get_ptr_mut(index)
+    }
+}
+
+impl<E> Entries<E> for PerCpuArray<E> {
+    #[inline(always)]
+    fn entry(&self, index: u32) -> Option<*mut E> {
+        self.get_ptr_mut(index)
+    }
+}
 
 #[inline(always)]
 fn seq_of<K, V>(entry: *mut Entry<K, V>) -> u64 {
@@ -69,13 +91,13 @@ fn release<K, V>(entry: *mut Entry<K, V>, seen: u64) {
 /// The entry holding `key`, and the sequence number it was seen at.
 #[inline(always)]
 fn find<K: TableKey, V>(
-    table: &Table<K, V>,
+    table: &impl Entries<Entry<K, V>>,
     sets: u32,
     key: &K,
 ) -> Option<(*mut Entry<K, V>, u64)> {
     let first = key.first_entry(sets);
     for way in 0..TABLE_WAYS {
-        let Some(e) = table.get_ptr_mut(first + way) else {
+        let Some(e) = table.entry(first + way) else {
             return None;
         };
         let seen = seq_of(e);
@@ -88,13 +110,21 @@ fn find<K: TableKey, V>(
 
 /// The value of `key`, to read or update in place.
 #[inline(always)]
-pub fn get_ptr<K: TableKey, V>(table: &Table<K, V>, sets: u32, key: &K) -> Option<*mut V> {
+pub fn get_ptr<K: TableKey, V>(
+    table: &impl Entries<Entry<K, V>>,
+    sets: u32,
+    key: &K,
+) -> Option<*mut V> {
     find(table, sets, key).map(|(e, _)| unsafe { &raw mut (*e).value })
 }
 
 /// A copy of the value of `key` (small values: it is on the stack).
 #[inline(always)]
-pub fn get<K: TableKey, V: Copy>(table: &Table<K, V>, sets: u32, key: &K) -> Option<V> {
+pub fn get<K: TableKey, V: Copy>(
+    table: &impl Entries<Entry<K, V>>,
+    sets: u32,
+    key: &K,
+) -> Option<V> {
     let (e, seen) = find(table, sets, key)?;
     let value = unsafe { (*e).value };
     (seq_of(e) == seen).then_some(value)
@@ -104,7 +134,7 @@ pub fn get<K: TableKey, V: Copy>(table: &Table<K, V>, sets: u32, key: &K) -> Opt
 /// not there, or another writer got to it first.
 #[inline(always)]
 pub fn take_into<K: TableKey, V: Copy>(
-    table: &Table<K, V>,
+    table: &impl Entries<Entry<K, V>>,
     sets: u32,
     key: &K,
     out: Option<*mut V>,
@@ -127,7 +157,11 @@ pub fn take_into<K: TableKey, V: Copy>(
 
 /// Removes `key` and returns its value (small values: it is on the stack).
 #[inline(always)]
-pub fn take<K: TableKey, V: Copy>(table: &Table<K, V>, sets: u32, key: &K) -> Option<V> {
+pub fn take<K: TableKey, V: Copy>(
+    table: &impl Entries<Entry<K, V>>,
+    sets: u32,
+    key: &K,
+) -> Option<V> {
     let mut value = core::mem::MaybeUninit::<V>::uninit();
     take_into(table, sets, key, Some(value.as_mut_ptr())).then(|| unsafe { value.assume_init() })
 }
@@ -147,7 +181,7 @@ pub enum WhenFull {
 /// the entry.
 #[inline(always)]
 pub fn put<K: TableKey, V: Copy>(
-    table: &Table<K, V>,
+    table: &impl Entries<Entry<K, V>>,
     sets: u32,
     key: &K,
     value: &V,
@@ -160,7 +194,7 @@ pub fn put<K: TableKey, V: Copy>(
     let mut free = u32::MAX;
     let mut own = u32::MAX;
     for way in 0..TABLE_WAYS {
-        let Some(e) = table.get_ptr_mut(first + way) else {
+        let Some(e) = table.entry(first + way) else {
             return false;
         };
         let k = key_of(e);
@@ -181,7 +215,7 @@ pub fn put<K: TableKey, V: Copy>(
     } else {
         return false;
     };
-    let Some(e) = table.get_ptr_mut(target) else {
+    let Some(e) = table.entry(target) else {
         return false;
     };
     let seen = seq_of(e);

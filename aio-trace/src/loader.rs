@@ -1,8 +1,9 @@
 //! Probe the kernel, load the eBPF object, attach what it allows.
 
 use aio_trace_common::{
-    CommFilter, CtxCounters, CtxKey, DEFAULT_RING_BYTES, DevCounters, GLOBAL_FILTER_COMM,
-    GLOBAL_FILTER_PIDS, GLOBAL_KERNEL_OFFSETS, GLOBAL_WAKEUP_BYTES, LOSS_CAUSES,
+    CommFilter, CtxCounters, CtxKey, DEFAULT_RING_BYTES, DEV_STATS_ENTRIES, DevCounters,
+    GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS, GLOBAL_KERNEL_OFFSETS, GLOBAL_WAKEUP_BYTES,
+    LOSS_CAUSES, TableEntry, TableKey,
 };
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
@@ -169,7 +170,7 @@ pub struct Tracer {
     /// Kernel id of the loss map, likewise.
     loss_id: Option<u32>,
     loss: PerCpuArray<MapData, u64>,
-    devices: PerCpuHashMap<MapData, u32, DevCounters>,
+    devices: PerCpuArray<MapData, TableEntry<u64, DevCounters>>,
     /// Keeps kernel.bpf_stats_enabled on while open.
     _bpf_stats: Option<std::os::fd::OwnedFd>,
     /// Kernel ids of the loaded programs, by name.
@@ -298,7 +299,7 @@ impl Tracer {
         };
         let loss = PerCpuArray::try_from(loss_map).map_err(|e| LoadError::Map("LOSS", e))?;
 
-        let devices = PerCpuHashMap::try_from(take_map(&mut ebpf, "DEV_STATS")?)
+        let devices = PerCpuArray::try_from(take_map(&mut ebpf, "DEV_STATS")?)
             .map_err(|e| LoadError::Map("DEV_STATS", e))?;
 
         let mut skipped = Vec::new();
@@ -442,16 +443,26 @@ impl Tracer {
         self.inflight.count()
     }
 
-    /// Per block device counters, summed over CPUs, in device order.
+    /// Per block device counters, summed over CPUs, in device order. Each
+    /// CPU keeps its own table, so a device sits in a different entry on
+    /// each and is summed by key.
     pub fn devices(&self) -> Vec<(u32, DevCounters)> {
-        let mut all: Vec<_> = self
-            .devices
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(dev, per_cpu)| (dev, crate::model::sum_devices(per_cpu.iter())))
-            .collect();
-        all.sort_by_key(|(dev, _)| *dev);
-        all
+        let mut per_dev: std::collections::BTreeMap<u32, Vec<DevCounters>> = Default::default();
+        for index in 0..DEV_STATS_ENTRIES {
+            let Ok(per_cpu) = self.devices.get(&index, 0) else {
+                continue;
+            };
+            for entry in per_cpu.iter().filter(|e| !e.key.is_free()) {
+                per_dev
+                    .entry(entry.key as u32)
+                    .or_default()
+                    .push(entry.value);
+            }
+        }
+        per_dev
+            .into_iter()
+            .map(|(dev, counters)| (dev, crate::model::sum_devices(counters.iter())))
+            .collect()
     }
 
     /// Another handle on the counters map, for a thread that does not own the tracer.

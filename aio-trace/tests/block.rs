@@ -8,7 +8,7 @@ use std::{os::unix::fs::MetadataExt, time::Duration};
 
 use aio_trace::{model::IocbView, reader::Record};
 use aio_trace_common::IocbRecord;
-use common::{LoopDevice, Testee, of_type, trace_records, trace_records_with};
+use common::{LoopDevice, Testee, of_type, trace_records, trace_records_with, trace_run};
 
 /// max_sectors_kb of the device holding the test directory, in bytes.
 fn max_io_bytes() -> usize {
@@ -207,7 +207,8 @@ fn split_bios_stay_with_their_iocb() {
     let device = LoopDevice::new("split");
     device.limit_requests(4);
     let testee = Testee::spawn_with_env("raw", &[("AIO_TRACE_TEST_DEVICE", device.device.clone())]);
-    let (_truth, records, _summaries, losses) = trace_records(testee, Duration::from_secs(30));
+    let traced = trace_run(testee, Duration::from_secs(30), Default::default());
+    let (records, losses) = (traced.records, traced.losses);
     let vectored = by_tag(&records, 1);
     assert_eq!((vectored.op().name(), vectored.bytes), ("PREADV", 32768));
     assert_eq!(
@@ -225,4 +226,23 @@ fn split_bios_stay_with_their_iocb() {
         assert!(r.device_ns().is_some(), "{r:?}");
     }
     assert_eq!(losses.unattributed_bios, 0, "{losses:?}");
+
+    // The device's own counters (kept per CPU, summed at the end) saw at
+    // least the testee's I/O: udev may have read the new device too.
+    let rdev = std::fs::metadata(&device.device).unwrap().rdev();
+    let dev = (libc::major(rdev) << 20) | libc::minor(rdev);
+    let (_, counters) = traced
+        .devices
+        .iter()
+        .find(|(d, _)| *d == dev)
+        .unwrap_or_else(|| panic!("no counters for {}: {:?}", device.device, traced.devices));
+    assert!(
+        counters.bios >= 5 && counters.splits >= 7 && counters.requests >= 12,
+        "5 bios, 7 splits, 12 requests at least: {counters:?}"
+    );
+    assert_eq!(
+        counters.d2c_log2.iter().sum::<u64>(),
+        counters.requests,
+        "every timed request in the D2C histogram"
+    );
 }

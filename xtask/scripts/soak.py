@@ -27,12 +27,14 @@ BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_MAP_TYPE_HASH = 1
 BPF_MAP_TYPE_ARRAY = 2
 BPF_MAP_TYPE_PERCPU_HASH = 5
+BPF_MAP_TYPE_PERCPU_ARRAY = 6
 BPF_MAP_TYPE_LRU_HASH = 9
 SYS_BPF = 321  # x86_64
 
 # Key size of each table (after the 8-byte seq of every entry).
-TABLE_KEYS = {"INFLIGHT": 24, "BIO_OWNER": 8, "DIO_OWNER": 8, "RQ_ISSUE": 8, "SUBMITS": 8, "REAPS": 8}
-HASHES = {"COUNTERS", "AIO_PIDS", "SYNC_CALLS", "CTX_CALLS", "DEV_STATS", "PID_FILTER"}
+TABLE_KEYS = {"INFLIGHT": 24, "BIO_OWNER": 8, "DIO_OWNER": 8, "RQ_ISSUE": 8, "SUBMITS": 8, "REAPS": 8,
+              "SYNC_CALLS": 8, "DEV_STATS": 8}
+HASHES = {"COUNTERS", "AIO_PIDS", "CTX_CALLS", "PID_FILTER"}
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -80,8 +82,9 @@ def hash_entries(fd, key_size):
         attr[1] = ctypes.addressof(key)
 
 
-def table_entries(fd, info, key_size):
-    """Entries of a table whose key (bytes 8..8+key_size of the value) is set."""
+def table_entries(fd, info, key_size, cpus=1):
+    """Entries of a table whose key (bytes 8..8+key_size of the value) is set
+    (on any CPU, for a table per CPU)."""
     size = info.value_size
     if info.map_flags & 0x400:  # BPF_F_MMAPABLE: read the mapping.
         length = size * info.max_entries
@@ -89,16 +92,24 @@ def table_entries(fd, info, key_size):
         with mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ) as m:
             return sum(1 for i in range(info.max_entries)
                        if any(m[i * size + 8:i * size + 8 + key_size]))
-    value = ctypes.create_string_buffer(size)
+    stride = size + -size % 8  # per-CPU values are 8-byte aligned
+    value = ctypes.create_string_buffer(stride * cpus)
     index = ctypes.c_uint32()
     attr = (ctypes.c_uint64 * 3)(fd, ctypes.addressof(index), ctypes.addressof(value))
     count = 0
     for i in range(info.max_entries):
         index.value = i
         bpf(BPF_MAP_LOOKUP_ELEM, attr)
-        if any(value.raw[8:8 + key_size]):
+        if any(any(value.raw[c * stride + 8:c * stride + 8 + key_size]) for c in range(cpus)):
             count += 1
     return count
+
+
+def possible_cpus():
+    """CPUs the kernel sizes per-CPU map values for (/sys/devices/system/cpu/possible)."""
+    with open("/sys/devices/system/cpu/possible") as f:
+        last = f.read().strip().split(",")[-1].split("-")[-1]
+    return int(last) + 1
 
 
 def maps_of(pid):
@@ -123,6 +134,8 @@ def occupancy(pid):
             name = info.name.decode()
             if name in TABLE_KEYS and info.type == BPF_MAP_TYPE_ARRAY:
                 out[name] = table_entries(fd, info, TABLE_KEYS[name])
+            elif name in TABLE_KEYS and info.type == BPF_MAP_TYPE_PERCPU_ARRAY:
+                out[name] = table_entries(fd, info, TABLE_KEYS[name], possible_cpus())
             elif name in HASHES:
                 out[name] = hash_entries(fd, info.key_size)
         finally:

@@ -14,7 +14,7 @@ use aio_trace::{
     reader::Record,
     session::{Session, Sink},
 };
-use aio_trace_common::IocbRecord;
+use aio_trace_common::{DevCounters, IocbRecord};
 use serde_json::Value;
 
 pub const TESTEE: &str = env!("CARGO_BIN_EXE_aio-trace-testee");
@@ -113,12 +113,11 @@ impl Sink for Collect {
     }
 }
 
-/// Traces `testee` (filtered on its pid) while it runs; returns its ground
-/// truth, the iocb records and the exit summaries.
 /// What a traced run produced: the child's ground truth, the iocb records,
 /// the exit summaries and the loss counters.
 pub type Traced = (Vec<Value>, Vec<IocbRecord>, Vec<ContextSummary>, LossCounts);
 
+/// Traces `testee` (filtered on its pid) while it runs.
 pub fn trace(testee: Testee) -> Traced {
     trace_with_timeout(testee, Duration::from_secs(30))
 }
@@ -149,6 +148,23 @@ pub fn trace_records_with(
     inflight_timeout: Duration,
     config: TraceConfig,
 ) -> (Vec<Value>, Vec<Record>, Vec<ContextSummary>, LossCounts) {
+    let t = trace_run(testee, inflight_timeout, config);
+    (t.truth, t.records, t.contexts, t.losses)
+}
+
+/// Everything one traced run of a testee left: its ground truth, the records,
+/// and the tracer's counters at the end.
+pub struct TracedRun {
+    pub truth: Vec<Value>,
+    pub records: Vec<Record>,
+    pub contexts: Vec<ContextSummary>,
+    /// Per block device counters (every device, whatever the pid filter).
+    pub devices: Vec<(u32, DevCounters)>,
+    pub losses: LossCounts,
+}
+
+/// Traces `testee` (only its pid) until it is done, with `config`.
+pub fn trace_run(testee: Testee, inflight_timeout: Duration, config: TraceConfig) -> TracedRun {
     let config = TraceConfig {
         pids: vec![testee.pid()],
         ..config
@@ -174,15 +190,18 @@ pub fn trace_records_with(
             })
             .await
             .unwrap();
-        let truth = truth_rx.recv().unwrap();
-        let records = sink.0;
-        let summaries = session
-            .tracer
-            .counters()
-            .iter()
-            .map(|(k, c)| ContextSummary::new(k, c))
-            .collect();
-        (truth, records, summaries, session.losses())
+        TracedRun {
+            truth: truth_rx.recv().unwrap(),
+            records: sink.0,
+            contexts: session
+                .tracer
+                .counters()
+                .iter()
+                .map(|(k, c)| ContextSummary::new(k, c))
+                .collect(),
+            devices: session.tracer.devices(),
+            losses: session.losses(),
+        }
     })
 }
 
