@@ -53,6 +53,9 @@ impl Drop for Stats {
 enum Tracer {
     None,
     AioTrace,
+    /// `record -p 1`: tracing a process that does no I/O, so what fio pays
+    /// is what the hooks cost other processes' I/O.
+    AioTraceOther,
     Bpftrace,
 }
 
@@ -61,6 +64,7 @@ impl Tracer {
         match self {
             Self::None => "fio alone",
             Self::AioTrace => "fio + aio-trace",
+            Self::AioTraceOther => "aio-trace -p 1",
             Self::Bpftrace => "fio + bpftrace",
         }
     }
@@ -79,9 +83,14 @@ fn start(tracer: Tracer, binary: &Path, root: &Path) -> Result<Option<Running>> 
     let started = Instant::now();
     let mut child = match tracer {
         Tracer::None => return Ok(None),
-        Tracer::AioTrace => Command::new(binary)
+        Tracer::AioTrace | Tracer::AioTraceOther => Command::new(binary)
             .args(["record", "--force", "-o"])
             .arg(root.join("target/bench/overhead.jsonl"))
+            .args(if tracer == Tracer::AioTraceOther {
+                &["-p", "1"][..]
+            } else {
+                &[]
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -95,7 +104,7 @@ fn start(tracer: Tracer, binary: &Path, root: &Path) -> Result<Option<Running>> 
     };
     // aio-trace says "Recording AIO..." on stderr, bpftrace "Attaching N probes..." on stdout.
     let banner: Box<dyn std::io::Read + Send> = match tracer {
-        Tracer::AioTrace => Box::new(child.stderr.take().expect("piped")),
+        Tracer::AioTrace | Tracer::AioTraceOther => Box::new(child.stderr.take().expect("piped")),
         _ => Box::new(child.stdout.take().expect("piped")),
     };
     let mut lines = BufReader::new(banner).lines();
@@ -180,7 +189,12 @@ pub fn run(binary: &Path, file: &Path, root: &Path, rounds: u32, seconds: u32) -
     );
     // IOPS with BPF statistics off: they add two clock reads to every program
     // run, which would charge the tracer with more programs more.
-    let configs = [Tracer::None, Tracer::AioTrace, Tracer::Bpftrace];
+    let configs = [
+        Tracer::None,
+        Tracer::AioTrace,
+        Tracer::Bpftrace,
+        Tracer::AioTraceOther,
+    ];
     let mut results: HashMap<&'static str, Vec<Round>> = HashMap::new();
     for round in 0..rounds {
         for k in 0..configs.len() {
@@ -226,6 +240,11 @@ pub fn run(binary: &Path, file: &Path, root: &Path, rounds: u32, seconds: u32) -
         "  median IOPS: alone {alone:.0}, aio-trace {ours:.0} ({:+.1} %), bpftrace {theirs:.0} ({:+.1} %)",
         -100.0 * ours_cost,
         -100.0 * theirs_cost
+    );
+    let other = med(Tracer::AioTraceOther.name(), &|r| r.iops);
+    println!(
+        "  fio under aio-trace tracing another process (-p 1): {other:.0} ({:+.1} %): what the hooks cost I/O that is not traced",
+        -100.0 * (1.0 - other / alone)
     );
     if theirs_cost > 0.0 {
         println!(
