@@ -1,8 +1,8 @@
 //! Reading the kernel structs raw tracepoints hand us, at the member offsets
 //! the loader resolved from the running kernel's BTF (see `KernelOffsets`).
 //!
-//! Each function mirrors the `TP_fast_assign` of the tracepoint it replaces, so
-//! keys built from a bio and from the request it ends up in still match.
+//! The device and sector readers mirror the `TP_fast_assign` of the block
+//! tracepoints, so they report what `blktrace` and bpftrace users see.
 
 use aio_trace_common::KernelOffsets;
 use aya_ebpf::helpers::bpf_probe_read_kernel;
