@@ -195,6 +195,9 @@ pub const D2C_BUCKETS: usize = 40;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DevCounters {
+    /// The device's `dev_t` (major << 20 | minor).
+    pub dev: u32,
+    pub _pad: u32,
     pub bios: u64,
     pub requests: u64,
     pub merges: u64,
@@ -202,11 +205,13 @@ pub struct DevCounters {
     pub d2c_ns_sum: u64,
     pub d2c_log2: [u64; D2C_BUCKETS],
 }
-const _: () = assert!(core::mem::size_of::<DevCounters>() == 40 + 8 * D2C_BUCKETS);
+const _: () = assert!(core::mem::size_of::<DevCounters>() == 48 + 8 * D2C_BUCKETS);
 
 impl Default for DevCounters {
     fn default() -> Self {
         Self {
+            dev: 0,
+            _pad: 0,
             bios: 0,
             requests: 0,
             merges: 0,

@@ -12,7 +12,7 @@ use aya_ebpf::{
 
 use crate::{
     claim::{Match, claim_iocb, holds},
-    kernel::{bio_bytes, bio_next, bio_start, request_bio, request_dev, split_parent},
+    kernel::{bio_bytes, bio_disk, bio_next, bio_sector, request_bio, request_disk, split_parent},
     maps::{
         BIO_OWNER, BIO_SETS, CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, RQ_ISSUE, RQ_SETS, SUBMITS,
         SYNC_CALLS, SubmitState, active_slot, aio_owner, count_loss, dev_stats, inflight,
@@ -42,15 +42,14 @@ pub fn block_bio_queue(ctx: RawTracePointContext) -> i32 {
 
 fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
     let bio_ptr = bio_arg(ctx);
-    let bio = bio_start(bio_ptr)?;
-    if let Some(stats) = dev_stats(bio.dev) {
+    if let Some(stats) = dev_stats(bio_disk(bio_ptr)?) {
         unsafe { (*stats).bios += 1 };
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
     // io_submit first, as at dispatch: a thread is in at most one of the two.
     let owner = if let Some(state) = active_slot(&SUBMITS, tid) {
-        match current_iocb(unsafe { &mut *state }, (pid_tgid >> 32) as u32, bio.sector) {
+        match current_iocb(unsafe { &mut *state }, (pid_tgid >> 32) as u32, bio_ptr) {
             Some(key) => aio_owner(key),
             None => {
                 count_loss(LossCause::UnattributedBio);
@@ -77,10 +76,11 @@ fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
 /// The iocb a bio queued inside io_submit belongs to: the one the filesystem
 /// dispatched last, or, on a raw block device (no dispatch event), the iocb
 /// whose byte range holds the bio's first sector.
-fn current_iocb(state: &mut SubmitState, pid: u32, sector: u64) -> Option<InflightKey> {
+fn current_iocb(state: &mut SubmitState, pid: u32, bio: u64) -> Option<InflightKey> {
     if state.current_by == CURRENT_BY_DISPATCH {
         return Some(state.current);
     }
+    let sector = bio_sector(bio).ok()?;
     if state.current_by == CURRENT_BY_SECTOR
         && let Some(record) = inflight(&state.current)
         && unsafe { holds((*record).offset, (*record).bytes, sector) }
@@ -105,8 +105,7 @@ pub fn block_split(ctx: RawTracePointContext) -> i32 {
 /// on as the remainder, keeping its address and its owner.
 fn try_split(ctx: &RawTracePointContext) -> Result<(), i64> {
     let split = bio_arg(ctx);
-    let bio = bio_start(split)?;
-    if let Some(stats) = dev_stats(bio.dev) {
+    if let Some(stats) = dev_stats(bio_disk(split)?) {
         unsafe { (*stats).splits += 1 };
     }
     let Some(owner) = bio_owner(split_parent(split)?) else {
@@ -133,7 +132,7 @@ pub fn block_bio_frontmerge(ctx: RawTracePointContext) -> i32 {
 
 fn try_merge(ctx: &RawTracePointContext) -> Result<(), i64> {
     let bio = bio_arg(ctx);
-    if let Some(stats) = dev_stats(bio_start(bio)?.dev) {
+    if let Some(stats) = dev_stats(bio_disk(bio)?) {
         unsafe { (*stats).merges += 1 };
     }
     if let Some(owner) = bio_owner(bio)
@@ -160,12 +159,12 @@ pub fn block_rq_complete(ctx: RawTracePointContext) -> i32 {
 
 fn try_rq_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
     let rq_ptr: u64 = ctx.arg(0);
-    let dev = request_dev(rq_ptr)?;
+    let disk = request_disk(rq_ptr)?;
     let now = unsafe { bpf_ktime_get_ns() };
     // A partial completion takes the issue time: the rest is timed by nothing.
     let issued = table::take(&RQ_ISSUE, RQ_SETS, &rq_ptr).unwrap_or(0);
     if issued != 0 {
-        if let Some(stats) = dev_stats(dev) {
+        if let Some(stats) = dev_stats(disk) {
             let d2c = now.saturating_sub(issued);
             let stats = unsafe { &mut *stats };
             stats.requests += 1;
@@ -183,14 +182,17 @@ fn try_rq_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
         bytes: u64::from(ctx.arg::<u32>(2)),
         now,
     };
-    unsafe {
-        bpf_loop(
-            MAX_BIOS_PER_REQUEST,
-            complete_bio as *mut c_void,
-            (&raw mut walk).cast(),
-            0,
-        )
-    };
+    // Most requests carry one bio: only merged ones pay for the loop.
+    if complete_bio(0, (&raw mut walk).cast()) == 0 && walk.bio != 0 {
+        unsafe {
+            bpf_loop(
+                MAX_BIOS_PER_REQUEST - 1,
+                complete_bio as *mut c_void,
+                (&raw mut walk).cast(),
+                0,
+            )
+        };
+    }
     Ok(())
 }
 

@@ -43,44 +43,36 @@ fn read<T>(base: u64, offset: u64) -> Result<T, i64> {
     unsafe { bpf_probe_read_kernel((base + offset) as *const T) }.map_err(i64::from)
 }
 
-/// `disk_devt(disk)`: the kernel's `dev_t` (major << 20 | minor), 0 without a disk.
+/// `disk_devt(disk)`: the kernel's `dev_t` (major << 20 | minor), as the
+/// block tracepoints report it.
 #[inline(always)]
-fn disk_devt(disk: u64) -> Result<u32, i64> {
-    if disk == 0 {
-        return Ok(0);
-    }
+pub fn disk_devt(disk: u64) -> Result<u32, i64> {
     let major: i32 = read(disk, offset!(disk_major))?;
     let minor: i32 = read(disk, offset!(disk_first_minor))?;
     Ok(((major as u32) << 20) | minor as u32)
 }
 
-/// The device a request is on, as `block_rq_*` report it.
+/// The `struct gendisk` a request is on (0 if none).
 #[inline(always)]
-pub fn request_dev(rq: u64) -> Result<u32, i64> {
-    let queue: u64 = read(rq, offset!(request_q))?;
-    disk_devt(read(queue, offset!(queue_disk))?)
+pub fn request_disk(rq: u64) -> Result<u64, i64> {
+    read(read::<u64>(rq, offset!(request_q))?, offset!(queue_disk))
 }
 
-/// A bio's device and first sector, as `block_bio_*` report them: the whole
-/// disk and the remapped sector, the space a raw device's iocbs are matched in.
-#[derive(Clone, Copy)]
-pub struct BioStart {
-    pub dev: u32,
-    pub sector: u64,
-}
-
+/// The `struct gendisk` a bio is on, the whole disk (0 if none).
 #[inline(always)]
-pub fn bio_start(bio: u64) -> Result<BioStart, i64> {
+pub fn bio_disk(bio: u64) -> Result<u64, i64> {
     let bdev: u64 = read(bio, offset!(bio_bdev))?;
-    let dev = if bdev == 0 {
-        0
-    } else {
-        disk_devt(read(bdev, offset!(bdev_disk))?)?
-    };
-    Ok(BioStart {
-        dev,
-        sector: read(bio, offset!(bio_sector))?,
-    })
+    if bdev == 0 {
+        return Ok(0);
+    }
+    read(bdev, offset!(bdev_disk))
+}
+
+/// A bio's first sector, remapped to the whole disk, as `block_bio_queue`
+/// reports it: the space a raw device's iocbs are matched in.
+#[inline(always)]
+pub fn bio_sector(bio: u64) -> Result<u64, i64> {
+    read(bio, offset!(bio_sector))
 }
 
 /// The bytes a bio has left to complete.

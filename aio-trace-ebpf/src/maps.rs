@@ -14,7 +14,10 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 
-use crate::table::{self, PerCpuTable, Table, WhenFull};
+use crate::{
+    kernel::disk_devt,
+    table::{self, PerCpuTable, Table, WhenFull},
+};
 
 /// Finished records (`IocbRecord`, `CtxRecord`) for the user half.
 #[map]
@@ -141,7 +144,7 @@ pub static RQ_ISSUE: Table<u64, u64> = Table::with_max_entries(RQ_SETS * TABLE_W
 pub const RQ_SETS: u32 = 4096;
 
 /// Per block device counters (all devices, whatever the filters), a table
-/// per CPU keyed by `dev_t`. Every bio and request of the machine looks its
+/// per CPU keyed by `struct gendisk` address. Every bio and request of the machine looks its
 /// device up here, so a table, not a per-CPU hash (~45 ns a lookup).
 #[map]
 pub static DEV_STATS: PerCpuTable<u64, DevCounters> =
@@ -187,22 +190,29 @@ pub fn syscall_owner(tid: u32) -> Owner {
 static ZERO_DEV_COUNTERS: DevCounters = unsafe { core::mem::zeroed() };
 static ZERO_CTX_COUNTERS: CtxCounters = unsafe { core::mem::zeroed() };
 
-/// This CPU's counters of `dev`, created on first use (none for a bio
-/// without a device, `dev_t` 0).
+/// This CPU's counters of the device `disk` (a `struct gendisk`), created on
+/// first use (none for a bio without a disk). Keyed by the gendisk, which
+/// every bio and request reach in two reads; the `dev_t` takes two more and
+/// is read once, when the entry is made.
 #[inline(always)]
-pub fn dev_stats(dev: u32) -> Option<*mut DevCounters> {
-    let key = u64::from(dev);
-    if let Some(c) = table::get_ptr(&DEV_STATS, DEV_SETS, &key) {
+pub fn dev_stats(disk: u64) -> Option<*mut DevCounters> {
+    if let Some(c) = table::get_ptr(&DEV_STATS, DEV_SETS, &disk) {
         return Some(c);
     }
+    if disk == 0 {
+        return None;
+    }
+    let dev = disk_devt(disk).ok()?;
     let _ = table::put(
         &DEV_STATS,
         DEV_SETS,
-        &key,
+        &disk,
         &ZERO_DEV_COUNTERS,
         WhenFull::Refuse,
     );
-    table::get_ptr(&DEV_STATS, DEV_SETS, &key)
+    let c = table::get_ptr(&DEV_STATS, DEV_SETS, &disk)?;
+    unsafe { (*c).dev = dev };
+    Some(c)
 }
 
 /// Scratch space for one iovec array: too large for the 512-byte stack.

@@ -95,6 +95,11 @@ fn find<K: TableKey, V>(
     sets: u32,
     key: &K,
 ) -> Option<(*mut Entry<K, V>, u64)> {
+    // A free entry's key is zero and its value is stale: the zero key (the
+    // idle task's tid, a null pointer) must not find one.
+    if key.is_free() {
+        return None;
+    }
     let first = key.first_entry(sets);
     for way in 0..TABLE_WAYS {
         let Some(e) = table.entry(first + way) else {

@@ -452,9 +452,10 @@ impl Tracer {
             let Ok(per_cpu) = self.devices.get(&index, 0) else {
                 continue;
             };
+            // Keyed by the kernel's gendisk; the dev_t is in the value.
             for entry in per_cpu.iter().filter(|e| !e.key.is_free()) {
                 per_dev
-                    .entry(entry.key as u32)
+                    .entry(entry.value.dev)
                     .or_default()
                     .push(entry.value);
             }
