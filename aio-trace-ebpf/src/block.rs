@@ -21,7 +21,8 @@ use crate::{
     table::{self, WhenFull},
 };
 
-// Raw tracepoint arguments (TP_PROTO): block_bio_* (struct bio *),
+// Raw tracepoint arguments (TP_PROTO): block_bio_* (struct bio *), except
+// block_bio_complete (struct request_queue *, struct bio *),
 // block_split (struct bio *, unsigned int new_sector), block_rq_issue
 // (struct request *), block_rq_complete (struct request *, blk_status_t,
 // unsigned int nr_bytes).
@@ -235,4 +236,29 @@ extern "C" fn complete_bio(_index: u64, walk: *mut c_void) -> i64 {
         }
         Err(_) => 1,
     }
+}
+
+#[raw_tracepoint(tracepoint = "block_bio_complete")]
+pub fn block_bio_complete(ctx: RawTracePointContext) -> i32 {
+    let _ = try_bio_complete(&ctx);
+    0
+}
+
+/// A bio that ends without a request: on a bio-based device (zram, dm, md),
+/// or failed before it reached one. (A request's bios are ended by
+/// `block_rq_complete`; the block layer clears their trace flag first, so
+/// this does not fire for them.) On a bio-based device the bio's end is the
+/// device's, so it stands in for the request completion.
+fn try_bio_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let bio: u64 = ctx.arg(1);
+    if let Some(owner) = table::take(&BIO_OWNER, BIO_SETS, &bio)
+        && let Some(record) = owner_record(&owner)
+    {
+        let now = unsafe { bpf_ktime_get_ns() };
+        let r = unsafe { &mut *record };
+        if now > r.last_rq_ts {
+            r.last_rq_ts = now;
+        }
+    }
+    Ok(())
 }

@@ -89,6 +89,7 @@ pub const PROBES: &[Probe] = &[
     Probe::raw("block", "block_bio_frontmerge"),
     Probe::raw("block", "block_rq_issue"),
     Probe::raw("block", "block_rq_complete"),
+    Probe::raw("block", "block_bio_complete"),
     Probe::optional("syscalls", "sys_enter_readv"),
     Probe::optional("syscalls", "sys_exit_readv"),
     Probe::optional("syscalls", "sys_enter_writev"),

@@ -8,7 +8,9 @@ use std::{os::unix::fs::MetadataExt, time::Duration};
 
 use aio_trace::{model::IocbView, reader::Record};
 use aio_trace_common::IocbRecord;
-use common::{LoopDevice, Testee, of_type, trace_records, trace_records_with, trace_run};
+use common::{
+    LoopDevice, Testee, ZramDevice, of_type, trace_records, trace_records_with, trace_run,
+};
 
 /// max_sectors_kb of the device holding the test directory, in bytes.
 fn max_io_bytes() -> usize {
@@ -245,4 +247,28 @@ fn split_bios_stay_with_their_iocb() {
         counters.requests,
         "every timed request in the D2C histogram"
     );
+}
+
+/// On a bio-based device (zram) bios never become requests: each iocb's bio
+/// ends in `block_bio_complete`, which gives it its device time.
+#[test]
+fn bios_on_a_bio_based_device_complete_their_iocb() {
+    let Some(device) = ZramDevice::new() else {
+        return;
+    };
+    let testee = Testee::spawn_with_env("raw", &[("AIO_TRACE_TEST_DEVICE", device.device.clone())]);
+    let (_truth, records, _summaries, losses) = trace_records(testee, Duration::from_secs(30));
+    for tag in 1..=5 {
+        let r = by_tag(&records, tag);
+        assert_eq!((r.dispatches, r.bios), (0, 1), "iocb {tag}: {r:?}");
+        assert!(
+            r.last_rq_ts >= r.first_bio_ts && r.first_bio_ts >= r.submit_ns,
+            "{r:?}"
+        );
+        assert!(
+            r.device_ns().is_some(),
+            "the bio's end is the device's: {r:?}"
+        );
+    }
+    assert_eq!(losses.unattributed_bios, 0, "{losses:?}");
 }

@@ -278,3 +278,34 @@ pub fn assert_only_absent_skipped(tracer: &Tracer) {
         );
     }
 }
+
+/// A zram device of its own (`/sys/class/zram-control/hot_add`), 64 MiB,
+/// removed on drop: a bio-based device, whose bios never become requests.
+pub struct ZramDevice {
+    pub device: String,
+    id: String,
+}
+
+impl ZramDevice {
+    /// None (with the reason printed) when the kernel has no zram.
+    pub fn new() -> Option<Self> {
+        let control = "/sys/class/zram-control/hot_add";
+        let Ok(id) = std::fs::read_to_string(control) else {
+            eprintln!("skipped: {control} is absent (kernel without zram)");
+            return None;
+        };
+        let id = id.trim().to_owned();
+        std::fs::write(format!("/sys/block/zram{id}/disksize"), "64M").unwrap();
+        Some(Self {
+            device: format!("/dev/zram{id}"),
+            id,
+        })
+    }
+}
+
+impl Drop for ZramDevice {
+    fn drop(&mut self) {
+        let _ = std::fs::write(format!("/sys/block/zram{}/reset", self.id), "1");
+        let _ = std::fs::write("/sys/class/zram-control/hot_remove", &self.id);
+    }
+}
