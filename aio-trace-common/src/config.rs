@@ -46,16 +46,18 @@ pub struct KernelOffsets {
     pub request_bio: u32,
     /// `struct request_queue`: `disk`.
     pub queue_disk: u32,
-    /// `struct gendisk`: `major`, `first_minor`.
+    /// `struct gendisk`: `major`, `first_minor`, `diskseq`.
     pub disk_major: u32,
     pub disk_first_minor: u32,
+    pub disk_seq: u32,
     /// `struct bio`: `bi_bdev`, `bi_iter.bi_sector`, `bi_iter.bi_size`,
-    /// `bi_next`, `bi_private`.
+    /// `bi_next`, `bi_private`, `bi_status`.
     pub bio_bdev: u32,
     pub bio_sector: u32,
     pub bio_size: u32,
     pub bio_next: u32,
     pub bio_private: u32,
+    pub bio_status: u32,
     /// `struct block_device`: `bd_disk`.
     pub bdev_disk: u32,
     /// `struct kiocb`: `ki_filp`, `ki_pos`.
@@ -72,7 +74,7 @@ pub struct KernelOffsets {
     /// `ki_res.obj` (the user iocb address); 0 if the kernel has none.
     pub aio_kiocb_obj: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 72);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 80);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for KernelOffsets {}

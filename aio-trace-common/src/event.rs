@@ -232,4 +232,6 @@ mod pod {
     unsafe impl aya::Pod for CtxCounters {}
     unsafe impl aya::Pod for DevCounters {}
     unsafe impl aya::Pod for crate::TableEntry<u64, DevCounters> {}
+    unsafe impl aya::Pod for Owner {}
+    unsafe impl aya::Pod for crate::TableEntry<u64, Owner> {}
 }

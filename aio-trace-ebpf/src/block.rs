@@ -12,7 +12,10 @@ use aya_ebpf::{
 
 use crate::{
     claim::{Match, claim_iocb, holds},
-    kernel::{bio_bytes, bio_disk, bio_next, bio_sector, request_bio, request_disk, split_parent},
+    kernel::{
+        bio_bytes, bio_disk, bio_next, bio_sector, bio_status, request_bio, request_disk,
+        split_parent,
+    },
     maps::{
         BIO_OWNER, BIO_SETS, CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, RQ_ISSUE, RQ_SETS, SUBMITS,
         SYNC_CALLS, SubmitState, active_slot, aio_owner, count_loss, dev_stats, inflight,
@@ -54,13 +57,18 @@ fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
             Some(key) => aio_owner(key),
             None => {
                 count_loss(LossCause::UnattributedBio);
+                let _ = table::take_into(&BIO_OWNER, BIO_SETS, &bio_ptr, None);
                 return Ok(());
             }
         }
     } else if active_slot(&SYNC_CALLS, tid).is_some() {
         syscall_owner(tid)
     } else {
-        // Not inside a traced AIO or vectored call (writeback, journal, readahead…).
+        // Not inside a traced AIO or vectored call (writeback, journal,
+        // readahead…). An entry at this address is stale (its bio ended
+        // unseen, e.g. past the walk's bound): it must not give this bio's
+        // completion to an iocb.
+        let _ = table::take_into(&BIO_OWNER, BIO_SETS, &bio_ptr, None);
         return Ok(());
     };
     if let Some(record) = owner_record(&owner) {
@@ -251,7 +259,10 @@ pub fn block_bio_complete(ctx: RawTracePointContext) -> i32 {
 /// device's, so it stands in for the request completion.
 fn try_bio_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
     let bio: u64 = ctx.arg(1);
+    // A failed bio (e.g. -EAGAIN for RWF_NOWAIT without a free tag) never
+    // reached a device: its entry goes, but it gives no device time.
     if let Some(owner) = table::take(&BIO_OWNER, BIO_SETS, &bio)
+        && bio_status(bio)? == 0
         && let Some(record) = owner_record(&owner)
     {
         let now = unsafe { bpf_ktime_get_ns() };

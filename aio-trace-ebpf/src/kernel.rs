@@ -15,11 +15,13 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     queue_disk: 0,
     disk_major: 0,
     disk_first_minor: 0,
+    disk_seq: 0,
     bio_bdev: 0,
     bio_sector: 0,
     bio_size: 0,
     bio_next: 0,
     bio_private: 0,
+    bio_status: 0,
     bdev_disk: 0,
     kiocb_filp: 0,
     kiocb_pos: 0,
@@ -73,6 +75,19 @@ pub fn bio_disk(bio: u64) -> Result<u64, i64> {
 #[inline(always)]
 pub fn bio_sector(bio: u64) -> Result<u64, i64> {
     read(bio, offset!(bio_sector))
+}
+
+/// A disk's sequence number (`diskseq`): unlike its address or `dev_t`,
+/// never given to another disk (or media) again before reboot.
+#[inline(always)]
+pub fn disk_seq(disk: u64) -> Result<u64, i64> {
+    read(disk, offset!(disk_seq))
+}
+
+/// A bio's `blk_status_t` (0 for success).
+#[inline(always)]
+pub fn bio_status(bio: u64) -> Result<u8, i64> {
+    read(bio, offset!(bio_status))
 }
 
 /// The bytes a bio has left to complete.

@@ -15,7 +15,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    kernel::disk_devt,
+    kernel::{disk_devt, disk_seq},
     table::{self, PerCpuTable, Table, WhenFull},
 };
 
@@ -144,7 +144,7 @@ pub static RQ_ISSUE: Table<u64, u64> = Table::with_max_entries(RQ_SETS * TABLE_W
 pub const RQ_SETS: u32 = 4096;
 
 /// Per block device counters (all devices, whatever the filters), a table
-/// per CPU keyed by `struct gendisk` address. Every bio and request of the machine looks its
+/// per CPU keyed by the disk's sequence number (`gendisk.diskseq`). Every bio and request of the machine looks its
 /// device up here, so a table, not a per-CPU hash (~45 ns a lookup).
 #[map]
 pub static DEV_STATS: PerCpuTable<u64, DevCounters> =
@@ -191,26 +191,31 @@ static ZERO_DEV_COUNTERS: DevCounters = unsafe { core::mem::zeroed() };
 static ZERO_CTX_COUNTERS: CtxCounters = unsafe { core::mem::zeroed() };
 
 /// This CPU's counters of the device `disk` (a `struct gendisk`), created on
-/// first use (none for a bio without a disk). Keyed by the gendisk, which
-/// every bio and request reach in two reads; the `dev_t` takes two more and
-/// is read once, when the entry is made.
+/// first use (none for a bio without a disk). Keyed by the disk's sequence
+/// number, which no later disk reuses (its address and `dev_t` may be); the
+/// `dev_t` takes two more reads and is read once, when the entry is made.
 #[inline(always)]
 pub fn dev_stats(disk: u64) -> Option<*mut DevCounters> {
-    if let Some(c) = table::get_ptr(&DEV_STATS, DEV_SETS, &disk) {
-        return Some(c);
-    }
     if disk == 0 {
         return None;
     }
+    let seq = disk_seq(disk).ok()?;
+    if let Some(c) = table::get_ptr(&DEV_STATS, DEV_SETS, &seq) {
+        return Some(c);
+    }
     let dev = disk_devt(disk).ok()?;
-    let _ = table::put(
+    // A full set (4 devices of the 256 already in it) refuses: the device
+    // goes uncounted rather than taking another's counts.
+    if !table::put(
         &DEV_STATS,
         DEV_SETS,
-        &disk,
+        &seq,
         &ZERO_DEV_COUNTERS,
         WhenFull::Refuse,
-    );
-    let c = table::get_ptr(&DEV_STATS, DEV_SETS, &disk)?;
+    ) {
+        return None;
+    }
+    let c = table::get_ptr(&DEV_STATS, DEV_SETS, &seq)?;
     unsafe { (*c).dev = dev };
     Some(c)
 }

@@ -3,7 +3,7 @@
 use aio_trace_common::{
     CommFilter, CtxCounters, CtxKey, DEFAULT_RING_BYTES, DEV_STATS_ENTRIES, DevCounters,
     GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS, GLOBAL_KERNEL_OFFSETS, GLOBAL_WAKEUP_BYTES,
-    LOSS_CAUSES, TableEntry, TableKey,
+    LOSS_CAUSES, Owner, TableEntry, TableKey,
 };
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
@@ -172,6 +172,7 @@ pub struct Tracer {
     loss_id: Option<u32>,
     loss: PerCpuArray<MapData, u64>,
     devices: PerCpuArray<MapData, TableEntry<u64, DevCounters>>,
+    bio_owners: aya::maps::Array<MapData, TableEntry<u64, Owner>>,
     /// Keeps kernel.bpf_stats_enabled on while open.
     _bpf_stats: Option<std::os::fd::OwnedFd>,
     /// Kernel ids of the loaded programs, by name.
@@ -302,6 +303,8 @@ impl Tracer {
 
         let devices = PerCpuArray::try_from(take_map(&mut ebpf, "DEV_STATS")?)
             .map_err(|e| LoadError::Map("DEV_STATS", e))?;
+        let bio_owners = aya::maps::Array::try_from(take_map(&mut ebpf, "BIO_OWNER")?)
+            .map_err(|e| LoadError::Map("BIO_OWNER", e))?;
 
         let mut skipped = Vec::new();
         let mut links = Vec::new();
@@ -361,6 +364,7 @@ impl Tracer {
             loss_id,
             loss,
             devices,
+            bio_owners,
             skipped,
             attached_ns: crate::session::monotonic_ns(),
         };
@@ -465,6 +469,15 @@ impl Tracer {
             .into_iter()
             .map(|(dev, counters)| (dev, crate::model::sum_devices(counters.iter())))
             .collect()
+    }
+
+    /// Bios queued by traced tasks whose completion has not been seen (the
+    /// bio owner table's entries): 0 once their I/O is done. Reads the whole
+    /// table, one lookup per entry.
+    pub fn bio_owners(&self) -> usize {
+        (0..self.bio_owners.len())
+            .filter(|i| self.bio_owners.get(i, 0).is_ok_and(|e| !e.key.is_free()))
+            .count()
     }
 
     /// Another handle on the counters map, for a thread that does not own the tracer.

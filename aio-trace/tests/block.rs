@@ -228,6 +228,10 @@ fn split_bios_stay_with_their_iocb() {
         assert!(r.device_ns().is_some(), "{r:?}");
     }
     assert_eq!(losses.unattributed_bios, 0, "{losses:?}");
+    assert_eq!(
+        traced.bio_owners, 0,
+        "every piece's owner entry taken at its request's completion"
+    );
 
     // The device's own counters (kept per CPU, summed at the end) saw at
     // least the testee's I/O: udev may have read the new device too.
@@ -257,7 +261,9 @@ fn bios_on_a_bio_based_device_complete_their_iocb() {
         return;
     };
     let testee = Testee::spawn_with_env("raw", &[("AIO_TRACE_TEST_DEVICE", device.device.clone())]);
-    let (_truth, records, _summaries, losses) = trace_records(testee, Duration::from_secs(30));
+    let traced = trace_run(testee, Duration::from_secs(30), Default::default());
+    let (records, losses) = (traced.records, traced.losses);
+    assert_eq!(traced.bio_owners, 0, "every bio's entry taken at its end");
     for tag in 1..=5 {
         let r = by_tag(&records, tag);
         assert_eq!((r.dispatches, r.bios), (0, 1), "iocb {tag}: {r:?}");

@@ -184,6 +184,13 @@ pub fn run(binary: &Path, file: &Path, root: &Path, rounds: u32, seconds: u32) -
             bail!("{tool} is needed for the overhead benchmark: apt-get install {tool}");
         }
     }
+    let stats_on = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
+        .context("while reading kernel.bpf_stats_enabled")?;
+    if stats_on.trim() != "0" {
+        bail!(
+            "kernel.bpf_stats_enabled is already on: the IOPS rounds need it off (sysctl -w kernel.bpf_stats_enabled=0)"
+        );
+    }
     println!(
         "xtask bench: overhead on fio (libaio, 4 KiB randread, iodepth 32, O_DIRECT), {rounds} rounds of {seconds} s, order rotating"
     );

@@ -160,6 +160,8 @@ pub struct TracedRun {
     pub contexts: Vec<ContextSummary>,
     /// Per block device counters (every device, whatever the pid filter).
     pub devices: Vec<(u32, DevCounters)>,
+    /// Bio owner entries left at the end (bios whose completion was missed).
+    pub bio_owners: usize,
     pub losses: LossCounts,
 }
 
@@ -200,6 +202,7 @@ pub fn trace_run(testee: Testee, inflight_timeout: Duration, config: TraceConfig
                 .map(|(k, c)| ContextSummary::new(k, c))
                 .collect(),
             devices: session.tracer.devices(),
+            bio_owners: session.tracer.bio_owners(),
             losses: session.losses(),
         }
     })
