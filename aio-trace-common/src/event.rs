@@ -234,4 +234,5 @@ mod pod {
     unsafe impl aya::Pod for crate::TableEntry<u64, DevCounters> {}
     unsafe impl aya::Pod for Owner {}
     unsafe impl aya::Pod for crate::TableEntry<u64, Owner> {}
+    unsafe impl aya::Pod for crate::TableEntry<u64, u64> {}
 }

@@ -16,6 +16,10 @@ pub const INFLIGHT_ENTRIES: u32 = INFLIGHT_SETS * TABLE_WAYS;
 /// Entries of the per-CPU device counter table (block devices seen).
 pub const DEV_STATS_ENTRIES: u32 = 256;
 
+/// Sets of the pid filter table (`--pid`), written by the loader before
+/// load. 4,096 entries: more than 4 pids in one set is refused at start-up.
+pub const PID_FILTER_SETS: u32 = 1024;
+
 /// One entry of a set-associative table on an array map, shared with the
 /// user half by mmap for the in-flight table.
 ///

@@ -1,9 +1,9 @@
 //! Which processes are traced: a pid set and a comm, both written by the loader.
 
-use aio_trace_common::CommFilter;
+use aio_trace_common::{CommFilter, PID_FILTER_SETS};
 use aya_ebpf::helpers::bpf_get_current_comm;
 
-use crate::maps::PID_FILTER;
+use crate::{maps::PID_FILTER, table};
 
 /// 1 when only pids in `PID_FILTER` are traced (set by the loader before load).
 #[unsafe(no_mangle)]
@@ -22,7 +22,7 @@ static FILTER_COMM: CommFilter = CommFilter {
 pub fn traced(pid: u32) -> bool {
     // Volatile: the loader rewrites these in .rodata, the compiler must not fold them.
     let by_pid = unsafe { core::ptr::read_volatile(&FILTER_PIDS) };
-    if by_pid != 0 && unsafe { PID_FILTER.get(&pid) }.is_none() {
+    if by_pid != 0 && table::get_ptr(&PID_FILTER, PID_FILTER_SETS, &u64::from(pid)).is_none() {
         return false;
     }
     let comm_filter = unsafe { core::ptr::read_volatile(&FILTER_COMM) };

@@ -3,11 +3,11 @@
 use aio_trace_common::{
     CommFilter, CtxCounters, CtxKey, DEFAULT_RING_BYTES, DEV_STATS_ENTRIES, DevCounters,
     GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS, GLOBAL_KERNEL_OFFSETS, GLOBAL_WAKEUP_BYTES,
-    LOSS_CAUSES, Owner, TableEntry, TableKey,
+    LOSS_CAUSES, Owner, PID_FILTER_SETS, TABLE_WAYS, TableEntry, TableKey,
 };
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
         ProgramError, RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId,
         trace_point::TracePointLinkId,
@@ -129,6 +129,8 @@ pub enum LoadError {
     Stats(#[source] aya::sys::SyscallError),
     #[error("eBPF map {0} is missing or of the wrong type: {1}")]
     Map(&'static str, #[source] MapError),
+    #[error("too many --pid values: pid {0} found no room in the kernel's pid table")]
+    TooManyPids(u32),
 }
 
 /// What to trace and how much memory to give the kernel half.
@@ -264,12 +266,10 @@ impl Tracer {
                     name: "PID_FILTER".into(),
                 },
             ))?;
-            let mut pid_filter: HashMap<_, u32, u8> =
-                HashMap::try_from(map).map_err(|e| LoadError::Map("PID_FILTER", e))?;
-            for pid in &config.pids {
-                pid_filter
-                    .insert(pid, 1, 0)
-                    .map_err(|e| LoadError::Map("PID_FILTER", e))?;
+            let mut pid_filter: aya::maps::Array<_, TableEntry<u64, u64>> =
+                aya::maps::Array::try_from(map).map_err(|e| LoadError::Map("PID_FILTER", e))?;
+            for &pid in &config.pids {
+                add_to_pid_filter(&mut pid_filter, pid)?;
             }
         }
 
@@ -549,6 +549,35 @@ impl ProgramTable {
         costs.sort_by_key(|c| std::cmp::Reverse(c.run_ns));
         costs
     }
+}
+
+/// Puts `pid` in a free way of its set of the kernel's pid filter table
+/// (before load, so no program races the write).
+fn add_to_pid_filter(
+    table: &mut aya::maps::Array<&mut MapData, TableEntry<u64, u64>>,
+    pid: u32,
+) -> Result<(), LoadError> {
+    let key = u64::from(pid);
+    let first = key.first_entry(PID_FILTER_SETS);
+    for index in first..first + TABLE_WAYS {
+        let entry = table
+            .get(&index, 0)
+            .map_err(|e| LoadError::Map("PID_FILTER", e))?;
+        if entry.key == key {
+            return Ok(());
+        }
+        if entry.key.is_free() {
+            let entry = TableEntry {
+                seq: 0,
+                key,
+                value: 1,
+            };
+            return table
+                .set(index, entry, 0)
+                .map_err(|e| LoadError::Map("PID_FILTER", e));
+        }
+    }
+    Err(LoadError::TooManyPids(pid))
 }
 
 /// The kernel's per (pid, ctx) syscall counters.

@@ -195,6 +195,26 @@ fn an_unknown_pid_is_one_sentence_and_a_failure() {
     );
 }
 
+/// Five pids that share a set of the kernel's pid table: the loader refuses
+/// the fifth with its own error instead of tracing without it.
+#[test]
+fn pids_beyond_a_full_set_of_the_pid_table_are_refused() {
+    use aio_trace::loader::{LoadError, TraceConfig, Tracer};
+    use aio_trace_common::{PID_FILTER_SETS, TableKey};
+    let set = |pid: u32| u64::from(pid).first_entry(PID_FILTER_SETS);
+    let target = set(1);
+    let pids: Vec<u32> = (1..).filter(|&p| set(p) == target).take(5).collect();
+    let config = TraceConfig {
+        pids: pids.clone(),
+        ..TraceConfig::default()
+    };
+    match Tracer::start(&config) {
+        Err(LoadError::TooManyPids(pid)) => assert_eq!(pid, pids[4]),
+        Err(e) => panic!("expected TooManyPids, got {e}"),
+        Ok(_) => panic!("five pids in one 4-way set were accepted: {pids:?}"),
+    }
+}
+
 #[test]
 fn without_capabilities_it_names_the_missing_ones() {
     if Command::new("setpriv").arg("--version").output().is_err() {

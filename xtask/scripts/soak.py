@@ -33,8 +33,8 @@ SYS_BPF = 321  # x86_64
 
 # Key size of each table (after the 8-byte seq of every entry).
 TABLE_KEYS = {"INFLIGHT": 24, "BIO_OWNER": 8, "DIO_OWNER": 8, "RQ_ISSUE": 8, "SUBMITS": 8, "REAPS": 8,
-              "SYNC_CALLS": 8, "DEV_STATS": 8}
-HASHES = {"COUNTERS", "AIO_PIDS", "CTX_CALLS", "PID_FILTER"}
+              "SYNC_CALLS": 8, "DEV_STATS": 8, "PID_FILTER": 8}
+HASHES = {"COUNTERS", "AIO_PIDS", "CTX_CALLS"}
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
