@@ -49,24 +49,9 @@ fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
     if let Some(stats) = dev_stats(bio_disk(bio_ptr)?) {
         unsafe { (*stats).bios += 1 };
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tid = pid_tgid as u32;
-    // io_submit first, as at dispatch: a thread is in at most one of the two.
-    let owner = if let Some(state) = active_slot(&SUBMITS, tid) {
-        match current_iocb(unsafe { &mut *state }, (pid_tgid >> 32) as u32, bio_ptr) {
-            Some(key) => aio_owner(key),
-            None => {
-                count_loss(LossCause::UnattributedBio);
-                let _ = table::take_into(&BIO_OWNER, BIO_SETS, &bio_ptr, None);
-                return Ok(());
-            }
-        }
-    } else if active_slot(&SYNC_CALLS, tid).is_some() {
-        syscall_owner(tid)
-    } else {
-        // Not inside a traced AIO or vectored call (writeback, journal,
-        // readahead…). An entry at this address is stale (its bio ended
-        // unseen, e.g. past the walk's bound): it must not give this bio's
+    let Some(owner) = queuing_owner(bio_ptr) else {
+        // Not ours. An entry at this address is stale (its bio ended unseen,
+        // e.g. past the walk's bound): it must not give this bio's
         // completion to an iocb.
         let _ = table::take_into(&BIO_OWNER, BIO_SETS, &bio_ptr, None);
         return Ok(());
@@ -80,6 +65,24 @@ fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
     }
     let _ = table::put(&BIO_OWNER, BIO_SETS, &bio_ptr, &owner, WhenFull::Evict);
     Ok(())
+}
+
+/// Who the current thread queues `bio` for: the iocb it belongs to inside
+/// io_submit, the call inside a vectored syscall; None outside both
+/// (writeback, journal, readahead…) or when no iocb matches.
+#[inline(always)]
+fn queuing_owner(bio: u64) -> Option<Owner> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    // io_submit first, as at dispatch: a thread is in at most one of the two.
+    if let Some(state) = active_slot(&SUBMITS, tid) {
+        let key = current_iocb(unsafe { &mut *state }, (pid_tgid >> 32) as u32, bio);
+        if key.is_none() {
+            count_loss(LossCause::UnattributedBio);
+        }
+        return key.map(aio_owner);
+    }
+    active_slot(&SYNC_CALLS, tid).map(|_| syscall_owner(tid))
 }
 
 /// The iocb a bio queued inside io_submit belongs to: the one the filesystem

@@ -15,8 +15,8 @@ use aya_ebpf::{
 use crate::{
     filter::traced,
     iovec::sum_iovecs,
-    maps::{EVENTS, SYNC_CALLS, THREAD_SETS, active_slot, count_loss, open_slot, wakeup_flags},
-    syscall, table,
+    maps::{EVENTS, SYNC_CALLS, close_slot, count_loss, open_slot, wakeup_flags},
+    syscall,
 };
 
 /// fd @16, vec @24, vlen @32, then pos_l @40 for the positioned calls. On
@@ -64,22 +64,18 @@ fn try_enter(ctx: &TracePointContext, opcode: u16, positioned: bool) -> Result<(
 
 fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     let tid = bpf_get_current_pid_tgid() as u32;
-    let Some(record) = active_slot(&SYNC_CALLS, tid) else {
+    let Some(mut out) = close_slot(&SYNC_CALLS, tid) else {
         return Ok(());
     };
-    let ret = syscall::ret(ctx);
-    let now = unsafe { bpf_ktime_get_ns() };
+    out.res = syscall::ret(ctx);
+    out.reap_ns = unsafe { bpf_ktime_get_ns() };
     match EVENTS.reserve::<IocbRecord>(0) {
         Some(mut entry) => {
-            let mut out = unsafe { *record };
-            out.res = ret;
-            out.reap_ns = now;
             entry.write(out);
             entry.submit(wakeup_flags());
         }
         None => count_loss(LossCause::RingFull),
     }
-    let _ = table::take_into(&SYNC_CALLS, THREAD_SETS, &u64::from(tid), None);
     Ok(())
 }
 
