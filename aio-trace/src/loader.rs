@@ -219,6 +219,18 @@ fn raise_memlock() {
 }
 
 impl Tracer {
+    /// Tells the user, on stderr, which optional probes are not attached and why.
+    pub fn warn_skipped(&self) {
+        for (probe, reason) in &self.skipped {
+            eprintln!(
+                "aio-trace: skipping {}:{}: {}",
+                probe.group,
+                probe.program,
+                short_reason(reason)
+            );
+        }
+    }
+
     /// Checks privileges and tracepoints, loads the object and attaches every
     /// probe. Returns the tracer and the ring buffer its records arrive on.
     pub fn start(config: &TraceConfig) -> Result<(Self, RingBuf<MapData>), LoadError> {
@@ -611,6 +623,33 @@ enum AttachError {
     Program(ProgramError),
 }
 
+/// Why a probe was skipped, in one line. A program the verifier refused
+/// carries the verifier's whole log (hundreds of lines); its last word, the
+/// line saying what was wrong, is kept.
+pub fn short_reason(reason: &str) -> String {
+    const MARK: &str = "Verifier output:";
+    let Some(at) = reason.find(MARK) else {
+        return reason.lines().next().unwrap_or_default().to_owned();
+    };
+    let head = reason[..at].trim_end().trim_end_matches('.');
+    // The log ends with statistics ("verification time …", "stack depth …",
+    // "processed … insns …"); the refusal is the line before them.
+    let verdict = reason[at + MARK.len()..]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .rfind(|l| {
+            !(l.starts_with("verification time")
+                || l.starts_with("stack depth")
+                || l.starts_with("processed ")
+                || l.starts_with(';'))
+        });
+    match verdict {
+        Some(verdict) => format!("{head}: the verifier said \"{verdict}\""),
+        None => head.to_owned(),
+    }
+}
+
 impl std::fmt::Display for AttachError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -656,4 +695,32 @@ fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadE
         name,
         MapError::InvalidName { name: name.into() },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_reason;
+
+    #[test]
+    fn a_verifier_refusal_is_cut_to_its_verdict() {
+        let reason = "the BPF_PROG_LOAD syscall returned Invalid argument (os error 22). \
+            Verifier output: 0: R1=ctx() R10=fp0\n; fn x() @ a.rs:1\n1: (85) call bpf_get_current_pid_tgid#14\n\
+            1264: (7b) *(u64 *)(r4 +8) = r3\ncannot spill pointers to stack into stack frame of the caller\n\
+            verification time 1866 usec\nstack depth 152+408+0\n\
+            processed 295 insns (limit 1000000) max_states_per_insn 0\n";
+        assert_eq!(
+            short_reason(reason),
+            "the BPF_PROG_LOAD syscall returned Invalid argument (os error 22): the verifier said \
+             \"cannot spill pointers to stack into stack frame of the caller\""
+        );
+    }
+
+    #[test]
+    fn other_reasons_keep_their_first_line() {
+        assert_eq!(
+            short_reason("the tracepoint does not exist on this kernel"),
+            "the tracepoint does not exist on this kernel"
+        );
+        assert_eq!(short_reason("first\nsecond"), "first");
+    }
 }

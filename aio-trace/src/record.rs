@@ -94,12 +94,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     }
     // Load the tracer first: a user without privileges gets that error, and no empty file.
     let (tracer, ring) = Tracer::start(&config)?;
-    for (probe, reason) in &tracer.skipped {
-        eprintln!(
-            "aio-trace: skipping {}:{}: {reason}",
-            probe.group, probe.program
-        );
-    }
+    tracer.warn_skipped();
     let file = LineFile::new(create(&args.output, args.force)?);
     let header = Header::here(
         Filters {

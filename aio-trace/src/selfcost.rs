@@ -22,6 +22,8 @@ pub struct SelfCost {
     pub iocbs_per_s: f64,
     pub programs: Vec<ProgramCost>,
     pub bpf_ns_per_iocb: Option<f64>,
+    /// Programs that were not attached: their cost is missing from the sum.
+    pub skipped: Vec<&'static str>,
 }
 
 #[derive(Default)]
@@ -61,6 +63,8 @@ pub async fn measure(duration: Duration, block: bool) -> Result<SelfCost> {
         ..TraceConfig::default()
     };
     let (tracer, ring) = Tracer::start(&trace)?;
+    tracer.warn_skipped();
+    let skipped = tracer.skipped.iter().map(|(p, _)| p.program).collect();
     let mut session = Session::new(tracer, ring, Duration::from_secs(30))
         .context("while watching the ring buffer")?;
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -83,6 +87,7 @@ pub async fn measure(duration: Duration, block: bool) -> Result<SelfCost> {
         iocbs_per_s: result.iops,
         bpf_ns_per_iocb: ns_per_iocb(&programs, count.0),
         programs,
+        skipped,
     })
 }
 
@@ -112,5 +117,12 @@ pub fn render(cost: &SelfCost) -> String {
         cost.bpf_ns_per_iocb
             .map_or("-".to_owned(), |ns| format!("{ns:.0} ns")),
     );
+    if !cost.skipped.is_empty() {
+        let _ = writeln!(
+            s,
+            "incomplete: not attached, so not counted: {}",
+            cost.skipped.join(", ")
+        );
+    }
     s
 }

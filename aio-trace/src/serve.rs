@@ -135,12 +135,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("while setting up the listener")?;
     let address = listener.local_addr().unwrap_or(args.listen);
     let (tracer, ring) = Tracer::start(&config)?;
-    for (probe, reason) in &tracer.skipped {
-        eprintln!(
-            "aio-trace: skipping {}:{}: {reason}",
-            probe.group, probe.program
-        );
-    }
+    tracer.warn_skipped();
     let metrics = Arc::new(Metrics::new());
     let comms = Arc::new(Mutex::new(HashMap::new()));
     let counters = tracer.counter_table().ok();

@@ -73,12 +73,7 @@ pub async fn run(args: SnoopArgs) -> anyhow::Result<ExitCode> {
     let mut config = trace_config(&args.filter)?;
     config.ring_bytes = ring_bytes(args.ring_size)?;
     let (tracer, ring) = Tracer::start(&config)?;
-    for (probe, reason) in &tracer.skipped {
-        eprintln!(
-            "aio-trace: skipping {}:{}: {reason}",
-            probe.group, probe.program
-        );
-    }
+    tracer.warn_skipped();
     eprintln!("Tracing AIO... Hit Ctrl-C to end.");
     let start_ns = tracer.attached_ns;
     let mut session = Session::new(tracer, ring, args.inflight_timeout)

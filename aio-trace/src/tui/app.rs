@@ -255,6 +255,8 @@ pub async fn run(options: TopOptions) -> anyhow::Result<()> {
     // The header's self-overhead needs the kernel's BPF run-time statistics
     // (as bpftop turns them on); without them it says so and top goes on.
     let stats_off = tracer.enable_stats().err().map(|e| e.to_string());
+    // Optional probes that did not attach: their stages and costs are missing.
+    let skipped: Vec<&str> = tracer.skipped.iter().map(|(p, _)| p.program).collect();
     let mut collector = Collector::start(tracer, ring, DEFAULT_INFLIGHT_TIMEOUT)
         .context("while starting the session thread")?;
 
@@ -277,9 +279,19 @@ pub async fn run(options: TopOptions) -> anyhow::Result<()> {
     if !described.is_empty() {
         state.trace_filter = described.join(", ");
     }
+    let mut notices = Vec::new();
     if let Some(reason) = stats_off {
         collector.probes.programs = None;
-        state.notice = Some(format!("self-overhead off: {reason}"));
+        notices.push(format!("self-overhead off: {reason}"));
+    }
+    if !skipped.is_empty() {
+        notices.push(format!(
+            "not attached (snoop says why): {}",
+            skipped.join(", ")
+        ));
+    }
+    if !notices.is_empty() {
+        state.notice = Some(notices.join("; "));
     }
 
     let result = {
