@@ -9,27 +9,17 @@ use aya_ebpf::{
 
 use crate::{
     filter::traced,
-    maps::{AIO_PIDS, CTX_CALLS, EVENTS, add, count_loss, counters},
+    maps::{AIO_PIDS, EVENTS, add, count_loss, counters},
     syscall,
 };
 
-#[tracepoint]
-pub fn sys_enter_io_setup(ctx: TracePointContext) -> u32 {
-    // nr_events @16, ctxp @24: remember where the new id will be written.
-    let _ = remember_args::<2>(&ctx);
-    0
-}
+// io_setup (nr_events, ctxp) and io_destroy (ctx): only their exits are
+// traced, reading the arguments from the caller's registers there
+// (`syscall::entry_args`); an entry program would only keep them for it.
 
 #[tracepoint]
 pub fn sys_exit_io_setup(ctx: TracePointContext) -> u32 {
     let _ = try_exit_ctx_call(&ctx, CTX_SETUP);
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_io_destroy(ctx: TracePointContext) -> u32 {
-    // ctx @16.
-    let _ = remember_args::<1>(&ctx);
     0
 }
 
@@ -45,49 +35,29 @@ pub fn sys_enter_io_cancel(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// Remembers the syscall's first `ARGS` (1 or 2) arguments. No more: the
-/// kernel refuses to attach a program that reads past its tracepoint's record.
-#[inline(always)]
-fn remember_args<const ARGS: usize>(ctx: &TracePointContext) -> Result<(), i64> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if !traced((pid_tgid >> 32) as u32) {
-        return Ok(());
-    }
-    let second = if ARGS > 1 { syscall::arg(ctx, 1) } else { 0 };
-    let args = [syscall::arg(ctx, 0), second];
-    if CTX_CALLS.insert(&(pid_tgid as u32), &args, 0).is_err() {
-        count_loss(LossCause::SyscallStateFull);
-    }
-    Ok(())
-}
-
 fn try_exit_ctx_call(ctx: &TracePointContext, event: u8) -> Result<(), i64> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tid = pid_tgid as u32;
-    let Some(args) = (unsafe { CTX_CALLS.get(&tid) }).copied() else {
-        return Ok(());
-    };
-    let _ = CTX_CALLS.remove(&tid);
-    if syscall::ret(ctx) != 0 {
+    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if syscall::ret(ctx) != 0 || !traced(pid) {
         return Ok(());
     }
+    let [first, second, _, _] = syscall::entry_args();
     let (aio_ctx, nr_events) = if event == CTX_SETUP {
         // The kernel has just written the new context id to *ctxp.
-        match unsafe { bpf_probe_read_user(args[1] as *const u64) } {
-            Ok(id) => (id, args[0]),
+        match unsafe { bpf_probe_read_user(second as *const u64) } {
+            Ok(id) => (id, first),
             Err(_) => {
                 count_loss(LossCause::UserRead);
                 return Ok(());
             }
         }
     } else {
-        (args[0], 0)
+        (first, 0)
     };
     let record = CtxRecord {
         kind: RECORD_CTX,
         event,
         _pad: [0; 2],
-        pid: (pid_tgid >> 32) as u32,
+        pid,
         ctx: aio_ctx,
         nr_events,
         ts_ns: unsafe { bpf_ktime_get_ns() },

@@ -11,7 +11,7 @@ use aya_ebpf::{
         BPF_F_MMAPABLE, BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP,
     },
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 
 use crate::{
@@ -76,23 +76,13 @@ pub const CURRENT_BY_DISPATCH: u64 = 1;
 /// By a bio's sector (raw block device, no filesystem dispatch).
 pub const CURRENT_BY_SECTOR: u64 = 2;
 
-/// What a thread's io_getevents entry saw, for its exit.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct ReapState {
-    pub ctx: u64,
-    pub events: u64,
-}
-
 /// Syscall state keyed by thread id, entry → exit, removed at exit: the
 /// tables hold only threads inside the call. Tables, not hash maps: the
 /// io_submit state is looked up again by every dispatch and bio the call
-/// causes. A full set evicts (a thread that died inside the call never
+/// causes. (io_getevents needs none: its exit reads its arguments.) A full set evicts (a thread that died inside the call never
 /// reaches its exit).
 #[map]
 pub static SUBMITS: Table<u64, SubmitState> = Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
-#[map]
-pub static REAPS: Table<u64, ReapState> = Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
 pub const THREAD_SETS: u32 = 4096;
 
 /// Keeps the thread's state for its syscall; false if another writer held
@@ -113,10 +103,6 @@ pub fn active_slot<T: 'static>(map: &Table<u64, T>, tid: u32) -> Option<*mut T> 
 pub fn close_slot<T: Copy + 'static>(map: &Table<u64, T>, tid: u32) -> Option<T> {
     table::take(map, THREAD_SETS, &u64::from(tid))
 }
-
-/// io_setup's `ctxp` and `nr_events`, or io_destroy's ctx, entry → exit.
-#[map]
-pub static CTX_CALLS: HashMap<u32, [u64; 2]> = HashMap::with_max_entries(1024, 0);
 
 /// Synchronous vectored syscalls in progress, by thread (see `SUBMITS`):
 /// every dispatch and bio of a thread not in io_submit looks here.

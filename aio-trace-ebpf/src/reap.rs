@@ -17,26 +17,16 @@ use aya_ebpf::{
 use crate::{
     filter::traced,
     maps::{
-        EVENTS, INFLIGHT, REAP_BATCHES, REAP_EVENTS, REAPS, ReapBatch, ReapState, add, close_slot,
-        count_loss, count_losses, counters, open_slot, wakeup_flags,
+        EVENTS, INFLIGHT, REAP_BATCHES, REAP_EVENTS, ReapBatch, add, count_loss, count_losses,
+        counters, wakeup_flags,
     },
     syscall, table,
 };
 
 // io_getevents and io_pgetevents share the argument layout the reader uses:
 // ctx_id, min_nr, nr, events (io_pgetevents adds timeout and usig after).
-
-#[tracepoint]
-pub fn sys_enter_io_getevents(ctx: TracePointContext) -> u32 {
-    let _ = try_enter_reap(&ctx);
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_io_pgetevents(ctx: TracePointContext) -> u32 {
-    let _ = try_enter_reap(&ctx);
-    0
-}
+// Only their exits are traced: the arguments are read there, from the
+// caller's saved registers (`syscall::entry_args`).
 
 #[tracepoint]
 pub fn sys_exit_io_getevents(ctx: TracePointContext) -> u32 {
@@ -48,33 +38,6 @@ pub fn sys_exit_io_getevents(ctx: TracePointContext) -> u32 {
 pub fn sys_exit_io_pgetevents(ctx: TracePointContext) -> u32 {
     let _ = try_exit_reap(&ctx);
     0
-}
-
-fn try_enter_reap(ctx: &TracePointContext) -> Result<(), i64> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    if !traced(pid) {
-        return Ok(());
-    }
-    let aio_ctx = syscall::arg(ctx, 0);
-    let min_nr = syscall::arg(ctx, 1) as i64;
-    let nr = syscall::arg(ctx, 2) as i64;
-    let events = syscall::arg(ctx, 3);
-    if let Some(c) = counters(pid, aio_ctx) {
-        unsafe {
-            add(&raw mut (*c).io_getevents_calls, 1);
-            add(&raw mut (*c).min_nr_sum, min_nr.max(0) as u64);
-            add(&raw mut (*c).nr_sum, nr.max(0) as u64);
-        }
-    }
-    let state = ReapState {
-        ctx: aio_ctx,
-        events,
-    };
-    if !open_slot(&REAPS, tid, &state) {
-        count_loss(LossCause::SyscallStateFull);
-    }
-    Ok(())
 }
 
 #[repr(C)]
@@ -89,15 +52,18 @@ struct ReapWalk {
 }
 
 fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    let Some(state) = close_slot(&REAPS, tid) else {
+    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !traced(pid) {
         return Ok(());
-    };
+    }
+    let [aio_ctx, min_nr, nr, events] = syscall::entry_args();
     let ret = syscall::ret(ctx);
     let reaped = if ret > 0 { ret as u64 } else { 0 };
-    if let Some(c) = counters(pid, state.ctx) {
+    if let Some(c) = counters(pid, aio_ctx) {
         unsafe {
+            add(&raw mut (*c).io_getevents_calls, 1);
+            add(&raw mut (*c).min_nr_sum, (min_nr as i64).max(0) as u64);
+            add(&raw mut (*c).nr_sum, (nr as i64).max(0) as u64);
             if reaped == 0 {
                 add(&raw mut (*c).empty_getevents, 1);
             } else {
@@ -116,8 +82,8 @@ fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
     let mut walk = ReapWalk {
         pid,
         _pad: 0,
-        ctx: state.ctx,
-        events: state.events,
+        ctx: aio_ctx,
+        events,
         reap_ns: unsafe { bpf_ktime_get_ns() },
         walked,
     };

@@ -71,13 +71,9 @@ impl Probe {
 pub const PROBES: &[Probe] = &[
     Probe::required("syscalls", "sys_enter_io_submit"),
     Probe::required("syscalls", "sys_exit_io_submit"),
-    Probe::required("syscalls", "sys_enter_io_getevents"),
     Probe::required("syscalls", "sys_exit_io_getevents"),
-    Probe::optional("syscalls", "sys_enter_io_pgetevents"),
     Probe::optional("syscalls", "sys_exit_io_pgetevents"),
-    Probe::optional("syscalls", "sys_enter_io_setup"),
     Probe::optional("syscalls", "sys_exit_io_setup"),
-    Probe::optional("syscalls", "sys_enter_io_destroy"),
     Probe::optional("syscalls", "sys_exit_io_destroy"),
     Probe::optional("syscalls", "sys_enter_io_cancel"),
     Probe::optional("sched", "sched_process_exit"),

@@ -32,9 +32,9 @@ BPF_MAP_TYPE_LRU_HASH = 9
 SYS_BPF = 321  # x86_64
 
 # Key size of each table (after the 8-byte seq of every entry).
-TABLE_KEYS = {"INFLIGHT": 24, "BIO_OWNER": 8, "DIO_OWNER": 8, "RQ_ISSUE": 8, "SUBMITS": 8, "REAPS": 8,
+TABLE_KEYS = {"INFLIGHT": 24, "BIO_OWNER": 8, "DIO_OWNER": 8, "RQ_ISSUE": 8, "SUBMITS": 8,
               "SYNC_CALLS": 8, "DEV_STATS": 8, "PID_FILTER": 8}
-HASHES = {"COUNTERS", "AIO_PIDS", "CTX_CALLS"}
+HASHES = {"COUNTERS", "AIO_PIDS"}
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
