@@ -60,6 +60,8 @@ pub static PID_FILTER: Table<u64, u64> = Table::with_max_entries(PID_FILTER_SETS
 pub struct SubmitState {
     pub ctx: u64,
     pub iocbpp: u64,
+    /// io_submit's `nr` (0 if negative), for the counters at exit.
+    pub requested: u64,
     /// Iocbs walked at entry (`nr` capped at `MAX_IOCBS_PER_CALL`).
     pub walked: u64,
     /// The kernel handles iocbs in order: the next one a dispatch can belong to.

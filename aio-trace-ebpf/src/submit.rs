@@ -66,13 +66,6 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
     let iocbpp = syscall::arg(ctx, 2);
     let nr = if nr < 0 { 0 } else { nr as u64 };
 
-    if let Some(c) = counters(pid, aio_ctx) {
-        unsafe {
-            add(&raw mut (*c).io_submit_calls, 1);
-            add(&raw mut (*c).iocbs_requested, nr);
-        }
-    }
-
     let mut walked = nr;
     if walked > MAX_IOCBS_PER_CALL as u64 {
         count_loss(LossCause::BatchTruncated);
@@ -102,6 +95,7 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
     let state = SubmitState {
         ctx: aio_ctx,
         iocbpp,
+        requested: nr,
         walked,
         cursor: 0,
         current: InflightKey::default(),
@@ -246,8 +240,11 @@ fn try_exit_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
     let ret = syscall::ret(ctx);
 
     let accepted = if ret > 0 { ret as u64 } else { 0 };
+    // All of the call's counters here: one lookup per call, not two.
     if let Some(c) = counters(pid, state.ctx) {
         unsafe {
+            add(&raw mut (*c).io_submit_calls, 1);
+            add(&raw mut (*c).iocbs_requested, state.requested);
             add(&raw mut (*c).iocbs_submitted, accepted);
             if accepted < state.walked {
                 add(&raw mut (*c).short_submits, 1);
