@@ -33,6 +33,21 @@ fn prog_stats() -> Result<HashMap<u64, (String, u64)>> {
         .collect())
 }
 
+/// Whether BPF run times are being counted although the sysctl is off: a
+/// process holding a `BPF_ENABLE_STATS` descriptor (top, `doctor --self`,
+/// bpftop) turns them on for everybody. Run times only grow while they are
+/// on, so a program whose run time grows over a second gives it away.
+fn stats_held_elsewhere() -> Result<bool> {
+    let before = prog_stats()?;
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let after = prog_stats()?;
+    Ok(after.iter().any(|(id, (_, ns))| {
+        before
+            .get(id)
+            .is_some_and(|(_, earlier)| ns > earlier)
+    }))
+}
+
 struct Stats;
 
 impl Stats {
@@ -189,6 +204,11 @@ pub fn run(binary: &Path, file: &Path, root: &Path, rounds: u32, seconds: u32) -
     if stats_on.trim() != "0" {
         bail!(
             "kernel.bpf_stats_enabled is already on: the IOPS rounds need it off (sysctl -w kernel.bpf_stats_enabled=0)"
+        );
+    }
+    if stats_held_elsewhere()? {
+        bail!(
+            "another process keeps the kernel's BPF statistics on (a running `aio-trace top` or `doctor --self`, or bpftop): the IOPS rounds need them off, so stop it first"
         );
     }
     println!(
