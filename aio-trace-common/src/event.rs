@@ -169,8 +169,11 @@ pub enum LossCause {
     UnattributedBio = 6,
     /// A filesystem dispatch inside io_submit that matched none of its iocbs.
     UnmatchedDispatch = 7,
+    /// A bio or request of a device the per-device table had no room for
+    /// (its set full): missing from the device counters.
+    DeviceTableFull = 8,
 }
-pub const LOSS_CAUSES: u32 = 8;
+pub const LOSS_CAUSES: u32 = 9;
 
 /// Who caused a dispatch or a bio: an in-flight iocb or a thread's syscall.
 pub const OWNER_AIO: u8 = 1;

@@ -196,7 +196,7 @@ pub fn dev_stats(disk: u64) -> Option<*mut DevCounters> {
     }
     let dev = disk_devt(disk).ok()?;
     // A full set (4 devices of the 256 already in it) refuses: the device
-    // goes uncounted rather than taking another's counts.
+    // goes uncounted, and says so, rather than taking another's counts.
     if !table::put(
         &DEV_STATS,
         DEV_SETS,
@@ -204,6 +204,7 @@ pub fn dev_stats(disk: u64) -> Option<*mut DevCounters> {
         &ZERO_DEV_COUNTERS,
         WhenFull::Refuse,
     ) {
+        count_loss(LossCause::DeviceTableFull);
         return None;
     }
     let c = table::get_ptr(&DEV_STATS, DEV_SETS, &seq)?;

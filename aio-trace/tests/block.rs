@@ -278,3 +278,65 @@ fn bios_on_a_bio_based_device_complete_their_iocb() {
     }
     assert_eq!(losses.unattributed_bios, 0, "{losses:?}");
 }
+
+/// A device whose set of the kernel's per-device table is full goes
+/// uncounted and says so (`device_table_full`): loop devices are attached
+/// until five, each with a new `diskseq`, fall in the same set of the table
+/// (64 sets of 4), and each is read once from CPU 0, whose copy of the
+/// per-CPU table holds the counters of bios queued there.
+#[test]
+fn a_device_beyond_a_full_set_of_the_device_table_is_counted_as_lost() {
+    use aio_trace::loader::{TraceConfig, Tracer};
+    use aio_trace_common::{DEV_STATS_ENTRIES, TABLE_WAYS, TableKey};
+
+    let sets = DEV_STATS_ENTRIES / TABLE_WAYS;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    // Filtered to this process: no records, the device counters are kept
+    // for every device whatever the filter.
+    let config = TraceConfig {
+        pids: vec![std::process::id()],
+        ..TraceConfig::default()
+    };
+    let (tracer, _ring) = Tracer::start(&config).expect("load and attach the tracer");
+    common::assert_only_absent_skipped(&tracer);
+
+    let mut target = None;
+    let mut read = 0;
+    for _ in 0..5_000 {
+        let device = LoopDevice::new("devtable");
+        let name = device.device.trim_start_matches("/dev/");
+        let seq: u64 = std::fs::read_to_string(format!("/sys/block/{name}/diskseq"))
+            .expect("diskseq of a loop device")
+            .trim()
+            .parse()
+            .unwrap();
+        let set = seq.first_entry(sets);
+        if *target.get_or_insert(set) != set {
+            continue;
+        }
+        let dd = std::process::Command::new("taskset")
+            .args(["-c", "0", "dd", "of=/dev/null", "bs=4096", "count=1"])
+            .args(["iflag=direct", &format!("if={}", device.device)])
+            .output()
+            .unwrap();
+        assert!(dd.status.success(), "{dd:?}");
+        read += 1;
+        if read == TABLE_WAYS + 1 {
+            break;
+        }
+    }
+    assert_eq!(
+        read,
+        TABLE_WAYS + 1,
+        "found no five loop devices in one set"
+    );
+    let losses = tracer.losses();
+    assert!(
+        losses.device_table_full > 0,
+        "five devices in a set of four went uncounted silently: {losses:?}"
+    );
+}

@@ -41,11 +41,9 @@ fn stats_held_elsewhere() -> Result<bool> {
     let before = prog_stats()?;
     std::thread::sleep(std::time::Duration::from_secs(1));
     let after = prog_stats()?;
-    Ok(after.iter().any(|(id, (_, ns))| {
-        before
-            .get(id)
-            .is_some_and(|(_, earlier)| ns > earlier)
-    }))
+    Ok(after
+        .iter()
+        .any(|(id, (_, ns))| before.get(id).is_some_and(|(_, earlier)| ns > earlier)))
 }
 
 struct Stats;

@@ -215,6 +215,11 @@ impl Metrics {
                 losses.unmatched_dispatches,
                 then.unmatched_dispatches,
             ),
+            (
+                "device_table_full",
+                losses.device_table_full,
+                then.device_table_full,
+            ),
             ("aged_out", losses.aged_out, then.aged_out),
             ("abandoned", losses.abandoned, then.abandoned),
         ];

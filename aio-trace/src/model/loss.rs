@@ -25,6 +25,9 @@ pub struct LossCounts {
     pub unattributed_bios: u64,
     /// Filesystem dispatches inside io_submit that matched no iocb.
     pub unmatched_dispatches: u64,
+    /// Bios and requests of a device the kernel's per-device table had no
+    /// room for: missing from the device counters.
+    pub device_table_full: u64,
     /// In-flight iocbs never reaped within the timeout (e.g. reaped from the
     /// user-space ring without io_getevents).
     pub aged_out: u64,
@@ -55,6 +58,7 @@ impl LossCounts {
             syscall_state_full: at(LossCause::SyscallStateFull),
             unattributed_bios: at(LossCause::UnattributedBio),
             unmatched_dispatches: at(LossCause::UnmatchedDispatch),
+            device_table_full: at(LossCause::DeviceTableFull),
             aged_out: 0,
             abandoned: 0,
         }
@@ -69,6 +73,7 @@ impl LossCounts {
             + self.syscall_state_full
             + self.unattributed_bios
             + self.unmatched_dispatches
+            + self.device_table_full
             + self.aged_out
             + self.abandoned
     }
@@ -79,7 +84,7 @@ impl std::fmt::Display for LossCounts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "lost: {} (ring_full {}, inflight_full {}, user_read {}, unmatched {}, batch_truncated {}, syscall_state_full {}, unattributed_bios {}, unmatched_dispatches {}, aged_out {}, abandoned {})",
+            "lost: {} (ring_full {}, inflight_full {}, user_read {}, unmatched {}, batch_truncated {}, syscall_state_full {}, unattributed_bios {}, unmatched_dispatches {}, device_table_full {}, aged_out {}, abandoned {})",
             self.total(),
             self.ring_full,
             self.inflight_full,
@@ -89,6 +94,7 @@ impl std::fmt::Display for LossCounts {
             self.syscall_state_full,
             self.unattributed_bios,
             self.unmatched_dispatches,
+            self.device_table_full,
             self.aged_out,
             self.abandoned
         )
@@ -101,14 +107,15 @@ mod tests {
 
     #[test]
     fn maps_each_kernel_cause_to_its_field() {
-        let l = LossCounts::from_kernel([1, 2, 3, 4, 5, 6, 7, 8]);
+        let l = LossCounts::from_kernel([1, 2, 3, 4, 5, 6, 7, 8, 9]);
         assert_eq!(
             (l.ring_full, l.inflight_full, l.user_read, l.unmatched),
             (1, 2, 3, 4)
         );
         assert_eq!((l.batch_truncated, l.syscall_state_full), (5, 6));
         assert_eq!((l.unattributed_bios, l.unmatched_dispatches), (7, 8));
-        assert_eq!(l.total(), 36);
+        assert_eq!(l.device_table_full, 9);
+        assert_eq!(l.total(), 45);
         let json = serde_json::to_string(&l).unwrap();
         assert!(
             json.starts_with(r#"{"type":"lost","ring_full":1,"#),

@@ -108,6 +108,7 @@ pub fn losses_from_row(row: &LossRow) -> LossCounts {
         syscall_state_full: get("syscall_state_full"),
         unattributed_bios: get("unattributed_bios"),
         unmatched_dispatches: get("unmatched_dispatches"),
+        device_table_full: get("device_table_full"),
         aged_out: get("aged_out"),
         abandoned: get("abandoned"),
         ..LossCounts::default()
