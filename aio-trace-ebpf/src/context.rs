@@ -13,9 +13,29 @@ use crate::{
     syscall,
 };
 
-// io_setup (nr_events, ctxp) and io_destroy (ctx): only their exits are
-// traced, reading the arguments from the caller's registers there
-// (`syscall::entry_args`); an entry program would only keep them for it.
+// io_setup (nr_events, ctxp) and io_destroy (ctx): the exits read the
+// arguments from the caller's registers; the entry programs, which keep them
+// for the exit instead, are attached only on a kernel without BTF
+// (`syscall::exit_args`).
+
+#[tracepoint]
+pub fn sys_enter_io_setup(ctx: TracePointContext) -> u32 {
+    save_ctx_args::<2>(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_io_destroy(ctx: TracePointContext) -> u32 {
+    save_ctx_args::<1>(&ctx);
+    0
+}
+
+fn save_ctx_args<const N: usize>(ctx: &TracePointContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if traced((pid_tgid >> 32) as u32) {
+        syscall::save_args::<N>(ctx, pid_tgid as u32);
+    }
+}
 
 #[tracepoint]
 pub fn sys_exit_io_setup(ctx: TracePointContext) -> u32 {
@@ -36,11 +56,18 @@ pub fn sys_enter_io_cancel(ctx: TracePointContext) -> u32 {
 }
 
 fn try_exit_ctx_call(ctx: &TracePointContext, event: u8) -> Result<(), i64> {
-    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if syscall::ret(ctx) != 0 || !traced(pid) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let pid = (pid_tgid >> 32) as u32;
+    if !traced(pid) {
         return Ok(());
     }
-    let [first, second, _, _] = syscall::entry_args();
+    // Taken whatever the result: a saved entry must not outlive its call.
+    let Some([first, second, _, _]) = syscall::exit_args(pid_tgid as u32) else {
+        return Ok(());
+    };
+    if syscall::ret(ctx) != 0 {
+        return Ok(());
+    }
     let (aio_ctx, nr_events) = if event == CTX_SETUP {
         // The kernel has just written the new context id to *ctxp.
         match unsafe { bpf_probe_read_user(second as *const u64) } {

@@ -81,11 +81,17 @@ pub const CURRENT_BY_SECTOR: u64 = 2;
 /// Syscall state keyed by thread id, entry → exit, removed at exit: the
 /// tables hold only threads inside the call. Tables, not hash maps: the
 /// io_submit state is looked up again by every dispatch and bio the call
-/// causes. (io_getevents needs none: its exit reads its arguments.) A full set evicts (a thread that died inside the call never
+/// causes. A full set evicts (a thread that died inside the call never
 /// reaches its exit).
 #[map]
 pub static SUBMITS: Table<u64, SubmitState> = Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
 pub const THREAD_SETS: u32 = 4096;
+
+/// io_getevents', io_setup's and io_destroy's arguments, entry → exit, when
+/// the exit cannot read them from the caller's registers (a kernel without
+/// BTF; see `syscall::exit_args`).
+#[map]
+pub static SAVED_ARGS: Table<u64, [u64; 4]> = Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
 
 /// Keeps the thread's state for its syscall; false if another writer held
 /// the entry.

@@ -25,8 +25,28 @@ use crate::{
 
 // io_getevents and io_pgetevents share the argument layout the reader uses:
 // ctx_id, min_nr, nr, events (io_pgetevents adds timeout and usig after).
-// Only their exits are traced: the arguments are read there, from the
-// caller's saved registers (`syscall::entry_args`).
+// The exits read them from the caller's registers; the entry programs, which
+// keep them for the exit instead, are attached only on a kernel without BTF
+// (`syscall::exit_args`).
+
+#[tracepoint]
+pub fn sys_enter_io_getevents(ctx: TracePointContext) -> u32 {
+    save_reap_args(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_io_pgetevents(ctx: TracePointContext) -> u32 {
+    save_reap_args(&ctx);
+    0
+}
+
+fn save_reap_args(ctx: &TracePointContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if traced((pid_tgid >> 32) as u32) {
+        syscall::save_args::<4>(ctx, pid_tgid as u32);
+    }
+}
 
 #[tracepoint]
 pub fn sys_exit_io_getevents(ctx: TracePointContext) -> u32 {
@@ -52,11 +72,14 @@ struct ReapWalk {
 }
 
 fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
-    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let pid = (pid_tgid >> 32) as u32;
     if !traced(pid) {
         return Ok(());
     }
-    let [aio_ctx, min_nr, nr, events] = syscall::entry_args();
+    let Some([aio_ctx, min_nr, nr, events]) = syscall::exit_args(pid_tgid as u32) else {
+        return Ok(());
+    };
     let ret = syscall::ret(ctx);
     let reaped = if ret > 0 { ret as u64 } else { 0 };
     if let Some(c) = counters(pid, aio_ctx) {

@@ -91,7 +91,7 @@ pub fn run_checks() -> Vec<Check> {
         } else {
             "absent"
         },
-        "not needed by tracepoints; needed for fentry/CO-RE",
+        "without it: no dispatch or block attribution (member offsets come from BTF), and io_getevents takes an entry program more",
     ));
     let mount = tracefs::ensure_mounted();
     checks.push(check(

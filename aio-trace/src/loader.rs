@@ -2,8 +2,8 @@
 
 use aio_trace_common::{
     CommFilter, CtxCounters, CtxKey, DEFAULT_RING_BYTES, DEV_STATS_ENTRIES, DevCounters,
-    GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS, GLOBAL_KERNEL_OFFSETS, GLOBAL_WAKEUP_BYTES,
-    LOSS_CAUSES, Owner, PID_FILTER_SETS, TABLE_WAYS, TableEntry, TableKey,
+    GLOBAL_ARGS_FROM_REGS, GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS, GLOBAL_KERNEL_OFFSETS,
+    GLOBAL_WAKEUP_BYTES, LOSS_CAUSES, Owner, PID_FILTER_SETS, TABLE_WAYS, TableEntry, TableKey,
 };
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
@@ -37,6 +37,10 @@ pub struct Probe {
     pub group: &'static str,
     pub required: bool,
     pub attach: Attach,
+    /// An entry program that only keeps the syscall's arguments for its
+    /// exit: attached only where the exit cannot read them from the
+    /// caller's registers (a kernel without BTF).
+    pub saves_args: bool,
 }
 
 impl Probe {
@@ -46,6 +50,7 @@ impl Probe {
             group,
             required: true,
             attach: Attach::TracePoint,
+            saves_args: false,
         }
     }
 
@@ -53,6 +58,13 @@ impl Probe {
         Self {
             required: false,
             ..Self::required(group, program)
+        }
+    }
+
+    const fn saving_args(group: &'static str, program: &'static str) -> Self {
+        Self {
+            saves_args: true,
+            ..Self::optional(group, program)
         }
     }
 
@@ -75,6 +87,10 @@ pub const PROBES: &[Probe] = &[
     Probe::optional("syscalls", "sys_exit_io_pgetevents"),
     Probe::optional("syscalls", "sys_exit_io_setup"),
     Probe::optional("syscalls", "sys_exit_io_destroy"),
+    Probe::saving_args("syscalls", "sys_enter_io_getevents"),
+    Probe::saving_args("syscalls", "sys_enter_io_pgetevents"),
+    Probe::saving_args("syscalls", "sys_enter_io_setup"),
+    Probe::saving_args("syscalls", "sys_enter_io_destroy"),
     Probe::optional("syscalls", "sys_enter_io_cancel"),
     Probe::optional("sched", "sched_process_exit"),
     Probe::raw("iomap", "iomap_dio_rw_begin"),
@@ -144,6 +160,10 @@ pub struct TraceConfig {
     /// Off, records have no dispatch, bio, device or stage data, and the
     /// kernel half costs about 40 % as much per iocb.
     pub block: bool,
+    /// Keep io_getevents', io_setup's and io_destroy's arguments with entry
+    /// programs even where their exits could read them from the caller's
+    /// registers: what a kernel without BTF gets (for the tests).
+    pub saved_args: bool,
 }
 
 impl Default for TraceConfig {
@@ -154,6 +174,7 @@ impl Default for TraceConfig {
             ring_bytes: DEFAULT_RING_BYTES,
             bpf_stats: false,
             block: true,
+            saved_args: false,
         }
     }
 }
@@ -254,7 +275,11 @@ impl Tracer {
         } else {
             Ok(Default::default())
         };
+        // Reading the caller's registers takes helpers that need the kernel's BTF.
+        let args_from_regs =
+            u8::from(!config.saved_args && std::path::Path::new(btf::VMLINUX_BTF).exists());
         let mut ebpf = EbpfLoader::new()
+            .override_global(GLOBAL_ARGS_FROM_REGS, &args_from_regs, true)
             .override_global(GLOBAL_FILTER_PIDS, &filter_pids, true)
             .override_global(GLOBAL_FILTER_COMM, &comm, true)
             .override_global(GLOBAL_WAKEUP_BYTES, &wakeup_bytes(config.ring_bytes), true)
@@ -316,15 +341,19 @@ impl Tracer {
 
         let mut skipped = Vec::new();
         let mut links = Vec::new();
-        // Syscall exits before entries: an exit only counts what its entry
-        // saw, so a call caught halfway through attaching counts nowhere
-        // rather than as submitted-but-never-reaped (top's INFL drifted by
-        // every iocb reaped between the two attaches).
+        // Syscall exits before entries: an exit that needs its entry's state
+        // only counts what the entry saw, so a call caught halfway through
+        // attaching counts nowhere rather than as submitted-but-never-reaped
+        // (top's INFL drifted by every iocb reaped between the two attaches).
+        // Exits that read their arguments from the registers count calls
+        // already under way at attach.
         let (exits, rest): (Vec<&Probe>, Vec<&Probe>) = PROBES
             .iter()
             .partition(|p| p.program.starts_with("sys_exit_"));
         for probe in exits.into_iter().chain(rest) {
-            if probe.attach == Attach::Raw && !config.block {
+            if probe.attach == Attach::Raw && !config.block
+                || probe.saves_args && args_from_regs != 0
+            {
                 continue;
             }
             if let (Attach::Raw, Err(e)) = (probe.attach, &offsets) {

@@ -64,7 +64,13 @@ pub async fn measure(duration: Duration, block: bool) -> Result<SelfCost> {
     };
     let (tracer, ring) = Tracer::start(&trace)?;
     tracer.warn_skipped();
-    let skipped = tracer.skipped.iter().map(|(p, _)| p.program).collect();
+    // Probes whose tracepoint this kernel lacks cost nothing; the others would.
+    let skipped = tracer
+        .skipped
+        .iter()
+        .filter(|(p, _)| crate::tracefs::tracepoint_exists(p.group, p.program))
+        .map(|(p, _)| p.program)
+        .collect();
     let mut session = Session::new(tracer, ring, Duration::from_secs(30))
         .context("while watching the ring buffer")?;
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();

@@ -11,16 +11,34 @@ use std::{
     time::Duration,
 };
 
-use aio_trace::model::IocbView;
+use aio_trace::{loader::TraceConfig, model::IocbView};
 use aio_trace_common::CtxCounters;
 use common::{AIO_TRACE, Testee, of_type, trace, trace_with_timeout};
 use serde_json::Value;
 
 #[test]
 fn every_iocb_becomes_one_exact_record() {
+    every_iocb_exact(TraceConfig::default());
+}
+
+/// The same where the getevents, io_setup and io_destroy exits cannot read
+/// their arguments from the caller's registers (a kernel without BTF): entry
+/// programs keep them for the exits. This kernel has BTF, so the test forces
+/// the fallback; what it cannot show is the verifier of a kernel without BTF
+/// passing over the branch that reads the registers.
+#[test]
+fn every_iocb_becomes_one_exact_record_with_arguments_kept_at_entry() {
+    every_iocb_exact(TraceConfig {
+        saved_args: true,
+        ..TraceConfig::default()
+    });
+}
+
+fn every_iocb_exact(config: TraceConfig) {
     let testee = Testee::spawn("basic");
     let pid = testee.pid();
-    let (truth, records, summaries, losses) = trace(testee);
+    let (truth, records, summaries, losses) =
+        common::trace_with(testee, Duration::from_secs(30), config);
 
     let expected: BTreeMap<u64, &Value> = of_type(&truth, "iocb")
         .map(|t| (t["tag"].as_u64().unwrap(), t))
@@ -275,8 +293,47 @@ fn unseen_completions_age_out() {
 /// no reap time.
 #[test]
 fn io_destroy_reclaims_inflight_iocbs() {
+    destroy_reclaims(TraceConfig::default());
+}
+
+/// The same with io_destroy's argument kept by its entry program (see
+/// `every_iocb_becomes_one_exact_record_with_arguments_kept_at_entry`).
+#[test]
+fn io_destroy_reclaims_inflight_iocbs_with_arguments_kept_at_entry() {
+    destroy_reclaims(TraceConfig {
+        saved_args: true,
+        ..TraceConfig::default()
+    });
+}
+
+fn destroy_reclaims(config: TraceConfig) {
+    use aio_trace::reader::Record;
+    use aio_trace_common::{CTX_DESTROY, CTX_SETUP};
+
     let testee = Testee::spawn("destroy_inflight");
-    let (_truth, records, _summaries, losses) = trace(testee);
+    let (_truth, all, _summaries, losses) =
+        common::trace_records_with(testee, Duration::from_secs(30), config);
+    // The context's setup and destroy were seen, with its id.
+    let ctx_events: Vec<(u8, u64)> = all
+        .iter()
+        .filter_map(|r| match r {
+            Record::Ctx(c) => Some((c.event, c.ctx)),
+            _ => None,
+        })
+        .collect();
+    let setup = ctx_events.iter().find(|(e, _)| *e == CTX_SETUP);
+    let destroy = ctx_events.iter().find(|(e, _)| *e == CTX_DESTROY);
+    assert!(
+        matches!((setup, destroy), (Some((_, a)), Some((_, b))) if a == b && *a != 0),
+        "{ctx_events:?}"
+    );
+    let records: Vec<_> = all
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Iocb(r) => Some(r),
+            _ => None,
+        })
+        .collect();
     assert_eq!(records.len(), 4, "{records:?}");
     assert!(
         records

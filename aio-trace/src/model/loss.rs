@@ -25,8 +25,11 @@ pub struct LossCounts {
     pub unattributed_bios: u64,
     /// Filesystem dispatches inside io_submit that matched no iocb.
     pub unmatched_dispatches: u64,
-    /// Bios and requests of a device the kernel's per-device table had no
-    /// room for: missing from the device counters.
+    /// Lookups of a device (one per bio queued, split or merged and per
+    /// request completed) that found no room in the kernel's per-device
+    /// table: missing from the device counters. Not in `total`: the device
+    /// counters cover every device whatever the filters, the total is about
+    /// what was traced.
     pub device_table_full: u64,
     /// In-flight iocbs never reaped within the timeout (e.g. reaped from the
     /// user-space ring without io_getevents).
@@ -73,7 +76,6 @@ impl LossCounts {
             + self.syscall_state_full
             + self.unattributed_bios
             + self.unmatched_dispatches
-            + self.device_table_full
             + self.aged_out
             + self.abandoned
     }
@@ -115,7 +117,7 @@ mod tests {
         assert_eq!((l.batch_truncated, l.syscall_state_full), (5, 6));
         assert_eq!((l.unattributed_bios, l.unmatched_dispatches), (7, 8));
         assert_eq!(l.device_table_full, 9);
-        assert_eq!(l.total(), 45);
+        assert_eq!(l.total(), 36, "device_table_full is not in the total");
         let json = serde_json::to_string(&l).unwrap();
         assert!(
             json.starts_with(r#"{"type":"lost","ring_full":1,"#),

@@ -193,12 +193,14 @@ fn render_header(frame: &mut Frame, area: Rect, state: &State) {
 
 /// The self-overhead panel: what tracing costs, live — BPF time per iocb and
 /// as a share of one CPU, and this process's CPU and memory.
+/// A notice (statistics off, probes not attached) follows it.
 fn self_overhead(state: &State) -> String {
-    if let Some(notice) = &state.notice {
-        return format!("  {notice}");
-    }
+    let notice = state
+        .notice
+        .as_ref()
+        .map_or_else(String::new, |n| format!("  {n}"));
     let Some(o) = &state.self_overhead else {
-        return String::new();
+        return notice;
     };
     let bpf = match (o.bpf_ns_per_iocb, o.bpf_cpu_pct) {
         (Some(ns), Some(pct)) => format!("BPF {:.1} µs/iocb {pct:.1}%cpu", ns / 1_000.0),
@@ -206,7 +208,7 @@ fn self_overhead(state: &State) -> String {
         _ => "BPF n/a".into(),
     };
     format!(
-        "  self {bpf}, top {:.1}%cpu {} MiB",
+        "  self {bpf}, top {:.1}%cpu {} MiB{notice}",
         o.user_cpu_pct,
         o.rss_bytes >> 20
     )
@@ -817,6 +819,14 @@ mod tests {
                 .contains("lost 0  self BPF 3.7 µs/iocb 4.0%cpu, top 2.3%cpu 41 MiB  filter none"),
             "{screen}"
         );
+        // A notice follows the figures rather than hiding them: a probe not
+        // attached does not make the cost unknown.
+        s.notice = Some("not attached (snoop says why): iomap_dio_complete".into());
+        assert!(
+            draw(&s, 160, 48)
+                .contains("top 2.3%cpu 41 MiB  not attached (snoop says why): iomap_dio_complete")
+        );
+        s.self_overhead = None;
         s.notice = Some("self-overhead off: no BPF statistics".into());
         assert!(draw(&s, 160, 48).contains("lost 0  self-overhead off: no BPF statistics"));
     }

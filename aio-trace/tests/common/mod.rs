@@ -123,7 +123,12 @@ pub fn trace(testee: Testee) -> Traced {
 }
 
 pub fn trace_with_timeout(testee: Testee, inflight_timeout: Duration) -> Traced {
-    let (truth, records, summaries, losses) = trace_records(testee, inflight_timeout);
+    trace_with(testee, inflight_timeout, TraceConfig::default())
+}
+
+/// Like `trace_with_timeout`, with `config` (its pids replaced by the testee's).
+pub fn trace_with(testee: Testee, inflight_timeout: Duration, config: TraceConfig) -> Traced {
+    let (truth, records, summaries, losses) = trace_records_with(testee, inflight_timeout, config);
     let iocbs = records
         .into_iter()
         .filter_map(|r| match r {
@@ -212,6 +217,10 @@ pub fn of_type<'a>(lines: &'a [Value], kind: &str) -> impl Iterator<Item = &'a V
     lines.iter().filter(move |l| l["type"] == kind)
 }
 
+/// Held while a loop device is attached: tests run in parallel, and two
+/// `losetup --find` at once can pick the same free device.
+static LOSETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A loop device over a file in /dev/shm, detached (and unmounted) on drop.
 pub struct LoopDevice {
     pub device: String,
@@ -227,11 +236,14 @@ impl LoopDevice {
             .unwrap()
             .set_len(64 << 20)
             .unwrap();
-        let out = Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(&backing)
-            .output()
-            .unwrap();
+        let out = {
+            let _one_at_a_time = LOSETUP.lock().unwrap_or_else(|e| e.into_inner());
+            Command::new("losetup")
+                .args(["--find", "--show"])
+                .arg(&backing)
+                .output()
+                .unwrap()
+        };
         assert!(out.status.success(), "losetup: {out:?}");
         let device = String::from_utf8(out.stdout).unwrap().trim().to_owned();
         Self {
