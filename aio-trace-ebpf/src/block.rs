@@ -30,8 +30,13 @@ use crate::{
 // (struct request *), block_rq_complete (struct request *, blk_status_t,
 // unsigned int nr_bytes).
 
-/// The most bios one request completion walks (each a map lookup).
-const MAX_BIOS_PER_REQUEST: u32 = 256;
+/// The most bios one request completion walks (each a table lookup). A
+/// request's bios are about as many as its segments at most, which the
+/// queue caps (`max_segments`: 254 for this VM's virtio disk, 127 for
+/// NVMe); the walk stops at the request's last bio, so the bound costs
+/// nothing until a request is that large. A bio past it keeps its owner
+/// entry until the next bio queued at its address or a full set removes it.
+const MAX_BIOS_PER_REQUEST: u32 = 4096;
 
 /// The bio a `block_bio_*` or `block_split` raw tracepoint is about.
 fn bio_arg(ctx: &RawTracePointContext) -> u64 {
