@@ -28,10 +28,16 @@ fn every_iocb_becomes_one_exact_record() {
 /// passing over the branch that reads the registers.
 #[test]
 fn every_iocb_becomes_one_exact_record_with_arguments_kept_at_entry() {
-    every_iocb_exact(TraceConfig {
+    every_iocb_exact(arguments_kept_at_entry());
+}
+
+/// What a kernel without BTF gets: entry programs keep io_getevents',
+/// io_setup's and io_destroy's arguments for their exits.
+fn arguments_kept_at_entry() -> TraceConfig {
+    TraceConfig {
         saved_args: true,
         ..TraceConfig::default()
-    });
+    }
 }
 
 fn every_iocb_exact(config: TraceConfig) {
@@ -300,10 +306,7 @@ fn io_destroy_reclaims_inflight_iocbs() {
 /// `every_iocb_becomes_one_exact_record_with_arguments_kept_at_entry`).
 #[test]
 fn io_destroy_reclaims_inflight_iocbs_with_arguments_kept_at_entry() {
-    destroy_reclaims(TraceConfig {
-        saved_args: true,
-        ..TraceConfig::default()
-    });
+    destroy_reclaims(arguments_kept_at_entry());
 }
 
 fn destroy_reclaims(config: TraceConfig) {
