@@ -33,7 +33,7 @@ SYS_BPF = 321  # x86_64
 
 # Key size of each table (after the 8-byte seq of every entry).
 TABLE_KEYS = {"INFLIGHT": 24, "BIO_OWNER": 8, "DIO_OWNER": 8, "RQ_ISSUE": 8, "SUBMITS": 8,
-              "SYNC_CALLS": 8, "DEV_STATS": 8, "PID_FILTER": 8}
+              "SYNC_CALLS": 8, "DEV_STATS": 8, "PID_FILTER": 8, "SAVED_ARGS": 8}
 HASHES = {"COUNTERS", "AIO_PIDS"}
 
 libc = ctypes.CDLL(None, use_errno=True)
