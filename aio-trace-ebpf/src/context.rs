@@ -20,21 +20,14 @@ use crate::{
 
 #[tracepoint]
 pub fn sys_enter_io_setup(ctx: TracePointContext) -> u32 {
-    save_ctx_args::<2>(&ctx);
+    syscall::save_args::<2>(&ctx);
     0
 }
 
 #[tracepoint]
 pub fn sys_enter_io_destroy(ctx: TracePointContext) -> u32 {
-    save_ctx_args::<1>(&ctx);
+    syscall::save_args::<1>(&ctx);
     0
-}
-
-fn save_ctx_args<const N: usize>(ctx: &TracePointContext) {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if traced((pid_tgid >> 32) as u32) {
-        syscall::save_args::<N>(ctx, pid_tgid as u32);
-    }
 }
 
 #[tracepoint]

@@ -31,21 +31,14 @@ use crate::{
 
 #[tracepoint]
 pub fn sys_enter_io_getevents(ctx: TracePointContext) -> u32 {
-    save_reap_args(&ctx);
+    syscall::save_args::<4>(&ctx);
     0
 }
 
 #[tracepoint]
 pub fn sys_enter_io_pgetevents(ctx: TracePointContext) -> u32 {
-    save_reap_args(&ctx);
+    syscall::save_args::<4>(&ctx);
     0
-}
-
-fn save_reap_args(ctx: &TracePointContext) {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if traced((pid_tgid >> 32) as u32) {
-        syscall::save_args::<4>(ctx, pid_tgid as u32);
-    }
 }
 
 #[tracepoint]

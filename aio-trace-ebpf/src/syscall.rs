@@ -12,11 +12,17 @@ use aio_trace_common::LossCause;
 use aya_ebpf::{
     EbpfContext,
     bindings::pt_regs,
-    helpers::generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+    },
     programs::TracePointContext,
 };
 
-use crate::maps::{SAVED_ARGS, close_slot, count_loss, open_slot};
+use crate::{
+    filter::traced,
+    maps::{SAVED_ARGS, close_slot, count_loss, open_slot},
+};
 
 const FIRST_ARG: usize = 16;
 
@@ -65,13 +71,19 @@ fn entry_args() -> [u64; 4] {
 
 /// At the entry of a syscall whose exit needs its first `N` arguments (at
 /// most 4, and no more than the syscall has: the kernel refuses to attach a
-/// program that reads past its record): keeps them, unless the exit reads
-/// them from the registers. The entry programs are attached only then.
+/// program that reads past its record): keeps them for a traced process,
+/// unless the exit reads them from the registers. The entry programs are
+/// attached only then.
 #[inline(always)]
-pub fn save_args<const N: usize>(ctx: &TracePointContext, tid: u32) {
+pub fn save_args<const N: usize>(ctx: &TracePointContext) {
     if unsafe { core::ptr::read_volatile(&ARGS_FROM_REGS) } != 0 {
         return;
     }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !traced((pid_tgid >> 32) as u32) {
+        return;
+    }
+    let tid = pid_tgid as u32;
     let mut args = [0u64; 4];
     for (n, arg_n) in args.iter_mut().enumerate().take(N) {
         *arg_n = arg(ctx, n);
