@@ -178,14 +178,14 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Also measure aio-trace's own cost: BPF time per traced iocb while the
+    /// Also measure aio-trace's own overhead: BPF time per traced iocb while the
     /// built-in workload runs (needs root).
-    #[arg(long = "self")]
-    pub self_cost: bool,
-    /// Seconds the --self measurement runs.
+    #[arg(long, alias = "self")]
+    pub overhead: bool,
+    /// Seconds the --overhead measurement runs.
     #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_duration)]
     pub seconds: Duration,
-    /// Measure --self without dispatch and block-layer attribution.
+    /// Measure --overhead without dispatch and block-layer attribution.
     #[arg(long)]
     pub no_block: bool,
 }

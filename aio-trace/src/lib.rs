@@ -1,12 +1,28 @@
 //! aio-trace: an eBPF tracer for Linux asynchronous I/O.
 //!
-//! Data flows one way: kernel programs (aio-trace-ebpf) → ring buffer and maps
-//! → [`reader`] decodes → [`model`] aggregates → [`output`] renders.
+//! Data flows one way, and so do imports (a module imports only the layers
+//! listed before it):
+//!
+//! 1. Leaves and system access: [`clock`], [`tracefs`], [`btf`],
+//!    [`privileges`], [`usage`], [`aio`] (the AIO syscalls).
+//! 2. [`model`]: pure logic over decoded records — matching, aggregation,
+//!    histograms. No kernel, no I/O.
+//! 3. [`loader`] loads and attaches the kernel programs (aio-trace-ebpf) and
+//!    owns the handles to their maps; [`inflight`] reads the kernel's
+//!    in-flight table.
+//! 4. [`reader`] decodes the ring buffer into records; [`session`] drains it
+//!    into a sink and reclaims what nothing will reap.
+//! 5. Views over records: [`output`] (snoop lines), [`export`] (JSONL, CSV,
+//!    Perfetto, Prometheus), [`report`] (recordings read back), [`tui`] (`top`).
+//! 6. [`workload`]: the built-in AIO workload, used by the commands beside
+//!    the tracer; it imports only the leaves.
+//!
+//! The subcommands themselves live in the binary (`src/cmd/`), above all of
+//! these.
 
 pub mod aio;
-pub mod bench;
 pub mod btf;
-pub mod doctor;
+pub mod clock;
 pub mod export;
 pub mod inflight;
 pub mod loader;
@@ -15,8 +31,8 @@ pub mod output;
 pub mod privileges;
 pub mod reader;
 pub mod report;
-pub mod selfcost;
 pub mod session;
 pub mod tracefs;
 pub mod tui;
+pub mod usage;
 pub mod workload;

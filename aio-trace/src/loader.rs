@@ -403,7 +403,7 @@ impl Tracer {
             devices,
             bio_owners,
             skipped,
-            attached_ns: crate::session::monotonic_ns(),
+            attached_ns: crate::clock::monotonic_ns(),
         };
         Ok((tracer, events))
     }

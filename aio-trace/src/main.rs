@@ -1,12 +1,7 @@
 //! The `aio-trace` command: argument parsing and dispatch only.
 
 mod cli;
-mod record;
-mod report_cmd;
-mod serve;
-mod snoop;
-mod top;
-mod workload_cmd;
+mod cmd;
 
 use std::process::ExitCode;
 
@@ -37,14 +32,14 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Snoop(args) => snoop::run(args).await,
-            Command::Doctor(args) => doctor(args).await,
-            Command::Workload(args) => workload_cmd::workload(args).await,
-            Command::Bench(args) => workload_cmd::bench(args).await,
-            Command::Top(args) => top::run(args).await,
-            Command::Record(args) => record::run(args).await,
-            Command::Report(args) => report_cmd::run(args),
-            Command::Serve(args) => serve::run(args).await,
+            Command::Snoop(args) => cmd::snoop::run(args).await,
+            Command::Doctor(args) => cmd::doctor::run(args).await,
+            Command::Workload(args) => cmd::workload::run(args).await,
+            Command::Bench(args) => cmd::bench::run(args).await,
+            Command::Top(args) => cmd::top::run(args).await,
+            Command::Record(args) => cmd::record::run(args).await,
+            Command::Report(args) => cmd::report::run(args),
+            Command::Serve(args) => cmd::serve::run(args).await,
         }
     });
     match result {
@@ -55,29 +50,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-async fn doctor(args: cli::DoctorArgs) -> anyhow::Result<ExitCode> {
-    let checks = aio_trace::doctor::run_checks();
-    print!("{}", aio_trace::doctor::render(&checks));
-    if args.self_cost && aio_trace::doctor::ready(&checks) {
-        println!();
-        println!(
-            "self-overhead: {:.0} s of 4 KiB random O_DIRECT reads, traced with BPF statistics on{}",
-            args.seconds.as_secs_f64(),
-            if args.no_block {
-                ", without block attribution"
-            } else {
-                ""
-            }
-        );
-        let cost = aio_trace::selfcost::measure(args.seconds, !args.no_block).await?;
-        print!("{}", aio_trace::selfcost::render(&cost));
-    }
-    Ok(if aio_trace::doctor::ready(&checks) {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("aio-trace: this machine lacks something aio-trace needs (✗ lines above)");
-        ExitCode::FAILURE
-    })
 }

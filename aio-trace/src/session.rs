@@ -23,17 +23,6 @@ use crate::{
     reader::{Record, records},
 };
 
-/// Monotonic clock in ns: the clock `bpf_ktime_get_ns` reads.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// Where records go: snoop lines, JSON, aggregates.
 pub trait Sink {
     fn record(&mut self, record: &Record) -> io::Result<()>;
@@ -248,7 +237,7 @@ impl Session {
     /// records with `complete_ns` set and no reap time. Drops in-flight entries
     /// of dead processes and entries past the timeout.
     fn sweep(&mut self, sink: &mut impl Sink) -> io::Result<()> {
-        let now = monotonic_ns();
+        let now = crate::clock::monotonic_ns();
         let mut alive: StdHashMap<u32, bool> = StdHashMap::new();
         let mut doomed = Vec::new();
         let mut completed = Vec::new();

@@ -34,7 +34,7 @@ fn prog_stats() -> Result<HashMap<u64, (String, u64)>> {
 }
 
 /// Whether BPF run times are being counted although the sysctl is off: a
-/// process holding a `BPF_ENABLE_STATS` descriptor (top, `doctor --self`,
+/// process holding a `BPF_ENABLE_STATS` descriptor (top, `doctor --overhead`,
 /// bpftop) turns them on for everybody. Run times only grow while they are
 /// on, so a program whose run time grows over a second gives it away.
 fn stats_held_elsewhere() -> Result<bool> {
@@ -206,7 +206,7 @@ pub fn run(binary: &Path, file: &Path, root: &Path, rounds: u32, seconds: u32) -
     }
     if stats_held_elsewhere()? {
         bail!(
-            "another process keeps the kernel's BPF statistics on (a running `aio-trace top` or `doctor --self`, or bpftop): the IOPS rounds need them off, so stop it first"
+            "another process keeps the kernel's BPF statistics on (a running `aio-trace top` or `doctor --overhead`, or bpftop): the IOPS rounds need them off, so stop it first"
         );
     }
     println!(

@@ -1,4 +1,6 @@
-//! aio-trace's own cost: the run time of its BPF programs per traced iocb.
+//! aio-trace's own overhead, as arithmetic over samples: the run time of its
+//! BPF programs per traced iocb, and its CPU share between two samples. The
+//! samples are taken by [`crate::usage`]; nothing here reads the system.
 
 use serde::Serialize;
 
@@ -34,32 +36,6 @@ pub struct SelfSample {
     pub bpf_run_ns: Option<u64>,
     pub cpu_ns: u64,
     pub rss_bytes: u64,
-}
-
-impl SelfSample {
-    /// This process's CPU time (user + system) and RSS now, with `bpf_run_ns`.
-    pub fn now(bpf_run_ns: Option<u64>) -> Self {
-        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-        // SAFETY: getrusage fills the struct it is given.
-        let usage = unsafe {
-            libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-            usage.assume_init()
-        };
-        let tv_ns =
-            |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1_000;
-        // statm's second field: resident pages.
-        let pages: u64 = std::fs::read_to_string("/proc/self/statm")
-            .ok()
-            .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0);
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
-        Self {
-            bpf_run_ns,
-            cpu_ns: tv_ns(usage.ru_utime) + tv_ns(usage.ru_stime),
-            rss_bytes: pages * page,
-        }
-    }
 }
 
 /// What tracing cost over one interval: the "self-overhead" line of `top`.
@@ -137,11 +113,5 @@ mod tests {
         };
         let o = SelfOverhead::between(&prev, &off, 2.0, 0);
         assert_eq!((o.bpf_ns_per_iocb, o.bpf_cpu_pct), (None, None));
-    }
-
-    #[test]
-    fn this_process_has_cpu_time_and_memory() {
-        let sample = SelfSample::now(None);
-        assert!(sample.rss_bytes > 0 && sample.bpf_run_ns.is_none());
     }
 }

@@ -18,8 +18,9 @@ use super::{
     ui,
 };
 use crate::{
+    clock::monotonic_ns,
     loader::{TraceConfig, Tracer},
-    session::{DEFAULT_INFLIGHT_TIMEOUT, monotonic_ns},
+    session::DEFAULT_INFLIGHT_TIMEOUT,
     workload::{WorkloadConfig, background::Background},
 };
 

@@ -10,7 +10,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::state::Snapshot;
 use crate::{
     loader::{CounterTable, LossTable, ProgramTable, Tracer},
-    model::SelfSample,
     reader::Record,
     session::{Session, Sink, UserLosses},
 };
@@ -62,7 +61,7 @@ impl Probes {
                     .map(LossTable::snapshot)
                     .unwrap_or_default(),
             ),
-            self_cost: Some(SelfSample::now(
+            self_cost: Some(crate::usage::sample(
                 self.programs
                     .as_ref()
                     .map(|p| p.costs().iter().map(|c| c.run_ns).sum()),

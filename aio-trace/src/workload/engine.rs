@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     aio::{self, AioContext, AlignedBuf},
-    session::monotonic_ns,
+    clock::monotonic_ns,
 };
 
 #[derive(Debug, Error)]

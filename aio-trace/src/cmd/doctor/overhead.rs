@@ -1,4 +1,4 @@
-//! `aio-trace doctor --self`: what tracing costs, measured on this machine.
+//! `aio-trace doctor --overhead`: what tracing costs, measured on this machine.
 //! The built-in workload runs with the tracer attached and the kernel's BPF
 //! statistics on; the run time of every aio-trace program is divided by the
 //! iocbs traced.
@@ -8,7 +8,7 @@ use std::{fmt::Write as _, sync::atomic::AtomicBool, time::Duration};
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::{
+use aio_trace::{
     loader::{TraceConfig, Tracer},
     model::{ProgramCost, ns_per_iocb},
     reader::Record,
@@ -17,7 +17,7 @@ use crate::{
 };
 
 #[derive(Debug, Serialize)]
-pub struct SelfCost {
+pub struct OverheadRun {
     pub iocbs: u64,
     pub iocbs_per_s: f64,
     pub programs: Vec<ProgramCost>,
@@ -44,7 +44,7 @@ impl Sink for CountIocbs {
 /// Runs 4 KiB random O_DIRECT reads at iodepth 32 for `duration` on a
 /// temporary file, traced (with dispatch and block attribution if `block`),
 /// and reports the BPF time per iocb.
-pub async fn measure(duration: Duration, block: bool) -> Result<SelfCost> {
+pub async fn measure(duration: Duration, block: bool) -> Result<OverheadRun> {
     let config = WorkloadConfig {
         mode: Mode::Scalar,
         segments: 1,
@@ -68,7 +68,7 @@ pub async fn measure(duration: Duration, block: bool) -> Result<SelfCost> {
     let skipped = tracer
         .skipped
         .iter()
-        .filter(|(p, _)| crate::tracefs::tracepoint_exists(p.group, p.program))
+        .filter(|(p, _)| aio_trace::tracefs::tracepoint_exists(p.group, p.program))
         .map(|(p, _)| p.program)
         .collect();
     let mut session = Session::new(tracer, ring, Duration::from_secs(30))
@@ -88,7 +88,7 @@ pub async fn measure(duration: Duration, block: bool) -> Result<SelfCost> {
         .context("while reading the trace")?;
     let result = worker.await.context("the workload thread panicked")??;
     let programs = session.tracer.program_costs();
-    Ok(SelfCost {
+    Ok(OverheadRun {
         iocbs: count.0,
         iocbs_per_s: result.iops,
         bpf_ns_per_iocb: ns_per_iocb(&programs, count.0),
@@ -97,8 +97,8 @@ pub async fn measure(duration: Duration, block: bool) -> Result<SelfCost> {
     })
 }
 
-/// The table `doctor --self` prints.
-pub fn render(cost: &SelfCost) -> String {
+/// The table `doctor --overhead` prints.
+pub fn render(cost: &OverheadRun) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,

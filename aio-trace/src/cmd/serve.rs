@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::{
     cli::ServeArgs,
-    snoop::{stop_signal, trace_config},
+    cmd::common::{stop_signal, trace_config},
 };
 
 /// What a scrape reads besides the metrics the records feed.

@@ -25,7 +25,7 @@ use aio_trace::workload::background::{self, Background};
 
 use crate::{
     cli::{RecordArgs, RecordFormat},
-    snoop::{stop_signal, trace_config},
+    cmd::common::{stop_signal, trace_config},
 };
 
 /// Passes records on until `max` iocb and syscall records, then asks to stop.

@@ -11,7 +11,7 @@ use aio_trace::{
     },
 };
 
-use crate::{cli::TopArgs, snoop::trace_config};
+use crate::{cli::TopArgs, cmd::common::trace_config};
 
 pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
     let interval = Duration::from_millis(args.interval);

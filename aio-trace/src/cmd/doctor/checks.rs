@@ -1,4 +1,4 @@
-//! `aio-trace doctor`: what this machine allows and what aio-trace will use.
+//! The doctor's checks: what this machine allows and what aio-trace will use.
 
 use std::{fs, path::Path};
 
@@ -8,7 +8,7 @@ use aya::{
     sys::{BpfHelper, is_helper_supported, is_map_supported, is_program_supported},
 };
 
-use crate::{loader::PROBES, privileges, tracefs};
+use aio_trace::{loader::PROBES, privileges, tracefs};
 
 /// One line of the doctor's table.
 #[derive(Clone, Debug, PartialEq, Eq)]
