@@ -1,4 +1,5 @@
-//! The process integration tests trace (built with `--features root-tests`).
+//! The process the root integration tests trace (its own package, test support
+//! only: `cargo build -p aio-trace-testee`, which `cargo xtask test` does).
 //!
 //! `aio-trace-testee SCENARIO DIR` creates its file under DIR, prints
 //! `ready`, waits for a line on stdin (so the tracer can attach with its pid

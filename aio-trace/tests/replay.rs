@@ -12,15 +12,13 @@ use std::{
 const AIO_TRACE: &str = env!("CARGO_BIN_EXE_aio-trace");
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/replay.jsonl");
 
-#[path = "support/tmux.rs"]
 mod support;
 
-use support::{Session, row_with, tmux};
+use support::tmux::{Session, row_with, tmux};
 
 #[test]
 fn replay_shows_the_recorded_rows_speeds_up_and_quits_cleanly() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipping: tmux is not installed");
+    if !support::tool::available("tmux", "tmux") {
         return;
     }
     let name = format!("aio-trace-replay-{}", std::process::id());

@@ -10,15 +10,13 @@ use std::{
 
 const AIO_TRACE: &str = env!("CARGO_BIN_EXE_aio-trace");
 
-#[path = "support/tmux.rs"]
 mod support;
 
-use support::{Session, row_with, tmux};
+use support::tmux::{Session, row_with, tmux};
 
 #[test]
 fn top_shows_vectored_and_scalar_rows_and_quits_cleanly() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipping: tmux is not installed");
+    if !support::tool::available("tmux", "tmux") {
         return;
     }
     let name = format!("aio-trace-top-{}", std::process::id());

@@ -99,6 +99,9 @@ fn run(cli: Cli) -> Result<()> {
             ])?;
             println!("xtask: unit tests (no root needed)");
             cargo(&root, &env, &["test"])?;
+            // The process the root tests trace: its own package, built into
+            // the same profile as aio-trace, where the tests look for it.
+            cargo(&root, &env, &["build", "-p", "aio-trace-testee"])?;
             println!("xtask: integration tests (root, real eBPF)");
             let mut args = vec![
                 "test",

@@ -17,8 +17,22 @@ use aio_trace::{
 use aio_trace_common::{DevCounters, IocbRecord};
 use serde_json::Value;
 
-pub const TESTEE: &str = env!("CARGO_BIN_EXE_aio-trace-testee");
 pub const AIO_TRACE: &str = env!("CARGO_BIN_EXE_aio-trace");
+
+/// The testee binary: `$AIO_TRACE_TESTEE`, or beside aio-trace's own binary in
+/// the same target profile (where `cargo xtask test` builds it first).
+pub fn testee_binary() -> std::path::PathBuf {
+    let path = std::env::var_os("AIO_TRACE_TESTEE").map_or_else(
+        || std::path::Path::new(AIO_TRACE).with_file_name("aio-trace-testee"),
+        std::path::PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build -p aio-trace-testee` (cargo xtask test does)",
+        path.display()
+    );
+    path
+}
 
 /// A testee waiting for "go"; its temp dir lives as long as it does.
 pub struct Testee {
@@ -62,7 +76,7 @@ impl Testee {
 
     pub fn spawn_with_env(scenario: &str, env: &[(&str, String)]) -> Self {
         let dir = TempDir::new(scenario);
-        let mut child = Command::new(TESTEE)
+        let mut child = Command::new(testee_binary())
             .args([scenario, dir.0.to_str().unwrap()])
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
@@ -306,7 +320,7 @@ impl ZramDevice {
     pub fn new() -> Option<Self> {
         let control = "/sys/class/zram-control/hot_add";
         let Ok(id) = std::fs::read_to_string(control) else {
-            eprintln!("skipped: {control} is absent (kernel without zram)");
+            eprintln!("skipping: {control} is absent (kernel without zram)");
             return None;
         };
         let id = id.trim().to_owned();
