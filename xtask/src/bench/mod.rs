@@ -1,4 +1,5 @@
-//! `cargo xtask bench`: aio-trace's workload generator against fio, alternating,
+//! `cargo xtask bench`: benchmarks of aio-trace itself (not `aio-trace bench`,
+//! the patch's experiment): its workload generator against fio, alternating,
 //! and the scalar-vs-vectored sweep. Figures are ratios against a peer measured
 //! in the same run, never absolute targets in a timed test.
 
@@ -10,7 +11,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
-#[path = "overhead.rs"]
+mod capacity;
 mod overhead;
 
 pub struct BenchOptions {
@@ -141,7 +142,7 @@ pub fn run(root: &Path, options: &BenchOptions) -> Result<()> {
         overhead::run(&binary, &file, root, options.rounds.max(5), options.seconds)?;
     }
     if options.capacity {
-        overhead::capacity(&binary, &dir, options.seconds)?;
+        capacity::run(&binary, &dir, options.seconds)?;
     }
     if options.sweep {
         println!("xtask bench: scalar vs vectored sweep (aio-trace bench, traced)");
