@@ -13,9 +13,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::{
     collect::Collector,
     replay::{self, Recording, ReplayClock},
-    state::{ReplayView, Screen, Snapshot, State},
+    state::{ReplayView, State},
+    store::Snapshot,
     terminal::TerminalGuard,
     ui,
+    view::Screen,
 };
 use crate::{
     loader::{TraceConfig, Tracer},
@@ -46,10 +48,11 @@ fn handle_key(state: &mut State, key: KeyEvent) -> bool {
     if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
         return false;
     }
-    if let Some(input) = &mut state.filter_input {
+    let State { store, view, .. } = state;
+    if let Some(input) = &mut view.filter_input {
         match key.code {
-            KeyCode::Enter => state.commit_filter(),
-            KeyCode::Esc => state.filter_input = None,
+            KeyCode::Enter => view.commit_filter(store),
+            KeyCode::Esc => view.filter_input = None,
             KeyCode::Backspace => {
                 input.pop();
             }
@@ -60,20 +63,20 @@ fn handle_key(state: &mut State, key: KeyEvent) -> bool {
     }
     match key.code {
         KeyCode::Char('q') => return false,
-        KeyCode::Down | KeyCode::Char('j') => state.select_next(),
-        KeyCode::Up | KeyCode::Char('k') => state.select_prev(),
-        KeyCode::Enter => state.enter(),
-        KeyCode::Esc => state.back(),
-        KeyCode::Char('e') | KeyCode::Right | KeyCode::Left if state.screen == Screen::Table => {
+        KeyCode::Down | KeyCode::Char('j') => view.select_next(),
+        KeyCode::Up | KeyCode::Char('k') => view.select_prev(),
+        KeyCode::Enter => view.enter(),
+        KeyCode::Esc => view.back(),
+        KeyCode::Char('e') | KeyCode::Right | KeyCode::Left if view.screen == Screen::Table => {
             state.toggle_expand()
         }
-        KeyCode::Char('s') => state.cycle_sort(),
-        KeyCode::Char('S') => state.reverse_sort(),
-        KeyCode::Char('f') | KeyCode::Char('/') => state.begin_filter(),
-        KeyCode::Char('v') => state.toggle_split(),
-        KeyCode::Char('p') | KeyCode::Char(' ') => state.toggle_pause(),
+        KeyCode::Char('s') => view.cycle_sort(store),
+        KeyCode::Char('S') => view.reverse_sort(store),
+        KeyCode::Char('f') | KeyCode::Char('/') => view.begin_filter(),
+        KeyCode::Char('v') => view.toggle_split(store),
+        KeyCode::Char('p') | KeyCode::Char(' ') => view.toggle_pause(store),
         KeyCode::Char('c') => state.clear(),
-        KeyCode::Char('?') | KeyCode::Char('h') => state.help = !state.help,
+        KeyCode::Char('?') | KeyCode::Char('h') => view.help = !view.help,
         _ => {}
     }
     true
@@ -82,7 +85,7 @@ fn handle_key(state: &mut State, key: KeyEvent) -> bool {
 /// A key only a replay has (play/pause, speed); false: not one of them.
 fn handle_replay_key(state: &State, clock: &mut ReplayClock, key: KeyEvent, now: Instant) -> bool {
     if key.kind == KeyEventKind::Release
-        || state.filter_input.is_some()
+        || state.view.filter_input.is_some()
         || key.modifiers.contains(KeyModifiers::CONTROL)
     {
         return false;
@@ -210,8 +213,8 @@ async fn replay_loop(
                     state.tick(secs, Duration::from_nanos(pos), snapshot);
                 } else if ended {
                     // Losses are totals, known at the end; late records still show.
-                    state.losses = losses;
-                    state.refresh();
+                    state.store.losses = losses;
+                    state.view.refresh(&state.store);
                 }
                 draw(guard, state)?;
             }
@@ -385,7 +388,7 @@ mod tests {
         let mut clock = ReplayClock::new(10_000_000_000, t0);
         let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
         assert!(handle_replay_key(&s, &mut clock, key(' '), t0));
-        assert!(!clock.playing && !s.paused);
+        assert!(!clock.playing && !s.view.paused);
         for c in ['+', '>', '+'] {
             assert!(handle_replay_key(&s, &mut clock, key(c), t0));
         }
@@ -396,7 +399,7 @@ mod tests {
         assert!(!handle_replay_key(&s, &mut clock, key('q'), t0));
         assert!(!handle_replay_key(&s, &mut clock, key('s'), t0));
         let mut typing = s.clone();
-        typing.begin_filter();
+        typing.view.begin_filter();
         assert!(!handle_replay_key(&typing, &mut clock, key('p'), t0));
     }
 
@@ -404,21 +407,21 @@ mod tests {
     fn keys_drive_the_state() {
         let mut s = ticked(sample_state());
         assert!(press(&mut s, KeyCode::Char('j')));
-        assert_eq!(s.selected, 1);
+        assert_eq!(s.view.selected, 1);
         press(&mut s, KeyCode::Char('/'));
         for c in "post".chars() {
             press(&mut s, KeyCode::Char(c));
         }
         press(&mut s, KeyCode::Enter);
-        assert_eq!(s.rows.len(), 1);
+        assert_eq!(s.view.rows.len(), 1);
         press(&mut s, KeyCode::Char('v'));
-        assert!(s.split);
+        assert!(s.view.split);
         press(&mut s, KeyCode::Char(' '));
-        assert!(s.paused);
+        assert!(s.view.paused);
         press(&mut s, KeyCode::Char('?'));
-        assert!(s.help);
+        assert!(s.view.help);
         press(&mut s, KeyCode::Esc);
-        assert!(!s.help);
+        assert!(!s.view.help);
         assert!(!press(&mut s, KeyCode::Char('q')));
         assert!(!handle_key(
             &mut s,

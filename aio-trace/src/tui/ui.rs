@@ -12,8 +12,10 @@ use ratatui::{
 use super::{
     hist::Log2Hist,
     replay::fmt_speed,
-    state::{Kind, ReplayView, RowKey, Screen, State},
+    state::{ReplayView, State},
     stats::{Stage, Stats, WINDOW_TICKS, end_to_end_ns},
+    store::{Kind, RowKey},
+    view::Screen,
 };
 
 /// Below this width the op mix shows only the dominant op.
@@ -27,12 +29,12 @@ pub fn render(frame: &mut Frame, state: &State) {
     ])
     .areas(frame.area());
     render_header(frame, header, state);
-    match state.screen {
+    match state.view.screen {
         Screen::Table => render_table(frame, body, state),
         Screen::Detail => render_detail(frame, body, state),
     }
     render_footer(frame, footer, state);
-    if state.help {
+    if state.view.help {
         render_help(frame, frame.area(), state.replay.is_some());
     }
 }
@@ -84,7 +86,7 @@ fn fmt_uptime(d: std::time::Duration) -> String {
 /// The first two header lines of a replay: where it stands, and the
 /// recording's syscall totals once known.
 fn replay_header<'a>(state: &State, replay: &ReplayView) -> (Line<'a>, Line<'a>) {
-    let (_, totals, _) = state.shown();
+    let totals = &state.shown().totals;
     let secs = |ns: u64| ns as f64 / 1e9;
     let line1 = Line::from(vec![
         Span::styled("aio-trace top", Style::new().bold()),
@@ -119,7 +121,8 @@ fn replay_header<'a>(state: &State, replay: &ReplayView) -> (Line<'a>, Line<'a>)
 }
 
 fn render_header(frame: &mut Frame, area: Rect, state: &State) {
-    let (_, totals, rates) = state.shown();
+    let shown = state.shown();
+    let (totals, rates) = (&shown.totals, &shown.rates);
     let epc = rates
         .events_per_getevents
         .map_or_else(|| "-".into(), |e| format!("{e:.2}"));
@@ -132,7 +135,7 @@ fn render_header(frame: &mut Frame, area: Rect, state: &State) {
             fmt_uptime(state.uptime),
             state.trace_filter
         )),
-        if state.paused {
+        if state.view.paused {
             Span::styled("  PAUSED", Style::new().fg(Color::Yellow).bold())
         } else {
             Span::raw("")
@@ -146,13 +149,14 @@ fn render_header(frame: &mut Frame, area: Rect, state: &State) {
         fmt_count(rates.io_getevents_per_s),
         epc
     ));
-    let l = &state.losses;
+    let l = &state.store.losses;
     let lost_style = if l.total() > 0 {
         Style::new().fg(Color::Red).bold()
     } else {
         Style::new()
     };
     let filter = state
+        .view
         .filter
         .as_ref()
         .map_or_else(|| "none".into(), |f| f.describe());
@@ -179,9 +183,9 @@ fn render_header(frame: &mut Frame, area: Rect, state: &State) {
         Span::styled(self_overhead(state), Style::new().fg(Color::Cyan)),
         Span::raw(format!(
             "  filter {filter}  sort {}{}{}",
-            state.sort.name(),
-            if state.reverse { " (rev)" } else { "" },
-            if state.split { "  split v/s" } else { "" }
+            state.view.sort.name(),
+            if state.view.reverse { " (rev)" } else { "" },
+            if state.view.split { "  split v/s" } else { "" }
         )),
     ]);
     let (line1, line2) = match &state.replay {
@@ -199,7 +203,7 @@ fn self_overhead(state: &State) -> String {
         .notice
         .as_ref()
         .map_or_else(String::new, |n| format!("  {n}"));
-    let Some(o) = &state.self_overhead else {
+    let Some(o) = &state.store.self_overhead else {
         return notice;
     };
     let bpf = match (o.bpf_ns_per_iocb, o.bpf_cpu_pct) {
@@ -215,7 +219,7 @@ fn self_overhead(state: &State) -> String {
 }
 
 fn render_footer(frame: &mut Frame, area: Rect, state: &State) {
-    let line = match &state.filter_input {
+    let line = match &state.view.filter_input {
         Some(text) => Line::from(vec![
             Span::styled("filter (pid, comm or op): ", Style::new().bold()),
             Span::raw(format!("{text}_")),
@@ -231,10 +235,10 @@ fn render_footer(frame: &mut Frame, area: Rect, state: &State) {
 }
 
 fn row_label(state: &State, key: &RowKey) -> String {
-    let comm = state.comm(key.pid);
+    let comm = state.shown().comm(key.pid);
     let base = match key.ctx {
         None => {
-            let mark = if state.expanded.contains(&key.pid) {
+            let mark = if state.view.expanded.contains(&key.pid) {
                 "-"
             } else {
                 "+"
@@ -270,8 +274,8 @@ fn op_mix(stats: &Stats, wide: bool) -> String {
 }
 
 fn render_table(frame: &mut Frame, area: Rect, state: &State) {
-    if state.rows.is_empty() {
-        let text = if state.shown().0.is_empty() {
+    if state.view.rows.is_empty() {
+        let text = if state.shown().processes.is_empty() {
             vec![
                 Line::from("No AIO seen yet.").bold(),
                 Line::from(""),
@@ -297,8 +301,8 @@ fn render_table(frame: &mut Frame, area: Rect, state: &State) {
         "PID", "COMM", "IOCB/s", "MB/s", "OPS", "SEGS", "BIO", "INFL", "P50", "P99", "ERR",
     ])
     .style(Style::new().add_modifier(Modifier::REVERSED));
-    let rows = state.rows.iter().map(|key| {
-        let Some(stats) = state.stats(key) else {
+    let rows = state.view.rows.iter().map(|key| {
+        let Some(stats) = state.shown().stats(key) else {
             return Row::new(Vec::<Cell>::new());
         };
         let in_flight = if key.kind.is_some() {
@@ -307,7 +311,7 @@ fn render_table(frame: &mut Frame, area: Rect, state: &State) {
             // The kernel's counters are not in a recording (only totals).
             "n/a".to_string()
         } else {
-            state.in_flight(key.pid, key.ctx).to_string()
+            state.store.in_flight(key.pid, key.ctx).to_string()
         };
         let errors = Cell::from(stats.errors.to_string()).style(if stats.errors > 0 {
             Style::new().fg(Color::Red)
@@ -348,7 +352,7 @@ fn render_table(frame: &mut Frame, area: Rect, state: &State) {
     let table = Table::new(rows, widths)
         .header(header)
         .row_highlight_style(Style::new().bg(Color::Blue).fg(Color::White));
-    let mut table_state = TableState::default().with_selected(Some(state.selected));
+    let mut table_state = TableState::default().with_selected(Some(state.view.selected));
     frame.render_stateful_widget(table, area, &mut table_state);
 }
 
@@ -466,17 +470,17 @@ fn plain(n: u64) -> String {
 }
 
 fn render_detail(frame: &mut Frame, area: Rect, state: &State) {
-    let Some(key) = state.selected_row() else {
+    let Some(key) = state.view.selected_row() else {
         return;
     };
-    let Some(group) = state.group(&key) else {
+    let Some(group) = state.shown().group(&key) else {
         return;
     };
     let stats = group.stats(key.kind);
     let title = format!(
         " {} {}{}{} — Esc to go back ",
         key.pid,
-        state.comm(key.pid),
+        state.shown().comm(key.pid),
         key.ctx.map_or_else(String::new, |c| format!(" ctx {c:x}")),
         key.kind
             .map_or_else(String::new, |k| format!(" ({})", k.name())),
@@ -794,7 +798,7 @@ mod tests {
             r.ended = true;
         }
         let mut help = playing.clone();
-        help.help = true;
+        help.view.help = true;
         for (name, state) in [
             ("replay", &playing),
             ("replay_end", &ended),
@@ -807,7 +811,7 @@ mod tests {
     #[test]
     fn the_header_shows_what_tracing_costs() {
         let mut s = fixed(ticked(sample_state()));
-        s.self_overhead = Some(crate::model::SelfOverhead {
+        s.store.self_overhead = Some(crate::model::SelfOverhead {
             bpf_ns_per_iocb: Some(3_700.0),
             bpf_cpu_pct: Some(4.04),
             user_cpu_pct: 2.26,
@@ -826,7 +830,7 @@ mod tests {
             draw(&s, 160, 48)
                 .contains("top 2.3%cpu 41 MiB  not attached (snoop says why): iomap_dio_complete")
         );
-        s.self_overhead = None;
+        s.store.self_overhead = None;
         s.notice = Some("self-overhead off: no BPF statistics".into());
         assert!(draw(&s, 160, 48).contains("lost 0  self-overhead off: no BPF statistics"));
     }
@@ -844,15 +848,15 @@ mod tests {
     fn snapshots() {
         let table = fixed(ticked(sample_state()));
         let mut split = table.clone();
-        split.toggle_split();
+        split.view.toggle_split(&split.store);
         let mut detail = table.clone();
-        detail.enter();
+        detail.view.enter();
         let mut help = table.clone();
-        help.help = true;
+        help.view.help = true;
         let empty = fixed(ticked(State::new("testhost", "6.18.0")));
         let ring = fixed(ticked(ring_and_buffered()));
         let mut ring_detail = ring.clone();
-        ring_detail.enter();
+        ring_detail.view.enter();
         for (name, state) in [
             ("table", &table),
             ("split", &split),
