@@ -3,6 +3,7 @@
 //!
 //! Layer: reads a group's recent records; draws this area.
 
+use aio_trace_common::IocbRecord;
 use ratatui::{
     Frame,
     layout::{Constraint, Rect},
@@ -14,7 +15,6 @@ use crate::{
     model::IocbView as _,
     tui::{stats::end_to_end_ns, store::Group},
 };
-use aio_trace_common::IocbRecord;
 
 pub(super) fn render_recent(frame: &mut Frame, area: Rect, group: &Group) {
     let header = column_header([
