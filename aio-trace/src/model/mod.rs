@@ -1,4 +1,7 @@
-//! Pure logic over decoded records: no kernel, no I/O, testable as is.
+//! Pure logic over decoded records: matching, aggregation, histograms, the
+//! arithmetic of overhead. No kernel, no I/O, testable as is.
+//!
+//! Layer: model. Imports only aio-trace-common; every layer above may import it.
 
 mod counters;
 mod device;

@@ -1,6 +1,7 @@
 //! aio-trace's own overhead, as arithmetic over samples: the run time of its
 //! BPF programs per traced iocb, and its CPU share between two samples. The
-//! samples are taken by [`crate::usage`]; nothing here reads the system.
+//! samples are taken outside the model (the `usage` module); nothing here
+//! reads the system.
 
 use serde::Serialize;
 

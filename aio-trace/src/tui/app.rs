@@ -6,20 +6,27 @@ use std::{
     time::{Duration, Instant},
 };
 
+use aio_trace_common::IocbRecord;
 use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use futures_util::StreamExt as _;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::{
+    signal::unix::{Signal, SignalKind, signal},
+    sync::mpsc::UnboundedReceiver,
+};
 
 use super::{
     collect::Collector,
     replay::{self, Recording, ReplayClock},
-    state::{ReplayView, Screen, Snapshot, State},
+    state::{ReplayView, State},
+    store::Snapshot,
     terminal::TerminalGuard,
     ui,
+    view::Screen,
 };
 use crate::{
     clock::monotonic_ns,
     loader::{TraceConfig, Tracer},
+    model::LossCounts,
     session::DEFAULT_INFLIGHT_TIMEOUT,
     workload::{WorkloadConfig, background::Background},
 };
@@ -47,10 +54,11 @@ fn handle_key(state: &mut State, key: KeyEvent) -> bool {
     if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
         return false;
     }
-    if let Some(input) = &mut state.filter_input {
+    let State { store, view, .. } = state;
+    if let Some(input) = &mut view.filter_input {
         match key.code {
-            KeyCode::Enter => state.commit_filter(),
-            KeyCode::Esc => state.filter_input = None,
+            KeyCode::Enter => view.commit_filter(store),
+            KeyCode::Esc => view.filter_input = None,
             KeyCode::Backspace => {
                 input.pop();
             }
@@ -61,20 +69,20 @@ fn handle_key(state: &mut State, key: KeyEvent) -> bool {
     }
     match key.code {
         KeyCode::Char('q') => return false,
-        KeyCode::Down | KeyCode::Char('j') => state.select_next(),
-        KeyCode::Up | KeyCode::Char('k') => state.select_prev(),
-        KeyCode::Enter => state.enter(),
-        KeyCode::Esc => state.back(),
-        KeyCode::Char('e') | KeyCode::Right | KeyCode::Left if state.screen == Screen::Table => {
+        KeyCode::Down | KeyCode::Char('j') => view.select_next(),
+        KeyCode::Up | KeyCode::Char('k') => view.select_prev(),
+        KeyCode::Enter => view.enter(),
+        KeyCode::Esc => view.back(),
+        KeyCode::Char('e') | KeyCode::Right | KeyCode::Left if view.screen == Screen::Table => {
             state.toggle_expand()
         }
-        KeyCode::Char('s') => state.cycle_sort(),
-        KeyCode::Char('S') => state.reverse_sort(),
-        KeyCode::Char('f') | KeyCode::Char('/') => state.begin_filter(),
-        KeyCode::Char('v') => state.toggle_split(),
-        KeyCode::Char('p') | KeyCode::Char(' ') => state.toggle_pause(),
+        KeyCode::Char('s') => view.cycle_sort(store),
+        KeyCode::Char('S') => view.reverse_sort(store),
+        KeyCode::Char('f') | KeyCode::Char('/') => view.begin_filter(),
+        KeyCode::Char('v') => view.toggle_split(store),
+        KeyCode::Char('p') | KeyCode::Char(' ') => view.toggle_pause(store),
         KeyCode::Char('c') => state.clear(),
-        KeyCode::Char('?') | KeyCode::Char('h') => state.help = !state.help,
+        KeyCode::Char('?') | KeyCode::Char('h') => view.help = !view.help,
         _ => {}
     }
     true
@@ -83,7 +91,7 @@ fn handle_key(state: &mut State, key: KeyEvent) -> bool {
 /// A key only a replay has (play/pause, speed); false: not one of them.
 fn handle_replay_key(state: &State, clock: &mut ReplayClock, key: KeyEvent, now: Instant) -> bool {
     if key.kind == KeyEventKind::Release
-        || state.filter_input.is_some()
+        || state.view.filter_input.is_some()
         || key.modifiers.contains(KeyModifiers::CONTROL)
     {
         return false;
@@ -138,7 +146,12 @@ pub async fn run_replay(options: ReplayOptions) -> anyhow::Result<()> {
             &mut batches,
             &clock,
             options.interval,
-            (syscalls, losses.unwrap_or_default()),
+            ReplayTicks {
+                last_pos: 0,
+                finished: false,
+                syscalls,
+                losses: losses.unwrap_or_default(),
+            },
         )
         .await
     };
@@ -158,95 +171,80 @@ fn update_view(state: &mut State, clock: &ReplayClock, now: Instant) -> bool {
     ended
 }
 
+/// What a replay's ticks carry over: where the last one stood, and the
+/// recording's totals, shown once it reached the end.
+struct ReplayTicks {
+    /// Replay time of the last tick: rates are per second of the recording.
+    last_pos: u64,
+    finished: bool,
+    syscalls: Option<replay::SyscallTotals>,
+    losses: LossCounts,
+}
+
+impl ReplayTicks {
+    fn tick(&mut self, state: &mut State, clock: &ReplayClock, now: Instant) {
+        let ended = update_view(state, clock, now);
+        let pos = clock.position(now);
+        if ended && !self.finished {
+            self.finished = true;
+            if let Some(view) = &mut state.replay {
+                view.syscalls = self.syscalls;
+            }
+        }
+        if pos > self.last_pos {
+            let secs = (pos - self.last_pos) as f64 / 1e9;
+            self.last_pos = pos;
+            let snapshot = Snapshot {
+                counters: Vec::new(),
+                losses: if ended {
+                    self.losses
+                } else {
+                    Default::default()
+                },
+                self_cost: None,
+            };
+            state.tick(secs, Duration::from_nanos(pos), snapshot);
+        } else if ended {
+            // Losses are totals, known at the end; late records still show.
+            state.store.losses = self.losses;
+            state.view.refresh(&state.store);
+        }
+    }
+}
+
 async fn replay_loop(
     guard: &mut TerminalGuard,
     state: &mut State,
-    batches: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<aio_trace_common::IocbRecord>>,
+    batches: &mut UnboundedReceiver<Vec<IocbRecord>>,
     clock: &Mutex<ReplayClock>,
     interval: Duration,
-    (syscalls, losses): (Option<replay::SyscallTotals>, crate::model::LossCounts),
+    mut ticks: ReplayTicks,
 ) -> anyhow::Result<()> {
-    let mut keys = EventStream::new();
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut int = signal(SignalKind::interrupt())?;
     let lock = || {
         clock
             .lock()
             .map_err(|_| anyhow::anyhow!("the replay clock was poisoned"))
     };
-    // Replay time of the last tick: rates are per second of the recording.
-    let mut last_pos = 0u64;
-    let mut finished = false;
-    let draw = |guard: &mut TerminalGuard, state: &State| {
-        guard
-            .terminal
-            .draw(|frame| ui::render(frame, state))
-            .map(|_| ())
+    let on_tick = |state: &mut State| -> anyhow::Result<()> {
+        let c = *lock()?;
+        ticks.tick(state, &c, Instant::now());
+        Ok(())
     };
-    draw(guard, state)?;
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {
-                let c = *lock()?;
-                let now = Instant::now();
-                let ended = update_view(state, &c, now);
-                let pos = c.position(now);
-                if ended && !finished {
-                    finished = true;
-                    if let Some(view) = &mut state.replay {
-                        view.syscalls = syscalls;
-                    }
-                }
-                if pos > last_pos {
-                    let secs = (pos - last_pos) as f64 / 1e9;
-                    last_pos = pos;
-                    let snapshot = Snapshot {
-                        counters: Vec::new(),
-                        losses: if ended { losses } else { Default::default() },
-                        self_cost: None,
-                    };
-                    state.tick(secs, Duration::from_nanos(pos), snapshot);
-                } else if ended {
-                    // Losses are totals, known at the end; late records still show.
-                    state.losses = losses;
-                    state.refresh();
-                }
-                draw(guard, state)?;
-            }
-            Some(batch) = batches.recv() => {
-                for record in &batch {
-                    state.record(record);
-                }
-            }
-            event = keys.next() => match event {
-                Some(Ok(Event::Key(key))) => {
-                    let now = Instant::now();
-                    let mut c = lock()?;
-                    if handle_replay_key(state, &mut c, key, now) {
-                        let copy = *c;
-                        drop(c);
-                        update_view(state, &copy, now);
-                    } else {
-                        drop(c);
-                        if !handle_key(state, key) {
-                            return Ok(());
-                        }
-                    }
-                    draw(guard, state)?;
-                }
-                Some(Ok(Event::Resize(..))) => draw(guard, state)?,
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.into()),
-                None => return Ok(()),
-            },
-            _ = term.recv() => return Ok(()),
-            _ = hup.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
+    // Play/pause and speed go to the clock; every other key to the state.
+    let on_key = |state: &mut State, key: KeyEvent| -> anyhow::Result<bool> {
+        let now = Instant::now();
+        let mut c = lock()?;
+        if handle_replay_key(state, &mut c, key, now) {
+            let copy = *c;
+            drop(c);
+            update_view(state, &copy, now);
+            Ok(true)
+        } else {
+            drop(c);
+            Ok(handle_key(state, key))
         }
-    }
+    };
+    drive(guard, state, batches, interval, on_tick, on_key).await
 }
 
 pub async fn run(options: TopOptions) -> anyhow::Result<()> {
@@ -280,20 +278,10 @@ pub async fn run(options: TopOptions) -> anyhow::Result<()> {
     if !described.is_empty() {
         state.trace_filter = described.join(", ");
     }
-    let mut notices = Vec::new();
-    if let Some(reason) = stats_off {
+    if stats_off.is_some() {
         collector.probes.programs = None;
-        notices.push(format!("self-overhead off: {reason}"));
     }
-    if !skipped.is_empty() {
-        notices.push(format!(
-            "not attached (snoop says why): {}",
-            skipped.join(", ")
-        ));
-    }
-    if !notices.is_empty() {
-        state.notice = Some(notices.join("; "));
-    }
+    state.notice = notice(stats_off, &skipped);
 
     let result = {
         let mut guard = TerminalGuard::enter().context("while setting up the terminal")?;
@@ -315,6 +303,21 @@ pub async fn run(options: TopOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The header's notice of what is off: BPF statistics, optional probes.
+fn notice(stats_off: Option<String>, skipped: &[&str]) -> Option<String> {
+    let mut notices = Vec::new();
+    if let Some(reason) = stats_off {
+        notices.push(format!("self-overhead off: {reason}"));
+    }
+    if !skipped.is_empty() {
+        notices.push(format!(
+            "not attached (snoop says why): {}",
+            skipped.join(", ")
+        ));
+    }
+    (!notices.is_empty()).then(|| notices.join("; "))
+}
+
 async fn event_loop(
     guard: &mut TerminalGuard,
     state: &mut State,
@@ -322,51 +325,116 @@ async fn event_loop(
     interval: Duration,
     attached_ns: u64,
 ) -> anyhow::Result<()> {
-    let mut keys = EventStream::new();
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut int = signal(SignalKind::interrupt())?;
     let mut last_tick = Instant::now();
-    let draw = |guard: &mut TerminalGuard, state: &State| {
-        guard
-            .terminal
-            .draw(|frame| ui::render(frame, state))
-            .map(|_| ())
+    let Collector {
+        batches, probes, ..
+    } = collector;
+    let on_tick = |state: &mut State| -> anyhow::Result<()> {
+        let now = Instant::now();
+        let secs = now.duration_since(last_tick).as_secs_f64();
+        last_tick = now;
+        let uptime = Duration::from_nanos(monotonic_ns().saturating_sub(attached_ns));
+        state.tick(secs, uptime, probes.snapshot());
+        Ok(())
     };
+    let on_key = |state: &mut State, key| Ok(handle_key(state, key));
+    drive(guard, state, batches, interval, on_tick, on_key).await
+}
+
+/// What the event loops wait on: ticks, record batches, the terminal's
+/// events and the signals that end `top`.
+struct Inputs {
+    keys: EventStream,
+    ticks: tokio::time::Interval,
+    term: Signal,
+    hup: Signal,
+    int: Signal,
+}
+
+/// One thing that happened, for a loop to act on.
+enum Input {
+    Tick,
+    Batch(Vec<IocbRecord>),
+    Key(KeyEvent),
+    Resize,
+    /// A terminal event that changes nothing on screen.
+    Other,
+    /// A signal, or the end of the terminal's events.
+    Quit,
+}
+
+impl Inputs {
+    fn new(interval: Duration) -> std::io::Result<Self> {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ok(Self {
+            keys: EventStream::new(),
+            ticks,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(
+        &mut self,
+        batches: &mut UnboundedReceiver<Vec<IocbRecord>>,
+    ) -> std::io::Result<Input> {
+        tokio::select! {
+            _ = self.ticks.tick() => Ok(Input::Tick),
+            Some(batch) = batches.recv() => Ok(Input::Batch(batch)),
+            event = self.keys.next() => match event {
+                Some(Ok(Event::Key(key))) => Ok(Input::Key(key)),
+                Some(Ok(Event::Resize(..))) => Ok(Input::Resize),
+                Some(Ok(_)) => Ok(Input::Other),
+                Some(Err(e)) => Err(e),
+                None => Ok(Input::Quit),
+            },
+            _ = self.term.recv() => Ok(Input::Quit),
+            _ = self.hup.recv() => Ok(Input::Quit),
+            _ = self.int.recv() => Ok(Input::Quit),
+        }
+    }
+}
+
+fn draw(guard: &mut TerminalGuard, state: &State) -> std::io::Result<()> {
+    guard
+        .terminal
+        .draw(|frame| ui::render(frame, state))
+        .map(|_| ())
+}
+
+/// Draws, then feeds the state every input until a key (`on_key` false) or
+/// a signal ends `top`; draws again after each tick, key and resize.
+async fn drive(
+    guard: &mut TerminalGuard,
+    state: &mut State,
+    batches: &mut UnboundedReceiver<Vec<IocbRecord>>,
+    interval: Duration,
+    mut on_tick: impl FnMut(&mut State) -> anyhow::Result<()>,
+    mut on_key: impl FnMut(&mut State, KeyEvent) -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let mut inputs = Inputs::new(interval)?;
     draw(guard, state)?;
     loop {
-        tokio::select! {
-            _ = ticks.tick() => {
-                let now = Instant::now();
-                let secs = now.duration_since(last_tick).as_secs_f64();
-                last_tick = now;
-                let uptime = Duration::from_nanos(monotonic_ns().saturating_sub(attached_ns));
-                state.tick(secs, uptime, collector.probes.snapshot());
-                draw(guard, state)?;
-            }
-            Some(batch) = collector.batches.recv() => {
+        match inputs.next(batches).await? {
+            Input::Tick => on_tick(state)?,
+            Input::Batch(batch) => {
                 for record in &batch {
                     state.record(record);
                 }
+                continue;
             }
-            event = keys.next() => match event {
-                Some(Ok(Event::Key(key))) => {
-                    if !handle_key(state, key) {
-                        return Ok(());
-                    }
-                    draw(guard, state)?;
+            Input::Key(key) => {
+                if !on_key(state, key)? {
+                    return Ok(());
                 }
-                Some(Ok(Event::Resize(..))) => draw(guard, state)?,
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.into()),
-                None => return Ok(()),
-            },
-            _ = term.recv() => return Ok(()),
-            _ = hup.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
+            }
+            Input::Resize => {}
+            Input::Other => continue,
+            Input::Quit => return Ok(()),
         }
+        draw(guard, state)?;
     }
 }
 
@@ -386,7 +454,7 @@ mod tests {
         let mut clock = ReplayClock::new(10_000_000_000, t0);
         let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
         assert!(handle_replay_key(&s, &mut clock, key(' '), t0));
-        assert!(!clock.playing && !s.paused);
+        assert!(!clock.playing && !s.view.paused);
         for c in ['+', '>', '+'] {
             assert!(handle_replay_key(&s, &mut clock, key(c), t0));
         }
@@ -397,7 +465,7 @@ mod tests {
         assert!(!handle_replay_key(&s, &mut clock, key('q'), t0));
         assert!(!handle_replay_key(&s, &mut clock, key('s'), t0));
         let mut typing = s.clone();
-        typing.begin_filter();
+        typing.view.begin_filter();
         assert!(!handle_replay_key(&typing, &mut clock, key('p'), t0));
     }
 
@@ -405,21 +473,21 @@ mod tests {
     fn keys_drive_the_state() {
         let mut s = ticked(sample_state());
         assert!(press(&mut s, KeyCode::Char('j')));
-        assert_eq!(s.selected, 1);
+        assert_eq!(s.view.selected, 1);
         press(&mut s, KeyCode::Char('/'));
         for c in "post".chars() {
             press(&mut s, KeyCode::Char(c));
         }
         press(&mut s, KeyCode::Enter);
-        assert_eq!(s.rows.len(), 1);
+        assert_eq!(s.view.rows.len(), 1);
         press(&mut s, KeyCode::Char('v'));
-        assert!(s.split);
+        assert!(s.view.split);
         press(&mut s, KeyCode::Char(' '));
-        assert!(s.paused);
+        assert!(s.view.paused);
         press(&mut s, KeyCode::Char('?'));
-        assert!(s.help);
+        assert!(s.view.help);
         press(&mut s, KeyCode::Esc);
-        assert!(!s.help);
+        assert!(!s.view.help);
         assert!(!press(&mut s, KeyCode::Char('q')));
         assert!(!handle_key(
             &mut s,

@@ -7,7 +7,7 @@ use std::{io, sync::Arc, thread::JoinHandle};
 use aio_trace_common::IocbRecord;
 use tokio::sync::{mpsc, oneshot};
 
-use super::state::Snapshot;
+use super::store::Snapshot;
 use crate::{
     loader::{CounterTable, LossTable, ProgramTable, Tracer},
     reader::Record,

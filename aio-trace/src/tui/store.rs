@@ -1,0 +1,382 @@
+//! The data store of `top`: per process (and per context) aggregates fed from
+//! iocb records, and the kernel's counters, losses and self-cost fed from
+//! ticks.
+//!
+//! Layer: reads records and snapshots (aio-trace-common, the model and
+//! `stats`); knows nothing of what is shown — sort, filter, selection and
+//! pause live in `view`, which reads this store, never the other way round.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use aio_trace_common::{CtxCounters, CtxKey, IocbRecord};
+
+use super::stats::{Stats, end_to_end_ns};
+use crate::model::{LossCounts, SelfOverhead, SelfSample, comm_str};
+
+/// Iocbs kept per process and context for the detail view.
+pub const RECENT_IOCBS: usize = 32;
+
+/// Which half of a vectored/scalar split (sync and other ops count as scalar).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Scalar = 0,
+    Vectored = 1,
+}
+
+impl Kind {
+    fn of(r: &IocbRecord) -> Self {
+        if crate::model::Op::from_opcode(r.opcode).is_vectored() {
+            Self::Vectored
+        } else {
+            Self::Scalar
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Scalar => "scalar",
+            Self::Vectored => "vectored",
+        }
+    }
+}
+
+/// A process's or a context's stats, whole and split by kind.
+#[derive(Clone, Debug, Default)]
+pub struct Group {
+    pub total: Stats,
+    pub split: [Stats; 2],
+    pub recent: VecDeque<IocbRecord>,
+}
+
+impl Group {
+    fn record(&mut self, r: &IocbRecord) {
+        self.total.record(r);
+        self.split[Kind::of(r) as usize].record(r);
+        if self.recent.len() == RECENT_IOCBS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(*r);
+    }
+
+    /// Counts and rates only, until `set_detailed(true)`.
+    fn counts_only() -> Self {
+        Self {
+            total: Stats::counts_only(),
+            split: [Stats::counts_only(), Stats::counts_only()],
+            recent: VecDeque::new(),
+        }
+    }
+
+    fn set_detailed(&mut self, on: bool) {
+        self.total.set_detailed(on);
+        for s in &mut self.split {
+            s.set_detailed(on);
+        }
+    }
+
+    fn tick(&mut self, secs: f64) {
+        self.total.tick(secs);
+        for s in &mut self.split {
+            s.tick(secs);
+        }
+    }
+
+    pub fn stats(&self, kind: Option<Kind>) -> &Stats {
+        match kind {
+            None => &self.total,
+            Some(k) => &self.split[k as usize],
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Process {
+    pub comm: String,
+    pub group: Group,
+    pub contexts: BTreeMap<u64, Group>,
+}
+
+/// The address of one set of stats: a process or one of its contexts, whole
+/// or one kind. Each table row stands for one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RowKey {
+    pub pid: u32,
+    /// A context row under an expanded process.
+    pub ctx: Option<u64>,
+    /// One half of a split row (`v`).
+    pub kind: Option<Kind>,
+}
+
+/// Syscall rates from the kernel's counters over the last tick.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SyscallRates {
+    pub io_submit_per_s: f64,
+    pub io_getevents_per_s: f64,
+    /// Events per io_getevents call over the last tick; None without calls.
+    pub events_per_getevents: Option<f64>,
+}
+
+/// A counters snapshot, with what the tracer lost so far.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub counters: Vec<(CtxKey, CtxCounters)>,
+    pub losses: LossCounts,
+    /// What tracing costs so far (None when replaying).
+    pub self_cost: Option<SelfSample>,
+}
+
+/// What the table and the detail view draw from: the processes, the totals
+/// and the syscall rates. A pause keeps a copy of it.
+#[derive(Clone, Debug)]
+pub struct Aggregates {
+    pub processes: BTreeMap<u32, Process>,
+    pub totals: Stats,
+    pub rates: SyscallRates,
+}
+
+impl Aggregates {
+    fn new() -> Self {
+        Self {
+            processes: BTreeMap::new(),
+            totals: Stats::counts_only(),
+            rates: SyscallRates::default(),
+        }
+    }
+
+    pub fn group(&self, key: &RowKey) -> Option<&Group> {
+        let process = self.processes.get(&key.pid)?;
+        match key.ctx {
+            None => Some(&process.group),
+            Some(ctx) => process.contexts.get(&ctx),
+        }
+    }
+
+    pub fn stats(&self, key: &RowKey) -> Option<&Stats> {
+        self.group(key).map(|g| g.stats(key.kind))
+    }
+
+    pub fn comm(&self, pid: u32) -> &str {
+        self.processes.get(&pid).map_or("?", |p| p.comm.as_str())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub live: Aggregates,
+    pub counters: BTreeMap<CtxKey, CtxCounters>,
+    /// Iocbs per (pid, ctx) reaped from the AIO ring in user memory since the
+    /// start (not cleared, like the counters): the kernel's `events_reaped`
+    /// never sees them, so in flight subtracts them.
+    ring_reaped: BTreeMap<(u32, u64), u64>,
+    prev_counter_sums: Option<(u64, u64, u64)>,
+    pub losses: LossCounts,
+    /// aio-trace's own cost over the last tick, for the header.
+    pub self_overhead: Option<SelfOverhead>,
+    prev_self: Option<SelfSample>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    pub fn new() -> Self {
+        Self {
+            live: Aggregates::new(),
+            counters: BTreeMap::new(),
+            ring_reaped: BTreeMap::new(),
+            prev_counter_sums: None,
+            losses: LossCounts::default(),
+            self_overhead: None,
+            prev_self: None,
+        }
+    }
+
+    /// Adds one iocb. `detailed_contexts`: a new context of this process
+    /// keeps latencies too, not just counts (they cost a fraction of the
+    /// histograms, and only a shown context needs them).
+    pub fn record(&mut self, r: &IocbRecord, detailed_contexts: bool) {
+        if matches!(end_to_end_ns(r), Some((_, true))) {
+            *self.ring_reaped.entry((r.pid, r.ctx)).or_default() += 1;
+        }
+        self.live.totals.record(r);
+        let process = self.live.processes.entry(r.pid).or_insert_with(|| Process {
+            comm: comm_str(&r.comm).into_owned(),
+            ..Process::default()
+        });
+        process.group.record(r);
+        process
+            .contexts
+            .entry(r.ctx)
+            .or_insert_with(|| {
+                if detailed_contexts {
+                    Group::default()
+                } else {
+                    Group::counts_only()
+                }
+            })
+            .record(r);
+    }
+
+    /// Turns the histograms of a process's contexts on (they fill from the
+    /// next tick) or off.
+    pub fn set_contexts_detailed(&mut self, pid: u32, on: bool) {
+        if let Some(process) = self.live.processes.get_mut(&pid) {
+            for ctx in process.contexts.values_mut() {
+                ctx.set_detailed(on);
+            }
+        }
+    }
+
+    /// Closes a tick of `secs` seconds with the kernel's counters and losses.
+    pub fn tick(&mut self, secs: f64, snapshot: Snapshot) {
+        self.live.totals.tick(secs);
+        for process in self.live.processes.values_mut() {
+            process.group.tick(secs);
+            for ctx in process.contexts.values_mut() {
+                ctx.tick(secs);
+            }
+        }
+        self.update_rates(secs, &snapshot.counters);
+        if let Some(now) = snapshot.self_cost {
+            if let Some(prev) = &self.prev_self {
+                let iocbs = (self.live.totals.last.iocbs_per_s * secs).round() as u64;
+                self.self_overhead = Some(SelfOverhead::between(prev, &now, secs, iocbs));
+            }
+            self.prev_self = Some(now);
+        }
+        self.counters = snapshot.counters.into_iter().collect();
+        self.losses = snapshot.losses;
+    }
+
+    /// Syscall rates from the change in the counters' sums since the last tick.
+    fn update_rates(&mut self, secs: f64, counters: &[(CtxKey, CtxCounters)]) {
+        let sums = counters.iter().fold((0, 0, 0), |acc, (_, c)| {
+            (
+                acc.0 + c.io_submit_calls,
+                acc.1 + c.io_getevents_calls,
+                acc.2 + c.events_reaped,
+            )
+        });
+        if let Some(prev) = self.prev_counter_sums {
+            let secs = if secs > 0.0 { secs } else { 1.0 };
+            // Counters of destroyed contexts may vanish: never go negative.
+            let submits = sums.0.saturating_sub(prev.0);
+            let calls = sums.1.saturating_sub(prev.1);
+            let events = sums.2.saturating_sub(prev.2);
+            self.live.rates = SyscallRates {
+                io_submit_per_s: submits as f64 / secs,
+                io_getevents_per_s: calls as f64 / secs,
+                events_per_getevents: (calls > 0).then(|| events as f64 / calls as f64),
+            };
+        }
+        self.prev_counter_sums = Some(sums);
+    }
+
+    /// Iocbs submitted and not yet reaped, from the kernel's counters (and
+    /// the records of iocbs reaped from the ring, which they do not see).
+    pub fn in_flight(&self, pid: u32, ctx: Option<u64>) -> u64 {
+        self.counters
+            .iter()
+            .filter(|(k, _)| k.pid == pid && ctx.is_none_or(|c| c == k.ctx))
+            .map(|(k, c)| {
+                let ring = self.ring_reaped.get(&(k.pid, k.ctx)).copied();
+                c.iocbs_submitted
+                    .saturating_sub(c.events_reaped)
+                    .saturating_sub(ring.unwrap_or(0))
+            })
+            .sum()
+    }
+
+    /// Forgets every aggregate (the kernel's counters stay: in flight is
+    /// absolute; the rates stay: they are the last tick's).
+    pub fn clear(&mut self) {
+        self.live.processes.clear();
+        self.live.totals = Stats::counts_only();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use aio_trace_common::IOCB_CMD_PREAD;
+
+    use super::*;
+    use crate::tui::{
+        state::tests::{counters, sample_state, ticked},
+        stats::tests::iocb,
+    };
+
+    #[test]
+    fn syscall_rates_and_in_flight_come_from_counters() {
+        let mut s = ticked(sample_state());
+        assert_eq!(s.store.in_flight(100, None), 4);
+        assert_eq!(s.store.in_flight(100, Some(0xb)), 0);
+        assert_eq!(
+            s.store.in_flight(200, None),
+            0,
+            "ring-reaped iocbs are not in flight"
+        );
+        let snapshot = Snapshot {
+            counters: vec![
+                counters(100, 0xa, 140, 136, 50),
+                counters(200, 0xc, 8, 6, 0),
+            ],
+            losses: LossCounts::default(),
+            self_cost: None,
+        };
+        s.tick(2.0, Duration::from_secs(3), snapshot);
+        let rates = s.store.live.rates;
+        assert_eq!(rates.io_submit_per_s, 50.0);
+        assert_eq!(rates.io_getevents_per_s, 25.0);
+        assert_eq!(rates.events_per_getevents, Some(2.0));
+        assert_eq!(s.uptime, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn self_overhead_is_per_tick_and_per_iocb() {
+        let mut s = sample_state();
+        let sample = |bpf_ms: u64, cpu_ms: u64| Snapshot {
+            self_cost: Some(SelfSample {
+                bpf_run_ns: Some(bpf_ms * 1_000_000),
+                cpu_ns: cpu_ms * 1_000_000,
+                rss_bytes: 40 << 20,
+            }),
+            ..Snapshot::default()
+        };
+        s.tick(1.0, Duration::from_secs(1), sample(10, 100));
+        assert_eq!(s.store.self_overhead, None, "one sample is not an interval");
+        for _ in 0..50 {
+            s.record(&iocb(300, 0xd, IOCB_CMD_PREAD, 1, 60_000));
+        }
+        s.tick(1.0, Duration::from_secs(2), sample(30, 150));
+        let o = s.store.self_overhead.unwrap();
+        assert_eq!(o.bpf_ns_per_iocb, Some(20_000_000.0 / 50.0));
+        assert_eq!(o.bpf_cpu_pct, Some(2.0));
+        assert_eq!(o.user_cpu_pct, 5.0);
+    }
+
+    #[test]
+    fn aggregates_per_process_and_context() {
+        let s = ticked(sample_state());
+        let live = &s.store.live;
+        let fio = &live.processes[&100];
+        assert_eq!(fio.comm, "fio");
+        assert_eq!(fio.group.total.iocbs, 40);
+        assert_eq!(fio.contexts.len(), 2);
+        assert_eq!(fio.contexts[&0xa].total.avg_segments(), Some(8.0));
+        assert_eq!(fio.group.split[Kind::Scalar as usize].iocbs, 10);
+        assert_eq!(fio.group.total.last.iocbs_per_s, 40.0);
+        assert_eq!(live.totals.iocbs, 48);
+        assert_eq!(live.processes[&200].group.total.ring_reaped, 2);
+        assert_eq!(fio.group.total.bios_per_iocb(), Some(45.0 / 40.0));
+        let postgres = &live.processes[&200].group.total;
+        assert_eq!(postgres.bios_per_iocb(), Some(1.0), "fsync not counted");
+        assert_eq!(postgres.merges, 5);
+        assert_eq!(s.view.rows.len(), 2);
+        // Busiest first.
+        assert_eq!(s.view.rows[0].pid, 100);
+    }
+}

@@ -1,0 +1,56 @@
+//! Number formats shared by the panels: latencies, counts, rates, uptime.
+//!
+//! Layer: plain functions of numbers; no state, no widgets.
+
+pub fn fmt_ns(ns: u64) -> String {
+    match ns {
+        0..1_000 => format!("{ns}ns"),
+        1_000..10_000 => format!("{:.1}us", ns as f64 / 1e3),
+        10_000..1_000_000 => format!("{}us", ns / 1_000),
+        1_000_000..10_000_000 => format!("{:.1}ms", ns as f64 / 1e6),
+        10_000_000..1_000_000_000 => format!("{}ms", ns / 1_000_000),
+        _ => format!("{:.1}s", ns as f64 / 1e9),
+    }
+}
+
+pub(super) fn fmt_opt_ns(ns: Option<u64>) -> String {
+    ns.map_or_else(|| "-".into(), fmt_ns)
+}
+
+/// A per-iocb average in 4 columns; "n/a" where no iocb had the thing.
+pub(super) fn fmt_ratio(v: Option<f64>) -> String {
+    match v {
+        None => "n/a".into(),
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) if v >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+/// Average segments per iocb; "-" before any iocb.
+pub(super) fn fmt_segments(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |s| format!("{s:.2}"))
+}
+
+pub(super) fn fmt_count(n: f64) -> String {
+    if n >= 10_000_000.0 {
+        format!("{:.0}M", n / 1e6)
+    } else if n >= 100_000.0 {
+        format!("{:.0}k", n / 1e3)
+    } else {
+        format!("{n:.0}")
+    }
+}
+
+pub(super) fn mb(bytes: f64) -> String {
+    format!("{:.1}", bytes / 1e6)
+}
+
+pub(super) fn fmt_uptime(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+pub(super) fn plain(n: u64) -> String {
+    n.to_string()
+}

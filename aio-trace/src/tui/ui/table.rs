@@ -1,0 +1,159 @@
+//! The table of processes (and expanded contexts, split kinds): one row per
+//! key of the view, or a hint while there is none.
+//!
+//! Layer: reads the view's rows and the shown aggregates; draws this area.
+
+use ratatui::{
+    Frame,
+    layout::{Constraint, Rect},
+    style::{Color, Modifier, Style, Stylize},
+    text::Line,
+    widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState},
+};
+
+use super::format::{fmt_count, fmt_opt_ns, fmt_ratio, fmt_segments, mb};
+use crate::tui::{
+    state::State,
+    stats::Stats,
+    store::{Kind, RowKey},
+};
+
+/// Below this width the op mix shows only the dominant op.
+const WIDE: u16 = 120;
+
+pub(super) fn render_table(frame: &mut Frame, area: Rect, state: &State) {
+    if state.view.rows.is_empty() {
+        return render_empty(frame, area, state);
+    }
+    let wide = area.width >= WIDE;
+    let header = column_header([
+        "PID", "COMM", "IOCB/s", "MB/s", "OPS", "SEGS", "BIO", "INFL", "P50", "P99", "ERR",
+    ]);
+    let rows = state.view.rows.iter().map(|key| row(state, key, wide));
+    let widths = [
+        7,
+        if wide { 24 } else { 12 },
+        7,
+        6,
+        if wide { 34 } else { 8 },
+        5,
+        4,
+        5,
+        6,
+        6,
+        4,
+    ]
+    .map(Constraint::Length);
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(Style::new().bg(Color::Blue).fg(Color::White));
+    let mut table_state = TableState::default().with_selected(Some(state.view.selected));
+    frame.render_stateful_widget(table, area, &mut table_state);
+}
+
+/// A table's column names, in reverse video.
+pub(super) fn column_header<const N: usize>(names: [&'static str; N]) -> Row<'static> {
+    Row::new(names).style(Style::new().add_modifier(Modifier::REVERSED))
+}
+
+/// Nothing seen yet, or nothing the filter admits: say which, and what to do.
+fn render_empty(frame: &mut Frame, area: Rect, state: &State) {
+    let text = if state.shown().processes.is_empty() {
+        vec![
+            Line::from("No AIO seen yet.").bold(),
+            Line::from(""),
+            Line::from(format!(
+                "Waiting for io_submit/io_getevents from {}.",
+                state.trace_filter
+            )),
+            Line::from("Try: aio-trace top --workload   (? for help, q to quit)"),
+        ]
+    } else {
+        vec![Line::from(
+            "No process matches the filter (f to change it).",
+        )]
+    };
+    frame.render_widget(
+        Paragraph::new(text).block(Block::new().borders(Borders::TOP)),
+        area,
+    );
+}
+
+fn row<'a>(state: &State, key: &RowKey, wide: bool) -> Row<'a> {
+    let Some(stats) = state.shown().stats(key) else {
+        return Row::new(Vec::<Cell>::new());
+    };
+    let errors = Cell::from(stats.errors.to_string()).style(if stats.errors > 0 {
+        Style::new().fg(Color::Red)
+    } else {
+        Style::new()
+    });
+    Row::new(vec![
+        Cell::from(key.pid.to_string()),
+        Cell::from(row_label(state, key)),
+        Cell::from(fmt_count(stats.last.iocbs_per_s)),
+        Cell::from(mb(stats.last.bytes_per_s)),
+        Cell::from(op_mix(stats, wide)),
+        Cell::from(fmt_segments(stats.avg_segments())),
+        Cell::from(fmt_ratio(stats.bios_per_iocb())),
+        Cell::from(in_flight(state, key)),
+        Cell::from(fmt_opt_ns(stats.p50_ns)),
+        Cell::from(fmt_opt_ns(stats.last.p99_ns)),
+        errors,
+    ])
+}
+
+/// The kernel counts in flight per process and context, not per kind.
+fn in_flight(state: &State, key: &RowKey) -> String {
+    if key.kind.is_some() {
+        "-".to_string()
+    } else if state.replay.is_some() {
+        // The kernel's counters are not in a recording (only totals).
+        "n/a".to_string()
+    } else {
+        state.store.in_flight(key.pid, key.ctx).to_string()
+    }
+}
+
+/// `+comm`/`-comm` for a process (collapsed/expanded), ` └ctx` for a
+/// context, with the kind of a split row.
+fn row_label(state: &State, key: &RowKey) -> String {
+    let comm = state.shown().comm(key.pid);
+    let base = match key.ctx {
+        None => {
+            let mark = if state.view.expanded.contains(&key.pid) {
+                "-"
+            } else {
+                "+"
+            };
+            format!("{mark}{comm}")
+        }
+        Some(ctx) => format!(" └{ctx:x}"),
+    };
+    match key.kind {
+        Some(Kind::Vectored) => format!("{base} [vec]"),
+        Some(Kind::Scalar) => format!("{base} [scl]"),
+        None => base,
+    }
+}
+
+/// Wide: every op with its share; narrow: the dominant op, starred when
+/// others are mixed in.
+fn op_mix(stats: &Stats, wide: bool) -> String {
+    if wide {
+        stats
+            .mix()
+            .iter()
+            .map(|(op, share)| format!("{} {:.0}%", op.name(), share * 100.0))
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        stats.dominant_op().map_or_else(String::new, |(op, share)| {
+            if share < 0.995 {
+                format!("{}*", op.name())
+            } else {
+                op.name().into()
+            }
+        })
+    }
+}

@@ -1,0 +1,145 @@
+//! Snapshots of every screen at 80×24 and 160×48, and the header's figures.
+//!
+//! Layer: builds states with the state fixtures and draws them on a
+//! TestBackend; the snapshot names keep the module path `ui::tests`.
+
+use ratatui::{Terminal, backend::TestBackend};
+
+use super::*;
+use crate::tui::state::ReplayView;
+use crate::tui::state::tests::{sample_state, ticked};
+
+fn draw(state: &State, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| render(f, state)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..height {
+        for x in 0..width {
+            out.push_str(buffer[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn fixed(mut s: State) -> State {
+    s.uptime = std::time::Duration::from_secs(75);
+    s
+}
+
+/// A process that reaps from the AIO ring in user memory (no reap time,
+/// so no reap lag) and also does buffered reads (no stage at all).
+fn ring_and_buffered() -> State {
+    use aio_trace_common::{IOCB_CMD_PREAD, IocbRecord};
+
+    use crate::tui::stats::tests::{iocb, staged};
+    let mut s = State::new("testhost", "6.18.0");
+    for _ in 0..6 {
+        let r = staged(
+            iocb(300, 0xd, IOCB_CMD_PREAD, 1, 80_000),
+            1,
+            [2_000, 1_000, 70_000, 2_000],
+        );
+        s.record(&IocbRecord { reap_ns: 0, ..r });
+    }
+    for _ in 0..4 {
+        s.record(&iocb(300, 0xd, IOCB_CMD_PREAD, 1, 9_000));
+    }
+    s
+}
+
+#[test]
+fn replay_snapshots() {
+    let mut playing = fixed(ticked(sample_state()));
+    playing.replay = Some(ReplayView {
+        file: "fio.jsonl".into(),
+        speed: 2.0,
+        position_ns: 12_300_000_000,
+        duration_ns: 40_000_000_000,
+        playing: true,
+        ended: false,
+        syscalls: Some(crate::tui::replay::SyscallTotals {
+            io_submit_calls: 1200,
+            io_getevents_calls: 800,
+            iocbs_submitted: 4000,
+            events_reaped: 4000,
+        }),
+    });
+    let mut ended = playing.clone();
+    if let Some(r) = &mut ended.replay {
+        r.position_ns = r.duration_ns;
+        r.ended = true;
+    }
+    let mut help = playing.clone();
+    help.view.help = true;
+    for (name, state) in [
+        ("replay", &playing),
+        ("replay_end", &ended),
+        ("replay_help", &help),
+    ] {
+        insta::assert_snapshot!(format!("{name}_80x24"), draw(state, 80, 24));
+    }
+}
+
+#[test]
+fn the_header_shows_what_tracing_costs() {
+    let mut s = fixed(ticked(sample_state()));
+    s.store.self_overhead = Some(crate::model::SelfOverhead {
+        bpf_ns_per_iocb: Some(3_700.0),
+        bpf_cpu_pct: Some(4.04),
+        user_cpu_pct: 2.26,
+        rss_bytes: 41 << 20,
+    });
+    let screen = draw(&s, 160, 48);
+    assert!(
+        screen.contains("lost 0  self BPF 3.7 µs/iocb 4.0%cpu, top 2.3%cpu 41 MiB  filter none"),
+        "{screen}"
+    );
+    // A notice follows the figures rather than hiding them: a probe not
+    // attached does not make the cost unknown.
+    s.notice = Some("not attached (snoop says why): iomap_dio_complete".into());
+    assert!(
+        draw(&s, 160, 48)
+            .contains("top 2.3%cpu 41 MiB  not attached (snoop says why): iomap_dio_complete")
+    );
+    s.store.self_overhead = None;
+    s.notice = Some("self-overhead off: no BPF statistics".into());
+    assert!(draw(&s, 160, 48).contains("lost 0  self-overhead off: no BPF statistics"));
+}
+
+#[test]
+fn formats_latencies() {
+    assert_eq!(fmt_ns(850), "850ns");
+    assert_eq!(fmt_ns(1_500), "1.5us");
+    assert_eq!(fmt_ns(120_000), "120us");
+    assert_eq!(fmt_ns(2_500_000), "2.5ms");
+    assert_eq!(fmt_ns(3_000_000_000), "3.0s");
+}
+
+#[test]
+fn snapshots() {
+    let table = fixed(ticked(sample_state()));
+    let mut split = table.clone();
+    split.view.toggle_split(&split.store);
+    let mut detail = table.clone();
+    detail.view.enter();
+    let mut help = table.clone();
+    help.view.help = true;
+    let empty = fixed(ticked(State::new("testhost", "6.18.0")));
+    let ring = fixed(ticked(ring_and_buffered()));
+    let mut ring_detail = ring.clone();
+    ring_detail.view.enter();
+    for (name, state) in [
+        ("table", &table),
+        ("split", &split),
+        ("detail", &detail),
+        ("help", &help),
+        ("empty", &empty),
+        ("ring_detail", &ring_detail),
+    ] {
+        for (w, h) in [(80, 24), (160, 48)] {
+            insta::assert_snapshot!(format!("{name}_{w}x{h}"), draw(state, w, h));
+        }
+    }
+}
