@@ -1,12 +1,12 @@
 //! This process's resource usage (CPU time, resident memory) read from the
-//! kernel, as an overhead sample for [`crate::model::SelfOverhead`].
+//! kernel, as an overhead sample for [`crate::model::Overhead`].
 //!
 //! Layer: system access, beside `tracefs` and `btf`; imports only `model`.
 
-use crate::model::SelfSample;
+use crate::model::OverheadSample;
 
 /// This process's CPU time (user + system) and RSS now, with `bpf_run_ns`.
-pub fn sample(bpf_run_ns: Option<u64>) -> SelfSample {
+pub fn sample(bpf_run_ns: Option<u64>) -> OverheadSample {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage fills the rusage it is given (zeroed, so initialised
     // even if it failed); RUSAGE_SELF is always valid.
@@ -22,7 +22,7 @@ pub fn sample(bpf_run_ns: Option<u64>) -> SelfSample {
         .unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
-    SelfSample {
+    OverheadSample {
         bpf_run_ns,
         cpu_ns: tv_ns(usage.ru_utime) + tv_ns(usage.ru_stime),
         rss_bytes: pages * page,

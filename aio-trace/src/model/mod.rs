@@ -15,4 +15,4 @@ pub use device::{DeviceSummary, log2_quantile_us, sum_devices};
 pub use inflight::{Staleness, staleness};
 pub use iocb::{DevName, IocbView, Op, comm_str, dev_name};
 pub use loss::LossCounts;
-pub use overhead::{ProgramCost, SelfOverhead, SelfSample, ns_per_iocb};
+pub use overhead::{Overhead, OverheadSample, ProgramCost, ns_per_iocb};

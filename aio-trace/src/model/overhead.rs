@@ -32,7 +32,7 @@ pub fn ns_per_iocb(costs: &[ProgramCost], iocbs: u64) -> Option<f64> {
 /// Cumulative costs read at one instant: the BPF run time of aio-trace's
 /// programs and this process's CPU time, and its resident memory.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SelfSample {
+pub struct OverheadSample {
     /// None when the kernel's BPF statistics are off.
     pub bpf_run_ns: Option<u64>,
     pub cpu_ns: u64,
@@ -41,7 +41,7 @@ pub struct SelfSample {
 
 /// What tracing cost over one interval: the "self-overhead" line of `top`.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SelfOverhead {
+pub struct Overhead {
     /// BPF time per traced iocb; None without BPF statistics or iocbs.
     pub bpf_ns_per_iocb: Option<f64>,
     /// BPF time as a share of one CPU; None without BPF statistics.
@@ -51,9 +51,9 @@ pub struct SelfOverhead {
     pub rss_bytes: u64,
 }
 
-impl SelfOverhead {
+impl Overhead {
     /// The costs between two samples `secs` apart, during which `iocbs` were traced.
-    pub fn between(prev: &SelfSample, now: &SelfSample, secs: f64, iocbs: u64) -> Self {
+    pub fn between(prev: &OverheadSample, now: &OverheadSample, secs: f64, iocbs: u64) -> Self {
         let wall_ns = if secs > 0.0 { secs * 1e9 } else { 1e9 };
         let bpf = match (prev.bpf_run_ns, now.bpf_run_ns) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64),
@@ -92,27 +92,27 @@ mod tests {
     }
 
     #[test]
-    fn self_overhead_over_an_interval() {
-        let prev = SelfSample {
+    fn overhead_over_an_interval() {
+        let prev = OverheadSample {
             bpf_run_ns: Some(1_000_000),
             cpu_ns: 10_000_000,
             rss_bytes: 1,
         };
-        let now = SelfSample {
+        let now = OverheadSample {
             bpf_run_ns: Some(41_000_000),
             cpu_ns: 30_000_000,
             rss_bytes: 42 << 20,
         };
-        let o = SelfOverhead::between(&prev, &now, 2.0, 10_000);
+        let o = Overhead::between(&prev, &now, 2.0, 10_000);
         assert_eq!(o.bpf_ns_per_iocb, Some(4_000.0));
         assert_eq!(o.bpf_cpu_pct, Some(2.0));
         assert_eq!(o.user_cpu_pct, 1.0);
         assert_eq!(o.rss_bytes, 42 << 20);
-        let off = SelfSample {
+        let off = OverheadSample {
             bpf_run_ns: None,
             ..now
         };
-        let o = SelfOverhead::between(&prev, &off, 2.0, 0);
+        let o = Overhead::between(&prev, &off, 2.0, 0);
         assert_eq!((o.bpf_ns_per_iocb, o.bpf_cpu_pct), (None, None));
     }
 }

@@ -201,7 +201,7 @@ impl ReplayTicks {
                 } else {
                     Default::default()
                 },
-                self_cost: None,
+                overhead_sample: None,
             };
             state.tick(secs, Duration::from_nanos(pos), snapshot);
         } else if ended {

@@ -61,7 +61,7 @@ impl Probes {
                     .map(LossTable::snapshot)
                     .unwrap_or_default(),
             ),
-            self_cost: Some(crate::usage::sample(
+            overhead_sample: Some(crate::usage::sample(
                 self.programs
                     .as_ref()
                     .map(|p| p.costs().iter().map(|c| c.run_ns).sum()),

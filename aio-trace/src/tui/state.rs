@@ -190,7 +190,7 @@ pub(crate) mod tests {
         let snapshot = Snapshot {
             counters: vec![counters(100, 0xa, 40, 36, 0), counters(200, 0xc, 8, 6, 0)],
             losses: LossCounts::default(),
-            self_cost: None,
+            overhead_sample: None,
         };
         s.tick(1.0, Duration::from_secs(1), snapshot);
         s

@@ -1,5 +1,5 @@
 //! The data store of `top`: per process (and per context) aggregates fed from
-//! iocb records, and the kernel's counters, losses and self-cost fed from
+//! iocb records, and the kernel's counters, losses and overhead fed from
 //! ticks.
 //!
 //! Layer: reads records and snapshots (aio-trace-common, the model and
@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use aio_trace_common::{CtxCounters, CtxKey, IocbRecord};
 
 use super::stats::{Stats, end_to_end_ns};
-use crate::model::{LossCounts, SelfOverhead, SelfSample, comm_str};
+use crate::model::{LossCounts, Overhead, OverheadSample, comm_str};
 
 /// Iocbs kept per process and context for the detail view.
 pub const RECENT_IOCBS: usize = 32;
@@ -121,7 +121,7 @@ pub struct Snapshot {
     pub counters: Vec<(CtxKey, CtxCounters)>,
     pub losses: LossCounts,
     /// What tracing costs so far (None when replaying).
-    pub self_cost: Option<SelfSample>,
+    pub overhead_sample: Option<OverheadSample>,
 }
 
 /// What the table and the detail view draw from: the processes, the totals
@@ -170,8 +170,8 @@ pub struct Store {
     prev_counter_sums: Option<(u64, u64, u64)>,
     pub losses: LossCounts,
     /// aio-trace's own cost over the last tick, for the header.
-    pub self_overhead: Option<SelfOverhead>,
-    prev_self: Option<SelfSample>,
+    pub overhead: Option<Overhead>,
+    prev_overhead_sample: Option<OverheadSample>,
 }
 
 impl Default for Store {
@@ -188,8 +188,8 @@ impl Store {
             ring_reaped: BTreeMap::new(),
             prev_counter_sums: None,
             losses: LossCounts::default(),
-            self_overhead: None,
-            prev_self: None,
+            overhead: None,
+            prev_overhead_sample: None,
         }
     }
 
@@ -239,12 +239,12 @@ impl Store {
             }
         }
         self.update_rates(secs, &snapshot.counters);
-        if let Some(now) = snapshot.self_cost {
-            if let Some(prev) = &self.prev_self {
+        if let Some(now) = snapshot.overhead_sample {
+            if let Some(prev) = &self.prev_overhead_sample {
                 let iocbs = (self.live.totals.last.iocbs_per_s * secs).round() as u64;
-                self.self_overhead = Some(SelfOverhead::between(prev, &now, secs, iocbs));
+                self.overhead = Some(Overhead::between(prev, &now, secs, iocbs));
             }
-            self.prev_self = Some(now);
+            self.prev_overhead_sample = Some(now);
         }
         self.counters = snapshot.counters.into_iter().collect();
         self.losses = snapshot.losses;
@@ -325,7 +325,7 @@ mod tests {
                 counters(200, 0xc, 8, 6, 0),
             ],
             losses: LossCounts::default(),
-            self_cost: None,
+            overhead_sample: None,
         };
         s.tick(2.0, Duration::from_secs(3), snapshot);
         let rates = s.store.live.rates;
@@ -336,10 +336,10 @@ mod tests {
     }
 
     #[test]
-    fn self_overhead_is_per_tick_and_per_iocb() {
+    fn overhead_is_per_tick_and_per_iocb() {
         let mut s = sample_state();
         let sample = |bpf_ms: u64, cpu_ms: u64| Snapshot {
-            self_cost: Some(SelfSample {
+            overhead_sample: Some(OverheadSample {
                 bpf_run_ns: Some(bpf_ms * 1_000_000),
                 cpu_ns: cpu_ms * 1_000_000,
                 rss_bytes: 40 << 20,
@@ -347,12 +347,12 @@ mod tests {
             ..Snapshot::default()
         };
         s.tick(1.0, Duration::from_secs(1), sample(10, 100));
-        assert_eq!(s.store.self_overhead, None, "one sample is not an interval");
+        assert_eq!(s.store.overhead, None, "one sample is not an interval");
         for _ in 0..50 {
             s.record(&iocb(300, 0xd, IOCB_CMD_PREAD, 1, 60_000));
         }
         s.tick(1.0, Duration::from_secs(2), sample(30, 150));
-        let o = s.store.self_overhead.unwrap();
+        let o = s.store.overhead.unwrap();
         assert_eq!(o.bpf_ns_per_iocb, Some(20_000_000.0 / 50.0));
         assert_eq!(o.bpf_cpu_pct, Some(2.0));
         assert_eq!(o.user_cpu_pct, 5.0);

@@ -1,5 +1,5 @@
 //! The three header lines: who and what is traced (or where a replay
-//! stands), the throughput and syscall rates, then losses, self-cost, filter
+//! stands), the throughput and syscall rates, then losses, overhead, filter
 //! and sort.
 //!
 //! Layer: reads the state; draws nothing but this area.
@@ -14,7 +14,7 @@ use ratatui::{
 
 use super::{
     format::{fmt_count, fmt_uptime, mb},
-    overhead::self_overhead,
+    overhead::overhead_summary,
 };
 use crate::{
     model::LossCounts,
@@ -125,7 +125,7 @@ fn status_line(state: &State) -> Line<'static> {
         .map_or_else(|| "none".into(), |f| f.describe());
     Line::from(vec![
         losses(&state.store.losses),
-        Span::styled(self_overhead(state), Style::new().fg(Color::Cyan)),
+        Span::styled(overhead_summary(state), Style::new().fg(Color::Cyan)),
         Span::raw(format!(
             "  filter {filter}  sort {}{}{}",
             view.sort.name(),

@@ -2,17 +2,17 @@
 //! as a share of one CPU, and this process's CPU and memory — followed by a
 //! notice when something is off (statistics off, probes not attached).
 //!
-//! Layer: reads the store's self-cost and the state's notice; returns text
+//! Layer: reads the store's overhead and the state's notice; returns text
 //! for the header to place.
 
 use crate::tui::state::State;
 
-pub(super) fn self_overhead(state: &State) -> String {
+pub(super) fn overhead_summary(state: &State) -> String {
     let notice = state
         .notice
         .as_ref()
         .map_or_else(String::new, |n| format!("  {n}"));
-    let Some(o) = &state.store.self_overhead else {
+    let Some(o) = &state.store.overhead else {
         return notice;
     };
     let bpf = match (o.bpf_ns_per_iocb, o.bpf_cpu_pct) {

@@ -85,7 +85,7 @@ fn replay_snapshots() {
 #[test]
 fn the_header_shows_what_tracing_costs() {
     let mut s = fixed(ticked(sample_state()));
-    s.store.self_overhead = Some(crate::model::SelfOverhead {
+    s.store.overhead = Some(crate::model::Overhead {
         bpf_ns_per_iocb: Some(3_700.0),
         bpf_cpu_pct: Some(4.04),
         user_cpu_pct: 2.26,
@@ -103,7 +103,7 @@ fn the_header_shows_what_tracing_costs() {
         draw(&s, 160, 48)
             .contains("top 2.3%cpu 41 MiB  not attached (snoop says why): iomap_dio_complete")
     );
-    s.store.self_overhead = None;
+    s.store.overhead = None;
     s.notice = Some("self-overhead off: no BPF statistics".into());
     assert!(draw(&s, 160, 48).contains("lost 0  self-overhead off: no BPF statistics"));
 }
