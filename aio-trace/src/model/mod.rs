@@ -7,6 +7,7 @@ mod iocb;
 mod log2;
 mod loss;
 mod overhead;
+mod schema;
 
 pub use counters::{ContextSummary, sum_counters};
 pub use device::{DeviceSummary, log2_quantile_us, sum_devices};
@@ -15,3 +16,4 @@ pub use iocb::{DevName, IocbView, Op, comm_str, dev_name};
 pub use log2::Log2Hist;
 pub use loss::LossCounts;
 pub use overhead::{ProgramCost, SelfOverhead, SelfSample, ns_per_iocb};
+pub use schema::{IocbFields, IocbJson, IocbRow, field_names};
