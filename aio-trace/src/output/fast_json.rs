@@ -33,6 +33,12 @@ pub struct Fields<'s, 'a> {
     first: bool,
 }
 
+/// What serde_json escapes in a string: control characters, quote, backslash.
+#[inline(always)]
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
 fn unsupported(what: &str) -> Error {
     ser::Error::custom(format!("fast_json writes flat records, not {what}"))
 }
@@ -40,6 +46,7 @@ fn unsupported(what: &str) -> Error {
 /// Integers through itoa, as serde_json writes them.
 macro_rules! integers {
     ($($method:ident: $ty:ty),*) => {$(
+        #[inline(always)]
         fn $method(self, v: $ty) -> Result<(), Error> {
             self.0.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
             Ok(())
@@ -62,6 +69,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Line<'a> {
         serialize_i128: i128, serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
         serialize_u64: u64, serialize_u128: u128);
 
+    #[inline(always)]
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
         self.0.extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
@@ -75,8 +83,15 @@ impl<'s, 'a> ser::Serializer for &'s mut Line<'a> {
     fn serialize_char(self, v: char) -> Result<(), Error> {
         self.serialize_str(v.encode_utf8(&mut [0; 4]))
     }
+    #[inline(always)]
     fn serialize_str(self, v: &str) -> Result<(), Error> {
-        serde_json::to_writer(&mut *self.0, v)
+        if v.bytes().any(needs_escape) {
+            return serde_json::to_writer(&mut *self.0, v);
+        }
+        self.0.push(b'"');
+        self.0.extend_from_slice(v.as_bytes());
+        self.0.push(b'"');
+        Ok(())
     }
     /// Formats in place (the default would allocate a String): straight
     /// into the buffer, escaped afterwards only if it has to be.
@@ -84,10 +99,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Line<'a> {
         let start = self.0.len();
         self.0.push(b'"');
         write!(self.0, "{value}").map_err(Error::io)?;
-        if self.0[start + 1..]
-            .iter()
-            .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        {
+        if self.0[start + 1..].iter().copied().any(needs_escape) {
             let raw = self.0.split_off(start + 1);
             self.0.truncate(start);
             // Display wrote valid UTF-8.
@@ -99,12 +111,15 @@ impl<'s, 'a> ser::Serializer for &'s mut Line<'a> {
     fn serialize_bytes(self, _: &[u8]) -> Result<(), Error> {
         Err(unsupported("bytes"))
     }
+    #[inline(always)]
     fn serialize_none(self) -> Result<(), Error> {
         self.serialize_unit()
     }
+    #[inline(always)]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Error> {
         value.serialize(self)
     }
+    #[inline(always)]
     fn serialize_unit(self) -> Result<(), Error> {
         self.0.extend_from_slice(b"null");
         Ok(())
@@ -120,6 +135,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Line<'a> {
     ) -> Result<(), Error> {
         self.serialize_str(variant)
     }
+    #[inline(always)]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _: &'static str,
@@ -161,6 +177,7 @@ impl<'s, 'a> ser::Serializer for &'s mut Line<'a> {
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Error> {
         Err(unsupported("maps"))
     }
+    #[inline(always)]
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Fields<'s, 'a>, Error> {
         self.0.push(b'{');
         Ok(Fields {
@@ -183,13 +200,14 @@ impl ser::SerializeStruct for Fields<'_, '_> {
     type Ok = ();
     type Error = Error;
 
+    #[inline(always)]
     fn serialize_field<T: Serialize + ?Sized>(
         &mut self,
         key: &'static str,
         value: &T,
     ) -> Result<(), Error> {
         debug_assert!(
-            key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\'),
+            !key.bytes().any(needs_escape),
             "a key that needs escaping: {key:?}"
         );
         let out = &mut *self.line.0;
