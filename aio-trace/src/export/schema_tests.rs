@@ -3,49 +3,25 @@
 //! report's parser where the format is one it reads. Test code over the
 //! export layer; it fails when a field of the schema is missing from any.
 
-use aio_trace_common::{IocbRecord, RECORD_IOCB};
+use aio_trace_common::IocbRecord;
 use serde_json::Value;
 
 use super::{Closing, Exporter, Filters, Header, csv::CsvWriter, jsonl::JsonlWriter};
 use crate::{
     export::perfetto::PerfettoWriter,
-    model::{IocbJson, IocbRow, LossCounts, field_names},
+    model::{IocbJson, IocbRow, LossCounts, field_names, sample_record},
     reader::Record,
     report::{Row, read},
     session::Sink,
 };
 
-/// A record whose every schema field is set, to a value no other field has.
+/// A record whose every schema field is set: the sample with the fields it
+/// leaves at zero filled in.
 fn full() -> IocbRecord {
-    let mut comm = [0u8; 16];
-    comm[..3].copy_from_slice(b"fio");
     IocbRecord {
-        kind: RECORD_IOCB,
-        opcode: 7,
-        pid: 10,
-        tid: 11,
-        fd: 3,
-        segs: 8,
-        comm,
-        ctx: 0x7f00_0000,
-        iocb: 0x5000,
-        aio_data: 99,
-        offset: 4096,
-        bytes: 32768,
-        res: 32760,
-        submit_ns: 1_000,
-        reap_ns: 52_000,
-        dev: (254 << 20) | 1,
-        ino: 12,
-        dispatches: 2,
-        bios: 5,
         splits: 3,
         merges: 4,
-        dispatch_ts: 3_000,
-        first_bio_ts: 4_500,
-        last_rq_ts: 44_000,
-        complete_ts: 45_600,
-        ..Default::default()
+        ..sample_record()
     }
 }
 

@@ -16,4 +16,6 @@ pub use iocb::{DevName, IocbView, Op, comm_str, dev_name};
 pub use log2::Log2Hist;
 pub use loss::LossCounts;
 pub use overhead::{ProgramCost, SelfOverhead, SelfSample, ns_per_iocb};
+#[cfg(test)]
+pub use schema::sample_record;
 pub use schema::{IocbFields, IocbJson, IocbRow, field_names};

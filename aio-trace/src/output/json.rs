@@ -124,34 +124,7 @@ mod tests {
 
     #[test]
     fn reaped_preadv_carries_every_contract_field() {
-        let mut comm = [0u8; 16];
-        comm[..4].copy_from_slice(b"test");
-        let r = IocbRecord {
-            kind: RECORD_IOCB,
-            opcode: 7,
-            pid: 10,
-            tid: 11,
-            fd: 3,
-            segs: 8,
-            comm,
-            ctx: 0x7f00_0000,
-            iocb: 0x5000,
-            aio_data: 99,
-            offset: 4096,
-            bytes: 32768,
-            res: 32768,
-            submit_ns: 1_000,
-            reap_ns: 51_000,
-            dev: (254 << 20) | 1,
-            ino: 12,
-            dispatches: 1,
-            bios: 1,
-            dispatch_ts: 3_000,
-            first_bio_ts: 4_000,
-            last_rq_ts: 44_000,
-            complete_ts: 45_000,
-            ..Default::default()
-        };
+        let r = crate::model::sample_record();
         let v = line(&r);
         let expected = serde_json::json!({
             "type": "iocb", "pid": 10, "tid": 11, "comm": "test", "ctx": 0x7f00_0000u64,
