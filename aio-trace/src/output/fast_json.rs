@@ -4,7 +4,7 @@
 //! into memory and writes no file.
 //!
 //! It exists for speed, not for another format: serde_json escapes every key
-//! byte by byte, and that scan was a quarter of `record`'s CPU. Keys here are
+//! byte by byte, and that scan costs a quarter of `record`'s CPU. Keys here are
 //! the schema's field names, which need no escaping, so they are copied as
 //! they are. Because it is driven by the record's own `Serialize` derive, the
 //! fields and their order are the schema's by construction; a unit test holds
