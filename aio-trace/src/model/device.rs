@@ -3,7 +3,7 @@
 use aio_trace_common::{D2C_BUCKETS, DevCounters};
 use serde::Serialize;
 
-use super::iocb::dev_name;
+use super::{Log2Hist, iocb::dev_name};
 
 /// Sums one device's per-CPU copies.
 pub fn sum_devices<'a>(per_cpu: impl IntoIterator<Item = &'a DevCounters>) -> DevCounters {
@@ -22,27 +22,11 @@ pub fn sum_devices<'a>(per_cpu: impl IntoIterator<Item = &'a DevCounters>) -> De
         })
 }
 
-/// The `q` quantile of a log2 histogram (bucket i holds [2^i, 2^(i+1)) ns),
-/// interpolated linearly inside its bucket, in µs.
+/// The `q` quantile of the kernel's D2C histogram, in µs.
 pub fn log2_quantile_us(buckets: &[u64; D2C_BUCKETS], q: f64) -> Option<f64> {
-    let total: u64 = buckets.iter().sum();
-    if total == 0 {
-        return None;
-    }
-    let rank = (q * total as f64).max(1.0);
-    let mut seen = 0u64;
-    for (i, &n) in buckets.iter().enumerate() {
-        if n == 0 {
-            continue;
-        }
-        if (seen + n) as f64 >= rank {
-            let low = (1u64 << i) as f64;
-            let within = (rank - seen as f64) / n as f64;
-            return Some((low + within * low) / 1e3);
-        }
-        seen += n;
-    }
-    None
+    Log2Hist::from_kernel(buckets)
+        .quantile(q)
+        .map(|ns| ns / 1e3)
 }
 
 /// The `{"type":"device",…}` exit line.

@@ -1,7 +1,9 @@
 //! Views of the trace: snoop lines (text or JSON) and the exit summary.
 
+mod fast_json;
 mod json;
 mod text;
 
-pub use json::{IocbJson, JsonSnoop, write_json_summary};
+pub use crate::model::IocbJson;
+pub use json::{JsonSnoop, write_iocb_line, write_json_summary};
 pub use text::{TextSnoop, write_text_summary};

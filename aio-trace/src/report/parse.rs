@@ -12,6 +12,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::export::{FORMAT_VERSION, Header};
+pub use crate::model::IocbRow;
 
 #[derive(Debug, Error)]
 pub enum ReportError {
@@ -33,55 +34,6 @@ pub enum ReportError {
         "{path}:{line}: format_version {found} is newer than this aio-trace reads ({FORMAT_VERSION})"
     )]
     Version { path: String, line: u64, found: u64 },
-}
-
-/// One iocb or syscall record, as `snoop --json` and the CSV write it.
-/// Fields added after the first version default to null/0.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct IocbRow {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub pid: u32,
-    pub tid: u32,
-    pub comm: String,
-    pub ctx: u64,
-    pub op: String,
-    pub fd: u32,
-    pub offset: Option<i64>,
-    pub segs: u32,
-    pub bytes: Option<u64>,
-    pub res: Option<i64>,
-    pub submit_ns: u64,
-    pub reap_ns: Option<u64>,
-    pub latency_ns: Option<u64>,
-    #[serde(default)]
-    pub iocb: u64,
-    #[serde(default)]
-    pub aio_data: u64,
-    #[serde(default)]
-    pub dev: Option<String>,
-    #[serde(default)]
-    pub ino: Option<u64>,
-    #[serde(default)]
-    pub dispatches: u32,
-    #[serde(default)]
-    pub bios: u32,
-    #[serde(default)]
-    pub splits: u32,
-    #[serde(default)]
-    pub merges: u32,
-    #[serde(default)]
-    pub dispatch_ns: Option<u64>,
-    #[serde(default)]
-    pub queue_ns: Option<u64>,
-    #[serde(default)]
-    pub device_ns: Option<u64>,
-    #[serde(default)]
-    pub end_io_ns: Option<u64>,
-    #[serde(default)]
-    pub complete_ns: Option<u64>,
-    #[serde(default)]
-    pub reap_lag_ns: Option<u64>,
 }
 
 /// The per (process, context) kernel counters of the closing lines.

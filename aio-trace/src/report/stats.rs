@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::parse::{BadLine, IocbRow, LossRow, ReadInfo, Row};
-use crate::export::Header;
+use crate::{export::Header, model::Log2Hist};
 
 /// What the group table is keyed by.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -75,33 +75,28 @@ pub struct Bucket {
     pub count: u64,
 }
 
-#[derive(Clone, Debug)]
-struct Log2([u64; 64]);
-
-impl Default for Log2 {
-    fn default() -> Self {
-        Self([0; 64])
-    }
-}
-
-impl Log2 {
-    fn add(&mut self, v: u64) {
-        self.0[(64 - v.leading_zeros()).saturating_sub(1) as usize] += 1;
-    }
-    /// The buckets from the first to the last non-empty one.
-    fn buckets(&self) -> Vec<Bucket> {
-        let Some(first) = self.0.iter().position(|&n| n != 0) else {
-            return Vec::new();
-        };
-        let last = self.0.iter().rposition(|&n| n != 0).unwrap_or(first);
-        (first..=last)
-            .map(|i| Bucket {
-                lo: if i == 0 { 0 } else { 1 << i },
-                hi: 1u64.checked_shl(i as u32 + 1).unwrap_or(u64::MAX),
-                count: self.0[i],
-            })
-            .collect()
-    }
+/// The report's rows of a log2 histogram, from the first to the last
+/// non-empty bucket. The report's first row is [0, 2): the JSON report is
+/// read by scripts that expect that row, so the histogram's buckets for 0
+/// and for 1 are folded into it.
+fn buckets(h: &Log2Hist) -> Vec<Bucket> {
+    h.span()
+        .into_iter()
+        .fold(Vec::new(), |mut rows, (b, count)| {
+            match rows.last_mut() {
+                Some(first) if b == 1 => first.count += count,
+                _ if b <= 1 => rows.push(Bucket {
+                    lo: 0,
+                    hi: 2,
+                    count,
+                }),
+                _ => {
+                    let (lo, hi) = Log2Hist::bounds(b);
+                    rows.push(Bucket { lo, hi, count });
+                }
+            }
+            rows
+        })
 }
 
 #[derive(Clone, Debug)]
@@ -114,7 +109,7 @@ struct Acc {
     bios: u64,
     dispatched: u64,
     latency: Histogram<u64>,
-    latency_log2_us: Log2,
+    latency_log2_us: Log2Hist,
 }
 
 impl Default for Acc {
@@ -128,7 +123,7 @@ impl Default for Acc {
             bios: 0,
             dispatched: 0,
             latency: new_histogram(),
-            latency_log2_us: Log2::default(),
+            latency_log2_us: Log2Hist::default(),
         }
     }
 }
@@ -147,7 +142,7 @@ impl Acc {
         if let Some(ns) = r.latency_ns {
             // Auto-resizing: only an absurd value (beyond u64 range halves) fails.
             let _ = self.latency.record(ns);
-            self.latency_log2_us.add(ns / 1000);
+            self.latency_log2_us.record(ns / 1000);
         }
     }
 }
@@ -190,7 +185,7 @@ fn line(key: String, a: &Acc, total: u64) -> Line {
         segs_per_iocb: ratio(a.segs, a.iocbs),
         bios_per_iocb: ratio(a.bios, a.dispatched),
         latency: latency(&a.latency),
-        latency_log2_us: a.latency_log2_us.buckets(),
+        latency_log2_us: buckets(&a.latency_log2_us),
     }
 }
 
@@ -253,8 +248,8 @@ pub struct Stats {
     ops: BTreeMap<String, Acc>,
     vectored: Acc,
     scalar: Acc,
-    segments: Log2,
-    bios: Log2,
+    segments: Log2Hist,
+    bios: Log2Hist,
     errors: BTreeMap<(String, Option<i64>), u64>,
     processes: std::collections::HashSet<u32>,
     contexts: std::collections::HashSet<(u32, u64)>,
@@ -305,10 +300,10 @@ impl Stats {
             _ => {}
         }
         if r.segs > 0 {
-            self.segments.add(u64::from(r.segs));
+            self.segments.record(u64::from(r.segs));
         }
         if r.dispatches > 0 {
-            self.bios.add(u64::from(r.bios));
+            self.bios.record(u64::from(r.bios));
         }
         if is_error(r) {
             *self.errors.entry((r.op.clone(), r.res)).or_default() += 1;
@@ -358,8 +353,8 @@ impl Stats {
             ops,
             vectored: line("vectored".into(), &self.vectored, n),
             scalar: line("scalar".into(), &self.scalar, n),
-            segments_log2: self.segments.buckets(),
-            bios_log2: self.bios.buckets(),
+            segments_log2: buckets(&self.segments),
+            bios_log2: buckets(&self.bios),
             errors: self
                 .errors
                 .into_iter()
@@ -368,5 +363,47 @@ impl Stats {
             calls,
             lost: self.lost,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_start_at_zero_to_two_and_end_at_the_last_value() {
+        let mut h = Log2Hist::default();
+        for v in [0, 1, 2, 3, 5, u64::MAX] {
+            h.record(v);
+        }
+        let rows: Vec<_> = buckets(&h).iter().map(|b| (b.lo, b.hi, b.count)).collect();
+        assert_eq!(rows[..3], [(0, 2, 2), (2, 4, 2), (4, 8, 1)]);
+        assert_eq!(rows.last(), Some(&(1 << 63, u64::MAX, 1)));
+        assert_eq!(
+            rows.len(),
+            64,
+            "as many rows as bits: [0, 2) and then one per bit"
+        );
+        let mut only_one = Log2Hist::default();
+        only_one.record(1);
+        assert_eq!(
+            buckets(&only_one),
+            [Bucket {
+                lo: 0,
+                hi: 2,
+                count: 1
+            }]
+        );
+        let mut only_zero = Log2Hist::default();
+        only_zero.record(0);
+        assert_eq!(
+            buckets(&only_zero),
+            [Bucket {
+                lo: 0,
+                hi: 2,
+                count: 1
+            }]
+        );
+        assert!(buckets(&Log2Hist::default()).is_empty());
     }
 }

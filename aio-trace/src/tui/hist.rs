@@ -1,54 +1,11 @@
-//! Histograms the views draw: log2 buckets (counts per power of two) and a
+//! Histograms the views draw: log2 buckets (the model's [`Log2Hist`]) and a
 //! sliding window of HdrHistograms for percentiles over the last ticks.
 
 use std::collections::VecDeque;
 
 use hdrhistogram::Histogram;
 
-/// Buckets 0..64: bucket 0 holds 0, bucket b ≥ 1 holds [2^(b-1), 2^b).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Log2Hist {
-    pub buckets: [u64; 65],
-}
-
-impl Default for Log2Hist {
-    fn default() -> Self {
-        Self { buckets: [0; 65] }
-    }
-}
-
-impl Log2Hist {
-    pub fn bucket_of(value: u64) -> usize {
-        (u64::BITS - value.leading_zeros()) as usize
-    }
-
-    /// The smallest value of bucket `b` and the smallest of the next one.
-    pub fn bounds(bucket: usize) -> (u64, u64) {
-        match bucket {
-            0 => (0, 1),
-            64 => (1 << 63, u64::MAX),
-            b => (1 << (b - 1), 1 << b),
-        }
-    }
-
-    pub fn record(&mut self, value: u64) {
-        self.buckets[Self::bucket_of(value)] += 1;
-    }
-
-    pub fn total(&self) -> u64 {
-        self.buckets.iter().sum()
-    }
-
-    /// (bucket, count) from the first to the last non-empty bucket.
-    pub fn span(&self) -> Vec<(usize, u64)> {
-        let first = self.buckets.iter().position(|&c| c > 0);
-        let last = self.buckets.iter().rposition(|&c| c > 0);
-        match (first, last) {
-            (Some(first), Some(last)) => (first..=last).map(|b| (b, self.buckets[b])).collect(),
-            _ => Vec::new(),
-        }
-    }
-}
+pub use crate::model::Log2Hist;
 
 /// A fresh latency histogram in ns: 2 significant digits, grows as needed.
 /// One tick's counts fit u32, which halves the windows' memory.
@@ -136,27 +93,6 @@ impl LatencyWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log2_buckets_hold_powers_of_two() {
-        assert_eq!(Log2Hist::bucket_of(0), 0);
-        assert_eq!(Log2Hist::bucket_of(1), 1);
-        assert_eq!(Log2Hist::bucket_of(2), 2);
-        assert_eq!(Log2Hist::bucket_of(3), 2);
-        assert_eq!(Log2Hist::bucket_of(8), 4);
-        assert_eq!(Log2Hist::bucket_of(15), 4);
-        assert_eq!(Log2Hist::bucket_of(u64::MAX), 64);
-        assert_eq!(Log2Hist::bounds(4), (8, 16));
-        let mut h = Log2Hist::default();
-        for v in [8, 9, 15, 1, 1024] {
-            h.record(v);
-        }
-        assert_eq!(h.total(), 5);
-        let span = h.span();
-        assert_eq!(span.first(), Some(&(1, 1)));
-        assert_eq!(span[3], (4, 3));
-        assert_eq!(span.last(), Some(&(11, 1)));
-    }
 
     #[test]
     fn window_forgets_old_ticks() {

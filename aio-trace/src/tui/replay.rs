@@ -8,93 +8,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aio_trace_common::{
-    IOCB_BYTES_UNKNOWN, IOCB_REJECTED, IOCB_RES_UNKNOWN, IocbRecord, RECORD_IOCB, RECORD_SYSCALL,
-};
+use aio_trace_common::IocbRecord;
 use tokio::sync::mpsc;
 
 use crate::{
-    model::{IocbView, LossCounts, Op},
-    report::{IocbRow, LossRow, ReportError, Row, read_file},
+    model::{IocbView, LossCounts},
+    report::{LossRow, ReportError, Row, read_file},
 };
 
 /// Slowest and fastest replay speeds.
 pub const MIN_SPEED: f64 = 1.0 / 64.0;
 pub const MAX_SPEED: f64 = 1024.0;
-
-/// A parsed `"type":"iocb"`/`"syscall"` row as the record the tracer wrote:
-/// equal to it on every field the JSON carries. Stages map back to
-/// timestamps from the submit time (and the last request from the kernel
-/// completion when the bio stages are missing).
-pub fn record_from_row(row: &IocbRow) -> IocbRecord {
-    let syscall = row.kind == "syscall";
-    let mut flags = 0;
-    if row.bytes.is_none() {
-        flags |= IOCB_BYTES_UNKNOWN;
-    }
-    if row.res.is_none() {
-        flags |= IOCB_RES_UNKNOWN;
-    }
-    // Neither reaped nor completed: io_submit refused it (to the TUI, an
-    // iocb never seen to finish is the same: no latency).
-    if row.reap_ns.is_none() && row.complete_ns.is_none() {
-        flags |= IOCB_REJECTED;
-    }
-    let mut comm = [0u8; 16];
-    let name = row.comm.as_bytes();
-    let n = name.len().min(comm.len());
-    comm[..n].copy_from_slice(&name[..n]);
-    let dev = row
-        .dev
-        .as_deref()
-        .and_then(|d| d.split_once(':'))
-        .and_then(|(major, minor)| {
-            Some((major.parse::<u32>().ok()? << 20) | minor.parse::<u32>().ok()?)
-        })
-        .unwrap_or(0);
-    let after = |from: u64, span: Option<u64>| match span {
-        Some(s) if from != 0 => from + s,
-        _ => 0,
-    };
-    let complete_ts = row.complete_ns.unwrap_or(0);
-    let dispatch_ts = after(row.submit_ns, row.dispatch_ns);
-    let first_bio_ts = after(dispatch_ts, row.queue_ns);
-    let mut last_rq_ts = after(first_bio_ts, row.device_ns);
-    if last_rq_ts == 0
-        && let Some(end_io) = row.end_io_ns.filter(|_| complete_ts != 0)
-    {
-        last_rq_ts = complete_ts.saturating_sub(end_io);
-    }
-    IocbRecord {
-        kind: if syscall { RECORD_SYSCALL } else { RECORD_IOCB },
-        opcode: Op::from_name(&row.op, syscall).opcode(),
-        flags,
-        pid: row.pid,
-        tid: row.tid,
-        fd: row.fd,
-        segs: row.segs,
-        comm,
-        ctx: row.ctx,
-        iocb: row.iocb,
-        aio_data: row.aio_data,
-        offset: row.offset.unwrap_or(-1),
-        bytes: row.bytes.unwrap_or(0),
-        res: row.res.unwrap_or(0),
-        submit_ns: row.submit_ns,
-        reap_ns: row.reap_ns.unwrap_or(0),
-        dev,
-        dispatches: row.dispatches,
-        bios: row.bios,
-        splits: row.splits,
-        merges: row.merges,
-        ino: row.ino.unwrap_or(0),
-        dispatch_ts,
-        first_bio_ts,
-        last_rq_ts,
-        complete_ts,
-        ..IocbRecord::default()
-    }
-}
 
 /// The `lost` line's counters by name (unknown names are ignored).
 pub fn losses_from_row(row: &LossRow) -> LossCounts {
@@ -154,7 +78,7 @@ impl Recording {
         let mut losses = None;
         for row in rows {
             match row {
-                Row::Iocb(r) => records.push(record_from_row(&r)),
+                Row::Iocb(r) => records.push(r.to_record()),
                 Row::Summary(s) => {
                     let t = syscalls.get_or_insert_default();
                     t.io_submit_calls += s.io_submit_calls;
@@ -299,7 +223,10 @@ pub fn fmt_speed(speed: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use aio_trace_common::{IOCB_CMD_PREAD, IOCB_CMD_PREADV, SYSCALL_READV};
+    use aio_trace_common::{
+        IOCB_BYTES_UNKNOWN, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_REJECTED, IOCB_RES_UNKNOWN,
+        RECORD_IOCB, RECORD_SYSCALL, SYSCALL_READV,
+    };
 
     use super::*;
     use crate::{output::IocbJson, report::read};
@@ -312,7 +239,7 @@ mod tests {
         let [Row::Iocb(row)] = rows.as_slice() else {
             panic!("one iocb row expected: {rows:?}");
         };
-        record_from_row(row)
+        row.to_record()
     }
 
     fn direct() -> IocbRecord {
@@ -436,7 +363,7 @@ mod tests {
         let mut back = Vec::new();
         read(text.as_slice(), "t.csv", false, &mut |row| {
             if let Row::Iocb(row) = row {
-                back.push(record_from_row(&row));
+                back.push(row.to_record());
             }
         })
         .unwrap();

@@ -1,0 +1,135 @@
+//! Every field of the record schema (`model::IocbFields`) through every
+//! format: written by the JSONL, CSV and Perfetto writers, read back by the
+//! report's parser where the format is one it reads. Test code over the
+//! export layer; it fails when a field of the schema is missing from any.
+
+use aio_trace_common::IocbRecord;
+use serde_json::Value;
+
+use super::{Closing, Exporter, Filters, Header, csv::CsvWriter, jsonl::JsonlWriter};
+use crate::{
+    export::perfetto::PerfettoWriter,
+    model::{IocbJson, IocbRow, LossCounts, field_names, sample_record},
+    reader::Record,
+    report::{Row, read},
+    session::Sink,
+};
+
+/// A record whose every schema field is set: the sample with the fields it
+/// leaves at zero filled in.
+fn full() -> IocbRecord {
+    IocbRecord {
+        splits: 3,
+        merges: 4,
+        ..sample_record()
+    }
+}
+
+/// The record as the schema says it: every field, none null or zero.
+fn expected() -> Value {
+    let v = serde_json::to_value(IocbJson::new(&full())).unwrap();
+    for name in field_names() {
+        let field = &v[name];
+        assert!(
+            !(field.is_null() || *field == 0 || *field == ""),
+            "the sample record leaves {name} unset: {field}"
+        );
+    }
+    v
+}
+
+fn closing<R>(f: impl FnOnce(&Closing) -> R) -> R {
+    f(&Closing {
+        summaries: &[],
+        devices: &[],
+        losses: &LossCounts::default(),
+    })
+}
+
+/// Parses `bytes` with the report's reader: the one iocb row.
+fn parse(bytes: &[u8]) -> IocbRow {
+    let mut rows = Vec::new();
+    read(bytes, "test", false, &mut |row| rows.push(row)).unwrap();
+    let mut iocbs = rows.into_iter().filter_map(|row| match row {
+        Row::Iocb(r) => Some(r),
+        _ => None,
+    });
+    let row = iocbs.next().expect("an iocb row");
+    assert!(iocbs.next().is_none());
+    row
+}
+
+/// The object's keys are the schema's fields, in order, and the row read
+/// back holds every value.
+fn check(format: &str, keys: Vec<String>, row: &IocbRow) {
+    assert_eq!(keys, field_names(), "{format}: the fields and their order");
+    assert_eq!(serde_json::to_value(row).unwrap(), expected(), "{format}");
+    assert_eq!(row.to_record(), full(), "{format}: back to the record");
+}
+
+#[test]
+fn every_field_round_trips_through_jsonl() {
+    let header = Header::here(Filters::default(), 0);
+    let mut w = JsonlWriter::new(Vec::new(), &header).unwrap();
+    w.record(&Record::Iocb(full())).unwrap();
+    closing(|c| w.finish(c)).unwrap();
+    let out = w.into_inner();
+    let line = out.split(|&b| b == b'\n').nth(1).unwrap();
+    // A parsed object does not keep the order: read it from the text.
+    let object: serde_json::Map<String, Value> = serde_json::from_slice(line).unwrap();
+    let text = std::str::from_utf8(line).unwrap();
+    let mut keys: Vec<_> = object
+        .keys()
+        .map(|k| (text.find(&format!("\"{k}\":")).unwrap(), k.clone()))
+        .collect();
+    keys.sort();
+    check(
+        "jsonl",
+        keys.into_iter().map(|(_, k)| k).collect(),
+        &parse(&out),
+    );
+}
+
+#[test]
+fn every_field_round_trips_through_csv() {
+    let mut w = CsvWriter::new(Vec::new()).unwrap();
+    w.record(&Record::Iocb(full())).unwrap();
+    closing(|c| w.finish(c)).unwrap();
+    let out = w.into_inner().unwrap();
+    let header = std::str::from_utf8(out.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    check(
+        "csv",
+        header.split(',').map(str::to_owned).collect(),
+        &parse(&out),
+    );
+}
+
+/// Perfetto is written, not read: the slice's `args` are the record, and
+/// parse as the report's row.
+#[test]
+fn every_field_is_in_the_perfetto_args() {
+    let mut w = PerfettoWriter::new(Vec::new());
+    w.record(&Record::Iocb(full())).unwrap();
+    closing(|c| w.finish(c)).unwrap();
+    let out = w.into_inner();
+    let trace: Value = serde_json::from_slice(&out).unwrap();
+    let begin = trace["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["ph"] == "b" && e["args"].is_object())
+        .expect("the iocb's slice");
+    let args = &begin["args"];
+    // Args are named, not ordered: compare them as sets.
+    let mut keys: Vec<_> = args.as_object().unwrap().keys().cloned().collect();
+    let mut names: Vec<_> = field_names().iter().map(|n| n.to_string()).collect();
+    keys.sort();
+    names.sort();
+    assert_eq!(keys, names, "perfetto: the fields in the args");
+    let row: IocbRow = serde_json::from_value(args.clone()).unwrap();
+    check(
+        "perfetto",
+        field_names().iter().map(|n| n.to_string()).collect(),
+        &row,
+    );
+}
