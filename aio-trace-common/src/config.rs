@@ -1,11 +1,5 @@
-//! Settings the loader writes into the kernel half before load.
-
-/// Names of the eBPF globals (`EbpfLoader::override_global`).
-pub const GLOBAL_FILTER_PIDS: &str = "FILTER_PIDS";
-pub const GLOBAL_FILTER_COMM: &str = "FILTER_COMM";
-pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
-pub const GLOBAL_KERNEL_OFFSETS: &str = "KERNEL_OFFSETS";
-pub const GLOBAL_ARGS_FROM_REGS: &str = "ARGS_FROM_REGS";
+//! Settings the loader writes into the kernel half before load (the
+//! globals' names are in `names`).
 
 /// The most iocbs one io_submit (or events one io_getevents) the kernel half
 /// walks. Larger calls are truncated and counted as `LossCause::BatchTruncated`.

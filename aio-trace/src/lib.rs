@@ -8,7 +8,6 @@ pub mod bench;
 pub mod btf;
 pub mod doctor;
 pub mod export;
-pub mod inflight;
 pub mod loader;
 pub mod model;
 pub mod output;
