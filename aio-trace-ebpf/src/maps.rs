@@ -87,9 +87,9 @@ pub const CURRENT_BY_SECTOR: u64 = 2;
 pub static SUBMITS: Table<u64, SubmitState> = Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
 pub const THREAD_SETS: u32 = 4096;
 
-/// io_getevents', io_setup's and io_destroy's arguments, entry → exit, when
-/// the exit cannot read them from the caller's registers (a kernel without
-/// BTF; see `syscall::exit_args`).
+/// Saved args: io_getevents', io_setup's and io_destroy's arguments, entry
+/// → exit, when the exit cannot read them from the caller's registers (a
+/// kernel without BTF; see `syscall::save_args` and `syscall::exit_args`).
 #[map]
 pub static SAVED_ARGS: Table<u64, [u64; 4]> = Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
 

@@ -47,8 +47,8 @@ pub fn ret(ctx: &TracePointContext) -> i64 {
 }
 
 /// 1 when the exit programs read the syscall's arguments from the caller's
-/// registers (`entry_args`), which needs the kernel's BTF; 0 when the entry
-/// programs keep them for the exit instead (`save_args`). Set by the loader
+/// registers (`entry_args`), which needs the kernel's BTF; 0 for saved args:
+/// the entry programs keep them in `SAVED_ARGS` for the exit (`save_args`). Set by the loader
 /// before load: the verifier then never walks the other branch, so a kernel
 /// without BTF does not see the BTF helpers at all.
 #[unsafe(no_mangle)]
@@ -71,9 +71,9 @@ fn entry_args() -> [u64; 4] {
 
 /// At the entry of a syscall whose exit needs its first `N` arguments (at
 /// most 4, and no more than the syscall has: the kernel refuses to attach a
-/// program that reads past its record): keeps them for a traced process,
-/// unless the exit reads them from the registers. The entry programs are
-/// attached only then.
+/// program that reads past its record): saves them in `SAVED_ARGS` for a
+/// traced process, unless the exit reads them from the registers. These
+/// saved-args entry programs are attached only then.
 #[inline(always)]
 pub fn save_args<const N: usize>(ctx: &TracePointContext) {
     if unsafe { core::ptr::read_volatile(&ARGS_FROM_REGS) } != 0 {
@@ -94,7 +94,7 @@ pub fn save_args<const N: usize>(ctx: &TracePointContext) {
 }
 
 /// At a syscall's exit: its first four arguments, from the caller's
-/// registers or as its entry kept them (None if the entry was not seen).
+/// registers or as its entry saved them (None if the entry was not seen).
 #[inline(always)]
 pub fn exit_args(tid: u32) -> Option<[u64; 4]> {
     if unsafe { core::ptr::read_volatile(&ARGS_FROM_REGS) } != 0 {
