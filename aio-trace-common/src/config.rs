@@ -23,6 +23,8 @@ pub struct CommFilter {
 }
 const _: () = assert!(core::mem::size_of::<CommFilter>() == 24);
 
+// SAFETY: repr(C) bytes only, the gap an explicit `_pad` (size asserted: 24):
+// no padding bytes, every bit pattern valid.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for CommFilter {}
 
@@ -71,5 +73,7 @@ pub struct KernelOffsets {
 }
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 80);
 
+// SAFETY: repr(C) of u32s only (size asserted: 80): no padding bytes, every
+// bit pattern valid.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for KernelOffsets {}
