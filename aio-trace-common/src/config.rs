@@ -1,11 +1,5 @@
-//! Settings the loader writes into the kernel half before load.
-
-/// Names of the eBPF globals (`EbpfLoader::override_global`).
-pub const GLOBAL_FILTER_PIDS: &str = "FILTER_PIDS";
-pub const GLOBAL_FILTER_COMM: &str = "FILTER_COMM";
-pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
-pub const GLOBAL_KERNEL_OFFSETS: &str = "KERNEL_OFFSETS";
-pub const GLOBAL_ARGS_FROM_REGS: &str = "ARGS_FROM_REGS";
+//! Settings the loader writes into the kernel half before load (the
+//! globals' names are in `names`).
 
 /// The most iocbs one io_submit (or events one io_getevents) the kernel half
 /// walks. Larger calls are truncated and counted as `LossCause::BatchTruncated`.
@@ -29,6 +23,8 @@ pub struct CommFilter {
 }
 const _: () = assert!(core::mem::size_of::<CommFilter>() == 24);
 
+// SAFETY: repr(C) bytes only, the gap an explicit `_pad` (size asserted: 24):
+// no padding bytes, every bit pattern valid.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for CommFilter {}
 
@@ -77,5 +73,7 @@ pub struct KernelOffsets {
 }
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 80);
 
+// SAFETY: repr(C) of u32s only (size asserted: 80): no padding bytes, every
+// bit pattern valid.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for KernelOffsets {}

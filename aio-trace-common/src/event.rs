@@ -225,17 +225,31 @@ impl Default for DevCounters {
     }
 }
 
+/// `aya::Pod`: a type the user half may copy out of a map or the ring buffer
+/// as bytes. Each is `#[repr(C)]` of integers and integer arrays only, with
+/// every gap an explicit `_pad` field (the size assertions above pin the
+/// layouts): no padding bytes, and every bit pattern is a valid value.
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
+    // SAFETY: repr(C) integers with explicit padding (size asserted: 168).
     unsafe impl aya::Pod for IocbRecord {}
+    // SAFETY: repr(C) integers with explicit padding (size asserted: 32).
     unsafe impl aya::Pod for CtxRecord {}
+    // SAFETY: repr(C) integers with explicit padding (size asserted: 24).
     unsafe impl aya::Pod for InflightKey {}
+    // SAFETY: repr(C) integers with explicit padding (size asserted: 16).
     unsafe impl aya::Pod for CtxKey {}
+    // SAFETY: repr(C) u64 counters only (size asserted: 80).
     unsafe impl aya::Pod for CtxCounters {}
+    // SAFETY: repr(C) integers with explicit padding (size asserted).
     unsafe impl aya::Pod for DevCounters {}
+    // SAFETY: repr(C) u64, u64 and an 8-aligned Pod value: no gap between them.
     unsafe impl aya::Pod for crate::TableEntry<u64, DevCounters> {}
+    // SAFETY: repr(C) integers with explicit padding (size asserted: 32).
     unsafe impl aya::Pod for Owner {}
+    // SAFETY: repr(C) u64, u64 and an 8-aligned Pod value: no gap between them.
     unsafe impl aya::Pod for crate::TableEntry<u64, Owner> {}
+    // SAFETY: repr(C) of three u64s.
     unsafe impl aya::Pod for crate::TableEntry<u64, u64> {}
 }

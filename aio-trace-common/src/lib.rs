@@ -7,9 +7,11 @@
 pub mod abi;
 pub mod config;
 pub mod event;
+pub mod names;
 pub mod table;
 
 pub use abi::*;
 pub use config::*;
 pub use event::*;
+pub use names::*;
 pub use table::*;

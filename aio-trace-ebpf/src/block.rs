@@ -52,6 +52,8 @@ pub fn block_bio_queue(ctx: RawTracePointContext) -> i32 {
 fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
     let bio_ptr = bio_arg(ctx);
     if let Some(stats) = dev_stats(bio_disk(bio_ptr)?) {
+        // SAFETY: this CPU's copy of a per-CPU map value (see the crate doc's Safety): only a
+        // program nested on this CPU could touch it meanwhile, and at worst loses a count.
         unsafe { (*stats).bios += 1 };
     }
     let Some(owner) = queuing_owner(bio_ptr) else {
@@ -62,9 +64,12 @@ fn try_bio_queue(ctx: &RawTracePointContext) -> Result<(), i64> {
         return Ok(());
     };
     if let Some(record) = owner_record(&owner) {
+        // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); other
+        // CPUs may update other fields of it, plain integers, at the same time.
         let r = unsafe { &mut *record };
         r.bios += 1;
         if r.first_bio_ts == 0 {
+            // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
             r.first_bio_ts = unsafe { bpf_ktime_get_ns() };
         }
     }
@@ -81,6 +86,8 @@ fn queuing_owner(bio: u64) -> Option<Owner> {
     let tid = pid_tgid as u32;
     // io_submit first, as at dispatch: a thread is in at most one of the two.
     if let Some(state) = active_slot(&SUBMITS, tid) {
+        // SAFETY: the thread's io_submit state, a map value pointer (see the crate doc's Safety)
+        // that only this thread's programs use.
         let key = current_iocb(unsafe { &mut *state }, (pid_tgid >> 32) as u32, bio);
         if key.is_none() {
             count_loss(LossCause::UnattributedBio);
@@ -100,6 +107,8 @@ fn current_iocb(state: &mut SubmitState, pid: u32, bio: u64) -> Option<InflightK
     let sector = bio_sector(bio).ok()?;
     if state.current_by == CURRENT_BY_SECTOR
         && let Some(record) = inflight(&state.current)
+        // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); other
+        // CPUs may update other fields of it, plain integers, at the same time.
         && unsafe { holds((*record).offset, (*record).bytes, sector) }
     {
         return Some(state.current);
@@ -123,12 +132,16 @@ pub fn block_split(ctx: RawTracePointContext) -> i32 {
 fn try_split(ctx: &RawTracePointContext) -> Result<(), i64> {
     let split = bio_arg(ctx);
     if let Some(stats) = dev_stats(bio_disk(split)?) {
+        // SAFETY: this CPU's copy of a per-CPU map value (see the crate doc's Safety): only a
+        // program nested on this CPU could touch it meanwhile, and at worst loses a count.
         unsafe { (*stats).splits += 1 };
     }
     let Some(owner) = bio_owner(split_parent(split)?) else {
         return Ok(());
     };
     if let Some(record) = owner_record(&owner) {
+        // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); other
+        // CPUs may update other fields of it, plain integers, at the same time.
         unsafe { (*record).splits += 1 };
     }
     let _ = table::put(&BIO_OWNER, BIO_SETS, &split, &owner, WhenFull::Evict);
@@ -150,11 +163,15 @@ pub fn block_bio_frontmerge(ctx: RawTracePointContext) -> i32 {
 fn try_merge(ctx: &RawTracePointContext) -> Result<(), i64> {
     let bio = bio_arg(ctx);
     if let Some(stats) = dev_stats(bio_disk(bio)?) {
+        // SAFETY: this CPU's copy of a per-CPU map value (see the crate doc's Safety): only a
+        // program nested on this CPU could touch it meanwhile, and at worst loses a count.
         unsafe { (*stats).merges += 1 };
     }
     if let Some(owner) = bio_owner(bio)
         && let Some(record) = owner_record(&owner)
     {
+        // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); other
+        // CPUs may update other fields of it, plain integers, at the same time.
         unsafe { (*record).merges += 1 };
     }
     Ok(())
@@ -163,6 +180,7 @@ fn try_merge(ctx: &RawTracePointContext) -> Result<(), i64> {
 #[raw_tracepoint(tracepoint = "block_rq_issue")]
 pub fn block_rq_issue(ctx: RawTracePointContext) -> i32 {
     let rq: u64 = ctx.arg(0);
+    // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let _ = table::put(&RQ_ISSUE, RQ_SETS, &rq, &now, WhenFull::Evict);
     0
@@ -177,19 +195,22 @@ pub fn block_rq_complete(ctx: RawTracePointContext) -> i32 {
 fn try_rq_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
     let rq_ptr: u64 = ctx.arg(0);
     let disk = request_disk(rq_ptr)?;
+    // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     // A partial completion takes the issue time: the rest is timed by nothing.
     let issued = table::take(&RQ_ISSUE, RQ_SETS, &rq_ptr).unwrap_or(0);
-    if issued != 0 {
-        if let Some(stats) = dev_stats(disk) {
-            let d2c = now.saturating_sub(issued);
-            let stats = unsafe { &mut *stats };
-            stats.requests += 1;
-            stats.d2c_ns_sum += d2c;
-            let bucket = (63 - (d2c | 1).leading_zeros()) as usize;
-            if bucket < D2C_BUCKETS {
-                stats.d2c_log2[bucket] += 1;
-            }
+    if issued != 0
+        && let Some(stats) = dev_stats(disk)
+    {
+        let d2c = now.saturating_sub(issued);
+        // SAFETY: this CPU's copy of a per-CPU map value (see the crate doc's Safety): only a
+        // program nested on this CPU could touch it meanwhile, and at worst loses a count.
+        let stats = unsafe { &mut *stats };
+        stats.requests += 1;
+        stats.d2c_ns_sum += d2c;
+        let bucket = (63 - (d2c | 1).leading_zeros()) as usize;
+        if bucket < D2C_BUCKETS {
+            stats.d2c_log2[bucket] += 1;
         }
     }
     // The bios this completion ends, from the request's first: whole bios
@@ -201,6 +222,8 @@ fn try_rq_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
     };
     // Most requests carry one bio: only merged ones pay for the loop.
     if complete_bio(0, (&raw mut walk).cast()) == 0 && walk.bio != 0 {
+        // SAFETY: bpf_loop calls the extern "C" callback with the context pointer, a local that
+        // outlives the call; flags are 0.
         unsafe {
             bpf_loop(
                 MAX_BIOS_PER_REQUEST - 1,
@@ -224,6 +247,8 @@ struct RequestWalk {
 
 /// `bpf_loop` callback: the bio at `walk.bio` completed with its request.
 extern "C" fn complete_bio(_index: u64, walk: *mut c_void) -> i64 {
+    // SAFETY: `try_rq_complete` passes a pointer to its `RequestWalk`, directly or through
+    // bpf_loop; the local is live, and untouched by it, until the call returns.
     let walk = unsafe { &mut *(walk as *mut RequestWalk) };
     if walk.bio == 0 {
         return 1;
@@ -240,6 +265,8 @@ extern "C" fn complete_bio(_index: u64, walk: *mut c_void) -> i64 {
     if let Some(owner) = table::take(&BIO_OWNER, BIO_SETS, &walk.bio)
         && let Some(record) = owner_record(&owner)
     {
+        // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); other
+        // CPUs may update other fields of it, plain integers, at the same time.
         let r = unsafe { &mut *record };
         if walk.now > r.last_rq_ts {
             r.last_rq_ts = walk.now;
@@ -273,7 +300,10 @@ fn try_bio_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
         && bio_status(bio)? == 0
         && let Some(record) = owner_record(&owner)
     {
+        // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
         let now = unsafe { bpf_ktime_get_ns() };
+        // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); other
+        // CPUs may update other fields of it, plain integers, at the same time.
         let r = unsafe { &mut *record };
         if now > r.last_rq_ts {
             r.last_rq_ts = now;

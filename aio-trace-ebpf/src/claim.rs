@@ -69,6 +69,8 @@ pub fn claim_iocb(state: &mut SubmitState, pid: u32, matching: Match) -> Option<
         key: InflightKey::default(),
     };
     // bpf_loop: the callback is verified once, whatever the batch size.
+    // SAFETY: bpf_loop calls the extern "C" callback with the context pointer, a local that
+    // outlives the call; flags are 0.
     unsafe {
         bpf_loop(
             (state.walked - state.cursor) as u32,
@@ -88,6 +90,8 @@ pub fn claim_iocb(state: &mut SubmitState, pid: u32, matching: Match) -> Option<
 
 /// `bpf_loop` callback: does iocb `start + index` match? 1 stops the loop.
 extern "C" fn match_iocb(index: u64, scan: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop hands back the pointer to the caller's `Scan`, live and untouched by the
+    // caller until the loop returns.
     let scan = unsafe { &mut *(scan as *mut Scan) };
     let at = scan.start + index;
     let Ok(iocb) = read_iocb_pointer(scan.iocbpp, at) else {
@@ -102,6 +106,8 @@ extern "C" fn match_iocb(index: u64, scan: *mut c_void) -> i64 {
     let Some(record) = inflight(&key) else {
         return 0;
     };
+    // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); other CPUs
+    // may update other fields of it, plain integers, at the same time.
     let record = unsafe { &*record };
     // Either way an iocb the filesystem dispatched is not a candidate: its
     // offset is in the file, not on the device, and dispatches found straight

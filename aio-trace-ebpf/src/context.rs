@@ -63,6 +63,8 @@ fn try_exit_ctx_call(ctx: &TracePointContext, event: u8) -> Result<(), i64> {
     }
     let (aio_ctx, nr_events) = if event == CTX_SETUP {
         // The kernel has just written the new context id to *ctxp.
+        // SAFETY: bpf_probe_read_user tolerates any address: a fault is returned as an error, not
+        // taken.
         match unsafe { bpf_probe_read_user(second as *const u64) } {
             Ok(id) => (id, first),
             Err(_) => {
@@ -80,6 +82,7 @@ fn try_exit_ctx_call(ctx: &TracePointContext, event: u8) -> Result<(), i64> {
         pid,
         ctx: aio_ctx,
         nr_events,
+        // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
         ts_ns: unsafe { bpf_ktime_get_ns() },
     };
     if EVENTS.output::<CtxRecord>(&record, 0).is_err() {
@@ -94,6 +97,8 @@ fn try_enter_io_cancel(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     if let Some(c) = counters(pid, syscall::arg(ctx, 0)) {
+        // SAFETY: a counters pointer from `counters` (see the crate doc's Safety); `add` is given
+        // a field inside it.
         unsafe { add(&raw mut (*c).io_cancel_calls, 1) };
     }
     Ok(())
@@ -108,6 +113,10 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     0
 }
 
+#[expect(
+    clippy::needless_borrows_for_generic_args,
+    reason = "aya-ebpf's map methods take `impl Borrow<K>`: a borrow passes the key in place, as the helpers want it"
+)]
 fn try_process_exit(ctx: &TracePointContext) -> Result<(), i64> {
     let group_dead: u8 = syscall::field(ctx, GROUP_DEAD);
     if group_dead == 0 {
@@ -115,6 +124,8 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<(), i64> {
     }
     let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // Only processes that used AIO: every exit on the machine comes through here.
+    // SAFETY: HashMap::get is unsafe because another CPU may delete the entry under the returned
+    // reference; only its presence is used.
     if unsafe { AIO_PIDS.get(&pid) }.is_none() {
         return Ok(());
     }
@@ -126,6 +137,7 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<(), i64> {
         pid,
         ctx: 0,
         nr_events: 0,
+        // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
         ts_ns: unsafe { bpf_ktime_get_ns() },
     };
     if EVENTS.output::<CtxRecord>(&record, 0).is_err() {

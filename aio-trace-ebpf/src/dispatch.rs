@@ -23,6 +23,8 @@ use crate::{
 // iomap_dio_complete (struct kiocb *, int error, ssize_t ret).
 
 fn note_dispatch(record: *mut IocbRecord, dev: u32, ino: u64, now: u64) {
+    // SAFETY: callers pass a map value pointer to an in-flight record (see the crate doc's
+    // Safety).
     let r = unsafe { &mut *record };
     r.dispatches += 1;
     if r.dispatch_ts == 0 {
@@ -57,6 +59,7 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
     } else {
         return Ok(());
     };
+    // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let kiocb: u64 = ctx.arg(0);
     let (dev, ino) = kiocb_file(kiocb)?;
@@ -79,6 +82,8 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
         }
         Caller::Submit(state) => state,
     };
+    // SAFETY: the thread's io_submit state, a map value pointer (see the crate doc's Safety) that
+    // only this thread's programs use.
     let state = unsafe { &mut *state };
     let done_before: u64 = ctx.arg(3);
     // A continuation (the filesystem fell back, then went on) is the same iocb.
@@ -122,6 +127,8 @@ fn dispatched_iocb(
             iocb,
         };
         if let Some(record) = inflight(&key)
+            // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety);
+            // other CPUs may update other fields of it, plain integers, at the same time.
             && unsafe { (*record).offset } == pos
         {
             state.current = key;
@@ -151,6 +158,8 @@ fn try_dio_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
         return Ok(());
     };
     if let Some(record) = owner_record(&owner) {
+        // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); other
+        // CPUs may update other fields of it, plain integers, at the same time.
         unsafe { (*record).complete_ts = bpf_ktime_get_ns() };
     }
     Ok(())

@@ -21,10 +21,14 @@ static FILTER_COMM: CommFilter = CommFilter {
 #[inline(always)]
 pub fn traced(pid: u32) -> bool {
     // Volatile: the loader rewrites these in .rodata, the compiler must not fold them.
+    // SAFETY: a static, so valid and aligned; volatile only so the loader's value is not folded
+    // away.
     let by_pid = unsafe { core::ptr::read_volatile(&FILTER_PIDS) };
     if by_pid != 0 && table::get_ptr(&PID_FILTER, PID_FILTER_SETS, &u64::from(pid)).is_none() {
         return false;
     }
+    // SAFETY: a static, so valid and aligned; volatile only so the loader's value is not folded
+    // away.
     let comm_filter = unsafe { core::ptr::read_volatile(&FILTER_COMM) };
     if comm_filter.enabled != 0 {
         let Ok(comm) = bpf_get_current_comm() else {

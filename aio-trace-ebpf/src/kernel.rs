@@ -35,6 +35,8 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
 /// One resolved offset; volatile so the compiler does not fold the zeros above.
 macro_rules! offset {
     ($member:ident) => {
+        // SAFETY: a static, so valid and aligned; volatile only so the
+        // loader's value is not folded away.
         u64::from(unsafe { core::ptr::read_volatile(&raw const KERNEL_OFFSETS.$member) })
     };
 }
@@ -42,6 +44,8 @@ macro_rules! offset {
 /// The `T` at `base + offset` in kernel memory.
 #[inline(always)]
 fn read<T>(base: u64, offset: u64) -> Result<T, i64> {
+    // SAFETY: bpf_probe_read_kernel tolerates any address: a fault is returned as an error, not
+    // taken.
     unsafe { bpf_probe_read_kernel((base + offset) as *const T) }.map_err(i64::from)
 }
 

@@ -87,9 +87,9 @@ pub const CURRENT_BY_SECTOR: u64 = 2;
 pub static SUBMITS: Table<u64, SubmitState> = Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
 pub const THREAD_SETS: u32 = 4096;
 
-/// io_getevents', io_setup's and io_destroy's arguments, entry → exit, when
-/// the exit cannot read them from the caller's registers (a kernel without
-/// BTF; see `syscall::exit_args`).
+/// Saved args: io_getevents', io_setup's and io_destroy's arguments, entry
+/// → exit, when the exit cannot read them from the caller's registers (a
+/// kernel without BTF; see `syscall::save_args` and `syscall::exit_args`).
 #[map]
 pub static SAVED_ARGS: Table<u64, [u64; 4]> = Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
 
@@ -184,7 +184,9 @@ pub fn syscall_owner(tid: u32) -> Owner {
 
 // Zeroed templates for creating counters, in global data: a 360-byte
 // `default()` on the 512-byte stack left too little for the rest of a program.
+// SAFETY: DevCounters is integers only: all zeros is a valid value.
 static ZERO_DEV_COUNTERS: DevCounters = unsafe { core::mem::zeroed() };
+// SAFETY: CtxCounters is integers only: all zeros is a valid value.
 static ZERO_CTX_COUNTERS: CtxCounters = unsafe { core::mem::zeroed() };
 
 /// This CPU's counters of the device `disk` (a `struct gendisk`), created on
@@ -214,6 +216,8 @@ pub fn dev_stats(disk: u64) -> Option<*mut DevCounters> {
         return None;
     }
     let c = table::get_ptr(&DEV_STATS, DEV_SETS, &seq)?;
+    // SAFETY: `c` is this CPU's copy of the device's counters, just found by `table::get_ptr` (see
+    // the crate doc's Safety).
     unsafe { (*c).dev = dev };
     Some(c)
 }
@@ -260,6 +264,8 @@ static WAKEUP_BYTES: u64 = 0;
 /// The submit flags for a record: wake the reader only once enough is pending.
 #[inline(always)]
 pub fn wakeup_flags() -> u64 {
+    // SAFETY: a static, so valid and aligned; volatile only so the loader's value is not folded
+    // away.
     let threshold = unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) };
     if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= threshold {
         BPF_RB_FORCE_WAKEUP as u64
@@ -276,7 +282,8 @@ pub fn count_loss(cause: LossCause) {
 #[inline(always)]
 pub fn count_losses(cause: LossCause, n: u64) {
     if let Some(slot) = LOSS.get_ptr_mut(cause as u32) {
-        // Per-CPU slot: no other CPU writes it, and a tracepoint program is not
+        // SAFETY: this CPU's slot of a per-CPU array (see the crate doc's
+        // Safety): no other CPU writes it, and a tracepoint program is not
         // preempted by itself on the same CPU.
         unsafe { *slot += n };
     }
@@ -284,6 +291,10 @@ pub fn count_losses(cause: LossCause, n: u64) {
 
 /// The counters of (pid, ctx), created on first use. None only if the table is full.
 #[inline(always)]
+#[expect(
+    clippy::needless_borrows_for_generic_args,
+    reason = "aya-ebpf's map methods take `impl Borrow<K>`: borrows pass keys and the zero template in place instead of copying them onto the 512-byte stack"
+)]
 pub fn counters(pid: u32, ctx: u64) -> Option<*mut CtxCounters> {
     let key = CtxKey { pid, _pad: 0, ctx };
     if let Some(c) = COUNTERS.get_ptr_mut(&key) {
@@ -301,5 +312,7 @@ pub fn counters(pid: u32, ctx: u64) -> Option<*mut CtxCounters> {
 /// Adds to this CPU's copy of a counter (see `COUNTERS`).
 #[inline(always)]
 pub fn add(counter: *mut u64, n: u64) {
+    // SAFETY: callers pass a field of a `counters` value, this CPU's copy (see the crate doc's
+    // Safety).
     unsafe { *counter += n };
 }

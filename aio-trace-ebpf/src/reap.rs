@@ -76,6 +76,8 @@ fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
     let ret = syscall::ret(ctx);
     let reaped = if ret > 0 { ret as u64 } else { 0 };
     if let Some(c) = counters(pid, aio_ctx) {
+        // SAFETY: a counters pointer from `counters` (see the crate doc's Safety); `add` is given
+        // fields inside it.
         unsafe {
             add(&raw mut (*c).io_getevents_calls, 1);
             add(&raw mut (*c).min_nr_sum, (min_nr as i64).max(0) as u64);
@@ -100,16 +102,21 @@ fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
         _pad: 0,
         ctx: aio_ctx,
         events,
+        // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
         reap_ns: unsafe { bpf_ktime_get_ns() },
         walked,
     };
     let Some(batch) = REAP_BATCHES.get_ptr_mut(0) else {
         return Ok(());
     };
+    // SAFETY: this CPU's reap batch slot, a map value pointer (see the crate doc's Safety) that
+    // only the reap programs on this CPU use.
     unsafe {
         (*batch).batched = 0;
         (*batch).chunk_read = 0;
     }
+    // SAFETY: bpf_loop calls the extern "C" callback with the context pointer, a local that
+    // outlives the call; flags are 0.
     unsafe {
         bpf_loop(
             walked as u32,
@@ -127,10 +134,13 @@ fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
 fn flush(batch: *mut ReapBatch) {
     // The slot is this CPU's alone while the program runs: syscall tracepoint
     // programs run with preemption off, and only these two use it.
+    // SAFETY: this CPU's reap batch slot (see `reap_one`'s caller); the syscall tracepoint
+    // programs run with preemption off.
     let n = unsafe { core::mem::replace(&mut (*batch).batched, 0) } as usize;
     if n == 0 || n > REAP_BATCH {
         return;
     }
+    // SAFETY: as above; `n` is at most REAP_BATCH, the length of `records`.
     let records = unsafe { &(&(*batch).records)[..n] };
     if EVENTS.output::<[_]>(records, wakeup_flags()).is_err() {
         count_losses(LossCause::RingFull, n as u64);
@@ -142,6 +152,7 @@ fn flush(batch: *mut ReapBatch) {
 /// which cost ~100 ns each.
 #[inline(always)]
 fn read_chunk(walk: &ReapWalk, batch: *mut ReapBatch, index: u64) {
+    // SAFETY: this CPU's reap batch slot, passed by `reap_one`.
     unsafe { (*batch).chunk_read = 0 };
     let Some(chunk) = REAP_EVENTS.get_ptr_mut(0) else {
         return;
@@ -151,11 +162,16 @@ fn read_chunk(walk: &ReapWalk, batch: *mut ReapBatch, index: u64) {
         return;
     }
     let bytes = n * size_of::<IoEvent>();
+    // SAFETY: this CPU's io_event chunk slot, valid for REAP_BATCH events, of which `bytes` (n <=
+    // REAP_BATCH) is a prefix.
     let dst = unsafe { core::slice::from_raw_parts_mut(chunk.cast::<u8>(), bytes) };
     let src = walk
         .events
         .wrapping_add(index * size_of::<IoEvent>() as u64) as *const u8;
+    // SAFETY: bpf_probe_read_user_buf tolerates any source address (a fault is returned as an
+    // error) and writes only within `dst`.
     if unsafe { bpf_probe_read_user_buf(src, dst) }.is_ok() {
+        // SAFETY: this CPU's reap batch slot, passed by `reap_one`.
         unsafe { (*batch).chunk_read = 1 };
     } else {
         count_losses(LossCause::UserRead, n as u64);
@@ -164,6 +180,8 @@ fn read_chunk(walk: &ReapWalk, batch: *mut ReapBatch, index: u64) {
 
 /// `bpf_loop` callback: match io_event number `index` to its iocb.
 extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop hands back the pointer to the caller's `ReapWalk`, live and untouched by
+    // the caller until the loop returns.
     let walk = unsafe { &*(walk as *const ReapWalk) };
     let Some(batch) = REAP_BATCHES.get_ptr_mut(0) else {
         return 0;
@@ -172,12 +190,14 @@ extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
     if at == 0 {
         read_chunk(walk, batch, index);
     }
+    // SAFETY: this CPU's reap batch slot, a map value pointer (see the crate doc's Safety).
     if unsafe { (*batch).chunk_read } == 0 {
         return 0;
     }
     let Some(chunk) = REAP_EVENTS.get_ptr(0) else {
         return 0;
     };
+    // SAFETY: this CPU's io_event chunk slot; `at` < REAP_BATCH (the index within the chunk).
     let event = unsafe { &(*chunk).events[at] };
     let key = InflightKey {
         pid: walk.pid,
@@ -186,20 +206,24 @@ extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
         iocb: event.obj,
     };
     // `flush` below keeps the batch from filling.
+    // SAFETY: this CPU's reap batch slot, a map value pointer (see the crate doc's Safety).
     let at = unsafe { (*batch).batched } as usize;
     if at >= REAP_BATCH {
         return 0;
     }
+    // SAFETY: as above, and `at` < REAP_BATCH was checked just before.
     let out = unsafe { &raw mut (*batch).records[at] };
     // Straight into the batch: the record is too large to copy via the stack.
     if !table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, Some(out)) {
         count_loss(LossCause::Unmatched);
         return 0;
     }
+    // SAFETY: `out` points into this CPU's reap batch slot, in bounds (see above).
     unsafe {
         (*out).res = event.res;
         (*out).reap_ns = walk.reap_ns;
     }
+    // SAFETY: this CPU's reap batch slot, a map value pointer (see the crate doc's Safety).
     unsafe { (*batch).batched += 1 };
     if at + 1 >= REAP_BATCH {
         flush(batch);

@@ -77,12 +77,15 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
         comm: bpf_get_current_comm().unwrap_or_default(),
         ctx: aio_ctx,
         iocbpp,
+        // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
         submit_ns: unsafe { bpf_ktime_get_ns() },
         walked,
         pointers: [0; POINTER_CHUNK],
         pointers_read: 0,
     };
     // bpf_loop: the callback is verified once, whatever nr is.
+    // SAFETY: bpf_loop calls the extern "C" callback with the context pointer, a local that
+    // outlives the call; flags are 0.
     unsafe {
         bpf_loop(
             walked as u32,
@@ -109,6 +112,8 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
 
 /// `bpf_loop` callback: decode iocb number `index` into the in-flight table.
 extern "C" fn submit_one(index: u64, walk: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop hands back the pointer to the caller's `SubmitWalk`, live and untouched by
+    // the caller until the loop returns.
     let walk = unsafe { &mut *(walk as *mut SubmitWalk) };
     if try_submit_one(index, walk).is_err() {
         count_loss(LossCause::UserRead);
@@ -128,9 +133,13 @@ fn iocb_pointer(walk: &mut SubmitWalk, index: u64) -> Result<u64, i64> {
             return Err(-1);
         }
         let src = walk.iocbpp.wrapping_add(index.wrapping_mul(8)) as *const u8;
+        // SAFETY: `pointers` is the walk's own array and `n` is at most its length (checked
+        // above).
         let dst = unsafe {
             core::slice::from_raw_parts_mut(walk.pointers.as_mut_ptr().cast::<u8>(), n * 8)
         };
+        // SAFETY: bpf_probe_read_user_buf tolerates any source address (a fault is returned as an
+        // error) and writes only within `dst`.
         if unsafe { bpf_probe_read_user_buf(src, dst) }.is_ok() {
             walk.pointers_read = 1;
         }
@@ -145,6 +154,8 @@ fn iocb_pointer(walk: &mut SubmitWalk, index: u64) -> Result<u64, i64> {
 
 fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<(), i64> {
     let iocb_addr = iocb_pointer(walk, index)?;
+    // SAFETY: bpf_probe_read_user tolerates any address: a fault is returned as an error, not
+    // taken.
     let iocb: Iocb = unsafe { bpf_probe_read_user(iocb_addr as *const Iocb) }.map_err(i64::from)?;
 
     let mut record = IocbRecord {
@@ -196,6 +207,8 @@ fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<(), i64> {
     if let Some(previous) = inflight(&key) {
         match EVENTS.reserve::<IocbRecord>(0) {
             Some(mut entry) => {
+                // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety);
+                // other CPUs may update other fields of it, plain integers, at the same time.
                 entry.write(unsafe { *previous });
                 entry.submit(wakeup_flags());
             }
@@ -211,6 +224,8 @@ fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<(), i64> {
 #[inline(always)]
 pub fn read_iocb_pointer(iocbpp: u64, index: u64) -> Result<u64, i64> {
     let slot = iocbpp.wrapping_add(index.wrapping_mul(8)) as *const u64;
+    // SAFETY: bpf_probe_read_user tolerates any address: a fault is returned as an error, not
+    // taken.
     unsafe { bpf_probe_read_user(slot) }.map_err(i64::from)
 }
 
@@ -242,6 +257,8 @@ fn try_exit_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
     let accepted = if ret > 0 { ret as u64 } else { 0 };
     // All of the call's counters here: one lookup per call, not two.
     if let Some(c) = counters(pid, state.ctx) {
+        // SAFETY: a counters pointer from `counters` (see the crate doc's Safety); `add` is given
+        // fields inside it.
         unsafe {
             add(&raw mut (*c).io_submit_calls, 1);
             add(&raw mut (*c).iocbs_requested, state.requested);
@@ -271,6 +288,8 @@ fn try_exit_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
     };
     let unattempted = state.walked - accepted - 1;
     if unattempted > 0 {
+        // SAFETY: bpf_loop calls the extern "C" callback with the context pointer, a local that
+        // outlives the call; flags are 0.
         unsafe {
             bpf_loop(
                 unattempted as u32,
@@ -303,6 +322,8 @@ fn reject(walk: &ExitWalk, ret: i64) {
     let Some(record) = inflight(&key) else {
         return;
     };
+    // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); other CPUs
+    // may update other fields of it, plain integers, at the same time.
     let record = unsafe { &*record };
     match EVENTS.reserve::<IocbRecord>(0) {
         Some(mut entry) => {
@@ -323,6 +344,8 @@ fn reject(walk: &ExitWalk, ret: i64) {
 
 /// `bpf_loop` callback: drop an iocb io_submit never attempted.
 extern "C" fn forget_one(index: u64, walk: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop hands back the pointer to the caller's `ExitWalk`, live and untouched by
+    // the caller until the loop returns.
     let walk = unsafe { &*(walk as *const ExitWalk) };
     match inflight_key(walk, walk.start + index) {
         Ok(key) => {

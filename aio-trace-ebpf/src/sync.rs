@@ -55,6 +55,7 @@ fn try_enter(ctx: &TracePointContext, opcode: u16, positioned: bool) -> Result<(
         None => record.flags |= IOCB_BYTES_UNKNOWN,
     }
     // Stamped last: the record's latency is the syscall's, not our decoding.
+    // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
     record.submit_ns = unsafe { bpf_ktime_get_ns() };
     if !open_slot(&SYNC_CALLS, tid, &record) {
         count_loss(LossCause::SyscallStateFull);
@@ -68,6 +69,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     };
     out.res = syscall::ret(ctx);
+    // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
     out.reap_ns = unsafe { bpf_ktime_get_ns() };
     match EVENTS.reserve::<IocbRecord>(0) {
         Some(mut entry) => {

@@ -31,6 +31,9 @@ const FIRST_ARG: usize = 16;
 /// attach a program that reads past the end of its tracepoint's record.
 #[inline(always)]
 pub fn field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
+    // SAFETY: the tracepoint record is the program's context; the verifier checks every load from
+    // it against the record's size (the kernel refuses to attach a program reading past it), and
+    // the offsets, from the format files, are naturally aligned.
     unsafe { *ctx.as_ptr().cast::<u8>().add(offset).cast::<T>() }
 }
 
@@ -47,8 +50,8 @@ pub fn ret(ctx: &TracePointContext) -> i64 {
 }
 
 /// 1 when the exit programs read the syscall's arguments from the caller's
-/// registers (`entry_args`), which needs the kernel's BTF; 0 when the entry
-/// programs keep them for the exit instead (`save_args`). Set by the loader
+/// registers (`entry_args`), which needs the kernel's BTF; 0 for saved args:
+/// the entry programs keep them in `SAVED_ARGS` for the exit (`save_args`). Set by the loader
 /// before load: the verifier then never walks the other branch, so a kernel
 /// without BTF does not see the BTF helpers at all.
 #[unsafe(no_mangle)]
@@ -63,19 +66,24 @@ static ARGS_FROM_REGS: u8 = 0;
 /// caller reaps events one at a time, as fio does.
 #[inline(always)]
 fn entry_args() -> [u64; 4] {
+    // SAFETY: bpf_get_current_task_btf returns the current task, always valid; bpf_task_pt_regs
+    // its saved user registers.
     let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const pt_regs;
     // A BTF-typed pointer: the verifier lets the loads through as
     // fault-safe reads, no helper call each.
+    // SAFETY: a BTF-typed pointer: the verifier turns these loads into fault-safe reads.
     unsafe { [(*regs).rdi, (*regs).rsi, (*regs).rdx, (*regs).r10] }
 }
 
 /// At the entry of a syscall whose exit needs its first `N` arguments (at
 /// most 4, and no more than the syscall has: the kernel refuses to attach a
-/// program that reads past its record): keeps them for a traced process,
-/// unless the exit reads them from the registers. The entry programs are
-/// attached only then.
+/// program that reads past its record): saves them in `SAVED_ARGS` for a
+/// traced process, unless the exit reads them from the registers. These
+/// saved-args entry programs are attached only then.
 #[inline(always)]
 pub fn save_args<const N: usize>(ctx: &TracePointContext) {
+    // SAFETY: a static, so valid and aligned; volatile only so the loader's value is not folded
+    // away.
     if unsafe { core::ptr::read_volatile(&ARGS_FROM_REGS) } != 0 {
         return;
     }
@@ -94,9 +102,11 @@ pub fn save_args<const N: usize>(ctx: &TracePointContext) {
 }
 
 /// At a syscall's exit: its first four arguments, from the caller's
-/// registers or as its entry kept them (None if the entry was not seen).
+/// registers or as its entry saved them (None if the entry was not seen).
 #[inline(always)]
 pub fn exit_args(tid: u32) -> Option<[u64; 4]> {
+    // SAFETY: a static, so valid and aligned; volatile only so the loader's value is not folded
+    // away.
     if unsafe { core::ptr::read_volatile(&ARGS_FROM_REGS) } != 0 {
         Some(entry_args())
     } else {

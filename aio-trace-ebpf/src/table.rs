@@ -55,11 +55,15 @@ impl<E> Entries<E> for PerCpuArray<E> {
 
 #[inline(always)]
 fn seq_of<K, V>(entry: *mut Entry<K, V>) -> u64 {
+    // SAFETY: `entry` comes from `Entries::entry` (every caller in this module), a live map value;
+    // `seq` is read whole and aligned (rule of the module doc).
     unsafe { core::ptr::read_volatile(&raw const (*entry).seq) }
 }
 
 #[inline(always)]
 fn key_of<K: Copy, V>(entry: *mut Entry<K, V>) -> K {
+    // SAFETY: as in `seq_of`; a torn key is still a valid K (integers), and callers re-check
+    // `seq`.
     unsafe { core::ptr::read_volatile(&raw const (*entry).key) }
 }
 
@@ -72,6 +76,9 @@ fn claim<K, V>(entry: *mut Entry<K, V>, seen: u64) -> bool {
     }
     // The bpfel target has no compare-and-swap in `core::sync::atomic`, but
     // LLVM lowers the intrinsic to BPF_CMPXCHG (kernel 5.12+).
+    // SAFETY: `entry` is a live map value from `Entries::entry`; `seq` is an aligned u64 that
+    // every side accesses whole (atomically or by aligned word loads and stores); the intrinsic
+    // lowers to BPF_CMPXCHG.
     let (_, won) = unsafe {
         atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(
             &raw mut (*entry).seq,
@@ -85,6 +92,8 @@ fn claim<K, V>(entry: *mut Entry<K, V>, seen: u64) -> bool {
 /// Publishes a claimed entry.
 #[inline(always)]
 fn release<K, V>(entry: *mut Entry<K, V>, seen: u64) {
+    // SAFETY: `entry` is a live map value from `Entries::entry`, claimed by the caller (odd
+    // `seq`): this aligned store releases it.
     unsafe { core::ptr::write_volatile(&raw mut (*entry).seq, seen + 2) };
 }
 
@@ -102,9 +111,7 @@ fn find<K: TableKey, V>(
     }
     let first = key.first_entry(sets);
     for way in 0..TABLE_WAYS {
-        let Some(e) = table.entry(first + way) else {
-            return None;
-        };
+        let e = table.entry(first + way)?;
         let seen = seq_of(e);
         if seen & 1 == 0 && key_of(e) == *key && seq_of(e) == seen {
             return Some((e, seen));
@@ -120,6 +127,8 @@ pub fn get_ptr<K: TableKey, V>(
     sets: u32,
     key: &K,
 ) -> Option<*mut V> {
+    // SAFETY: `e` is a live map value from `find`; the pointer to its value is for in-place
+    // updates (module doc).
     find(table, sets, key).map(|(e, _)| unsafe { &raw mut (*e).value })
 }
 
@@ -131,6 +140,8 @@ pub fn get<K: TableKey, V: Copy>(
     key: &K,
 ) -> Option<V> {
     let (e, seen) = find(table, sets, key)?;
+    // SAFETY: `e` is a live map value from `find`; the copy is kept only if `seq` did not move,
+    // and a torn V (integers) is still a valid value.
     let value = unsafe { (*e).value };
     (seq_of(e) == seen).then_some(value)
 }
@@ -150,6 +161,8 @@ pub fn take_into<K: TableKey, V: Copy>(
     if !claim(e, seen) {
         return false;
     }
+    // SAFETY: the claim made `seq` odd: this program holds the entry; `out`, if given, is the
+    // caller's writable V; the zero key is a valid K (free).
     unsafe {
         if let Some(out) = out {
             *out = (*e).value;
@@ -168,6 +181,7 @@ pub fn take<K: TableKey, V: Copy>(
     key: &K,
 ) -> Option<V> {
     let mut value = core::mem::MaybeUninit::<V>::uninit();
+    // SAFETY: `take_into` returned true only after writing the value to `value`.
     take_into(table, sets, key, Some(value.as_mut_ptr())).then(|| unsafe { value.assume_init() })
 }
 
@@ -233,6 +247,7 @@ pub fn put<K: TableKey, V: Copy>(
         release(e, seen);
         return false;
     }
+    // SAFETY: the claim made `seq` odd: this program holds the entry until `release`.
     unsafe {
         (*e).key = *key;
         (*e).value = *value;

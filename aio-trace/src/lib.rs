@@ -8,8 +8,7 @@
 //! 2. [`model`]: pure logic over decoded records — matching, aggregation,
 //!    histograms. No kernel, no I/O.
 //! 3. [`loader`] loads and attaches the kernel programs (aio-trace-ebpf) and
-//!    owns the handles to their maps; [`inflight`] reads the kernel's
-//!    in-flight table.
+//!    owns the handles to their maps, the kernel's in-flight table among them.
 //! 4. [`reader`] decodes the ring buffer into records; [`session`] drains it
 //!    into a sink and reclaims what nothing will reap.
 //! 5. Views over records: [`output`] (snoop lines), [`export`] (JSONL, CSV,
@@ -24,7 +23,6 @@ pub mod aio;
 pub mod btf;
 pub mod clock;
 pub mod export;
-pub mod inflight;
 pub mod loader;
 pub mod model;
 pub mod output;

@@ -22,18 +22,18 @@ fn every_iocb_becomes_one_exact_record() {
 }
 
 /// The same where the getevents, io_setup and io_destroy exits cannot read
-/// their arguments from the caller's registers (a kernel without BTF): entry
-/// programs keep them for the exits. This kernel has BTF, so the test forces
+/// their arguments from the caller's registers (a kernel without BTF): saved
+/// args, the entry programs keep them for the exits. This kernel has BTF, so the test forces
 /// the fallback; what it cannot show is the verifier of a kernel without BTF
 /// passing over the branch that reads the registers.
 #[test]
-fn every_iocb_becomes_one_exact_record_with_arguments_kept_at_entry() {
-    every_iocb_exact(arguments_kept_at_entry());
+fn every_iocb_becomes_one_exact_record_with_saved_args() {
+    every_iocb_exact(saved_args());
 }
 
-/// What a kernel without BTF gets: entry programs keep io_getevents',
-/// io_setup's and io_destroy's arguments for their exits.
-fn arguments_kept_at_entry() -> TraceConfig {
+/// What a kernel without BTF gets: saved args, the entry programs keep
+/// io_getevents', io_setup's and io_destroy's arguments for their exits.
+fn saved_args() -> TraceConfig {
     TraceConfig {
         saved_args: true,
         ..TraceConfig::default()
@@ -302,11 +302,11 @@ fn io_destroy_reclaims_inflight_iocbs() {
     destroy_reclaims(TraceConfig::default());
 }
 
-/// The same with io_destroy's argument kept by its entry program (see
-/// `every_iocb_becomes_one_exact_record_with_arguments_kept_at_entry`).
+/// The same with saved args: io_destroy's argument kept by its entry program (see
+/// `every_iocb_becomes_one_exact_record_with_saved_args`).
 #[test]
-fn io_destroy_reclaims_inflight_iocbs_with_arguments_kept_at_entry() {
-    destroy_reclaims(arguments_kept_at_entry());
+fn io_destroy_reclaims_inflight_iocbs_with_saved_args() {
+    destroy_reclaims(saved_args());
 }
 
 fn destroy_reclaims(config: TraceConfig) {

@@ -1,6 +1,7 @@
 //! `cargo xtask`: set up the eBPF toolchain, build, run, test and install aio-trace.
 
 mod bench;
+mod lint;
 mod setup;
 
 use std::{
@@ -29,7 +30,8 @@ enum Task {
     },
     /// Set up, then run the unit tests and the root integration tests.
     Test,
-    /// cargo fmt --check and cargo clippy -D warnings over the workspace.
+    /// cargo fmt --check and cargo clippy -D warnings over the workspace, the
+    /// eBPF crate included (for its own target).
     Lint,
     /// Benchmarks: the workload generator against fio (alternating rounds), and the
     /// scalar-vs-vectored sweep with --sweep.
@@ -161,7 +163,8 @@ fn run(cli: Cli) -> Result<()> {
                     "-D",
                     "warnings",
                 ],
-            )
+            )?;
+            lint::ebpf(&root, &env)
         }
         Task::Install { prefix } => {
             let env = setup::ensure(&root)?;

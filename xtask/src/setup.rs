@@ -29,6 +29,11 @@ impl BuildEnv {
         vars
     }
 
+    /// The rustup toolchain that builds (and lints) the eBPF crate.
+    pub fn toolchain(&self) -> &str {
+        &self.toolchain
+    }
+
     pub fn apply(&self, cmd: &mut Command) {
         for (key, value) in self.vars() {
             cmd.env(key, value);

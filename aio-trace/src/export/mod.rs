@@ -90,6 +90,7 @@ impl Header {
 fn rustix_uname() -> (String, String) {
     // SAFETY: utsname is plain data; uname fills it.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uname only writes the utsname it is given, a valid local.
     if unsafe { libc::uname(&mut u) } != 0 {
         return (String::new(), String::new());
     }

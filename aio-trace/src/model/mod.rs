@@ -5,16 +5,15 @@
 
 mod counters;
 mod device;
-mod inflight;
 mod iocb;
 mod log2;
 mod loss;
 mod overhead;
 mod schema;
+mod staleness;
 
 pub use counters::{ContextSummary, sum_counters};
 pub use device::{DeviceSummary, log2_quantile_us, sum_devices};
-pub use inflight::{Staleness, staleness};
 pub use iocb::{DevName, IocbView, Op, comm_str, dev_name};
 pub use log2::Log2Hist;
 pub use loss::LossCounts;
@@ -22,3 +21,4 @@ pub use overhead::{Overhead, OverheadSample, ProgramCost, ns_per_iocb};
 #[cfg(test)]
 pub use schema::sample_record;
 pub use schema::{IocbFields, IocbJson, IocbRow, field_names};
+pub use staleness::{Staleness, staleness};

@@ -104,9 +104,11 @@ impl Drop for OpenTarget {
 
 /// DIO alignment from statx (Linux 6.1+), else the device's logical block size.
 fn dio_alignment(file: &File) -> (u64, u64) {
-    // SAFETY: zeroed statx is a valid out-buffer; the path is empty with AT_EMPTY_PATH.
+    // SAFETY: statx is plain integers: all zeros is a valid value.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     let empty = CString::default();
+    // SAFETY: a valid out-buffer, an open fd, and an empty NUL-terminated
+    // path with AT_EMPTY_PATH (the fd itself is examined).
     let rc = unsafe {
         libc::statx(
             file.as_raw_fd(),

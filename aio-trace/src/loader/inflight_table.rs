@@ -1,5 +1,8 @@
 //! The kernel half's in-flight table, read and reclaimed in place.
 //!
+//! Layer: loader (user half). Imports the shared table layout of
+//! `aio-trace-common`, aya's `MapData` (for the map's fd) and libc's mmap.
+//!
 //! The table is an array map that the kernel half runs as a set-associative
 //! hash table (`aio-trace-common/src/table.rs`), mmapped here: a sweep reads
 //! memory instead of making a syscall per entry. Entries are claimed with the
@@ -9,6 +12,43 @@
 //! The 13 MB table is mapped a window at a time, and only while a sweep runs:
 //! the kernel maps every page of a window at once, and whatever is mapped
 //! counts in the tracer's RSS.
+//!
+//! # The seqlock protocol
+//!
+//! Every entry is a `TableEntry { seq: u64, key, value }` (`#[repr(C)]`, 200
+//! bytes, 8-byte aligned: `seq` is its first field). Its writers are the
+//! kernel half's programs (`aio-trace-ebpf/src/table.rs`: `put` at
+//! io_submit, `take_into` at io_getevents and io_destroy) and this module's
+//! `remove`, on any CPU at once. The rules, which every `unsafe` block below
+//! relies on:
+//!
+//! 1. **Parity.** `seq` is even while nobody writes the entry's key and odd
+//!    while one writer holds it. A writer claims an entry by a
+//!    compare-and-swap of `seq` from the even value it saw to that value + 1
+//!    (the kernel's `BPF_CMPXCHG`, fully ordered; here `compare_exchange`
+//!    with `AcqRel`), so at most one writer holds an entry at a time and
+//!    nobody waits: a lost race is a miss.
+//! 2. **Publication.** The holder writes `key` (and at insertion `value`),
+//!    then releases with a store of the claimed value + 2 (the kernel's
+//!    plain store after plain stores, ordered on x86-64 by its total store
+//!    order, the only architecture aio-trace is built for; here a `Release`
+//!    store). `seq` only grows, so a changed value means a write happened.
+//! 3. **Readers copy and check.** A reader loads `seq` (`Acquire`); odd, the
+//!    entry is held and skipped. It copies `key` and `value` with volatile
+//!    reads (the kernel writes them outside Rust's knowledge, so the reads
+//!    must not be merged, elided or invented), fences (`Acquire`), and loads
+//!    `seq` again: unchanged, the copy is of one key's entry; changed, the
+//!    copy may be torn (bytes from before and after a write) and is dropped.
+//!    A torn copy is still a valid value: `InflightKey` and `IocbRecord` are
+//!    plain integers (`aya::Pod`), so every bit pattern is one.
+//! 4. **Values change in place.** The kernel updates the value of an entry
+//!    it found through a pointer, without claiming it (dispatch and bio counts),
+//!    as it would through a hash map's lookup: the lock guards which key an
+//!    entry holds, not every byte of its value. A record read here may mix
+//!    two such updates, never two iocbs.
+//! 5. **Only `seq` is accessed atomically, always as a whole aligned u64**,
+//!    on both sides (BPF atomics and aligned 8-byte loads and stores, which
+//!    are single-copy atomic on x86-64); `key` and `value` never are.
 
 use std::{
     io,
@@ -94,6 +134,10 @@ impl Window {
         let size = size_of::<InflightEntry>();
         let bytes = (len * size).next_multiple_of(page_size());
         let fd = map.fd().as_fd().as_raw_fd();
+        // SAFETY: a fresh shared mapping (no address hint, so nothing of ours
+        // is replaced) of the open, BPF_F_MMAPABLE array map's fd; `first` is
+        // a multiple of `block_entries()`, so the offset is page aligned, and
+        // `bytes` is a whole number of pages. Failure is returned, not faulted.
         let at = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -134,10 +178,16 @@ impl Window {
     /// Entry `index` of the table (which this window holds).
     fn entry(&self, index: usize) -> *mut InflightEntry {
         assert!((self.first..self.first + self.len).contains(&index));
+        // SAFETY: the assert keeps the offset within the `len` entries this
+        // window maps (or allocates, in tests), so the pointer stays in bounds.
         unsafe { self.entries.as_ptr().add(index - self.first) }
     }
 
     fn seq(&self, index: usize) -> &AtomicU64 {
+        // SAFETY: `entry` is in bounds and lives as long as `self` (unmapped
+        // only in Drop); `seq` is the entry's first field, so 8-byte aligned
+        // (entries start page aligned, 200 bytes apart); and it is only ever
+        // accessed atomically, as a whole u64, by us and the kernel (rule 5).
         unsafe { AtomicU64::from_ptr(&raw mut (*self.entry(index)).seq) }
     }
 
@@ -150,10 +200,15 @@ impl Window {
             return None;
         }
         let e = self.entry(index);
+        // SAFETY: in bounds (`entry`), aligned (repr(C) field); a volatile
+        // copy of memory the kernel may be writing (rule 3): a torn key is
+        // still a valid `InflightKey`, and is dropped by the `seq` re-check.
         let key = unsafe { std::ptr::read_volatile(&raw const (*e).key) };
         if key.is_free() {
             return None;
         }
+        // SAFETY: as for the key: a volatile copy, every bit pattern valid,
+        // kept only if `seq` did not move (rules 3 and 4).
         let record = unsafe { std::ptr::read_volatile(&raw const (*e).value) };
         fence(Ordering::Acquire);
         (seq.load(Ordering::Relaxed) == seen).then_some((key, record, seen))
@@ -184,6 +239,9 @@ impl Window {
             {
                 return false;
             }
+            // SAFETY: the compare-and-swap made `seq` odd: this call holds the
+            // entry and no other writer touches its key until the release
+            // below (rules 1 and 2); the pointer is in bounds and aligned.
             unsafe {
                 std::ptr::write_volatile(&raw mut (*self.entry(index)).key, InflightKey::default())
             };
@@ -203,6 +261,8 @@ impl Window {
         let seq = self.seq(index);
         let seen = seq.load(Ordering::Acquire);
         seq.store(seen + 1, Ordering::Release);
+        // SAFETY: heap memory of this single-threaded test, held (odd `seq`)
+        // as the kernel's `put` holds it; `index` is in bounds.
         unsafe {
             (*self.entry(index)).key = key;
             (*self.entry(index)).value = record;
@@ -222,12 +282,15 @@ impl Window {
 impl Drop for Window {
     fn drop(&mut self) {
         if self.mapped_bytes != 0 {
+            // SAFETY: exactly the region `map` mapped, unmapped once; no
+            // reference into it outlives `self`.
             unsafe { libc::munmap(self.entries.as_ptr().cast(), self.mapped_bytes) };
         }
     }
 }
 
 fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
     match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
         n if n > 0 => n as usize,
         _ => 4096,

@@ -1,4 +1,7 @@
-//! When an in-flight entry stops being worth keeping.
+//! When an in-flight entry stops being worth keeping: the staleness rule a
+//! sweep of the in-flight table applies.
+//!
+//! Layer: model (pure logic); imports nothing.
 
 /// What to do with an in-flight entry at a sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,119 @@
+//! What to trace (`TraceConfig`), and the globals it turns into: the values
+//! the loader writes into the kernel half before load.
+//!
+//! Layer: loader (user half). Imports the shared config types and names of
+//! `aio-trace-common`, `btf` for the kernel struct offsets, and aya's
+//! `EbpfLoader`.
+
+use std::path::Path;
+
+use aio_trace_common::{
+    CommFilter, DEFAULT_RING_BYTES, GLOBAL_ARGS_FROM_REGS, GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS,
+    GLOBAL_KERNEL_OFFSETS, GLOBAL_WAKEUP_BYTES, KernelOffsets, MAP_EVENTS,
+};
+use aya::EbpfLoader;
+
+use super::LoadError;
+use crate::btf;
+
+/// What to trace and how much memory to give the kernel half.
+#[derive(Clone, Debug)]
+pub struct TraceConfig {
+    /// Only these processes (tgids); empty: every process.
+    pub pids: Vec<u32>,
+    /// Only tasks with this exact comm.
+    pub comm: Option<String>,
+    pub ring_bytes: u32,
+    /// Turn on the kernel's BPF run-time statistics (kernel.bpf_stats_enabled)
+    /// for as long as the tracer lives, to measure its own cost.
+    pub bpf_stats: bool,
+    /// Attribute dispatches and bios to iocbs (the raw tracepoint programs).
+    /// Off, records have no dispatch, bio, device or stage data, and the
+    /// kernel half costs about 40 % as much per iocb.
+    pub block: bool,
+    /// Saved args: the entry programs of io_getevents, io_setup and
+    /// io_destroy keep the arguments for the exits (map `SAVED_ARGS`) even
+    /// where the exits could read them from the caller's registers: what a
+    /// kernel without BTF gets (for the tests).
+    pub saved_args: bool,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        Self {
+            pids: Vec::new(),
+            comm: None,
+            ring_bytes: DEFAULT_RING_BYTES,
+            bpf_stats: false,
+            block: true,
+            saved_args: false,
+        }
+    }
+}
+
+/// The kernel half's globals for one `TraceConfig`.
+pub(super) struct Globals {
+    pub filter_pids: u8,
+    pub comm: CommFilter,
+    pub wakeup_bytes: u64,
+    /// Zero when unknown (see `offsets_error`).
+    pub offsets: KernelOffsets,
+    /// Why the kernel struct offsets are unknown: the raw tracepoint
+    /// programs are then skipped with this reason, and AIO tracing goes on.
+    pub offsets_error: Option<String>,
+    /// 1: exits read their arguments from the registers; 0: saved args.
+    pub args_from_regs: u8,
+    pub ring_bytes: u32,
+}
+
+impl Globals {
+    pub fn new(config: &TraceConfig) -> Result<Self, LoadError> {
+        let offsets = if config.block {
+            btf::kernel_offsets()
+        } else {
+            Ok(KernelOffsets::default())
+        };
+        // Reading the caller's registers takes helpers that need the kernel's BTF.
+        let args_from_regs = !config.saved_args && Path::new(btf::VMLINUX_BTF).exists();
+        Ok(Self {
+            filter_pids: u8::from(!config.pids.is_empty()),
+            comm: comm_filter(config.comm.as_deref())?,
+            wakeup_bytes: wakeup_bytes(config.ring_bytes),
+            offsets_error: offsets.as_ref().err().map(ToString::to_string),
+            offsets: offsets.unwrap_or_default(),
+            args_from_regs: u8::from(args_from_regs),
+            ring_bytes: config.ring_bytes,
+        })
+    }
+
+    /// A loader that writes these globals (and sizes the ring buffer).
+    pub fn loader(&self) -> EbpfLoader<'_> {
+        let mut loader = EbpfLoader::new();
+        loader
+            .override_global(GLOBAL_ARGS_FROM_REGS, &self.args_from_regs, true)
+            .override_global(GLOBAL_FILTER_PIDS, &self.filter_pids, true)
+            .override_global(GLOBAL_FILTER_COMM, &self.comm, true)
+            .override_global(GLOBAL_WAKEUP_BYTES, &self.wakeup_bytes, true)
+            .override_global(GLOBAL_KERNEL_OFFSETS, &self.offsets, true)
+            .map_max_entries(MAP_EVENTS, self.ring_bytes);
+        loader
+    }
+}
+
+fn comm_filter(comm: Option<&str>) -> Result<CommFilter, LoadError> {
+    let mut filter = CommFilter::default();
+    if let Some(comm) = comm {
+        if comm.len() > 15 {
+            return Err(LoadError::CommTooLong(comm.to_owned()));
+        }
+        filter.comm[..comm.len()].copy_from_slice(comm.as_bytes());
+        filter.enabled = 1;
+    }
+    Ok(filter)
+}
+
+/// Wake the reader when 1/16 of the ring is pending (at most 256 KiB): enough
+/// to batch hundreds of records per wake-up, far from overflowing.
+fn wakeup_bytes(ring_bytes: u32) -> u64 {
+    u64::from(ring_bytes / 16).min(256 << 10)
+}

@@ -1,0 +1,247 @@
+//! Typed handles on the kernel half's maps that the user half reads: the
+//! ring buffer, the in-flight table, the counters, the loss counters, the
+//! device counters and the bio owners; and the pid filter it writes before
+//! load.
+//!
+//! Layer: loader (user half). Imports aya's map types, the shared types and
+//! map names of `aio-trace-common`, and `model` for the sums.
+
+use std::collections::BTreeMap;
+
+use aio_trace_common::{
+    CtxCounters, CtxKey, DEV_STATS_ENTRIES, DevCounters, LOSS_CAUSES, MAP_BIO_OWNER, MAP_COUNTERS,
+    MAP_DEV_STATS, MAP_EVENTS, MAP_INFLIGHT, MAP_LOSS, MAP_PID_FILTER, Owner, PID_FILTER_SETS,
+    TABLE_WAYS, TableEntry, TableKey,
+};
+use aya::{
+    Ebpf,
+    maps::{Array, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
+};
+
+use super::{LoadError, inflight_table::InflightTable};
+use crate::model::{self, LossCounts};
+
+/// The maps the user half keeps after load.
+pub(super) struct KernelMaps {
+    pub events: RingBuf<MapData>,
+    pub inflight: InflightTable,
+    pub counters: CounterTable,
+    /// Kernel id of the counters map, to open more handles on it.
+    pub counters_id: Option<u32>,
+    pub loss: LossTable,
+    /// Kernel id of the loss map, likewise.
+    pub loss_id: Option<u32>,
+    pub devices: DeviceTable,
+    pub bio_owners: BioOwnerTable,
+}
+
+impl KernelMaps {
+    /// Takes every map the user half reads out of the loaded object.
+    pub fn take(ebpf: &mut Ebpf) -> Result<Self, LoadError> {
+        let events = RingBuf::try_from(take_map(ebpf, MAP_EVENTS)?)
+            .map_err(|e| LoadError::Map(MAP_EVENTS, e))?;
+        let inflight = match take_map(ebpf, MAP_INFLIGHT)? {
+            Map::Array(data) => InflightTable::new(data),
+            _ => return Err(no_such_map(MAP_INFLIGHT)),
+        };
+        let counters = take_map(ebpf, MAP_COUNTERS)?;
+        let counters_id = map_id(&counters);
+        let loss = take_map(ebpf, MAP_LOSS)?;
+        let loss_id = map_id(&loss);
+        Ok(Self {
+            events,
+            inflight,
+            counters: CounterTable::try_from(counters)?,
+            counters_id,
+            loss: LossTable::try_from(loss)?,
+            loss_id,
+            devices: DeviceTable(typed(ebpf, MAP_DEV_STATS)?),
+            bio_owners: BioOwnerTable(typed(ebpf, MAP_BIO_OWNER)?),
+        })
+    }
+}
+
+fn no_such_map(name: &'static str) -> LoadError {
+    LoadError::Map(name, MapError::InvalidName { name: name.into() })
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, LoadError> {
+    ebpf.take_map(name).ok_or_else(|| no_such_map(name))
+}
+
+/// The map `name`, taken out of the object as a `T`.
+fn typed<T: TryFrom<Map, Error = MapError>>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<T, LoadError> {
+    T::try_from(take_map(ebpf, name)?).map_err(|e| LoadError::Map(name, e))
+}
+
+/// The kernel id of a per-CPU map, to open it again by id.
+fn map_id(map: &Map) -> Option<u32> {
+    match map {
+        Map::PerCpuHashMap(data) | Map::PerCpuArray(data) => data.info().ok().map(|info| info.id()),
+        _ => None,
+    }
+}
+
+/// Puts every pid in the kernel's pid filter table (before load of the
+/// programs, so none races the writes).
+pub(super) fn fill_pid_filter(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), LoadError> {
+    let map = ebpf
+        .map_mut(MAP_PID_FILTER)
+        .ok_or_else(|| no_such_map(MAP_PID_FILTER))?;
+    let mut table: Array<_, TableEntry<u64, u64>> =
+        Array::try_from(map).map_err(|e| LoadError::Map(MAP_PID_FILTER, e))?;
+    for &pid in pids {
+        add_to_pid_filter(&mut table, pid)?;
+    }
+    Ok(())
+}
+
+/// Puts `pid` in a free way of its set of the pid filter table.
+fn add_to_pid_filter(
+    table: &mut Array<&mut MapData, TableEntry<u64, u64>>,
+    pid: u32,
+) -> Result<(), LoadError> {
+    let key = u64::from(pid);
+    let first = key.first_entry(PID_FILTER_SETS);
+    for index in first..first + TABLE_WAYS {
+        let entry = table
+            .get(&index, 0)
+            .map_err(|e| LoadError::Map(MAP_PID_FILTER, e))?;
+        if entry.key == key {
+            return Ok(());
+        }
+        if entry.key.is_free() {
+            let entry = TableEntry {
+                seq: 0,
+                key,
+                value: 1,
+            };
+            return table
+                .set(index, entry, 0)
+                .map_err(|e| LoadError::Map(MAP_PID_FILTER, e));
+        }
+    }
+    Err(LoadError::TooManyPids(pid))
+}
+
+/// The kernel's per (pid, ctx) syscall counters.
+pub struct CounterTable(PerCpuHashMap<MapData, CtxKey, CtxCounters>);
+
+impl TryFrom<Map> for CounterTable {
+    type Error = LoadError;
+    fn try_from(map: Map) -> Result<Self, LoadError> {
+        PerCpuHashMap::try_from(map)
+            .map(Self)
+            .map_err(|e| LoadError::Map(MAP_COUNTERS, e))
+    }
+}
+
+impl CounterTable {
+    /// Another handle on the counters map with kernel id `id`.
+    pub(super) fn open(id: Option<u32>) -> Result<Self, MapError> {
+        let id = id.ok_or(MapError::InvalidName {
+            name: MAP_COUNTERS.into(),
+        })?;
+        let data = MapData::from_id(id)?;
+        Ok(Self(PerCpuHashMap::try_from(Map::PerCpuHashMap(data))?))
+    }
+
+    /// Every context's counters, summed over CPUs, in key order.
+    pub fn snapshot(&self) -> Vec<(CtxKey, CtxCounters)> {
+        let mut all: Vec<_> = self
+            .0
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(key, per_cpu)| (key, model::sum_counters(per_cpu.iter())))
+            .collect();
+        all.sort_by_key(|(key, _)| *key);
+        all
+    }
+
+    /// Reads and deletes one context's counters: a context id the kernel hands
+    /// out again (after io_destroy) then starts from zero.
+    pub fn take(&mut self, key: &CtxKey) -> Option<CtxCounters> {
+        let per_cpu = self.0.get(key, 0).ok()?;
+        let total = model::sum_counters(per_cpu.iter());
+        let _ = self.0.remove(key);
+        Some(total)
+    }
+}
+
+/// The kernel's loss counters.
+pub struct LossTable(PerCpuArray<MapData, u64>);
+
+impl TryFrom<Map> for LossTable {
+    type Error = LoadError;
+    fn try_from(map: Map) -> Result<Self, LoadError> {
+        PerCpuArray::try_from(map)
+            .map(Self)
+            .map_err(|e| LoadError::Map(MAP_LOSS, e))
+    }
+}
+
+impl LossTable {
+    /// Another handle on the loss map with kernel id `id`.
+    pub(super) fn open(id: Option<u32>) -> Result<Self, MapError> {
+        let id = id.ok_or(MapError::InvalidName {
+            name: MAP_LOSS.into(),
+        })?;
+        let data = MapData::from_id(id)?;
+        Ok(Self(PerCpuArray::try_from(Map::PerCpuArray(data))?))
+    }
+
+    /// Kernel-side losses, summed over CPUs (aged_out and abandoned are the
+    /// session's: see `Session::user_losses`).
+    pub fn snapshot(&self) -> LossCounts {
+        let mut by_cause = [0u64; LOSS_CAUSES as usize];
+        for (cause, total) in by_cause.iter_mut().enumerate() {
+            if let Ok(per_cpu) = self.0.get(&(cause as u32), 0) {
+                *total = per_cpu.iter().sum();
+            }
+        }
+        LossCounts::from_kernel(by_cause)
+    }
+}
+
+/// The kernel's per-CPU block device counter tables.
+pub(super) struct DeviceTable(PerCpuArray<MapData, TableEntry<u64, DevCounters>>);
+
+impl DeviceTable {
+    /// Per block device counters, summed over CPUs, in device order. Each
+    /// CPU keeps its own table, so a device sits in a different entry on
+    /// each and is summed by key.
+    pub fn snapshot(&self) -> Vec<(u32, DevCounters)> {
+        let mut per_dev: BTreeMap<u32, Vec<DevCounters>> = BTreeMap::new();
+        for index in 0..DEV_STATS_ENTRIES {
+            let Ok(per_cpu) = self.0.get(&index, 0) else {
+                continue;
+            };
+            // Keyed by the kernel's gendisk; the dev_t is in the value.
+            for entry in per_cpu.iter().filter(|e| !e.key.is_free()) {
+                per_dev
+                    .entry(entry.value.dev)
+                    .or_default()
+                    .push(entry.value);
+            }
+        }
+        per_dev
+            .into_iter()
+            .map(|(dev, counters)| (dev, model::sum_devices(counters.iter())))
+            .collect()
+    }
+}
+
+/// The kernel's table of bios in flight and who caused them.
+pub(super) struct BioOwnerTable(Array<MapData, TableEntry<u64, Owner>>);
+
+impl BioOwnerTable {
+    /// Entries in use. Reads the whole table, one lookup per entry.
+    pub fn in_use(&self) -> usize {
+        (0..self.0.len())
+            .filter(|i| self.0.get(i, 0).is_ok_and(|e| !e.key.is_free()))
+            .count()
+    }
+}

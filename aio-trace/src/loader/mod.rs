@@ -1,0 +1,265 @@
+//! Probe the kernel, load the eBPF object, attach what it allows, and hand
+//! out typed handles on the maps the user half reads.
+//!
+//! Layer: loader, the only part of the user half that talks to aya and the
+//! kernel's BPF syscalls. It may import `aio-trace-common`, `clock`, `btf`,
+//! `privileges`, `tracefs` and `model` (for the sums it returns); commands
+//! and the session import it, not the other way round.
+//!
+//! - `probes`: the program table and what the machine must have;
+//! - `config`: `TraceConfig` and the globals written before load;
+//! - `attach`: attaching and detaching the programs;
+//! - `maps`: the map handles;
+//! - `inflight_table`: the in-flight table, shared with the kernel by mmap.
+
+mod attach;
+mod config;
+pub mod inflight_table;
+mod maps;
+mod probes;
+
+use aya::{Ebpf, EbpfError, maps::MapData, maps::MapError, maps::RingBuf, programs::ProgramError};
+use thiserror::Error;
+
+use self::{
+    attach::{Links, Plan},
+    maps::{BioOwnerTable, DeviceTable, KernelMaps},
+};
+pub use self::{
+    config::TraceConfig,
+    inflight_table::InflightTable,
+    maps::{CounterTable, LossTable},
+    probes::{Attach, PROBES, Probe, short_reason},
+};
+use aio_trace_common::{CtxCounters, CtxKey, DevCounters};
+
+use crate::model::{LossCounts, ProgramCost};
+
+/// The eBPF object built by build.rs.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/aio-trace"));
+
+/// Why tracing could not start. Each variant's message is one sentence for the user.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("missing {0}, which loading eBPF programs needs: run as root (sudo aio-trace …)")]
+    MissingCapabilities(String),
+    #[error("tracefs is not mounted at /sys/kernel/tracing and mounting it failed: {0}")]
+    Tracefs(#[source] std::io::Error),
+    #[error(
+        "this kernel has no tracepoint {0}, which aio-trace needs (is CONFIG_FTRACE_SYSCALLS set?)"
+    )]
+    MissingTracepoint(String),
+    #[error("comm filter {0:?} is longer than the kernel's 15-byte task name")]
+    CommTooLong(String),
+    #[error("the kernel refused to load aio-trace's eBPF object: {0}")]
+    Load(#[source] EbpfError),
+    #[error("could not attach to tracepoint {program}: {source}")]
+    Attach {
+        program: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("could not enable the kernel's BPF statistics: {0}")]
+    Stats(#[source] aya::sys::SyscallError),
+    #[error("eBPF map {0} is missing or of the wrong type: {1}")]
+    Map(&'static str, #[source] MapError),
+    #[error("too many --pid values: pid {0} found no room in the kernel's pid table")]
+    TooManyPids(u32),
+}
+
+/// The loaded, attached kernel half and the maps the user half reads.
+pub struct Tracer {
+    /// Owns the programs and their links; dropping it detaches everything.
+    ebpf: Option<Ebpf>,
+    pub inflight: InflightTable,
+    counters: CounterTable,
+    /// Kernel id of the counters map, to open more handles on it.
+    counters_id: Option<u32>,
+    loss: LossTable,
+    /// Kernel id of the loss map, likewise.
+    loss_id: Option<u32>,
+    devices: DeviceTable,
+    bio_owners: BioOwnerTable,
+    /// Keeps kernel.bpf_stats_enabled on while open.
+    bpf_stats: Option<std::os::fd::OwnedFd>,
+    /// Kernel ids of the loaded programs, by name.
+    program_ids: Vec<(String, u32)>,
+    /// Every attachment, to detach them all at once (see `detach`).
+    links: Links,
+    /// The programs' costs when they were detached.
+    final_costs: Vec<ProgramCost>,
+    /// Optional probes that could not be attached, with the reason.
+    pub skipped: Vec<(Probe, String)>,
+    /// Monotonic ns when every probe was attached.
+    pub attached_ns: u64,
+}
+
+/// RLIMIT_MEMLOCK only matters before kernel 5.11 (memcg accounting since):
+/// raise it where allowed, ignore a refusal.
+fn raise_memlock() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit only reads the rlimit it is given, a valid local.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+}
+
+fn enable_bpf_stats() -> Result<std::os::fd::OwnedFd, LoadError> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(LoadError::Stats)
+}
+
+impl Tracer {
+    /// Tells the user, on stderr, which optional probes are not attached and why.
+    pub fn warn_skipped(&self) {
+        for (probe, reason) in &self.skipped {
+            eprintln!(
+                "aio-trace: skipping {}: {}",
+                probe.tracepoint(),
+                short_reason(reason)
+            );
+        }
+    }
+
+    /// Checks privileges and tracepoints, loads the object and attaches every
+    /// probe. Returns the tracer and the ring buffer its records arrive on.
+    pub fn start(config: &TraceConfig) -> Result<(Self, RingBuf<MapData>), LoadError> {
+        probes::check_prerequisites()?;
+        raise_memlock();
+        let globals = config::Globals::new(config)?;
+        let mut ebpf = globals
+            .loader()
+            .load(EBPF_OBJECT)
+            .map_err(LoadError::Load)?;
+        maps::fill_pid_filter(&mut ebpf, &config.pids)?;
+        let maps = KernelMaps::take(&mut ebpf)?;
+        let plan = Plan {
+            block: config.block,
+            args_from_regs: globals.args_from_regs != 0,
+            no_offsets: globals.offsets_error.as_deref(),
+        };
+        let (links, skipped) = attach::attach_all(&mut ebpf, &plan)?;
+        // Stats count from here: no program runs before its attach anyway.
+        let bpf_stats = config.bpf_stats.then(enable_bpf_stats).transpose()?;
+        let program_ids = ebpf
+            .programs()
+            .filter_map(|(name, program)| Some((name.to_owned(), program.info().ok()?.id())))
+            .collect();
+        let tracer = Self {
+            ebpf: Some(ebpf),
+            bpf_stats,
+            program_ids,
+            links,
+            final_costs: Vec::new(),
+            inflight: maps.inflight,
+            counters: maps.counters,
+            counters_id: maps.counters_id,
+            loss: maps.loss,
+            loss_id: maps.loss_id,
+            devices: maps.devices,
+            bio_owners: maps.bio_owners,
+            skipped,
+            attached_ns: crate::clock::monotonic_ns(),
+        };
+        Ok((tracer, maps.events))
+    }
+
+    /// Detaches and unloads every program. The maps stay readable, so what
+    /// the ring buffer still holds can be drained afterwards.
+    pub fn detach(&mut self) {
+        if self.ebpf.is_some() {
+            self.final_costs = self.program_costs();
+        }
+        let Some(mut ebpf) = self.ebpf.take() else {
+            return;
+        };
+        attach::detach_all(&mut ebpf, std::mem::take(&mut self.links));
+        drop(ebpf);
+    }
+
+    /// Per (pid, ctx) counters, summed over CPUs, in key order.
+    pub fn counters(&self) -> Vec<(CtxKey, CtxCounters)> {
+        self.counters.snapshot()
+    }
+
+    /// Run count and run time of each of our programs so far (run time only
+    /// counts while BPF stats are enabled: see `TraceConfig::bpf_stats`).
+    pub fn program_costs(&self) -> Vec<ProgramCost> {
+        if self.ebpf.is_none() {
+            return self.final_costs.clone();
+        }
+        self.program_table().costs()
+    }
+
+    /// Our programs' ids, to read their costs from another thread.
+    pub fn program_table(&self) -> ProgramTable {
+        ProgramTable(self.program_ids.clone())
+    }
+
+    /// Turns the kernel's BPF run-time statistics on from now until the
+    /// tracer is dropped, if they are not on yet (`top`'s self-overhead).
+    pub fn enable_stats(&mut self) -> Result<(), LoadError> {
+        if self.bpf_stats.is_none() {
+            self.bpf_stats = Some(enable_bpf_stats()?);
+        }
+        Ok(())
+    }
+
+    /// Iocbs in the in-flight table now.
+    pub fn inflight_len(&self) -> std::io::Result<usize> {
+        self.inflight.count()
+    }
+
+    /// Per block device counters, summed over CPUs, in device order.
+    pub fn devices(&self) -> Vec<(u32, DevCounters)> {
+        self.devices.snapshot()
+    }
+
+    /// Bios queued by traced tasks whose completion has not been seen (the
+    /// bio owner table's entries): 0 once their I/O is done. Reads the whole
+    /// table, one lookup per entry.
+    pub fn bio_owners(&self) -> usize {
+        self.bio_owners.in_use()
+    }
+
+    /// Another handle on the counters map, for a thread that does not own the tracer.
+    pub fn counter_table(&self) -> Result<CounterTable, MapError> {
+        CounterTable::open(self.counters_id)
+    }
+
+    /// The kernel half's loss counters, summed over CPUs.
+    pub fn losses(&self) -> LossCounts {
+        self.loss.snapshot()
+    }
+
+    /// Another handle on the loss map, for a thread that does not own the tracer.
+    pub fn loss_table(&self) -> Result<LossTable, MapError> {
+        LossTable::open(self.loss_id)
+    }
+}
+
+/// aio-trace's programs by kernel id.
+#[derive(Clone, Debug)]
+pub struct ProgramTable(Vec<(String, u32)>);
+
+impl ProgramTable {
+    /// Run count and run time of each program, most expensive first.
+    pub fn costs(&self) -> Vec<ProgramCost> {
+        let mut costs: Vec<_> = aya::programs::loaded_programs()
+            .filter_map(Result::ok)
+            .filter_map(|info| {
+                let (name, _) = self.0.iter().find(|(_, id)| *id == info.id())?;
+                Some(ProgramCost {
+                    program: name.clone(),
+                    runs: info.run_count(),
+                    run_ns: info.run_time().as_nanos() as u64,
+                })
+            })
+            .collect();
+        costs.sort_by_key(|c| std::cmp::Reverse(c.run_ns));
+        costs
+    }
+}
+
+#[cfg(test)]
+mod tests;
