@@ -7,6 +7,7 @@ use std::{
     io::{BufRead, BufReader, ErrorKind, Read, Write},
     net::{SocketAddr, TcpStream},
     process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -22,6 +23,8 @@ struct Serve {
     addr: SocketAddr,
     /// The stderr lines printed before the banner.
     preamble: Vec<String>,
+    /// What it printed on stderr after the banner, so far.
+    rest: Arc<Mutex<String>>,
 }
 
 impl Serve {
@@ -48,12 +51,21 @@ impl Serve {
             preamble.push(line);
         };
         // Keep draining stderr so the child never blocks on it.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        let rest = Arc::new(Mutex::new(String::new()));
+        let into = rest.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let mut rest = into.lock().unwrap();
+                rest.push_str(&line);
+                rest.push('\n');
+            }
+        });
         let addr = SocketAddr::from(([127, 0, 0, 1], addr.port()));
         Self {
             child,
             addr,
             preamble,
+            rest,
         }
     }
 
@@ -176,6 +188,11 @@ fn held_connections_neither_lock_out_a_scrape_nor_spin_a_core() {
             cpu < Duration::from_millis(500),
             "fd limited: {fd_limited}: serve used {cpu:?} of CPU in 2 s with {} connections held",
             held.len()
+        );
+        let stderr = serve.rest.lock().unwrap().clone();
+        assert!(
+            stderr.lines().count() <= 1,
+            "fd limited: {fd_limited}: more than one line on stderr:\n{stderr}"
         );
         drop(held);
         serve.stop();

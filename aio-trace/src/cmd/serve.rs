@@ -81,6 +81,11 @@ const MAX_CONNECTIONS: usize = 64;
 /// the pending connection stays queued, so retrying at once would spin a core.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// At most one message about failing accepts per this long: every idle
+/// connection closed to make room is followed by another failure, so a
+/// message per failure would flood stderr.
+const ACCEPT_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How long connections may stay silent or open, from the command line.
 #[derive(Clone, Copy)]
 struct Timeouts {
@@ -314,8 +319,7 @@ fn serve_http(
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let mut next_id = 0u64;
-        // One message per run of failures, not one per failed accept.
-        let mut failing = false;
+        let mut warned_at: Option<std::time::Instant> = None;
         loop {
             // With every slot answering a request, leave new connections
             // queued in the kernel until one finishes.
@@ -323,18 +327,15 @@ fn serve_http(
                 connections.changed.notified().await;
             }
             let stream = match listener.accept().await {
-                Ok((stream, _)) => {
-                    failing = false;
-                    stream
-                }
+                Ok((stream, _)) => stream,
                 Err(e) if is_per_connection(&e) => continue,
                 Err(e) => {
-                    if !failing {
+                    if warned_at.is_none_or(|t| t.elapsed() >= ACCEPT_WARNING_INTERVAL) {
                         eprintln!(
                             "aio-trace: cannot accept a metrics connection: {e}; \
-                             closing idle ones and retrying"
+                             closing idle ones and retrying (not reported again for a minute)"
                         );
-                        failing = true;
+                        warned_at = Some(std::time::Instant::now());
                     }
                     // Out of file descriptors: an idle connection's gives the
                     // queued one a chance; yielding lets the aborted task drop.
