@@ -315,6 +315,25 @@ pub struct ServeArgs {
     /// Give up on an iocb not reaped after this many seconds (counted as aged_out).
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration)]
     pub inflight_timeout: Duration,
+    /// Close a connection that has not sent a whole request head this many
+    /// seconds after connecting or after its last response.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_http_timeout)]
+    pub header_timeout: Duration,
+    /// Close a connection open longer than this many seconds, once its
+    /// current response is sent (or --header-timeout later at the latest).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_http_timeout)]
+    pub connection_timeout: Duration,
+}
+
+/// A positive number of seconds up to a day: the HTTP server adds it to the
+/// current time, which a vast value would overflow.
+pub fn parse_http_timeout(s: &str) -> Result<Duration, String> {
+    if s.parse::<f64>().is_ok_and(|secs| secs > 86_400.0) {
+        return Err(format!(
+            "the timeout must be at most 86400 seconds (a day), not {s}"
+        ));
+    }
+    parse_duration(s)
 }
 
 /// A positive number of seconds (fractions allowed).
@@ -331,6 +350,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_timeouts_are_positive_and_at_most_a_day() {
+        assert_eq!(parse_http_timeout("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_http_timeout("0").is_err());
+        assert!(parse_http_timeout("86401").is_err());
+        assert!(parse_http_timeout("1e30").is_err());
+    }
 
     #[test]
     fn durations_must_be_positive_numbers() {
