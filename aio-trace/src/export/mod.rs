@@ -7,8 +7,6 @@ pub mod file;
 pub mod jsonl;
 pub mod perfetto;
 pub mod prometheus;
-#[cfg(test)]
-mod schema_tests;
 
 use std::path::Path;
 

@@ -13,4 +13,6 @@ pub use render::render_text;
 pub use stats::{By, Report, Stats};
 
 #[cfg(test)]
+mod schema_tests;
+#[cfg(test)]
 mod tests;

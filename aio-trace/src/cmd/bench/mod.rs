@@ -51,7 +51,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         args.rounds,
         args.duration.as_secs_f64() / f64::from(args.rounds)
     );
-    let comparisons = phases::run(config, cancel_on_signal()).await?;
+    let segment_size = config.base.segment_size;
+    let (phases, traced) = phases::run(config, cancel_on_signal()).await?;
+    let comparisons = aggregate::aggregate(&phases, &traced, segment_size);
     if args.json {
         println!("{}", render::to_json(&comparisons));
     } else if comparisons.len() == 1 {

@@ -22,8 +22,6 @@ use aio_trace_common::{CtxCounters, CtxKey};
 use anyhow::{Context as _, Result};
 use hdrhistogram::Histogram;
 
-use super::aggregate::{Comparison, aggregate};
-
 pub struct BenchConfig {
     /// Shape and target; `mode`, `segments` and `stop` are set per phase.
     pub base: WorkloadConfig,
@@ -155,8 +153,12 @@ pub fn schedule(segments: &[u32], rounds: u32) -> Vec<(u32, Mode)> {
     out
 }
 
-/// Runs every phase on one target with the tracer filtered to this process.
-pub async fn run(config: BenchConfig, cancel: Arc<AtomicBool>) -> Result<Vec<Comparison>> {
+/// Runs every phase on one target with the tracer filtered to this process:
+/// what the workload did per phase, and what the tracer saw of each.
+pub async fn run(
+    config: BenchConfig,
+    cancel: Arc<AtomicBool>,
+) -> Result<(Vec<Phase>, Vec<Traced>)> {
     for &segments in &config.segments {
         WorkloadConfig {
             segments,
@@ -241,11 +243,7 @@ pub async fn run(config: BenchConfig, cancel: Arc<AtomicBool>) -> Result<Vec<Com
     if losses.total() != 0 {
         eprintln!("aio-trace: the tracer lost events during the bench: {losses:?}");
     }
-    Ok(aggregate(
-        &phases,
-        &per_phase.phases,
-        config.base.segment_size,
-    ))
+    Ok((phases, per_phase.phases))
 }
 
 #[cfg(test)]

@@ -1,17 +1,19 @@
 //! Every field of the record schema (`model::IocbFields`) through every
 //! format: written by the JSONL, CSV and Perfetto writers, read back by the
-//! report's parser where the format is one it reads. Test code over the
-//! export layer; it fails when a field of the schema is missing from any.
+//! report's parser where the format is one it reads. It lives with the
+//! parser, the layer above the writers; it fails when a field of the schema is missing from any.
 
 use aio_trace_common::IocbRecord;
 use serde_json::Value;
 
-use super::{Closing, Exporter, Filters, Header, csv::CsvWriter, jsonl::JsonlWriter};
+use super::{Row, read};
 use crate::{
-    export::perfetto::PerfettoWriter,
+    export::{
+        Closing, Exporter, Filters, Header, csv::CsvWriter, jsonl::JsonlWriter,
+        perfetto::PerfettoWriter,
+    },
     model::{IocbJson, IocbRow, LossCounts, field_names, sample_record},
     reader::Record,
-    report::{Row, read},
     session::Sink,
 };
 
