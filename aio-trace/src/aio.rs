@@ -1,5 +1,7 @@
 //! Linux AIO through raw syscalls (no libaio): what the built-in workload and
 //! the integration tests drive.
+//!
+//! Layer: system access (a leaf). Imports only aio-trace-common.
 
 use std::{io, os::fd::RawFd, time::Duration};
 

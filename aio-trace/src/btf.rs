@@ -6,6 +6,8 @@
 //! loader resolves the offsets here and hands them to the kernel half as a
 //! global. Only what that needs is parsed: structs, unions and the type
 //! modifiers between a member and its struct.
+//!
+//! Layer: system access (a leaf). Imports only aio-trace-common.
 
 use std::path::Path;
 

@@ -4,17 +4,17 @@
 //! listed before it):
 //!
 //! 1. Leaves and system access: [`clock`], [`tracefs`], [`btf`],
-//!    [`privileges`], [`usage`], [`aio`] (the AIO syscalls).
+//!    [`privileges`], [`aio`] (the AIO syscalls).
 //! 2. [`model`]: pure logic over decoded records — matching, aggregation,
-//!    histograms. No kernel, no I/O.
-//! 3. [`loader`] loads and attaches the kernel programs (aio-trace-ebpf) and
+//!    histograms, the record schema. No kernel, no I/O. Beside it,
+//!    [`workload`]: the built-in AIO workload, which imports only the leaves.
+//! 3. [`usage`] samples this process's costs into the model's types;
+//!    [`loader`] loads and attaches the kernel programs (aio-trace-ebpf) and
 //!    owns the handles to their maps, the kernel's in-flight table among them.
 //! 4. [`reader`] decodes the ring buffer into records; [`session`] drains it
 //!    into a sink and reclaims what nothing will reap.
 //! 5. Views over records: [`output`] (snoop lines), [`export`] (JSONL, CSV,
 //!    Perfetto, Prometheus), [`report`] (recordings read back), [`tui`] (`top`).
-//! 6. [`workload`]: the built-in AIO workload, used by the commands beside
-//!    the tracer; it imports only the leaves.
 //!
 //! The subcommands themselves live in the binary (`src/cmd/`), above all of
 //! these.

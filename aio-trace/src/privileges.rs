@@ -1,4 +1,6 @@
 //! What the process may do: the capabilities eBPF tracing needs.
+//!
+//! Layer: system access (a leaf). Imports nothing of the crate.
 
 use std::fs;
 

@@ -1,4 +1,6 @@
 //! Ring buffer bytes → typed records.
+//!
+//! Layer: decode. Imports only aio-trace-common; the session and the views import it.
 
 use aio_trace_common::{CtxRecord, IocbRecord, RECORD_CTX, RECORD_IOCB, RECORD_SYSCALL};
 use thiserror::Error;

@@ -1,5 +1,8 @@
 //! A tracing session: drains the ring buffer into a sink until told to stop,
 //! reclaims in-flight entries nothing will reap, then drains what is left.
+//!
+//! Layer: session, above the loader and the reader. Imports `clock`, `loader`,
+//! `reader` and `model`; the views and commands import it, never the reverse.
 
 use std::{
     collections::HashMap as StdHashMap,

@@ -1,5 +1,7 @@
 //! tracefs: where tracepoint ids live. Not mounted at boot on some machines,
 //! so the tool mounts it itself.
+//!
+//! Layer: system access (a leaf). Imports nothing of the crate.
 
 use std::{ffi::CString, io, path::Path};
 

@@ -1,7 +1,7 @@
 //! This process's resource usage (CPU time, resident memory) read from the
 //! kernel, as an overhead sample for [`crate::model::Overhead`].
 //!
-//! Layer: system access, beside `tracefs` and `btf`; imports only `model`.
+//! Layer: system access that fills the model's types; imports only `model`.
 
 use crate::model::OverheadSample;
 

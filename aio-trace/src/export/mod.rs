@@ -1,6 +1,9 @@
 //! Recordings for analysis elsewhere: JSONL, CSV, Perfetto, Prometheus.
 //! Each writer is a `session::Sink` over an `io::Write` (or, for Prometheus,
 //! a registry); the binary owns files, signals and the tracer.
+//!
+//! Layer: views. Imports `model`, `reader`, `session` (the `Sink` trait) and
+//! `output` (the exit summary); `report` reads what it writes.
 
 pub mod csv;
 pub mod file;

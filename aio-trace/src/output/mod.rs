@@ -1,4 +1,6 @@
 //! Views of the trace: snoop lines (text or JSON) and the exit summary.
+//!
+//! Layer: views. Imports `model`, `reader` and `session` (the `Sink` trait).
 
 mod fast_json;
 mod json;

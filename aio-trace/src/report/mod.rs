@@ -1,6 +1,9 @@
 //! `aio-trace report`: offline analysis of a JSONL or CSV recording.
 //! `parse` turns lines into rows (or a clear error naming the line),
 //! `stats` aggregates them, `render` prints the tables.
+//!
+//! Layer: views. Imports `model`, `reader` and `export` (the header and
+//! format version it checks); needs neither root nor the kernel.
 
 mod parse;
 mod render;

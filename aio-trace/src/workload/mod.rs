@@ -1,6 +1,9 @@
 //! The built-in workload: raw AIO over identical bytes, one vectored iocb of N
 //! segments per range or N scalar iocbs — the experiment of the patch that
 //! introduced IOCB_CMD_PREADV/PWRITEV.
+//!
+//! Layer: workload, beside the tracer rather than above it. Imports only
+//! `aio` and `clock`.
 
 pub mod background;
 pub mod config;
