@@ -37,85 +37,51 @@ pub fn render_comparison(c: &Comparison) -> String {
             cmp_ratio(b, a)
         );
     }
-    row(&mut s, "MB/s", sc.mb_per_s(), ve.mb_per_s(), 1);
-    row(&mut s, "iocbs/s", sc.iops(), ve.iops(), 0);
-    row(
-        &mut s,
-        "iocbs (workload)",
-        sc.iocbs as f64,
-        ve.iocbs as f64,
-        0,
-    );
-    row(
-        &mut s,
-        "iocbs (traced)",
-        sc.traced.iocbs as f64,
-        ve.traced.iocbs as f64,
-        0,
-    );
-    row(
-        &mut s,
-        "MB (workload)",
-        sc.bytes as f64 / 1e6,
-        ve.bytes as f64 / 1e6,
-        1,
-    );
-    row(
-        &mut s,
-        "MB (traced)",
-        sc.traced.bytes as f64 / 1e6,
-        ve.traced.bytes as f64 / 1e6,
-        1,
-    );
-    row(
-        &mut s,
-        "segments per iocb (traced)",
-        ratio(sc.traced.segs, sc.traced.iocbs),
-        ratio(ve.traced.segs, ve.traced.iocbs),
-        2,
-    );
-    row(
-        &mut s,
-        "io_submit calls per MB (traced)",
-        sc.per_mb(sc.traced.io_submit_calls),
-        ve.per_mb(ve.traced.io_submit_calls),
-        2,
-    );
-    row(
-        &mut s,
-        "io_getevents calls per MB (traced)",
-        sc.per_mb(sc.traced.io_getevents_calls),
-        ve.per_mb(ve.traced.io_getevents_calls),
-        2,
-    );
-    row(
-        &mut s,
-        "events per io_getevents",
-        sc.events_per_getevents(),
-        ve.events_per_getevents(),
-        2,
-    );
-    row(
-        &mut s,
-        "fs dispatches per MB (traced)",
-        sc.per_mb(sc.traced.dispatches),
-        ve.per_mb(ve.traced.dispatches),
-        2,
-    );
-    row(
-        &mut s,
-        "bios per MB (traced)",
-        sc.per_mb(sc.traced.bios),
-        ve.per_mb(ve.traced.bios),
-        2,
-    );
-    row(
-        &mut s,
-        "bios per iocb (traced)",
-        ratio(sc.traced.bios, sc.traced.iocbs),
-        ratio(ve.traced.bios, ve.traced.iocbs),
-        2,
-    );
+    // (name, the figure of one mode, digits): each row shows it for scalar
+    // and vectored, and their ratio.
+    type Figure = fn(&ModeTotals) -> f64;
+    let rows: [(&str, Figure, usize); 13] = [
+        ("MB/s", ModeTotals::mb_per_s, 1),
+        ("iocbs/s", ModeTotals::iops, 0),
+        ("iocbs (workload)", |m| m.iocbs as f64, 0),
+        ("iocbs (traced)", |m| m.traced.iocbs as f64, 0),
+        ("MB (workload)", |m| m.bytes as f64 / 1e6, 1),
+        ("MB (traced)", |m| m.traced.bytes as f64 / 1e6, 1),
+        (
+            "segments per iocb (traced)",
+            |m| ratio(m.traced.segs, m.traced.iocbs),
+            2,
+        ),
+        (
+            "io_submit calls per MB (traced)",
+            |m| m.per_mb(m.traced.io_submit_calls),
+            2,
+        ),
+        (
+            "io_getevents calls per MB (traced)",
+            |m| m.per_mb(m.traced.io_getevents_calls),
+            2,
+        ),
+        (
+            "events per io_getevents",
+            ModeTotals::events_per_getevents,
+            2,
+        ),
+        (
+            "fs dispatches per MB (traced)",
+            |m| m.per_mb(m.traced.dispatches),
+            2,
+        ),
+        ("bios per MB (traced)", |m| m.per_mb(m.traced.bios), 2),
+        (
+            "bios per iocb (traced)",
+            |m| ratio(m.traced.bios, m.traced.iocbs),
+            2,
+        ),
+    ];
+    for (name, figure, digits) in rows {
+        row(&mut s, name, figure(sc), figure(ve), digits);
+    }
     let (ls, lv) = (
         LatencyUs::from_histogram(&sc.latency),
         LatencyUs::from_histogram(&ve.latency),
