@@ -182,8 +182,8 @@ pub struct DoctorArgs {
     /// built-in workload runs (needs root).
     #[arg(long, alias = "self")]
     pub overhead: bool,
-    /// Seconds the --overhead measurement runs.
-    #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_duration)]
+    /// How long the --overhead measurement runs (seconds, or 500ms, 30s, 5m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "3", value_parser = parse_duration)]
     pub seconds: Duration,
     /// Measure --overhead without dispatch and block-layer attribution.
     #[arg(long)]
@@ -197,7 +197,7 @@ pub struct FilterArgs {
     #[arg(short = 'p', long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
     /// Trace only tasks with this exact name (at most 15 bytes).
-    #[arg(short = 'c', long = "comm", value_name = "COMM")]
+    #[arg(short = 'c', long = "comm", value_name = "COMM", value_parser = parse_comm)]
     pub comm: Option<String>,
     /// Skip dispatch and block-layer attribution (no bios, device or stage
     /// times in the records): about 40 % of the BPF time per iocb.
@@ -209,8 +209,8 @@ pub struct FilterArgs {
 pub struct SnoopArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// Stop after this many seconds.
-    #[arg(short = 'd', long = "duration", value_name = "SECS", value_parser = parse_duration)]
+    /// Stop after DURATION (seconds, or 500ms, 30s, 5m, 1h, 2d).
+    #[arg(short = 'd', long = "duration", value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// One JSON object per line: iocb records, then summary and lost lines at exit.
     #[arg(long)]
@@ -218,8 +218,8 @@ pub struct SnoopArgs {
     /// Ring buffer size (a power of two, at least one page; K/M suffixes).
     #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_size)]
     pub ring_size: u64,
-    /// Give up on an iocb not reaped after this many seconds (counted as aged_out).
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration)]
+    /// Give up on an iocb not reaped after DURATION (counted as aged_out).
+    #[arg(long, value_name = "DURATION", default_value = "30", value_parser = parse_duration)]
     pub inflight_timeout: Duration,
 }
 
@@ -234,8 +234,8 @@ pub struct TopArgs {
     /// alternating scalar and vectored phases.
     #[arg(long)]
     pub workload: bool,
-    /// Seconds per workload phase.
-    #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_duration, requires = "workload")]
+    /// Length of each workload phase (seconds, or 500ms, 30s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "3", value_parser = parse_duration, requires = "workload")]
     pub phase: Duration,
     /// Replay a recording (`record` JSONL or CSV, `snoop --json`) instead of
     /// tracing live; needs no privileges. Keys: p/space play/pause, +/- speed.
@@ -260,8 +260,8 @@ pub struct RecordArgs {
     pub format: Option<RecordFormat>,
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// Stop after this many seconds.
-    #[arg(short = 'd', long = "duration", value_name = "SECS", value_parser = parse_duration)]
+    /// Stop after DURATION (seconds, or 500ms, 30s, 5m, 1h, 2d).
+    #[arg(short = 'd', long = "duration", value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Stop after this many iocb and syscall records.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -269,15 +269,15 @@ pub struct RecordArgs {
     /// Overwrite FILE if it exists.
     #[arg(long)]
     pub force: bool,
-    /// Give up on an iocb not reaped after this many seconds (counted as aged_out).
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration)]
+    /// Give up on an iocb not reaped after DURATION (counted as aged_out).
+    #[arg(long, value_name = "DURATION", default_value = "30", value_parser = parse_duration)]
     pub inflight_timeout: Duration,
     /// Also run the built-in workload while recording (randread, 8 × 4K,
     /// iodepth 32, 64M temp file, alternating scalar and vectored phases).
     #[arg(long)]
     pub workload: bool,
-    /// Seconds per workload phase.
-    #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_duration, requires = "workload")]
+    /// Length of each workload phase (seconds, or 500ms, 30s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "3", value_parser = parse_duration, requires = "workload")]
     pub phase: Duration,
 }
 
@@ -325,26 +325,81 @@ pub struct ServeArgs {
     pub connection_timeout: Duration,
 }
 
-/// A positive number of seconds up to a day: the HTTP server adds it to the
+/// A positive duration up to a day: the HTTP server adds it to the
 /// current time, which a vast value would overflow.
 pub fn parse_http_timeout(s: &str) -> Result<Duration, String> {
-    if s.parse::<f64>().is_ok_and(|secs| secs > 86_400.0) {
-        return Err(format!(
-            "the timeout must be at most 86400 seconds (a day), not {s}"
-        ));
+    let timeout = parse_duration(s)?;
+    if timeout > Duration::from_secs(86_400) {
+        return Err(format!("the timeout must be at most a day (86400s, 1d), not {s}"));
     }
-    parse_duration(s)
+    Ok(timeout)
 }
 
-/// A positive number of seconds (fractions allowed).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(secs > 0.0 && secs.is_finite()) {
-        return Err(format!("the duration must be more than 0 seconds, not {s}"));
+/// The kernel keeps a task's name in 16 bytes, the last one a NUL.
+const TASK_COMM_LEN: usize = 15;
+
+/// A task name to filter on: not empty (it would match no task) and at most
+/// the 15 bytes the kernel keeps (a longer one would never match either).
+pub fn parse_comm(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err(
+            "the task name is empty, and no task has an empty name: give one, as in ps -o comm"
+                .into(),
+        );
     }
-    Ok(Duration::from_secs_f64(secs))
+    if s.len() > TASK_COMM_LEN {
+        let mut end = TASK_COMM_LEN;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        return Err(format!(
+            "{s:?} is {} bytes, but the kernel keeps only the first {TASK_COMM_LEN} of a task's name: give -c {:?}",
+            s.len(),
+            &s[..end]
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// The longest duration accepted: longer is a typo, and the deadlines and
+/// nanosecond counts derived from a duration must not overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Units a duration may carry; a bare number is seconds.
+const DURATION_UNITS: [(&str, f64); 5] = [
+    ("ms", 0.001),
+    ("s", 1.0),
+    ("m", 60.0),
+    ("h", 3600.0),
+    ("d", 86400.0),
+];
+
+/// A positive duration of at most a year: a number of seconds (`30`, `1.5`)
+/// or a number with a unit (`500ms`, `30s`, `5m`, `1h`, `2d`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let text = s.trim();
+    // "ms" before "m" and "s": the first suffix that matches wins.
+    let (number, unit) = DURATION_UNITS
+        .iter()
+        .find_map(|&(suffix, unit)| Some((text.strip_suffix(suffix)?, unit)))
+        .unwrap_or((text, 1.0));
+    let value: f64 = number.trim().parse().map_err(|_| {
+        format!("{s:?} is not a duration: give seconds (30, 1.5) or a number with a unit (500ms, 30s, 5m, 1h, 2d)")
+    })?;
+    if !value.is_finite() {
+        return Err(format!("{s:?} is not a finite duration"));
+    }
+    let secs = value * unit;
+    if secs > MAX_DURATION.as_secs_f64() {
+        return Err(format!(
+            "{s} is too long: the duration must be at most 1 year (365d)"
+        ));
+    }
+    let duration = Duration::try_from_secs_f64(secs).unwrap_or(Duration::ZERO);
+    if duration.is_zero() {
+        return Err(format!("the duration must be more than 0, not {s}"));
+    }
+    Ok(duration)
 }
 
 #[cfg(test)]
@@ -356,16 +411,104 @@ mod tests {
         assert_eq!(parse_http_timeout("0.5"), Ok(Duration::from_millis(500)));
         assert!(parse_http_timeout("0").is_err());
         assert!(parse_http_timeout("86401").is_err());
+        assert!(parse_http_timeout("25h").is_err());
         assert!(parse_http_timeout("1e30").is_err());
     }
 
     #[test]
-    fn durations_must_be_positive_numbers() {
+    fn bare_numbers_are_seconds_and_fractions_are_allowed() {
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("0").is_err());
-        assert!(parse_duration("-3").is_err());
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("inf").is_err());
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1e3"), Ok(Duration::from_secs(1000)));
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(2 * 86400)));
+        assert_eq!(parse_duration("365d"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("0.5 s"), Ok(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn zero_negative_and_words_are_refused() {
+        for s in ["0", "0s", "-3", "-1m", "1e-12"] {
+            let e = parse_duration(s).unwrap_err();
+            assert!(e.contains("more than 0"), "{s}: {e}");
+        }
+        for s in ["soon", "", "s", "ms", "5x", "1 week", "5mm"] {
+            let e = parse_duration(s).unwrap_err();
+            assert!(e.contains("is not a duration"), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn infinite_and_not_a_number_are_refused_as_such() {
+        for s in ["inf", "-inf", "infinity", "NaN", "infs"] {
+            let e = parse_duration(s).unwrap_err();
+            assert!(e.contains("not a finite duration"), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn huge_durations_are_refused_not_a_panic() {
+        for s in ["1e20", "1e300", "1e308h", "366d", "31536001", "9000000h"] {
+            let e = parse_duration(s).unwrap_err();
+            assert!(e.contains("at most 1 year"), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn huge_durations_are_refused_by_every_option() {
+        for args in [
+            &["snoop", "-d", "1e20"][..],
+            &["snoop", "--inflight-timeout", "1e300"],
+            &["record", "-o", "x.jsonl", "--workload", "--phase", "1e300"],
+            &["top", "--workload", "--phase", "1e300"],
+            &["doctor", "--seconds", "inf"],
+        ] {
+            let e = Cli::try_parse_from(std::iter::once("aio-trace").chain(args.iter().copied()))
+                .unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_comm_is_refused() {
+        let e = Cli::try_parse_from(["aio-trace", "snoop", "-c", ""]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(e.to_string().contains("no task has an empty name"), "{e}");
+        for args in [
+            &["record", "-o", "x.jsonl", "-c", ""][..],
+            &["top", "-c", ""],
+            &["serve", "-c", ""],
+        ] {
+            let e = Cli::try_parse_from(std::iter::once("aio-trace").chain(args.iter().copied()))
+                .unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_comm_longer_than_the_kernel_keeps_is_refused_with_the_name_to_give() {
+        assert_eq!(parse_comm("fifteen-bytes-x"), Ok("fifteen-bytes-x".into()));
+        let e = parse_comm("a-very-long-task-name").unwrap_err();
+        assert!(e.contains("give -c \"a-very-long-tas\""), "{e}");
+        // Cut on a character boundary: 14 ASCII bytes then a 2-byte é.
+        let e = parse_comm("abcdefghijklmné").unwrap_err();
+        assert!(e.contains("give -c \"abcdefghijklmn\""), "{e}");
     }
 
     #[test]

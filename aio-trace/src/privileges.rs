@@ -4,6 +4,8 @@
 
 use std::fs;
 
+pub const CAP_DAC_OVERRIDE: u32 = 1;
+pub const CAP_DAC_READ_SEARCH: u32 = 2;
 pub const CAP_SYS_ADMIN: u32 = 21;
 pub const CAP_PERFMON: u32 = 38;
 pub const CAP_BPF: u32 = 39;
@@ -21,10 +23,15 @@ fn parse_cap_eff(status: &str) -> Option<u64> {
     u64::from_str_radix(line["CapEff:".len()..].trim(), 16).ok()
 }
 
+/// Whether the capability set `caps` holds `cap`.
+pub fn has(caps: u64, cap: u32) -> bool {
+    caps & (1 << cap) != 0
+}
+
 /// The capabilities missing for loading and attaching tracepoint programs:
 /// CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN, which implies both.
 pub fn missing_caps(caps: u64) -> Vec<&'static str> {
-    let has = |cap: u32| caps & (1 << cap) != 0;
+    let has = |cap: u32| has(caps, cap);
     if has(CAP_SYS_ADMIN) {
         return Vec::new();
     }

@@ -194,3 +194,41 @@ fn workload_stops_cleanly_on_sigterm() {
         "the temporary file is removed"
     );
 }
+
+/// `record --force` onto a FIFO nobody reads refuses it at once, after the
+/// tracer loaded, instead of blocking in open past --duration and signals.
+#[test]
+fn record_to_a_fifo_without_a_reader_is_refused_at_once() {
+    let dir = TempDir::new("fifo");
+    let fifo = format!("{}/out.jsonl", dir.path());
+    let c_path = std::ffi::CString::new(fifo.clone()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let mut child = Command::new(AIO_TRACE)
+        .args(["record", "--force", "-d", "1", "-o", &fifo])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("record to a FIFO without a reader still runs after 10 s (-d 1)");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.ends_with(&format!(
+            "aio-trace: no process is reading the FIFO {fifo}: start its reader first\n"
+        )),
+        "{stderr}"
+    );
+}

@@ -263,6 +263,57 @@ fn without_capabilities_it_names_the_missing_ones() {
     );
 }
 
+/// Runs aio-trace as uid 65534 with only CAP_BPF and CAP_PERFMON: enough to
+/// load and attach, not to read tracefs (mode 0700, owned by root).
+fn as_nobody_with_bpf_and_perfmon(args: &[&str]) -> std::process::Output {
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        panic!("setpriv (util-linux) is needed for this test");
+    }
+    let caps = "-all,+bpf,+perfmon";
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            &format!("--inh-caps={caps}"),
+            &format!("--ambient-caps={caps}"),
+            &format!("--bounding-set={caps}"),
+            AIO_TRACE,
+        ])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// CAP_BPF and CAP_PERFMON without CAP_DAC_READ_SEARCH: tracefs is mounted
+/// but unreadable, and the error says which capability is missing (not that
+/// tracefs is not mounted), once.
+#[test]
+fn an_unreadable_tracefs_names_cap_dac_read_search() {
+    let out = as_nobody_with_bpf_and_perfmon(&["snoop", "-d", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        "aio-trace: cannot read tracefs: /sys/kernel/tracing is mode 0700 for uid 0, and this process (uid 65534) lacks CAP_DAC_READ_SEARCH to read it: grant it too, or run as root (sudo aio-trace …)\n"
+    );
+}
+
+/// `doctor` in the same case blames the capability, not the kernel's config.
+#[test]
+fn doctor_blames_the_missing_capability_for_an_unreadable_tracefs() {
+    let out = as_nobody_with_bpf_and_perfmon(&["doctor"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let tracefs = stdout
+        .lines()
+        .find(|l| l.contains(" tracefs "))
+        .unwrap_or_else(|| panic!("no tracefs line: {stdout}"));
+    assert!(tracefs.contains("lacks CAP_DAC_READ_SEARCH"), "{tracefs}");
+    assert!(!stdout.contains("CONFIG_FTRACE_SYSCALLS"), "{stdout}");
+    assert!(!stdout.contains("not mounted"), "{stdout}");
+}
+
 /// An application that reaps from the AIO ring in user memory never calls
 /// io_getevents: its iocbs become records at their kernel completion (no reap
 /// time), instead of piling up in the in-flight table.

@@ -1,24 +1,21 @@
 //! `aio-trace record -o FILE`: every iocb to a file, until Ctrl-C, SIGTERM,
 //! SIGHUP, --duration or --max-records; then the closing lines.
 
-use std::{
-    fs::{File, OpenOptions},
-    io,
-    path::Path,
-    process::ExitCode,
-    sync::Arc,
-};
+use std::{fs::File, io, process::ExitCode, sync::Arc};
 
 use aio_trace::{
     export::{
-        Closing, Exporter, Filters, Format, Header, csv::CsvWriter, file::LineFile,
-        jsonl::JsonlWriter, perfetto::PerfettoWriter,
+        Closing, Exporter, Filters, Format, Header,
+        csv::CsvWriter,
+        file::{self, LineFile},
+        jsonl::JsonlWriter,
+        perfetto::PerfettoWriter,
     },
     loader::Tracer,
     reader::Record,
     session::{Session, Sink},
 };
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, anyhow};
 use tokio::sync::Notify;
 
 use aio_trace::workload::background::{self, Background};
@@ -56,23 +53,6 @@ impl<E: Sink> Sink for Limit<E> {
     }
 }
 
-fn create(path: &Path, force: bool) -> anyhow::Result<File> {
-    let mut options = OpenOptions::new();
-    options.write(true);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    options.open(path).map_err(|e| match e.kind() {
-        io::ErrorKind::AlreadyExists => anyhow!(
-            "{} already exists: choose another name or add --force to overwrite it",
-            path.display()
-        ),
-        _ => anyhow!("cannot create {}: {e}", path.display()),
-    })
-}
-
 pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let format = match args.format {
         Some(RecordFormat::Jsonl) => Format::Jsonl,
@@ -86,16 +66,12 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         })?,
     };
     let config = trace_config(&args.filter)?;
-    if args.output.exists() && !args.force {
-        bail!(
-            "{} already exists: choose another name or add --force to overwrite it",
-            args.output.display()
-        );
-    }
+    // What can be refused without opening is refused before the tracer loads.
+    file::check_output(&args.output, args.force)?;
     // Load the tracer first: a user without privileges gets that error, and no empty file.
     let (tracer, ring) = Tracer::start(&config)?;
     tracer.warn_skipped();
-    let file = LineFile::new(create(&args.output, args.force)?);
+    let file = LineFile::new(file::create_output(&args.output, args.force)?);
     let header = Header::here(
         Filters {
             pids: config.pids.clone(),

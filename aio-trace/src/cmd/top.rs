@@ -1,7 +1,12 @@
 //! `aio-trace top`: the live table (aio_trace::tui), optionally over the
 //! built-in workload, or a recording replayed (`--replay`, no tracer).
 
-use std::{process::ExitCode, time::Duration};
+use std::{
+    fs::OpenOptions,
+    io::{self, IsTerminal as _},
+    process::ExitCode,
+    time::Duration,
+};
 
 use aio_trace::{
     model::comm_str,
@@ -11,7 +16,30 @@ use aio_trace::{
     },
 };
 
+use anyhow::bail;
+
 use crate::{cli::TopArgs, cmd::common::trace_config};
+
+/// The table is drawn on stdout and its keys read from stdin, or from the
+/// controlling terminal when stdin is not one (as crossterm does): without
+/// them the terminal library fails with a bare errno (ENOTTY, ENXIO).
+fn ensure_terminal(instead: &str) -> anyhow::Result<()> {
+    let keys = io::stdin().is_terminal()
+        || OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .is_ok();
+    if !io::stdout().is_terminal() {
+        bail!("top draws a live table and needs a terminal, but its output is not one: {instead}");
+    }
+    if !keys {
+        bail!(
+            "top draws a live table and needs a terminal to read keys from, and this process has none: {instead}"
+        );
+    }
+    Ok(())
+}
 
 pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
     let interval = Duration::from_millis(args.interval);
@@ -24,6 +52,10 @@ pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         };
+        ensure_terminal(&format!(
+            "for its numbers as text, run aio-trace report {}",
+            path.display()
+        ))?;
         let filter = &args.filter;
         let mut described = Vec::new();
         if !filter.pids.is_empty() {
@@ -54,6 +86,9 @@ pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
         .await?;
         return Ok(ExitCode::SUCCESS);
     }
+    ensure_terminal(
+        "for one line per iocb, run aio-trace snoop; to a file, aio-trace record -o FILE",
+    )?;
     let options = TopOptions {
         trace: trace_config(&args.filter)?,
         interval,

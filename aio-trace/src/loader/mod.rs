@@ -43,8 +43,8 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 pub enum LoadError {
     #[error("missing {0}, which loading eBPF programs needs: run as root (sudo aio-trace …)")]
     MissingCapabilities(String),
-    #[error("tracefs is not mounted at /sys/kernel/tracing and mounting it failed: {0}")]
-    Tracefs(#[source] std::io::Error),
+    #[error(transparent)]
+    Tracefs(#[from] crate::tracefs::TracefsError),
     #[error(
         "this kernel has no tracepoint {0}, which aio-trace needs (is CONFIG_FTRACE_SYSCALLS set?)"
     )]
