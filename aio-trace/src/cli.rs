@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aio_trace::workload::{
     Mode, Rw, Stop, Target, WorkloadConfig,
-    config::{default_temp_dir, parse_size},
+    config::{default_temp_dir, parse_nonzero_size, parse_size},
 };
 use clap::{Args, Parser, Subcommand};
 
@@ -51,14 +51,18 @@ pub struct TargetArgs {
     /// Directory for a temporary file (default $TMPDIR or /var/tmp), removed afterwards.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<std::path::PathBuf>,
-    /// Keep the temporary file.
+    /// Keep the temporary file (it is otherwise unlinked as soon as it is created).
     #[arg(long)]
     pub keep: bool,
     /// Allow writes to --device (refused anyway when it is mounted).
     #[arg(long)]
     pub allow_device_writes: bool,
+    /// Allow writes to an existing --file: a --rw that writes, or the --verify
+    /// pattern (a file the workload creates needs no flag).
+    #[arg(long)]
+    pub allow_file_writes: bool,
     /// Bytes of the target to use (K/M/G suffixes); a new file gets 256M.
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_nonzero_size)]
     pub size: Option<u64>,
     /// Use the page cache instead of O_DIRECT.
     #[arg(long)]
@@ -85,7 +89,7 @@ pub struct ShapeArgs {
     /// Ranges in flight (vectored: iocbs; scalar: groups of --segments iocbs).
     #[arg(long, default_value_t = 32)]
     pub iodepth: u32,
-    /// Ranges per io_submit call.
+    /// Ranges per io_submit call (at most --iodepth).
     #[arg(long, default_value_t = 1)]
     pub batch: u32,
     /// io_getevents min_nr.
@@ -119,7 +123,8 @@ pub struct WorkloadArgs {
     /// Stop after this many ranges (N vectored iocbs, or N × segments scalar iocbs).
     #[arg(long, value_name = "N")]
     pub ops: Option<u64>,
-    /// Write a known pattern, read it back and check every byte.
+    /// Write a known pattern, read it back and check every byte (over an
+    /// existing --file only with --allow-file-writes).
     #[arg(long)]
     pub verify: bool,
     /// One JSON object instead of the table.
@@ -138,6 +143,7 @@ impl WorkloadArgs {
             target: self.target.target(),
             keep: self.target.keep,
             allow_device_writes: self.target.allow_device_writes,
+            allow_file_writes: self.target.allow_file_writes,
             mode: self.mode,
             segments: self.segments,
             segment_size: self.shape.segment_size,

@@ -25,7 +25,8 @@ use crate::{
 
 #[derive(Debug, Error)]
 pub enum WorkloadError {
-    #[error("while {what}: {source}")]
+    // The cause is the error's source, which `{:#}` prints after this.
+    #[error("while {what}")]
     Syscall {
         what: &'static str,
         #[source]
