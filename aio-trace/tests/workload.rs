@@ -345,3 +345,27 @@ fn a_batch_above_the_iodepth_is_named() {
         )
     );
 }
+
+/// A new --file the workload cannot fill (a full disk) is removed again: a
+/// half-made file is nothing the user asked for.
+#[test]
+fn a_new_file_on_a_full_disk_is_one_sentence_and_removed() {
+    let dir = TempDir::new("full");
+    assert!(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1M", "tmpfs", dir.path()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let file = format!("{}/new.dat", dir.path());
+    let (code, stderr) = workload(&["--file", &file, "--size", "4M", "--buffered", "--ops", "1"]);
+    let left = std::path::Path::new(&file).exists();
+    let _ = Command::new("umount").arg(dir.path()).status();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!("aio-trace: while preallocating {file}: No space left on device (os error 28)\n")
+    );
+    assert!(!left, "the half-made file is removed");
+}
