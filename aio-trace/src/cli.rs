@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aio_trace::workload::{
     Mode, Rw, Stop, Target, WorkloadConfig,
-    config::{default_temp_dir, parse_size},
+    config::{default_temp_dir, parse_nonzero_size, parse_size},
 };
 use clap::{Args, Parser, Subcommand};
 
@@ -51,14 +51,18 @@ pub struct TargetArgs {
     /// Directory for a temporary file (default $TMPDIR or /var/tmp), removed afterwards.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<std::path::PathBuf>,
-    /// Keep the temporary file.
+    /// Keep the temporary file (it is otherwise unlinked as soon as it is created).
     #[arg(long)]
     pub keep: bool,
     /// Allow writes to --device (refused anyway when it is mounted).
     #[arg(long)]
     pub allow_device_writes: bool,
+    /// Allow writes to an existing --file: a --rw that writes, or the --verify
+    /// pattern (a file the workload creates needs no flag).
+    #[arg(long)]
+    pub allow_file_writes: bool,
     /// Bytes of the target to use (K/M/G suffixes); a new file gets 256M.
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_nonzero_size)]
     pub size: Option<u64>,
     /// Use the page cache instead of O_DIRECT.
     #[arg(long)]
@@ -85,7 +89,7 @@ pub struct ShapeArgs {
     /// Ranges in flight (vectored: iocbs; scalar: groups of --segments iocbs).
     #[arg(long, default_value_t = 32)]
     pub iodepth: u32,
-    /// Ranges per io_submit call.
+    /// Ranges per io_submit call (at most --iodepth).
     #[arg(long, default_value_t = 1)]
     pub batch: u32,
     /// io_getevents min_nr.
@@ -113,13 +117,14 @@ pub struct WorkloadArgs {
     pub segments: u32,
     #[arg(long, value_enum, default_value = "randread")]
     pub rw: Rw,
-    /// Run for this many seconds.
-    #[arg(short = 'd', long, value_name = "SECS", value_parser = parse_duration, conflicts_with = "ops")]
+    /// Run for this long (30, 1.5s, 5m …).
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "ops")]
     pub duration: Option<Duration>,
     /// Stop after this many ranges (N vectored iocbs, or N × segments scalar iocbs).
     #[arg(long, value_name = "N")]
     pub ops: Option<u64>,
-    /// Write a known pattern, read it back and check every byte.
+    /// Write a known pattern, read it back and check every byte (over an
+    /// existing --file only with --allow-file-writes).
     #[arg(long)]
     pub verify: bool,
     /// One JSON object instead of the table.
@@ -138,6 +143,7 @@ impl WorkloadArgs {
             target: self.target.target(),
             keep: self.target.keep,
             allow_device_writes: self.target.allow_device_writes,
+            allow_file_writes: self.target.allow_file_writes,
             mode: self.mode,
             segments: self.segments,
             segment_size: self.shape.segment_size,
@@ -166,8 +172,8 @@ pub struct BenchArgs {
     pub segments: Vec<u32>,
     #[arg(long, value_enum, default_value = "read")]
     pub rw: Rw,
-    /// Seconds per mode and segment count, split over the rounds.
-    #[arg(short = 'd', long, value_name = "SECS", default_value = "10", value_parser = parse_duration)]
+    /// Time per mode and segment count, split over the rounds.
+    #[arg(short = 'd', long, value_name = "DURATION", default_value = "10", value_parser = parse_duration)]
     pub duration: Duration,
     /// Alternations of scalar and vectored (to cancel drift).
     #[arg(long, default_value_t = 5)]
@@ -312,16 +318,16 @@ pub struct ServeArgs {
     pub listen: std::net::SocketAddr,
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// Give up on an iocb not reaped after this many seconds (counted as aged_out).
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration)]
+    /// Give up on an iocb not reaped after this long (counted as aged_out).
+    #[arg(long, value_name = "DURATION", default_value = "30", value_parser = parse_duration)]
     pub inflight_timeout: Duration,
-    /// Close a connection that has not sent a whole request head this many
-    /// seconds after connecting or after its last response.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_http_timeout)]
+    /// Close a connection that has not sent a whole request head this long
+    /// after connecting or after its last response.
+    #[arg(long, value_name = "DURATION", default_value = "10", value_parser = parse_http_timeout)]
     pub header_timeout: Duration,
-    /// Close a connection open longer than this many seconds, once its
+    /// Close a connection open longer than this, once its
     /// current response is sent (or --header-timeout later at the latest).
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_http_timeout)]
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_http_timeout)]
     pub connection_timeout: Duration,
 }
 
@@ -330,7 +336,9 @@ pub struct ServeArgs {
 pub fn parse_http_timeout(s: &str) -> Result<Duration, String> {
     let timeout = parse_duration(s)?;
     if timeout > Duration::from_secs(86_400) {
-        return Err(format!("the timeout must be at most a day (86400s, 1d), not {s}"));
+        return Err(format!(
+            "the timeout must be at most a day (86400s, 1d), not {s}"
+        ));
     }
     Ok(timeout)
 }

@@ -232,3 +232,63 @@ fn record_to_a_fifo_without_a_reader_is_refused_at_once() {
         "{stderr}"
     );
 }
+
+/// The workload's temporary file has no name once it is created, so no way
+/// out leaves it behind: not SIGKILL of `workload` or of `record --workload`
+/// (whose file goes in $TMPDIR), nor `record` failing on a full disk.
+#[test]
+fn no_exit_leaves_a_temporary_file() {
+    fn killed_after(mut child: Child, wait: Duration) {
+        std::thread::sleep(wait);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let dir = TempDir::new("kill-workload");
+    let workload = Command::new(AIO_TRACE)
+        .args(["workload", "--size", "64M", "-d", "30", "--dir", dir.path()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    killed_after(workload, Duration::from_millis(1500));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "workload, SIGKILL: {left:?}");
+
+    let dir = TempDir::new("kill-record");
+    let out = TempDir::new("kill-record-out");
+    let mut record = Command::new(AIO_TRACE)
+        .args([
+            "record",
+            "--format",
+            "jsonl",
+            "--workload",
+            "-d",
+            "30",
+            "-o",
+        ])
+        .arg(format!("{}/t.jsonl", out.path()))
+        .env("TMPDIR", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(record.stderr.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    assert!(banner.starts_with("Recording AIO"), "{banner:?}");
+    killed_after(record, Duration::from_millis(500));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "record --workload, SIGKILL: {left:?}");
+
+    let dir = TempDir::new("full-record");
+    let out = Command::new(AIO_TRACE)
+        .args(["record", "-o", "/dev/full", "--format", "jsonl", "--force"])
+        .args(["--workload", "-d", "2"])
+        .env("TMPDIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "record --workload to /dev/full: {left:?}");
+}

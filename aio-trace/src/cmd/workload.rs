@@ -11,8 +11,12 @@ use crate::{cli::WorkloadArgs, cmd::common::cancel_on_signal};
 pub async fn run(args: WorkloadArgs) -> anyhow::Result<ExitCode> {
     // First: a signal during the (possibly long) file fill must stop, not kill.
     let cancel = cancel_on_signal();
-    let config = args.config();
+    let mut config = args.config();
     config.validate()?;
+    if let Some(warning) = config.batch_warning() {
+        eprintln!("aio-trace: {warning}");
+        config.batch = config.iodepth;
+    }
     let target = target::open(&config)?;
     config.validate_for_target(target.block, target.size)?;
     let result = tokio::task::spawn_blocking(move || workload::run(&config, &target, &cancel))

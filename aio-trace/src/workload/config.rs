@@ -73,6 +73,9 @@ pub struct WorkloadConfig {
     pub target: Target,
     pub keep: bool,
     pub allow_device_writes: bool,
+    /// Lets a run write a file that existed before it (`--rw` writes, or the
+    /// `--verify` pattern); a file the run creates is its own to write.
+    pub allow_file_writes: bool,
     pub mode: Mode,
     pub segments: u32,
     pub segment_size: u64,
@@ -100,6 +103,7 @@ impl Default for WorkloadConfig {
             target: Target::TempIn(default_temp_dir()),
             keep: false,
             allow_device_writes: false,
+            allow_file_writes: false,
             mode: Mode::Vectored,
             segments: 8,
             segment_size: 4096,
@@ -135,6 +139,8 @@ pub enum ConfigError {
     ZeroSegmentSize,
     #[error("--{0} must be at least 1")]
     Zero(&'static str),
+    #[error("--size must be more than 0 bytes")]
+    ZeroSize,
     #[error("--read-pct must be between 0 and 100, not {0}")]
     ReadPct(u8),
     #[error("--reap-min {reap_min} is more than the {inflight} iocbs that can be in flight")]
@@ -169,6 +175,9 @@ impl WorkloadConfig {
                 return Err(ConfigError::Zero(name));
             }
         }
+        if self.size == Some(0) {
+            return Err(ConfigError::ZeroSize);
+        }
         if let Stop::Units(0) = self.stop {
             return Err(ConfigError::Zero("ops"));
         }
@@ -183,6 +192,17 @@ impl WorkloadConfig {
             });
         }
         Ok(())
+    }
+
+    /// The one-line warning for a --batch above --iodepth: a submit carries
+    /// only ranges whose buffers are free, so at most --iodepth of them.
+    pub fn batch_warning(&self) -> Option<String> {
+        (self.iodepth > 0 && self.batch > self.iodepth).then(|| {
+            format!(
+                "--batch {} is more than --iodepth {}: each io_submit carries at most {} ranges",
+                self.batch, self.iodepth, self.iodepth
+            )
+        })
     }
 
     /// Checks against the target's logical block size and usable size.
@@ -231,6 +251,15 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
+/// A byte count as `parse_size`, more than 0: for --size, where 0 bytes is
+/// no target at all.
+pub fn parse_nonzero_size(s: &str) -> Result<u64, String> {
+    match parse_size(s)? {
+        0 => Err(format!("the size must be more than 0 bytes, not {s}")),
+        n => Ok(n),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +274,35 @@ mod tests {
         assert!(parse_size("4X").is_err());
         assert!(parse_size("-1").is_err());
         assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn a_zero_size_is_refused() {
+        assert_eq!(parse_nonzero_size("4K"), Ok(4096));
+        assert_eq!(
+            parse_nonzero_size("0K"),
+            Err("the size must be more than 0 bytes, not 0K".into())
+        );
+        let c = WorkloadConfig {
+            size: Some(0),
+            ..WorkloadConfig::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::ZeroSize));
+    }
+
+    #[test]
+    fn a_batch_above_the_iodepth_is_named() {
+        let c = WorkloadConfig {
+            batch: 64,
+            iodepth: 4,
+            ..WorkloadConfig::default()
+        };
+        assert_eq!(
+            c.batch_warning().as_deref(),
+            Some("--batch 64 is more than --iodepth 4: each io_submit carries at most 4 ranges")
+        );
+        let fits = WorkloadConfig { batch: 4, ..c };
+        assert_eq!(fits.batch_warning(), None);
     }
 
     #[test]

@@ -25,7 +25,8 @@ use crate::{
 
 #[derive(Debug, Error)]
 pub enum WorkloadError {
-    #[error("while {what}: {source}")]
+    // The cause is the error's source, which `{:#}` prints after this.
+    #[error("while {what}")]
     Syscall {
         what: &'static str,
         #[source]
@@ -145,6 +146,66 @@ impl Slot {
     }
 }
 
+/// The AIO context and the memory its iocbs point into, torn down in the
+/// only safe order. The kernel writes read data into the buffers (and reads
+/// the iovec arrays) until each iocb completes, and direct I/O on regular
+/// files cannot be cancelled in practice: freeing a buffer first would let
+/// the device DMA into freed heap. So `Drop` reaps every iocb still in
+/// flight, then `ctx` (declared first, so dropped first) is destroyed, which
+/// also waits for anything left, and only then are the slots freed.
+struct Ring {
+    ctx: AioContext,
+    /// Iocbs submitted and not yet reaped.
+    inflight: usize,
+    events: Vec<IoEvent>,
+    slots: Vec<Slot>,
+}
+
+impl Ring {
+    /// io_submit until the backlog is accepted or the ring is full (EAGAIN: reap first).
+    fn submit(
+        &mut self,
+        backlog: &mut Vec<*mut Iocb>,
+        result: &mut WorkloadResult,
+    ) -> Result<(), WorkloadError> {
+        while !backlog.is_empty() {
+            result.io_submit_calls += 1;
+            match self.ctx.submit(backlog) {
+                Ok(n) => {
+                    self.inflight += n;
+                    backlog.drain(..n);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && self.inflight > 0 => {
+                    return Ok(());
+                }
+                Err(e) => return Err(syscall("submitting (io_submit)")(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// io_getevents for at least `min_nr` completions; they leave the
+    /// in-flight count at once, whatever their handling then returns.
+    fn reap(&mut self, min_nr: usize) -> io::Result<usize> {
+        let got = self.ctx.get_events(min_nr, &mut self.events, None)?;
+        self.inflight -= got;
+        Ok(got)
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        while self.inflight > 0 {
+            match self.reap(self.inflight) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // io_destroy, when `ctx` drops next, still waits for the rest.
+                Err(_) => break,
+            }
+        }
+    }
+}
+
 /// Runs the workload on an opened target until its stop condition or `cancel`.
 pub fn run(
     config: &WorkloadConfig,
@@ -159,10 +220,15 @@ pub fn run(
     // Page-aligned (as fio does): a 4 KiB segment is then one page, one bio
     // vector, instead of straddling two pages at the device's minimum alignment.
     let mem_align = target.mem_align.max(4096) as usize;
-    let mut slots: Vec<Slot> = (0..config.iodepth)
-        .map(|_| Slot::new(config, mem_align))
-        .collect();
-    let mut free: Vec<usize> = (0..slots.len()).rev().collect();
+    let mut ring = Ring {
+        ctx,
+        inflight: 0,
+        events: vec![IoEvent::default(); max_inflight],
+        slots: (0..config.iodepth)
+            .map(|_| Slot::new(config, mem_align))
+            .collect(),
+    };
+    let mut free: Vec<usize> = (0..ring.slots.len()).rev().collect();
     let mut plan = Plan::new(
         config.rw,
         config.read_pct,
@@ -171,17 +237,15 @@ pub fn run(
         config.seed,
     );
     let mut backlog: Vec<*mut Iocb> = Vec::with_capacity(max_inflight);
-    let mut events = vec![IoEvent::default(); max_inflight];
     let mut latency =
         Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds");
 
-    let mut result = WorkloadResult::new(config, ctx.id());
+    let mut result = WorkloadResult::new(config, ring.ctx.id());
     let (deadline, max_units) = match config.stop {
         Stop::After(d) => (Some(monotonic_ns() + d.as_nanos() as u64), u64::MAX),
         Stop::Units(n) => (None, n),
     };
     let started = monotonic_ns();
-    let mut inflight = 0usize;
 
     loop {
         let issuing = !cancel.load(Ordering::Relaxed)
@@ -195,7 +259,7 @@ pub fn run(
                     break;
                 }
                 let Some(index) = free.pop() else { break };
-                let slot = &mut slots[index];
+                let slot = &mut ring.slots[index];
                 slot.prepare(
                     index,
                     plan.next_unit(),
@@ -208,26 +272,26 @@ pub fn run(
                 backlog.extend(slot.iocbs.iter_mut().map(|c| c as *mut Iocb));
                 result.units += 1;
             }
-            submit(&ctx, &mut backlog, &mut inflight, &mut result)?;
+            ring.submit(&mut backlog, &mut result)?;
         }
-        if !backlog.is_empty() && inflight == 0 {
-            submit(&ctx, &mut backlog, &mut inflight, &mut result)?;
+        if !backlog.is_empty() && ring.inflight == 0 {
+            ring.submit(&mut backlog, &mut result)?;
         }
-        if inflight == 0 {
+        if ring.inflight == 0 {
             if !issuing || result.units >= max_units {
                 break;
             }
             continue;
         }
-        let min_nr = (config.reap_min as usize).min(inflight);
+        let min_nr = (config.reap_min as usize).min(ring.inflight);
         result.io_getevents_calls += 1;
-        let got = ctx
-            .get_events(min_nr, &mut events, None)
+        let got = ring
+            .reap(min_nr)
             .map_err(syscall("reaping (io_getevents)"))?;
         let now = monotonic_ns();
-        for ev in &events[..got] {
+        for ev in &ring.events[..got] {
             let (index, k) = ((ev.data >> 32) as usize, (ev.data & 0xffff_ffff) as usize);
-            let slot = &mut slots[index];
+            let slot = &mut ring.slots[index];
             let len = slot.iocb_bytes(config.mode, config.segment_size);
             if ev.res != len as i64 {
                 let offset = slot.unit.offset
@@ -260,35 +324,13 @@ pub fn run(
                 free.push(index);
             }
         }
-        inflight -= got;
     }
     result.finish(Duration::from_nanos(monotonic_ns() - started), &latency);
-    drop(ctx);
+    drop(ring);
     if config.verify {
         verify_target(target)?;
     }
     Ok(result)
-}
-
-/// io_submit until the backlog is accepted or the ring is full (EAGAIN: reap first).
-fn submit(
-    ctx: &AioContext,
-    backlog: &mut Vec<*mut Iocb>,
-    inflight: &mut usize,
-    result: &mut WorkloadResult,
-) -> Result<(), WorkloadError> {
-    while !backlog.is_empty() {
-        result.io_submit_calls += 1;
-        match ctx.submit(backlog) {
-            Ok(n) => {
-                *inflight += n;
-                backlog.drain(..n);
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && *inflight > 0 => return Ok(()),
-            Err(e) => return Err(syscall("submitting (io_submit)")(e)),
-        }
-    }
-    Ok(())
 }
 
 /// Reads the whole target back (plain pread) and checks the pattern.

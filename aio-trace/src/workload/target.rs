@@ -37,6 +37,8 @@ pub enum TargetError {
     Permission(PathBuf),
     #[error("refusing to write the block device {0} without --allow-device-writes")]
     DeviceWritesNotAllowed(PathBuf),
+    #[error("refusing to {what} the existing file {path} without --allow-file-writes")]
+    FileWritesNotAllowed { what: &'static str, path: PathBuf },
     #[error("refusing to write {0}: it is mounted")]
     DeviceMounted(PathBuf),
     #[error("--size {size} is larger than {path} ({available} bytes)")]
@@ -45,7 +47,8 @@ pub enum TargetError {
         available: u64,
         path: PathBuf,
     },
-    #[error("while {what} {path}: {source}")]
+    // The cause is the error's source, which `{:#}` prints after this.
+    #[error("while {what} {path}")]
     Io {
         what: &'static str,
         path: PathBuf,
@@ -62,7 +65,9 @@ fn io_error<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) ->
     }
 }
 
-/// An opened target. A temporary file is removed on drop unless kept.
+/// An opened target. A temporary file has no name left by the time it is
+/// returned (unless kept): it goes when its descriptor closes, however the
+/// process ends.
 #[derive(Debug)]
 pub struct OpenTarget {
     pub file: File,
@@ -74,7 +79,6 @@ pub struct OpenTarget {
     /// O_DIRECT buffer alignment.
     pub mem_align: u64,
     pub is_device: bool,
-    remove_on_drop: bool,
 }
 
 impl OpenTarget {
@@ -94,21 +98,13 @@ impl OpenTarget {
     }
 }
 
-impl Drop for OpenTarget {
-    fn drop(&mut self) {
-        if self.remove_on_drop {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// DIO alignment from statx (Linux 6.1+), else the device's logical block size.
 fn dio_alignment(file: &File) -> (u64, u64) {
-    // SAFETY: statx is plain integers: all zeros is a valid value.
+    // SAFETY: struct statx is plain integers, for which all zeros is valid.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     let empty = CString::default();
-    // SAFETY: a valid out-buffer, an open fd, and an empty NUL-terminated
-    // path with AT_EMPTY_PATH (the fd itself is examined).
+    // SAFETY: a valid descriptor, a NUL-terminated empty path, and `stx`
+    // writable for the whole struct statx.
     let rc = unsafe {
         libc::statx(
             file.as_raw_fd(),
@@ -224,7 +220,6 @@ fn open_device(config: &WorkloadConfig, path: &Path) -> Result<OpenTarget, Targe
         block,
         mem_align,
         is_device: true,
-        remove_on_drop: false,
     };
     if config.verify {
         fill(&target)?;
@@ -254,9 +249,20 @@ fn open_file(
         }
         Ok(meta) if !meta.is_file() => return Err(TargetError::NotRegularFile(path.to_owned())),
         Ok(meta) => {
+            let write = needs_write(config);
+            if write && !config.allow_file_writes {
+                return Err(TargetError::FileWritesNotAllowed {
+                    what: if config.rw.writes() {
+                        "write"
+                    } else {
+                        "write the --verify pattern over"
+                    },
+                    path: path.to_owned(),
+                });
+            }
             let file = OpenOptions::new()
                 .read(true)
-                .write(needs_write(config))
+                .write(write)
                 .custom_flags(direct_flag(config) | libc::O_NOFOLLOW)
                 .open(path)
                 .map_err(map_open_error(path, "opening"))?;
@@ -269,7 +275,6 @@ fn open_file(
                 block,
                 mem_align,
                 is_device: false,
-                remove_on_drop: false,
             };
             if config.verify {
                 fill(&target)?;
@@ -288,6 +293,11 @@ fn open_file(
         .custom_flags(direct_flag(config) | libc::O_NOFOLLOW)
         .open(path)
         .map_err(map_open_error(path, "creating"))?;
+    // A temporary file loses its name at once: no exit, SIGKILL included,
+    // can leave it behind.
+    if temporary {
+        fs::remove_file(path).map_err(io_error("unlinking", path))?;
+    }
     let size = config.size.unwrap_or(DEFAULT_NEW_FILE_SIZE);
     let (block, mem_align) = dio_alignment(&file);
     let target = OpenTarget {
@@ -297,16 +307,26 @@ fn open_file(
         block,
         mem_align,
         is_device: false,
-        remove_on_drop: temporary,
     };
-    // SAFETY: plain syscall on our fd.
-    if unsafe { libc::fallocate(target.file.as_raw_fd(), 0, 0, size as libc::off_t) } != 0 {
-        return Err(io_error("preallocating", path)(io::Error::last_os_error()));
+    let filled = preallocate(&target).and_then(|()| fill(&target));
+    if filled.is_err() && !temporary {
+        // Half made (a full disk, a signal): not a file the user can use.
+        let _ = fs::remove_file(path);
     }
-    // Written, not just allocated: reads of unwritten extents return zeros
-    // without touching the device, which would make every read measure nothing.
-    fill(&target)?;
-    Ok(target)
+    filled.map(|()| target)
+}
+
+/// Allocates the target's `size` bytes. `fill` then writes them: reads of
+/// unwritten extents return zeros without touching the device, which would
+/// make every read measure nothing.
+fn preallocate(target: &OpenTarget) -> Result<(), TargetError> {
+    // SAFETY: plain syscall on our own open descriptor.
+    if unsafe { libc::fallocate(target.file.as_raw_fd(), 0, 0, target.size as libc::off_t) } != 0 {
+        return Err(io_error("preallocating", &target.path)(
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 /// Writes the verify pattern over the target's first `size` bytes.

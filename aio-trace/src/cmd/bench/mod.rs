@@ -19,10 +19,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
-    let base = WorkloadConfig {
+    let mut base = WorkloadConfig {
         target: args.target.target(),
         keep: args.target.keep,
         allow_device_writes: args.target.allow_device_writes,
+        allow_file_writes: args.target.allow_file_writes,
         mode: Mode::Vectored,
         segments: 1,
         segment_size: args.shape.segment_size,
@@ -36,6 +37,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         buffered: args.target.buffered,
         ..WorkloadConfig::default()
     };
+    if let Some(warning) = base.batch_warning() {
+        eprintln!("aio-trace: {warning}");
+        base.batch = base.iodepth;
+    }
     let config = phases::BenchConfig {
         base,
         segments: args.segments.clone(),
