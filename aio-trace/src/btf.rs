@@ -40,11 +40,9 @@ const KIND_ENUM64: u32 = 19;
 /// Why an offset could not be resolved. Each message is one sentence.
 #[derive(Debug, Error)]
 pub enum BtfError {
-    #[error("cannot read the kernel's BTF at {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    // The cause is in the message, so not a `source` (printed twice otherwise).
+    #[error("cannot read the kernel's BTF at {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("the kernel's BTF is malformed: {0}")]
     Malformed(&'static str),
     #[error("the kernel's BTF has no struct {0}")]
@@ -138,9 +136,9 @@ impl Blob {
 
 impl Btf {
     pub fn from_file(path: &Path) -> Result<Self, BtfError> {
-        let read_error = |source| BtfError::Read {
+        let read_error = |error| BtfError::Read {
             path: path.display().to_string(),
-            source,
+            error,
         };
         let file = std::fs::File::open(path).map_err(read_error)?;
         let blob = match Blob::map(&file) {
@@ -333,6 +331,15 @@ pub fn kernel_offsets() -> Result<KernelOffsets, BtfError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_btf_file_names_its_cause_once() {
+        let Err(e) = Btf::from_file(Path::new("/nonexistent/vmlinux")) else {
+            panic!("a missing file must not parse")
+        };
+        let chain = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
+    }
 
     /// Builds a BTF blob from (name, info, size_or_type, extra words) types.
     fn blob(strings: &[u8], types: &[(u32, u32, u32, &[u32])]) -> Vec<u8> {

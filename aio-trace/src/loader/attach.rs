@@ -85,10 +85,10 @@ pub(super) fn attach_all(ebpf: &mut Ebpf, plan: &Plan) -> Result<(Links, Skipped
             Err(AttachError::Absent) => {
                 return Err(LoadError::MissingTracepoint(probe.tracepoint()));
             }
-            Err(AttachError::Program(source)) => {
+            Err(AttachError::Program(error)) => {
                 return Err(LoadError::Attach {
                     program: probe.program,
-                    source,
+                    error,
                 });
             }
         }

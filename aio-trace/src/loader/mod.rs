@@ -51,18 +51,19 @@ pub enum LoadError {
     MissingTracepoint(String),
     #[error("comm filter {0:?} is longer than the kernel's 15-byte task name")]
     CommTooLong(String),
+    // The causes below are part of the message and deliberately not a
+    // `#[source]`: the binary prints the whole chain, which would repeat them.
     #[error("the kernel refused to load aio-trace's eBPF object: {0}")]
-    Load(#[source] EbpfError),
-    #[error("could not attach to tracepoint {program}: {source}")]
+    Load(EbpfError),
+    #[error("could not attach to tracepoint {program}: {error}")]
     Attach {
         program: &'static str,
-        #[source]
-        source: ProgramError,
+        error: ProgramError,
     },
     #[error("could not enable the kernel's BPF statistics: {0}")]
-    Stats(#[source] aya::sys::SyscallError),
+    Stats(aya::sys::SyscallError),
     #[error("eBPF map {0} is missing or of the wrong type: {1}")]
-    Map(&'static str, #[source] MapError),
+    Map(&'static str, MapError),
     #[error("too many --pid values: pid {0} found no room in the kernel's pid table")]
     TooManyPids(u32),
 }
