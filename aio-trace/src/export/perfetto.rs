@@ -46,10 +46,10 @@ const RATE_BIN_NS: u64 = 10_000_000;
 const STAGES: [&str; 5] = ["dispatch", "queue", "device", "end_io", "reap lag"];
 
 /// The most lanes one context gets. A context needs about as many as it has
-/// iocbs in flight; past this, slices become async slices (`ph` "b"/"e", an
+/// iocbs in flight (the built-in workload's scalar phase keeps 256); past this, slices become async slices (`ph` "b"/"e", an
 /// id each), which the viewer lays out itself, so that a context with
 /// thousands in flight costs no more lanes.
-const MAX_LANES: usize = 256;
+const MAX_LANES: usize = 1024;
 
 /// The first lane tid: above any pid the kernel hands out (pid_max is at most
 /// 2^22), so that a lane never shares its tid with a traced process, which the
