@@ -1,28 +1,40 @@
-//! Perfetto / Chrome trace-event JSON (`{"traceEvents":[…]}`).
+//! Perfetto / Chrome trace-event JSON, written as the records arrive.
 //!
-//! One track per (process, AIO context): pid is the process, tid a synthetic
-//! id per context, named by `thread_name` metadata. Each iocb is a nestable
-//! async slice (`ph` "b"/"e", `cat` "iocb", an id of its own) from submit to
-//! reap (or kernel completion when nothing reaped it), with its stages as
-//! nested slices sharing its id, and every record field in `args`. Counter
-//! tracks per process: iocbs in flight, and MB/s completed per 10 ms.
+//! The file is the Trace Event Format's JSON array form: `[`, then one event
+//! per line, each followed by a comma; the normal end adds a last event (the
+//! loss counters) and the `]`. The format makes the `]` optional so that a
+//! trace from a process that died can still be read, and Perfetto's trace
+//! processor accepts the array cut short and the trailing comma, so after any
+//! kill the file opens up to its last whole line. The viewer sorts events by
+//! time itself: their order in the file is free, which is what lets each
+//! record be written as it comes, in reap order.
 //!
-//! Iocbs arrive in reap order, so the writer keeps the records (their raw
-//! 168-byte form) and writes the events sorted by time when the trace ends.
+//! Tracks: pid is the process; each AIO context has lanes, synthetic tids
+//! named by `thread_name` metadata ("ctx a", then "ctx a #2"…). Each iocb is a
+//! complete slice (`ph` "X") on one lane from submit to reap (or to the kernel
+//! completion when nothing reaped it), its stages complete slices nested in
+//! it, and every record field in its `args`. Iocbs of a context overlap, so a
+//! lane takes a slice only when the slice starts after everything already on
+//! the lane has ended: each lane is then properly nested whatever order the
+//! records come in. Counter tracks per process: iocbs in flight, and MB/s
+//! completed per 10 ms.
+//!
+//! The writer holds per-lane and per-process state and a bounded window of
+//! counter changes, never the records.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap, HashSet},
+    fmt::Write as _,
     io::{self, Write},
 };
 
-use aio_trace_common::IocbRecord;
-use serde::Serialize;
-use serde_json::json;
+use aio_trace_common::{CTX_DESTROY, CTX_EXIT, IocbRecord};
 
 use super::{Closing, Exporter};
 use crate::{
     model::{IocbView, Op, comm_str},
-    output::IocbJson,
+    output::write_iocb_line,
     reader::Record,
     session::Sink,
 };
@@ -33,85 +45,223 @@ const RATE_BIN_NS: u64 = 10_000_000;
 /// The stages nested in an iocb's slice, in time order.
 const STAGES: [&str; 5] = ["dispatch", "queue", "device", "end_io", "reap lag"];
 
+/// The most lanes one context gets. A context needs about as many as it has
+/// iocbs in flight (the built-in workload's scalar phase keeps 256); past this, slices become async slices (`ph` "b"/"e", an
+/// id each), which the viewer lays out itself, so that a context with
+/// thousands in flight costs no more lanes.
+const MAX_LANES: usize = 1024;
+
+/// The first lane tid: above any pid the kernel hands out (pid_max is at most
+/// 2^22), so that a lane never shares its tid with a traced process, which the
+/// viewer would take for that process's thread.
+const FIRST_TID: u32 = 1 << 24;
+
+/// How far behind the newest slice end the counters are written. Counter
+/// values are absolute, so a change can only be written once every earlier
+/// one is known; records come in reap order, so an iocb is known only after
+/// it ends, and its submit may be as far back as its latency. Iocbs slower
+/// than this have their in-flight count begin late, at the counters' time.
+const COUNTER_DELAY_NS: u64 = 100_000_000;
+
+/// The most counter changes held back, whatever their times: past it the
+/// oldest are written, so that the window stays bounded at any rate.
+const MAX_PENDING: usize = 1 << 16;
+
+/// The line buffer is written out once it holds this much, when a long run
+/// of counter changes is released at once.
+const LINE_SPILL: usize = 64 * 1024;
+
+/// The most processes remembered as named: past it the set starts over, and a
+/// process seen again is named again (a repeated name is harmless).
+const MAX_NAMED: usize = 1 << 16;
+
+/// One lane of a context: its tid, and when the last slice on it ends.
+#[derive(Clone, Copy, Debug)]
+struct Lane {
+    tid: u32,
+    busy_until: u64,
+}
+
+/// (pid, ctx, vectored syscalls rather than a context).
+type CtxKey = (u32, u64, bool);
+
+/// A change of a process's counters, held until the counters' time reaches it.
+/// Ordered by time; at one time an end before a begin, so that an iocb
+/// submitted as another completes does not count both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Change {
+    ts: u64,
+    pid: u32,
+    what: What,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum What {
+    End,
+    Begin,
+    /// Bytes transferred by an iocb that ended at `ts`.
+    Bytes(u64),
+}
+
+/// A process's counters: iocbs in flight, and the MB/s bin being summed.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    inflight: i64,
+    bin: Option<u64>,
+    bytes: u64,
+}
+
 pub struct PerfettoWriter<W: Write> {
     out: W,
-    records: Vec<IocbRecord>,
-    /// (pid, ctx, syscall) → tid, in order of first appearance.
-    tracks: HashMap<(u32, u64, bool), u32>,
+    /// The events of one record, encoded here and written at once.
+    line: Vec<u8>,
+    /// `[` written.
+    started: bool,
+    lanes: HashMap<CtxKey, Vec<Lane>>,
+    next_tid: u32,
+    /// The next async slice id, for slices past a context's lanes.
+    next_id: u64,
+    /// Processes whose `process_name` is written.
+    named: HashSet<u32>,
+    /// Counter changes not yet written, earliest first.
+    pending: BinaryHeap<Reverse<Change>>,
+    /// The counters' time: every change before it is written.
+    released: u64,
+    /// The latest slice end seen.
+    newest: u64,
+    counters: HashMap<u32, Counters>,
+    /// Contexts destroyed in the current batch; their lanes go at its end,
+    /// after the iocbs reclaimed from them are written.
+    destroyed: Vec<(u32, u64)>,
+    /// Scratch for the processes whose counters go idle.
+    idle: Vec<u32>,
 }
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Begin,
-    End,
-    Instant,
-    /// Bytes completed in the bin starting at the event's time.
-    Rate(u64),
+/// Appends an integer.
+fn num(buf: &mut Vec<u8>, v: impl itoa::Integer) {
+    buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
-#[derive(Clone, Copy)]
-struct Event {
-    ts_ns: u64,
-    kind: Kind,
-    /// Index into `records` (the process, for a rate event).
-    record: u32,
-    /// None: the iocb's own slice; Some(i): STAGES[i].
-    stage: Option<u8>,
+/// Appends ns as µs, exactly: the integer part and up to three decimals.
+fn micros(buf: &mut Vec<u8>, ns: u64) {
+    num(buf, ns / 1000);
+    let frac = ns % 1000;
+    if frac != 0 {
+        let digits = [
+            b'.',
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ];
+        let len = if frac.is_multiple_of(100) {
+            2
+        } else if frac.is_multiple_of(10) {
+            3
+        } else {
+            4
+        };
+        buf.extend_from_slice(&digits[..len]);
+    }
 }
 
-#[derive(Serialize)]
-struct TraceEvent<'a, A: Serialize> {
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cat: Option<&'static str>,
-    ph: &'static str,
-    /// µs, fractions for the ns.
-    ts: f64,
+/// `{"ph":…,"ts":…,"pid":…,"tid":…,"name":"`: the name follows, then its `"`.
+fn head(buf: &mut Vec<u8>, ph: &str, ts: u64, pid: u32, tid: u32) {
+    buf.extend_from_slice(b"{\"ph\":\"");
+    buf.extend_from_slice(ph.as_bytes());
+    buf.extend_from_slice(b"\",\"ts\":");
+    micros(buf, ts);
+    buf.extend_from_slice(b",\"pid\":");
+    num(buf, pid);
+    buf.extend_from_slice(b",\"tid\":");
+    num(buf, tid);
+    buf.extend_from_slice(b",\"name\":\"");
+}
+
+/// A metadata event naming a process or thread; `name` is escaped.
+fn metadata(buf: &mut Vec<u8>, which: &str, pid: u32, tid: u32, name: &str) -> io::Result<()> {
+    head(buf, "M", 0, pid, tid);
+    buf.extend_from_slice(which.as_bytes());
+    buf.extend_from_slice(b"\",\"args\":{\"name\":");
+    serde_json::to_writer(&mut *buf, name)?;
+    buf.extend_from_slice(b"}},\n");
+    Ok(())
+}
+
+/// A counter point: `{"name":…,"ph":"C",…,"args":{key: value}}`.
+fn counter(
+    buf: &mut Vec<u8>,
+    name: &str,
+    key: &str,
+    ts: u64,
     pid: u32,
-    tid: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    s: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    args: Option<A>,
+    value: impl FnOnce(&mut Vec<u8>),
+) {
+    head(buf, "C", ts, pid, 0);
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b"\",\"args\":{\"");
+    buf.extend_from_slice(key.as_bytes());
+    buf.extend_from_slice(b"\":");
+    value(buf);
+    buf.extend_from_slice(b"}},\n");
 }
 
-fn us(ns: u64) -> f64 {
-    ns as f64 / 1e3
+/// The MB/s of `bytes` over one bin.
+fn mbps(bytes: u64) -> f64 {
+    bytes as f64 / 1e6 / (RATE_BIN_NS as f64 / 1e9)
 }
 
 /// "4K", "1M", "512", "1.5K".
-fn size(bytes: u64) -> String {
+fn size(out: &mut impl std::fmt::Write, bytes: u64) -> std::fmt::Result {
     match bytes {
-        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{}M", b >> 20),
-        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{}K", b >> 10),
-        b => format!("{b}"),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => write!(out, "{}M", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => write!(out, "{}K", b >> 10),
+        b => write!(out, "{b}"),
     }
 }
 
 /// "PREADV 8×4K", "PREAD 4K", "FSYNC", "PREADV 3 segs 12K" (uneven segments).
 pub fn slice_name(r: &IocbRecord) -> String {
+    let mut name = String::new();
+    // Writing into a String does not fail.
+    let _ = write_slice_name(&mut name, r);
+    name
+}
+
+fn write_slice_name(out: &mut impl std::fmt::Write, r: &IocbRecord) -> std::fmt::Result {
     let op = r.op();
-    let base = op.name();
+    out.write_str(op.name())?;
     let Some(bytes) = r.requested_bytes() else {
-        return format!("{base} {} segs", r.segs);
+        return write!(out, " {} segs", r.segs);
     };
     if bytes == 0 && r.segs == 0 {
-        return base.to_owned();
+        return Ok(());
     }
     if op.is_vectored() || matches!(op, Op::Readv | Op::Writev) || r.segs > 1 {
         if r.segs > 0 && bytes % u64::from(r.segs) == 0 {
-            format!("{base} {}×{}", r.segs, size(bytes / u64::from(r.segs)))
+            write!(out, " {}×", r.segs)?;
+            size(out, bytes / u64::from(r.segs))
         } else {
-            format!("{base} {} segs {}", r.segs, size(bytes))
+            write!(out, " {} segs ", r.segs)?;
+            size(out, bytes)
         }
     } else {
-        format!("{base} {}", size(bytes))
+        out.write_char(' ')?;
+        size(out, bytes)
     }
 }
 
-/// (start, end) of each stage that exists, clamped into the slice.
+/// `fmt::Write` into the line buffer: names are formatted in place.
+struct Utf8<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Utf8<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// (start, end) of each stage that exists, clamped into the slice and each
+/// after the one before, so that the stages never overlap one another.
 fn stages(r: &IocbRecord, end: u64) -> [Option<(u64, u64)>; 5] {
     let reap = r.reaped_ns().unwrap_or(0);
     let points = [
@@ -121,9 +271,14 @@ fn stages(r: &IocbRecord, end: u64) -> [Option<(u64, u64)>; 5] {
         (r.last_rq_ts, r.complete_ts),
         (r.complete_ts, reap),
     ];
+    let mut floor = r.submit_ns;
     points.map(|(from, to)| {
-        (from != 0 && to != 0 && from >= r.submit_ns && to >= from)
-            .then(|| (from.min(end), to.min(end)))
+        let span = (from != 0 && to != 0 && from >= floor && to >= from)
+            .then(|| (from.min(end), to.min(end)));
+        if let Some((_, to)) = span {
+            floor = to;
+        }
+        span
     })
 }
 
@@ -138,8 +293,18 @@ impl<W: Write> PerfettoWriter<W> {
     pub fn new(out: W) -> Self {
         Self {
             out,
-            records: Vec::new(),
-            tracks: HashMap::new(),
+            line: Vec::with_capacity(4096),
+            started: false,
+            lanes: HashMap::new(),
+            next_tid: FIRST_TID,
+            next_id: 1,
+            named: HashSet::new(),
+            pending: BinaryHeap::new(),
+            released: 0,
+            newest: 0,
+            counters: HashMap::new(),
+            destroyed: Vec::new(),
+            idle: Vec::new(),
         }
     }
 
@@ -147,241 +312,313 @@ impl<W: Write> PerfettoWriter<W> {
         self.out
     }
 
-    fn track(&self, r: &IocbRecord) -> u32 {
-        self.tracks[&(r.pid, r.ctx, r.is_syscall_record())]
+    /// Starts the line buffer, with the array's `[` before the first event.
+    fn begin_line(&mut self) {
+        self.line.clear();
+        if !self.started {
+            self.line.extend_from_slice(b"[\n");
+            self.started = true;
+        }
     }
 
-    fn events(&self) -> Vec<Event> {
-        let mut events = Vec::with_capacity(self.records.len() * 4);
-        let mut rates: BTreeMap<(u32, u64), (u32, u64)> = BTreeMap::new();
-        for (i, r) in self.records.iter().enumerate() {
-            let record = i as u32;
-            let Some(end) = slice_end(r) else {
-                events.push(Event {
-                    ts_ns: r.submit_ns,
-                    kind: Kind::Instant,
-                    record,
-                    stage: None,
-                });
-                continue;
-            };
-            let mut push = |ts_ns, kind, stage| {
-                events.push(Event {
-                    ts_ns,
-                    kind,
-                    record,
-                    stage,
-                })
-            };
-            push(r.submit_ns, Kind::Begin, None);
-            for (s, span) in stages(r, end).into_iter().enumerate() {
-                if let Some((from, to)) = span {
-                    push(from, Kind::Begin, Some(s as u8));
-                    push(to, Kind::End, Some(s as u8));
-                }
-            }
-            push(end, Kind::End, None);
-            let transferred = r.result().filter(|&res| res > 0).unwrap_or(0) as u64;
-            let bin = end / RATE_BIN_NS;
-            let slot = rates.entry((r.pid, bin)).or_insert((record, 0));
-            slot.1 += transferred;
-        }
-        // Each bin with bytes, and a zero after it when the next bin has none.
-        let mut zeros = Vec::new();
-        for (&(pid, bin), &(record, _)) in &rates {
-            if !rates.contains_key(&(pid, bin + 1)) {
-                zeros.push(((pid, bin + 1), (record, 0)));
+    /// The lane for a slice from `start` to `end` of context `key`: of the
+    /// lanes free by `start`, the one freed last, which leaves the lanes freed
+    /// earlier to records that arrive late with an earlier start; else a new
+    /// lane, named in the line. `Err(tid of the first lane)` when the context
+    /// has no lane left.
+    fn lane(&mut self, key: CtxKey, start: u64, end: u64) -> io::Result<Result<u32, u32>> {
+        let Self {
+            lanes,
+            line,
+            next_tid,
+            ..
+        } = self;
+        let lanes = lanes.entry(key).or_default();
+        let mut best: Option<usize> = None;
+        for (i, lane) in lanes.iter().enumerate() {
+            if lane.busy_until <= start
+                && best.is_none_or(|b| lanes[b].busy_until < lane.busy_until)
+            {
+                best = Some(i);
             }
         }
-        rates.extend(zeros);
-        for ((_, bin), (record, bytes)) in rates {
-            events.push(Event {
-                ts_ns: bin * RATE_BIN_NS,
-                kind: Kind::Rate(bytes),
-                record,
-                stage: None,
-            });
+        if let Some(i) = best {
+            lanes[i].busy_until = end;
+            return Ok(Ok(lanes[i].tid));
         }
-        // Stable: an iocb's own events keep their nesting order at equal times.
-        events.sort_by_key(|e| e.ts_ns);
-        events
+        if lanes.len() >= MAX_LANES {
+            return Ok(Err(lanes[0].tid));
+        }
+        let tid = *next_tid;
+        *next_tid = next_tid.checked_add(1).unwrap_or(FIRST_TID);
+        lanes.reserve_exact(if lanes.is_empty() { 4 } else { lanes.len() });
+        lanes.push(Lane {
+            tid,
+            busy_until: end,
+        });
+        let (pid, ctx, syscall) = key;
+        let mut name = if syscall {
+            "vectored syscalls".to_owned()
+        } else {
+            format!("ctx {ctx:x}")
+        };
+        if lanes.len() > 1 {
+            name += &format!(" #{}", lanes.len());
+        }
+        metadata(line, "thread_name", pid, tid, &name)?;
+        Ok(Ok(tid))
     }
 
-    fn write_event<A: Serialize>(
-        &mut self,
-        event: &TraceEvent<A>,
-        first: &mut bool,
-    ) -> io::Result<()> {
-        if !*first {
-            self.out.write_all(b",\n")?;
+    fn iocb(&mut self, r: &IocbRecord) -> io::Result<()> {
+        if self.named.insert(r.pid) {
+            if self.named.len() > MAX_NAMED {
+                self.named.clear();
+                self.named.insert(r.pid);
+            }
+            let name = format!("{} ({})", comm_str(&r.comm), r.pid);
+            metadata(&mut self.line, "process_name", r.pid, 0, &name)?;
         }
-        *first = false;
-        serde_json::to_writer(&mut self.out, event)?;
+        let Some(end) = slice_end(r) else {
+            // Rejected by io_submit: no time span, so no lane; an instant on
+            // the process's own track.
+            let line = &mut self.line;
+            head(line, "i", r.submit_ns, r.pid, 0);
+            let _ = write_slice_name(&mut Utf8(line), r);
+            line.extend_from_slice(b" (rejected)\",\"cat\":\"iocb\",\"s\":\"p\",\"args\":");
+            write_iocb_line(r, line)?;
+            line.extend_from_slice(b"},\n");
+            return Ok(());
+        };
+        let key = (r.pid, r.ctx, r.is_syscall_record());
+        match self.lane(key, r.submit_ns, end)? {
+            Ok(tid) => self.complete_slices(r, end, tid)?,
+            Err(tid) => self.async_slices(r, end, tid)?,
+        }
+        let released = self.released;
+        if end >= released {
+            // An iocb submitted before the counters' time begins at it.
+            self.pending.push(Reverse(Change {
+                ts: r.submit_ns.max(released),
+                pid: r.pid,
+                what: What::Begin,
+            }));
+            self.pending.push(Reverse(Change {
+                ts: end,
+                pid: r.pid,
+                what: What::End,
+            }));
+        }
+        let transferred = r.result().filter(|&res| res > 0).unwrap_or(0) as u64;
+        self.pending.push(Reverse(Change {
+            ts: end.max(released),
+            pid: r.pid,
+            what: What::Bytes(transferred),
+        }));
+        self.newest = self.newest.max(end);
+        self.release(self.newest.saturating_sub(COUNTER_DELAY_NS))
+    }
+
+    /// The iocb and its stages as complete slices on lane `tid`.
+    fn complete_slices(&mut self, r: &IocbRecord, end: u64, tid: u32) -> io::Result<()> {
+        let line = &mut self.line;
+        head(line, "X", r.submit_ns, r.pid, tid);
+        let _ = write_slice_name(&mut Utf8(line), r);
+        line.extend_from_slice(b"\",\"cat\":\"iocb\",\"dur\":");
+        micros(line, end - r.submit_ns);
+        line.extend_from_slice(b",\"args\":");
+        write_iocb_line(r, line)?;
+        line.extend_from_slice(b"},\n");
+        for (stage, span) in STAGES.iter().zip(stages(r, end)) {
+            if let Some((from, to)) = span {
+                head(line, "X", from, r.pid, tid);
+                line.extend_from_slice(stage.as_bytes());
+                line.extend_from_slice(b"\",\"cat\":\"iocb\",\"dur\":");
+                micros(line, to - from);
+                line.extend_from_slice(b"},\n");
+            }
+        }
         Ok(())
     }
 
-    fn write_all(&mut self, closing: &Closing) -> io::Result<()> {
-        self.out.write_all(b"{\"traceEvents\":[\n")?;
-        let mut first = true;
-        // Metadata: process names, then one named track per context.
-        let mut tracks: Vec<_> = self.tracks.iter().map(|(&k, &v)| (v, k)).collect();
-        tracks.sort_unstable();
-        let mut named = std::collections::HashSet::new();
-        for &(tid, (pid, ctx, syscall)) in &tracks {
-            if named.insert(pid) {
-                let comm = self
-                    .records
-                    .iter()
-                    .find(|r| r.pid == pid)
-                    .map(|r| comm_str(&r.comm).into_owned())
-                    .unwrap_or_default();
-                let name = format!("{comm} ({pid})");
-                self.write_event(
-                    &TraceEvent {
-                        name: "process_name",
-                        cat: None,
-                        ph: "M",
-                        ts: 0.0,
-                        pid,
-                        tid,
-                        id: None,
-                        s: None,
-                        args: Some(json!({ "name": name })),
-                    },
-                    &mut first,
-                )?;
+    /// The iocb and its stages as async slices sharing an id of their own,
+    /// for a context out of lanes.
+    fn async_slices(&mut self, r: &IocbRecord, end: u64, tid: u32) -> io::Result<()> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let line = &mut self.line;
+        let ids = |line: &mut Vec<u8>| {
+            line.extend_from_slice(b"\",\"cat\":\"iocb\",\"id\":");
+            num(line, id);
+        };
+        head(line, "b", r.submit_ns, r.pid, tid);
+        let _ = write_slice_name(&mut Utf8(line), r);
+        ids(line);
+        line.extend_from_slice(b",\"args\":");
+        write_iocb_line(r, line)?;
+        line.extend_from_slice(b"},\n");
+        for (stage, span) in STAGES.iter().zip(stages(r, end)) {
+            if let Some((from, to)) = span {
+                for (ph, ts) in [("b", from), ("e", to)] {
+                    head(line, ph, ts, r.pid, tid);
+                    line.extend_from_slice(stage.as_bytes());
+                    ids(line);
+                    line.extend_from_slice(b"},\n");
+                }
             }
-            let name = if syscall {
-                "vectored syscalls".to_owned()
-            } else {
-                format!("ctx {ctx:x}")
-            };
-            self.write_event(
-                &TraceEvent {
-                    name: "thread_name",
-                    cat: None,
-                    ph: "M",
-                    ts: 0.0,
-                    pid,
-                    tid,
-                    id: None,
-                    s: None,
-                    args: Some(json!({ "name": name })),
-                },
-                &mut first,
-            )?;
         }
-        let mut inflight: HashMap<u32, i64> = HashMap::new();
-        for event in self.events() {
-            let r = self.records[event.record as usize];
-            let tid = self.track(&r);
-            let id = Some(u64::from(event.record) + 1);
-            let ts = us(event.ts_ns);
-            match (event.kind, event.stage) {
-                (Kind::Rate(bytes), _) => {
-                    let mbps = bytes as f64 / 1e6 / (RATE_BIN_NS as f64 / 1e9);
-                    self.write_event(
-                        &TraceEvent {
-                            name: "MB/s",
-                            cat: None,
-                            ph: "C",
-                            ts,
-                            pid: r.pid,
-                            tid: 0,
-                            id: None,
-                            s: None,
-                            args: Some(json!({ "MB/s": mbps })),
-                        },
-                        &mut first,
-                    )?;
+        head(line, "e", end, r.pid, tid);
+        let _ = write_slice_name(&mut Utf8(line), r);
+        ids(line);
+        line.extend_from_slice(b"},\n");
+        Ok(())
+    }
+
+    /// Writes the counter changes before `until`, and the oldest past
+    /// `MAX_PENDING` whatever their time.
+    fn release(&mut self, until: u64) -> io::Result<()> {
+        while let Some(&Reverse(change)) = self.pending.peek() {
+            if change.ts >= until && self.pending.len() <= MAX_PENDING {
+                break;
+            }
+            if self.line.len() >= LINE_SPILL {
+                self.out.write_all(&self.line)?;
+                self.line.clear();
+            }
+            self.pending.pop();
+            self.released = change.ts;
+            let line = &mut self.line;
+            let (ts, pid) = (change.ts, change.pid);
+            let c = self.counters.entry(pid).or_default();
+            match change.what {
+                What::Begin | What::End => {
+                    c.inflight += if change.what == What::Begin { 1 } else { -1 };
+                    let n = c.inflight;
+                    counter(line, "in-flight iocbs", "iocbs", ts, pid, |b| num(b, n));
                 }
-                (Kind::Instant, _) => {
-                    let name = format!("{} (rejected)", slice_name(&r));
-                    self.write_event(
-                        &TraceEvent {
-                            name: &name,
-                            cat: Some("iocb"),
-                            ph: "i",
-                            ts,
-                            pid: r.pid,
-                            tid,
-                            id: None,
-                            s: Some("t"),
-                            args: Some(IocbJson::new(&r)),
-                        },
-                        &mut first,
-                    )?;
-                }
-                (kind, stage) => {
-                    let begin = matches!(kind, Kind::Begin);
-                    let name = match stage {
-                        Some(s) => STAGES[s as usize].to_owned(),
-                        None => slice_name(&r),
-                    };
-                    self.write_event(
-                        &TraceEvent {
-                            name: &name,
-                            cat: Some("iocb"),
-                            ph: if begin { "b" } else { "e" },
-                            ts,
-                            pid: r.pid,
-                            tid,
-                            id,
-                            s: None,
-                            args: (begin && stage.is_none()).then(|| IocbJson::new(&r)),
-                        },
-                        &mut first,
-                    )?;
-                    if stage.is_none() {
-                        let n = inflight.entry(r.pid).or_default();
-                        *n += if begin { 1 } else { -1 };
-                        let value = *n;
-                        self.write_event(
-                            &TraceEvent {
-                                name: "in-flight iocbs",
-                                cat: None,
-                                ph: "C",
-                                ts,
-                                pid: r.pid,
-                                tid: 0,
-                                id: None,
-                                s: None,
-                                args: Some(json!({ "iocbs": value })),
-                            },
-                            &mut first,
-                        )?;
+                What::Bytes(bytes) => {
+                    let bin = ts / RATE_BIN_NS;
+                    match c.bin {
+                        Some(b) if b == bin => c.bytes += bytes,
+                        Some(b) => {
+                            rate_points(line, pid, b, c.bytes, bin > b + 1);
+                            c.bin = Some(bin);
+                            c.bytes = bytes;
+                        }
+                        None => {
+                            c.bin = Some(bin);
+                            c.bytes = bytes;
+                        }
                     }
                 }
             }
         }
-        self.out
-            .write_all(b"\n],\"displayTimeUnit\":\"ns\",\"metadata\":{\"lost\":")?;
-        serde_json::to_writer(&mut self.out, closing.losses)?;
-        self.out.write_all(b"}}\n")?;
-        self.out.flush()
+        Ok(())
+    }
+
+    /// Ends the MB/s bins of processes with nothing in flight and nothing
+    /// since, so that a process gone quiet holds no state.
+    fn close_idle(&mut self) {
+        let released = self.released;
+        self.idle.clear();
+        self.idle
+            .extend(self.counters.iter().filter_map(|(&pid, c)| {
+                (c.inflight == 0 && c.bin.is_none_or(|b| (b + 2) * RATE_BIN_NS <= released))
+                    .then_some(pid)
+            }));
+        // A stable order, so that the same records give the same file.
+        self.idle.sort_unstable();
+        for &pid in &self.idle {
+            if let Some(c) = self.counters.remove(&pid)
+                && let Some(bin) = c.bin
+            {
+                rate_points(&mut self.line, pid, bin, c.bytes, true);
+            }
+        }
+    }
+
+    /// Drops the lanes of the contexts destroyed in this batch.
+    fn drop_destroyed(&mut self) {
+        for (pid, ctx) in self.destroyed.drain(..) {
+            if ctx == 0 {
+                // The process exited: all of its contexts, and its name,
+                // which the next process with this pid gets anew.
+                self.lanes.retain(|k, _| k.0 != pid);
+                self.named.remove(&pid);
+            } else {
+                self.lanes.remove(&(pid, ctx, false));
+            }
+        }
+    }
+
+    /// What the writer holds: lanes, counter changes held back, processes
+    /// with counters, and the line buffer's capacity.
+    #[cfg(test)]
+    fn retained(&self) -> (usize, usize, usize, usize) {
+        (
+            self.lanes.values().map(Vec::len).sum(),
+            self.pending.len(),
+            self.counters.len(),
+            self.line.capacity(),
+        )
+    }
+}
+
+/// The MB/s point of `bin`, and a zero after it when the next bin has none.
+fn rate_points(line: &mut Vec<u8>, pid: u32, bin: u64, bytes: u64, zero_after: bool) {
+    let value = mbps(bytes);
+    counter(line, "MB/s", "MB/s", bin * RATE_BIN_NS, pid, |b| {
+        let _ = write!(Utf8(b), "{value}");
+    });
+    if zero_after {
+        counter(line, "MB/s", "MB/s", (bin + 1) * RATE_BIN_NS, pid, |b| {
+            b.push(b'0')
+        });
     }
 }
 
 impl<W: Write> Sink for PerfettoWriter<W> {
     fn record(&mut self, record: &Record) -> io::Result<()> {
-        if let Record::Iocb(r) | Record::Syscall(r) = record {
-            let next = self.tracks.len() as u32 + 1;
-            self.tracks
-                .entry((r.pid, r.ctx, r.is_syscall_record()))
-                .or_insert(next);
-            self.records.push(*r);
+        self.begin_line();
+        match record {
+            Record::Iocb(r) | Record::Syscall(r) => self.iocb(r)?,
+            Record::Ctx(c) if c.event == CTX_DESTROY || c.event == CTX_EXIT => {
+                self.destroyed.push((c.pid, c.ctx))
+            }
+            Record::Ctx(_) => {}
         }
-        Ok(())
+        self.out.write_all(&self.line)
     }
+
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.begin_line();
+        self.drop_destroyed();
+        self.close_idle();
+        self.out.write_all(&self.line)?;
+        self.out.flush()
     }
 }
 
 impl<W: Write> Exporter for PerfettoWriter<W> {
-    /// Writes the whole trace; the loss counters go into its `metadata`.
+    /// Writes the counters held back, the loss counters as a global instant
+    /// (`args` the JSONL `lost` line) and the `]`.
     fn finish(&mut self, closing: &Closing) -> io::Result<()> {
-        self.write_all(closing)
+        self.begin_line();
+        self.release(u64::MAX)?;
+        self.idle.clear();
+        self.idle.extend(self.counters.keys());
+        self.idle.sort_unstable();
+        for &pid in &self.idle {
+            if let Some(bin) = self.counters[&pid].bin {
+                rate_points(&mut self.line, pid, bin, self.counters[&pid].bytes, true);
+            }
+        }
+        self.counters.clear();
+        head(&mut self.line, "i", self.newest, 0, 0);
+        self.line.extend_from_slice(b"lost\",\"s\":\"g\",\"args\":");
+        serde_json::to_writer(&mut self.line, closing.losses)?;
+        self.line.extend_from_slice(b"}\n]\n");
+        self.out.write_all(&self.line)?;
+        self.out.flush()
     }
 }
 
@@ -389,7 +626,7 @@ impl<W: Write> Exporter for PerfettoWriter<W> {
 mod tests {
     use std::collections::{HashMap, HashSet};
 
-    use aio_trace_common::{IOCB_REJECTED, RECORD_IOCB};
+    use aio_trace_common::{CtxRecord, IOCB_REJECTED, RECORD_CTX, RECORD_IOCB};
     use serde_json::Value;
 
     use super::*;
@@ -411,116 +648,353 @@ mod tests {
         }
     }
 
-    fn trace(records: &[IocbRecord]) -> Value {
-        let mut w = PerfettoWriter::new(Vec::new());
-        for r in records {
-            w.record(&Record::Iocb(*r)).unwrap();
-        }
+    fn finish<W: Write>(w: &mut PerfettoWriter<W>) {
         w.finish(&Closing {
             summaries: &[],
             devices: &[],
             losses: &LossCounts::default(),
         })
         .unwrap();
-        serde_json::from_slice(&w.into_inner()).expect("valid JSON")
     }
 
-    /// The trace-event rules: every async begin has its end (same id, name,
-    /// properly nested), top-level ids unique per track, ts monotonic per track.
-    fn check_rules(v: &Value) {
-        let events = v["traceEvents"].as_array().unwrap();
-        let mut last_ts: HashMap<(u64, u64), f64> = HashMap::new();
-        let mut open: HashMap<(u64, u64, u64), Vec<String>> = HashMap::new();
-        let mut ids: HashMap<(u64, u64), HashSet<u64>> = HashMap::new();
+    fn trace(records: &[IocbRecord]) -> Vec<Value> {
+        let mut w = PerfettoWriter::new(Vec::new());
+        for r in records {
+            w.record(&Record::Iocb(*r)).unwrap();
+        }
+        finish(&mut w);
+        let v: Value = serde_json::from_slice(&w.into_inner()).expect("valid JSON");
+        v.as_array().expect("an array of events").clone()
+    }
+
+    /// The events of a trace cut anywhere: up to its last whole line, the
+    /// trailing comma dropped and the `]` added.
+    fn prefix(bytes: &[u8]) -> Vec<Value> {
+        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let text = std::str::from_utf8(&bytes[..whole]).unwrap().trim_end();
+        if text.is_empty() {
+            return Vec::new();
+        }
+        assert!(text.starts_with('['), "{text:.40}");
+        let text = format!("{}]", text.trim_end_matches(']').trim_end_matches(','));
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        v.as_array().unwrap().clone()
+    }
+
+    fn ns(e: &Value, key: &str) -> u64 {
+        (e[key].as_f64().unwrap() * 1e3).round() as u64
+    }
+
+    /// The trace-event rules: complete slices nest on their track (each one
+    /// either inside the slice open there or after it) and start in time
+    /// order per track; every async begin has its end (same id and name,
+    /// properly nested) and top-level ids are unique; counters go forward.
+    fn check_rules(events: &[Value]) {
+        let mut last_ts: HashMap<(u64, u64), u64> = HashMap::new();
+        let mut stacks: HashMap<(u64, u64), Vec<u64>> = HashMap::new();
+        let mut counters: HashMap<(u64, String), u64> = HashMap::new();
+        let mut open: HashMap<(u64, u64), Vec<String>> = HashMap::new();
+        let mut ids: HashSet<(u64, u64)> = HashSet::new();
         for e in events {
             let ph = e["ph"].as_str().unwrap();
             if ph == "M" {
                 continue;
             }
-            let track = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
-            let ts = e["ts"].as_f64().unwrap();
-            let last = last_ts.entry(track).or_insert(f64::MIN);
-            assert!(ts >= *last, "ts goes back on {track:?}: {e}");
-            *last = ts;
+            let pid = e["pid"].as_u64().unwrap();
+            let track = (pid, e["tid"].as_u64().unwrap());
+            let ts = ns(e, "ts");
             let name = e["name"].as_str().unwrap().to_owned();
             match ph {
+                "X" => {
+                    let last = last_ts.entry(track).or_default();
+                    assert!(ts >= *last, "ts goes back on {track:?}: {e}");
+                    *last = ts;
+                    let end = ts + ns(e, "dur");
+                    let stack = stacks.entry(track).or_default();
+                    while stack.last().is_some_and(|&open_end| open_end <= ts) {
+                        stack.pop();
+                    }
+                    if let Some(&open_end) = stack.last() {
+                        assert!(end <= open_end, "overlaps its parent on {track:?}: {e}");
+                    }
+                    stack.push(end);
+                }
                 "b" => {
                     let id = e["id"].as_u64().unwrap();
-                    let stack = open.entry((track.0, track.1, id)).or_default();
+                    let stack = open.entry((pid, id)).or_default();
                     if stack.is_empty() {
-                        assert!(ids.entry(track).or_default().insert(id), "id {id} reused");
+                        assert!(ids.insert((pid, id)), "id {id} reused");
                     }
                     stack.push(name);
                 }
                 "e" => {
                     let id = e["id"].as_u64().unwrap();
-                    let stack = open.get_mut(&(track.0, track.1, id)).expect("begun");
+                    let stack = open.get_mut(&(pid, id)).expect("begun");
                     assert_eq!(stack.pop().as_deref(), Some(name.as_str()), "{e}");
                 }
-                "C" | "i" => {}
+                "C" => {
+                    let last = counters.entry((pid, name)).or_default();
+                    assert!(ts >= *last, "counter goes back: {e}");
+                    *last = ts;
+                }
+                "i" => {}
                 other => panic!("unexpected phase {other}"),
             }
         }
         assert!(open.values().all(Vec::is_empty), "unended slices: {open:?}");
     }
 
-    #[test]
-    fn slices_nest_end_and_stay_monotonic_per_track_out_of_reap_order() {
+    fn staged() -> IocbRecord {
         let mut staged = iocb(1, 10, 1_000, 9_000, 1);
         staged.dispatches = 1;
         staged.dispatch_ts = 2_000;
         staged.first_bio_ts = 2_500;
         staged.last_rq_ts = 7_000;
         staged.complete_ts = 7_500;
+        staged
+    }
+
+    /// Reap order, not submit order: the later-submitted iocb comes first.
+    fn out_of_order() -> [IocbRecord; 5] {
         let mut rejected = iocb(1, 10, 4_000, 0, 9);
         rejected.flags = IOCB_REJECTED;
         let mut unreaped = iocb(2, 20, 3_000, 0, 5);
         unreaped.complete_ts = 3_800;
-        // Reap order, not submit order: the later-submitted iocb comes first.
-        let records = [
+        [
             iocb(1, 10, 5_000, 6_000, 2),
-            staged,
+            staged(),
             iocb(1, 11, 1_500, 8_000, 3),
             rejected,
             unreaped,
-        ];
-        let v = trace(&records);
-        check_rules(&v);
-        let events = v["traceEvents"].as_array().unwrap();
+        ]
+    }
+
+    #[test]
+    fn slices_nest_end_and_stay_monotonic_per_track_out_of_reap_order() {
+        let events = trace(&out_of_order());
+        check_rules(&events);
         let named = |n: &str| events.iter().filter(|e| e["name"] == n).count();
-        assert_eq!(named("PREADV 8×4K"), 8, "4 slices, begin and end");
-        assert_eq!(named("dispatch"), 2);
-        assert_eq!(named("device"), 2);
-        assert_eq!(named("reap lag"), 2);
+        assert_eq!(named("PREADV 8×4K"), 4, "4 slices");
+        assert_eq!(named("dispatch"), 1);
+        assert_eq!(named("device"), 1);
+        assert_eq!(named("reap lag"), 1);
         assert_eq!(named("PREADV 8×4K (rejected)"), 1);
-        // Tracks: (pid 1, ctx 10), (1, 11), (2, 20), each named.
+        // Lanes: (pid 1, ctx 10) twice, as its two iocbs overlap; (1, 11);
+        // (2, 20). Each named.
         let threads: Vec<_> = events
             .iter()
             .filter(|e| e["name"] == "thread_name")
             .map(|e| e["args"]["name"].as_str().unwrap().to_owned())
             .collect();
-        assert_eq!(threads, ["ctx a", "ctx b", "ctx 14"]);
+        assert_eq!(threads, ["ctx a", "ctx a #2", "ctx b", "ctx 14"]);
         // µs: the staged iocb begins at 1000 ns = 1 µs, with its fields as args.
-        let begin = events
+        let slice = events
             .iter()
-            .find(|e| e["ph"] == "b" && e["args"]["aio_data"] == 1)
+            .find(|e| e["ph"] == "X" && e["args"]["aio_data"] == 1)
             .unwrap();
-        assert_eq!(begin["ts"], 1.0);
-        assert_eq!(begin["args"]["latency_ns"], 8_000);
-        assert_eq!(begin["cat"], "iocb");
+        assert_eq!(slice["ts"], 1.0);
+        assert_eq!(slice["dur"], 8.0);
+        assert_eq!(slice["args"]["latency_ns"], 8_000);
+        assert_eq!(slice["cat"], "iocb");
         // The unreaped iocb ends at its kernel completion.
-        let end = events
+        let unreaped = events
             .iter()
-            .rfind(|e| e["ph"] == "e" && e["pid"] == 2)
+            .find(|e| e["ph"] == "X" && e["pid"] == 2)
             .unwrap();
-        assert_eq!(end["ts"], 3.8);
+        assert_eq!(ns(unreaped, "ts") + ns(unreaped, "dur"), 3_800);
         assert!(
             events
                 .iter()
                 .any(|e| e["ph"] == "C" && e["name"] == "in-flight iocbs")
         );
         assert!(events.iter().any(|e| e["ph"] == "C" && e["name"] == "MB/s"));
-        assert_eq!(v["metadata"]["lost"]["type"], "lost");
+        let lost = events.last().unwrap();
+        assert_eq!(lost["name"], "lost");
+        assert_eq!(lost["args"]["type"], "lost");
+    }
+
+    /// The in-flight counter and the MB/s bins come out as if the records
+    /// had been sorted, whatever order they arrive in.
+    #[test]
+    fn counters_follow_time_not_arrival() {
+        let events = trace(&out_of_order());
+        let points: Vec<(u64, i64)> = events
+            .iter()
+            .filter(|e| e["name"] == "in-flight iocbs" && e["pid"] == 1)
+            .map(|e| (ns(e, "ts"), e["args"]["iocbs"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(
+            points,
+            [
+                (1_000, 1),
+                (1_500, 2),
+                (5_000, 3),
+                (6_000, 2),
+                (8_000, 1),
+                (9_000, 0)
+            ]
+        );
+        // pid 1's 3 × 32K transferred, all in the first 10 ms bin: 9.8304 MB/s.
+        let rates: Vec<(u64, f64)> = events
+            .iter()
+            .filter(|e| e["name"] == "MB/s" && e["pid"] == 1)
+            .map(|e| (ns(e, "ts"), e["args"]["MB/s"].as_f64().unwrap()))
+            .collect();
+        assert_eq!(rates.len(), 2, "{rates:?}");
+        assert_eq!(rates[0].0, 0);
+        assert!((rates[0].1 - 9.8304).abs() < 1e-9, "{rates:?}");
+        assert_eq!(rates[1], (RATE_BIN_NS, 0.0));
+    }
+
+    /// Cut after any byte, the file reads as the events of its whole lines,
+    /// and what was flushed is all there before the end.
+    #[test]
+    fn a_trace_cut_anywhere_reads_up_to_its_last_whole_line() {
+        let mut w = PerfettoWriter::new(Vec::new());
+        for r in out_of_order() {
+            w.record(&Record::Iocb(r)).unwrap();
+        }
+        w.flush().unwrap();
+        let flushed = w.out.clone();
+        let events = prefix(&flushed);
+        check_rules(&events);
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| e["ph"] == "X" && e["cat"] == "iocb" && e["args"].is_object())
+                .count(),
+            4,
+            "every slice written before the end"
+        );
+        finish(&mut w);
+        let all = w.into_inner();
+        for cut in 0..=all.len() {
+            check_rules(&prefix(&all[..cut]));
+        }
+    }
+
+    #[test]
+    fn a_context_with_more_in_flight_than_lanes_goes_on_in_async_slices() {
+        let n = MAX_LANES as u64 + 44;
+        // All overlap: each needs a lane of its own.
+        let records: Vec<_> = (0..n)
+            .map(|i| iocb(1, 10, 1_000 + i, 1_000_000 - i, i))
+            .collect();
+        let events = trace(&records);
+        check_rules(&events);
+        let lanes = events.iter().filter(|e| e["name"] == "thread_name").count();
+        assert_eq!(lanes, MAX_LANES);
+        let with_args = |ph: &str| {
+            events
+                .iter()
+                .filter(|e| e["ph"] == ph && e["args"]["aio_data"].is_u64())
+                .count()
+        };
+        assert_eq!(with_args("X"), MAX_LANES);
+        assert_eq!(with_args("b"), 44);
+    }
+
+    /// A lane freed is used again: iocbs one after the other share one.
+    #[test]
+    fn iocbs_in_turn_share_a_lane() {
+        let records: Vec<_> = (0..100u64)
+            .map(|i| iocb(1, 10, i * 100, i * 100 + 90, i))
+            .collect();
+        let events = trace(&records);
+        check_rules(&events);
+        assert_eq!(
+            events.iter().filter(|e| e["name"] == "thread_name").count(),
+            1
+        );
+    }
+
+    /// 200k records at 32 in flight per context, out of submit order, with
+    /// slow outliers: the writer's state stays that of the lanes, not of the
+    /// records.
+    #[test]
+    fn memory_stays_bounded_over_200k_records() {
+        let mut w = PerfettoWriter::new(io::sink());
+        let mut reap_order: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut most = (0, 0, 0, 0);
+        let mut deliver = |w: &mut PerfettoWriter<io::Sink>, end: u64, i: u64| {
+            let submit = i * 10_000;
+            w.record(&Record::Iocb(iocb(
+                1000 + (i % 4) as u32,
+                i % 4,
+                submit,
+                end,
+                i,
+            )))
+            .unwrap();
+            if i.is_multiple_of(64) {
+                w.flush().unwrap();
+            }
+            let (lanes, pending, counters, line) = w.retained();
+            most = (
+                most.0.max(lanes),
+                most.1.max(pending),
+                most.2.max(counters),
+                most.3.max(line),
+            );
+        };
+        for i in 0..200_000u64 {
+            let submit = i * 10_000;
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            // 20 µs to 1.3 ms, one in a thousand 300 ms.
+            let latency = if seed.is_multiple_of(1000) {
+                300_000_000
+            } else {
+                20_000 + seed % 1_280_000
+            };
+            reap_order.push(Reverse((submit + latency, i)));
+            while let Some(&Reverse((end, j))) = reap_order.peek() {
+                if end > submit {
+                    break;
+                }
+                reap_order.pop();
+                deliver(&mut w, end, j);
+            }
+        }
+        while let Some(Reverse((end, j))) = reap_order.pop() {
+            deliver(&mut w, end, j);
+        }
+        finish(&mut w);
+        let (lanes, pending, counters, line) = most;
+        // 4 contexts at about 33 in flight each, plus the outliers.
+        assert!(lanes <= 4 * 64, "{lanes} lanes");
+        assert!(pending <= MAX_PENDING, "{pending} counter changes held");
+        assert!(counters <= 4, "{counters} processes with counters");
+        assert!(line <= 2 * LINE_SPILL, "a {line}-byte line buffer");
+    }
+
+    #[test]
+    fn destroyed_contexts_give_their_lanes_back() {
+        let mut w = PerfettoWriter::new(io::sink());
+        w.record(&Record::Iocb(iocb(1, 10, 0, 10, 1))).unwrap();
+        w.record(&Record::Iocb(iocb(1, 11, 0, 10, 1))).unwrap();
+        w.record(&Record::Iocb(iocb(2, 12, 0, 10, 1))).unwrap();
+        w.record(&Record::Ctx(CtxRecord {
+            kind: RECORD_CTX,
+            event: CTX_DESTROY,
+            pid: 1,
+            ctx: 10,
+            ..Default::default()
+        }))
+        .unwrap();
+        w.flush().unwrap();
+        assert_eq!(w.retained().0, 2);
+        w.record(&Record::Ctx(CtxRecord {
+            kind: RECORD_CTX,
+            event: CTX_EXIT,
+            pid: 2,
+            ..Default::default()
+        }))
+        .unwrap();
+        w.flush().unwrap();
+        assert_eq!(w.retained().0, 1);
     }
 
     #[test]
@@ -538,8 +1012,22 @@ mod tests {
     }
 
     #[test]
+    fn micros_are_exact() {
+        let s = |ns| {
+            let mut b = Vec::new();
+            micros(&mut b, ns);
+            String::from_utf8(b).unwrap()
+        };
+        assert_eq!(s(0), "0");
+        assert_eq!(s(1_000), "1");
+        assert_eq!(s(3_800), "3.8");
+        assert_eq!(s(1_234_567), "1234.567");
+        assert_eq!(s(1_000_050), "1000.05");
+    }
+
+    #[test]
     fn an_empty_trace_is_valid_json() {
-        let v = trace(&[]);
-        assert_eq!(v["traceEvents"].as_array().unwrap().len(), 0);
+        let events = trace(&[]);
+        assert_eq!(events.len(), 1, "the loss counters only: {events:?}");
     }
 }

@@ -115,11 +115,11 @@ fn every_field_is_in_the_perfetto_args() {
     closing(|c| w.finish(c)).unwrap();
     let out = w.into_inner();
     let trace: Value = serde_json::from_slice(&out).unwrap();
-    let begin = trace["traceEvents"]
+    let begin = trace
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["ph"] == "b" && e["args"].is_object())
+        .find(|e| e["ph"] == "X" && e["args"].is_object())
         .expect("the iocb's slice");
     let args = &begin["args"];
     // Args are named, not ordered: compare them as sets.
