@@ -172,8 +172,12 @@ pub enum LossCause {
     /// A bio or request of a device the per-device table had no room for
     /// (its set full): missing from the device counters.
     DeviceTableFull = 8,
+    /// Not a loss: an io_event of an iocb submitted before the trace began (or
+    /// while its programs were being attached), seen while the trace is
+    /// younger than the in-flight timeout. Later such events are `Unmatched`.
+    InflightAtStart = 9,
 }
-pub const LOSS_CAUSES: u32 = 9;
+pub const LOSS_CAUSES: u32 = 10;
 
 /// Who caused a dispatch or a bio: an in-flight iocb or a thread's syscall.
 pub const OWNER_AIO: u8 = 1;

@@ -45,6 +45,9 @@ pub const GLOBAL_KERNEL_OFFSETS: &str = "KERNEL_OFFSETS";
 /// 1: the syscall exits read their arguments from the caller's registers;
 /// 0: the saved-args entry programs keep them in `SAVED_ARGS` for the exits.
 pub const GLOBAL_ARGS_FROM_REGS: &str = "ARGS_FROM_REGS";
+/// `MIDFLIGHT_UNTIL_NS`: until when an unmatched io_event is an iocb of the
+/// trace's start (`LossCause::InflightAtStart`).
+pub const GLOBAL_MIDFLIGHT_UNTIL_NS: &str = "MIDFLIGHT_UNTIL_NS";
 
 /// Every global named above.
 pub const GLOBALS: &[&str] = &[
@@ -53,6 +56,7 @@ pub const GLOBALS: &[&str] = &[
     GLOBAL_WAKEUP_BYTES,
     GLOBAL_KERNEL_OFFSETS,
     GLOBAL_ARGS_FROM_REGS,
+    GLOBAL_MIDFLIGHT_UNTIL_NS,
 ];
 
 // Programs, each named after the tracepoint it attaches to.

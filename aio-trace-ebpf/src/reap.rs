@@ -215,7 +215,7 @@ extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
     let out = unsafe { &raw mut (*batch).records[at] };
     // Straight into the batch: the record is too large to copy via the stack.
     if !table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, Some(out)) {
-        count_loss(LossCause::Unmatched);
+        count_loss(unmatched_cause(walk.reap_ns));
         return 0;
     }
     // SAFETY: `out` points into this CPU's reap batch slot, in bounds (see above).
@@ -229,4 +229,22 @@ extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
         flush(batch);
     }
     0
+}
+
+/// Until when (monotonic ns) an io_event of an iocb never seen submitted is
+/// one the application had in flight when the trace began — submitted before
+/// the programs were attached — rather than a miss. Set by the loader before
+/// load: its load time plus the in-flight timeout, past which such an iocb
+/// would have aged out anyway.
+#[unsafe(no_mangle)]
+static MIDFLIGHT_UNTIL_NS: u64 = 0;
+
+#[inline(always)]
+fn unmatched_cause(reap_ns: u64) -> LossCause {
+    // SAFETY: a plain read of a read-only global the loader set before load.
+    if reap_ns < unsafe { core::ptr::read_volatile(&MIDFLIGHT_UNTIL_NS) } {
+        LossCause::InflightAtStart
+    } else {
+        LossCause::Unmatched
+    }
 }

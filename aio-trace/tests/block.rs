@@ -175,6 +175,8 @@ fn without_block_attribution_records_have_no_block_data() {
             .any(|r| matches!(r, Record::Syscall(s) if s.bios == 0))
     );
     assert_eq!(losses.total(), 0, "{losses:?}");
+    // Everything began after the tracer: nothing was in flight at its start.
+    assert_eq!(losses.inflight_at_start, 0, "{losses:?}");
 }
 
 /// A raw block device has no filesystem dispatch: each bio is matched to the

@@ -292,3 +292,44 @@ fn no_exit_leaves_a_temporary_file() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "record --workload to /dev/full: {left:?}");
 }
+
+/// Attaching to a process already doing AIO: the iocbs it had in flight (or
+/// submitted while the programs were being attached) come back unmatched.
+/// They are counted as in flight at the start, not as lost, and nothing else
+/// is lost.
+#[test]
+fn attaching_mid_flight_counts_the_iocbs_in_flight_at_start_not_as_lost() {
+    let dir = TempDir::new("mid-flight");
+    let mut workload = Command::new(AIO_TRACE)
+        .args(["workload", "--iodepth", "4", "--size", "16M", "-d", "20"])
+        .args(["--dir", dir.path()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Well into its loop: iocbs in flight all the time.
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = Command::new(AIO_TRACE)
+        .args(["snoop", "--json", "-d", "3", "-p", &workload.id().to_string()])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = workload.kill();
+    let _ = workload.wait();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lost: Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "lost")
+        .expect("a lost line");
+    let records = text.lines().filter(|l| l.starts_with(r#"{"type":"iocb""#)).count();
+    assert!(records > 1000, "{records} records: the workload ran under the trace");
+    assert!(
+        lost["inflight_at_start"].as_u64().unwrap() > 0,
+        "the workload had iocbs in flight when the trace began: {lost}"
+    );
+    for cause in ["unmatched", "user_read", "inflight_full", "ring_full", "aged_out"] {
+        assert_eq!(lost[cause], 0, "{cause}: {lost}");
+    }
+}

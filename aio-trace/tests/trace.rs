@@ -129,6 +129,8 @@ fn every_iocb_exact(config: TraceConfig) {
         calls["events_reaped"].as_u64().unwrap()
     );
     assert_eq!(losses.total(), 0, "{losses:?}");
+    // Everything began after the tracer: nothing was in flight at its start.
+    assert_eq!(losses.inflight_at_start, 0, "{losses:?}");
 }
 
 /// The whole CLI: `snoop --json -p PID`, stopped with SIGINT, writes every
@@ -330,6 +332,8 @@ fn iocbs_reaped_from_the_user_ring_become_records() {
         assert_eq!((r.op().name(), r.bytes), ("PREAD", 4096));
     }
     assert_eq!(losses.total(), 0, "{losses:?}");
+    // Everything began after the tracer: nothing was in flight at its start.
+    assert_eq!(losses.inflight_at_start, 0, "{losses:?}");
     assert_eq!(summaries[0].iocbs_submitted, 4);
     assert_eq!(summaries[0].io_getevents_calls, 0);
 }
@@ -395,6 +399,8 @@ fn destroy_reclaims(config: TraceConfig) {
             .all(|r| r.reaped_ns().is_none() && r.complete_ns().is_some())
     );
     assert_eq!(losses.total(), 0, "{losses:?}");
+    // Everything began after the tracer: nothing was in flight at its start.
+    assert_eq!(losses.inflight_at_start, 0, "{losses:?}");
 }
 
 /// fio reaping from the ring (--userspace_reap with iodepth_batch_complete_min=0)
@@ -485,4 +491,6 @@ fn fio_userspace_reap_is_traced_to_the_last_iocb() {
         "{summaries:?}"
     );
     assert_eq!(losses.total(), 0, "{losses:?}");
+    // Everything began after the tracer: nothing was in flight at its start.
+    assert_eq!(losses.inflight_at_start, 0, "{losses:?}");
 }

@@ -71,6 +71,8 @@ fn vectored_and_scalar_runs_match_the_trace_and_cover_the_same_bytes() {
             "{scenario}"
         );
         assert_eq!(losses.total(), 0, "{scenario}: {losses:?}");
+        // Everything began after the tracer: nothing was in flight at its start.
+        assert_eq!(losses.inflight_at_start, 0, "{scenario}: {losses:?}");
         covered.push(ranges(&records));
     }
     assert_eq!(

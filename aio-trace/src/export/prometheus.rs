@@ -222,6 +222,11 @@ impl Metrics {
             ),
             ("aged_out", losses.aged_out, then.aged_out),
             ("abandoned", losses.abandoned, then.abandoned),
+            (
+                "inflight_at_start",
+                losses.inflight_at_start,
+                then.inflight_at_start,
+            ),
         ];
         for (cause, now, then) in causes {
             // Every cause is shown, zero included: a dashboard can alert on it.

@@ -106,18 +106,41 @@ fn attach(ebpf: &mut Ebpf, probe: &Probe) -> Result<LinkId, AttachError> {
     match probe.attach {
         Attach::TracePoint => {
             let program: &mut TracePoint = program.try_into().map_err(AttachError::Program)?;
-            program.load().map_err(AttachError::Program)?;
+            load_retrying(|| program.load())?;
             program
                 .attach(probe.group, probe.program)
                 .map(LinkId::TracePoint)
         }
         Attach::Raw => {
             let program: &mut RawTracePoint = program.try_into().map_err(AttachError::Program)?;
-            program.load().map_err(AttachError::Program)?;
+            load_retrying(|| program.load())?;
             program.attach(probe.program).map(LinkId::Raw)
         }
     }
     .map_err(AttachError::Program)
+}
+
+/// Attempts at loading one program, as libbpf makes (`PROG_LOAD_ATTEMPTS`).
+const LOAD_ATTEMPTS: u32 = 5;
+
+/// Loads a program, again when the verifier gave up with EAGAIN: it does so
+/// when a signal is pending for the loading thread (a child exiting, a
+/// timer), which says nothing about the program.
+fn load_retrying(mut load: impl FnMut() -> Result<(), ProgramError>) -> Result<(), AttachError> {
+    let mut attempt = 1;
+    loop {
+        match load() {
+            Err(e) if attempt < LOAD_ATTEMPTS && is_eagain(&e) => attempt += 1,
+            other => return other.map_err(AttachError::Program),
+        }
+    }
+}
+
+fn is_eagain(e: &ProgramError) -> bool {
+    match e {
+        ProgramError::LoadError { io_error, .. } => io_error.raw_os_error() == Some(libc::EAGAIN),
+        _ => false,
+    }
 }
 
 /// Detaches every link. Closing a tracepoint link waits out an RCU grace

@@ -5,11 +5,12 @@
 //! `aio-trace-common`, `btf` for the kernel struct offsets, and aya's
 //! `EbpfLoader`.
 
-use std::path::Path;
+use std::{path::Path, time::Duration};
 
 use aio_trace_common::{
     CommFilter, DEFAULT_RING_BYTES, GLOBAL_ARGS_FROM_REGS, GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS,
-    GLOBAL_KERNEL_OFFSETS, GLOBAL_WAKEUP_BYTES, KernelOffsets, MAP_EVENTS,
+    GLOBAL_KERNEL_OFFSETS, GLOBAL_MIDFLIGHT_UNTIL_NS, GLOBAL_WAKEUP_BYTES, KernelOffsets,
+    MAP_EVENTS,
 };
 use aya::EbpfLoader;
 
@@ -36,7 +37,15 @@ pub struct TraceConfig {
     /// where the exits could read them from the caller's registers: what a
     /// kernel without BTF gets (for the tests).
     pub saved_args: bool,
+    /// How long after load an io_event of an iocb never seen submitted counts
+    /// as in flight at the start (`inflight_at_start`) rather than a miss
+    /// (`unmatched`): the session's in-flight timeout, past which such an
+    /// iocb would have aged out.
+    pub start_window: Duration,
 }
+
+/// The default `start_window`: the default in-flight timeout.
+pub const DEFAULT_START_WINDOW: Duration = Duration::from_secs(30);
 
 impl Default for TraceConfig {
     fn default() -> Self {
@@ -47,6 +56,7 @@ impl Default for TraceConfig {
             bpf_stats: false,
             block: true,
             saved_args: false,
+            start_window: DEFAULT_START_WINDOW,
         }
     }
 }
@@ -64,6 +74,7 @@ pub(super) struct Globals {
     /// 1: exits read their arguments from the registers; 0: saved args.
     pub args_from_regs: u8,
     pub ring_bytes: u32,
+    pub midflight_until_ns: u64,
 }
 
 impl Globals {
@@ -83,6 +94,8 @@ impl Globals {
             offsets: offsets.unwrap_or_default(),
             args_from_regs: u8::from(args_from_regs),
             ring_bytes: config.ring_bytes,
+            midflight_until_ns: crate::clock::monotonic_ns()
+                .saturating_add(u64::try_from(config.start_window.as_nanos()).unwrap_or(u64::MAX)),
         })
     }
 
@@ -95,6 +108,7 @@ impl Globals {
             .override_global(GLOBAL_FILTER_COMM, &self.comm, true)
             .override_global(GLOBAL_WAKEUP_BYTES, &self.wakeup_bytes, true)
             .override_global(GLOBAL_KERNEL_OFFSETS, &self.offsets, true)
+            .override_global(GLOBAL_MIDFLIGHT_UNTIL_NS, &self.midflight_until_ns, true)
             .map_max_entries(MAP_EVENTS, self.ring_bytes);
         loader
     }

@@ -36,6 +36,11 @@ pub struct LossCounts {
     pub aged_out: u64,
     /// In-flight iocbs of processes that exited or contexts destroyed.
     pub abandoned: u64,
+    /// Not a loss, so not in `total`: iocbs the application had in flight
+    /// when the trace began (submitted before the programs were attached),
+    /// whose io_events came back while the trace was younger than the
+    /// in-flight timeout. Nonzero means the trace began mid-flight.
+    pub inflight_at_start: u64,
 }
 
 /// Serializes as the constant `"lost"`.
@@ -64,6 +69,7 @@ impl LossCounts {
             device_table_full: at(LossCause::DeviceTableFull),
             aged_out: 0,
             abandoned: 0,
+            inflight_at_start: at(LossCause::InflightAtStart),
         }
     }
 
@@ -86,7 +92,7 @@ impl std::fmt::Display for LossCounts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "lost: {} (ring_full {}, inflight_full {}, user_read {}, unmatched {}, batch_truncated {}, syscall_state_full {}, unattributed_bios {}, unmatched_dispatches {}, device_table_full {}, aged_out {}, abandoned {})",
+            "lost: {} (ring_full {}, inflight_full {}, user_read {}, unmatched {}, batch_truncated {}, syscall_state_full {}, unattributed_bios {}, unmatched_dispatches {}, device_table_full {}, aged_out {}, abandoned {}); in flight at start: {}",
             self.total(),
             self.ring_full,
             self.inflight_full,
@@ -98,7 +104,8 @@ impl std::fmt::Display for LossCounts {
             self.unmatched_dispatches,
             self.device_table_full,
             self.aged_out,
-            self.abandoned
+            self.abandoned,
+            self.inflight_at_start
         )
     }
 }
@@ -109,7 +116,7 @@ mod tests {
 
     #[test]
     fn maps_each_kernel_cause_to_its_field() {
-        let l = LossCounts::from_kernel([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let l = LossCounts::from_kernel([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
         assert_eq!(
             (l.ring_full, l.inflight_full, l.user_read, l.unmatched),
             (1, 2, 3, 4)
@@ -117,7 +124,12 @@ mod tests {
         assert_eq!((l.batch_truncated, l.syscall_state_full), (5, 6));
         assert_eq!((l.unattributed_bios, l.unmatched_dispatches), (7, 8));
         assert_eq!(l.device_table_full, 9);
-        assert_eq!(l.total(), 36, "device_table_full is not in the total");
+        assert_eq!(l.inflight_at_start, 10);
+        assert_eq!(
+            l.total(),
+            36,
+            "neither device_table_full nor inflight_at_start is in the total"
+        );
         let json = serde_json::to_string(&l).unwrap();
         assert!(
             json.starts_with(r#"{"type":"lost","ring_full":1,"#),

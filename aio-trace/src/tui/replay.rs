@@ -35,6 +35,7 @@ pub fn losses_from_row(row: &LossRow) -> LossCounts {
         device_table_full: get("device_table_full"),
         aged_out: get("aged_out"),
         abandoned: get("abandoned"),
+        inflight_at_start: get("inflight_at_start"),
         ..LossCounts::default()
     }
 }

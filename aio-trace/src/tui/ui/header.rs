@@ -123,8 +123,9 @@ fn status_line(state: &State) -> Line<'static> {
         .filter
         .as_ref()
         .map_or_else(|| "none".into(), |f| f.describe());
-    Line::from(vec![
-        losses(&state.store.losses),
+    let mut spans = vec![losses(&state.store.losses)];
+    spans.extend(mid_flight(&state.store.losses));
+    spans.extend([
         Span::styled(overhead_summary(state), Style::new().fg(Color::Cyan)),
         Span::raw(format!(
             "  filter {filter}  sort {}{}{}",
@@ -132,7 +133,19 @@ fn status_line(state: &State) -> Line<'static> {
             if view.reverse { " (rev)" } else { "" },
             if view.split { "  split v/s" } else { "" }
         )),
-    ])
+    ]);
+    Line::from(spans)
+}
+
+/// Said when the trace began while iocbs were in flight: their completions
+/// are not losses, but their records are missing, so the figures start late.
+fn mid_flight(l: &LossCounts) -> Option<Span<'static>> {
+    (l.inflight_at_start > 0).then(|| {
+        Span::styled(
+            format!("  began mid-flight ({} at start)", l.inflight_at_start),
+            Style::new().fg(Color::Yellow),
+        )
+    })
 }
 
 /// "lost 0", or in red every counter that lost something.
