@@ -1,6 +1,7 @@
 //! `cargo xtask`: set up the eBPF toolchain, build, run, test and install aio-trace.
 
 mod bench;
+mod fuzz;
 mod lint;
 mod setup;
 
@@ -49,6 +50,12 @@ enum Task {
         /// Records per second aio-trace writes to a file, and loss above that.
         #[arg(long)]
         capacity: bool,
+    },
+    /// Fuzz every target of aio-trace/fuzz for SECONDS each (nightly; installs
+    /// cargo-fuzz into .tools if missing). Not part of `test`.
+    Fuzz {
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
     },
     /// Build the release binary and copy it to PREFIX/bin (default /usr/local).
     Install {
@@ -165,6 +172,10 @@ fn run(cli: Cli) -> Result<()> {
                 ],
             )?;
             lint::ebpf(&root, &env)
+        }
+        Task::Fuzz { seconds } => {
+            let env = setup::ensure(&root)?;
+            fuzz::run(&root, &env, seconds)
         }
         Task::Install { prefix } => {
             let env = setup::ensure(&root)?;

@@ -10,7 +10,7 @@ mod render;
 mod stats;
 
 pub use parse::{
-    BadLine, IocbRow, LossRow, ReadInfo, ReportError, Row, SummaryRow, read, read_file,
+    BadLine, IocbRow, LossRow, MAX_LINE, ReadInfo, ReportError, Row, SummaryRow, read, read_file,
 };
 pub use render::render_text;
 pub use stats::{By, Report, Stats};

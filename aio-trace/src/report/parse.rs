@@ -1,10 +1,12 @@
 //! Recorded lines → rows. JSONL (a `record` file or `snoop --json` output) or
-//! CSV (a `record` file), told apart by the first byte.
+//! CSV (a `record` file), told apart by the first byte. Every line is read
+//! through [`Lines`], which bounds its length, so no input makes the reader
+//! hold more than about [`MAX_LINE`] bytes of it.
 
 use std::{
     collections::BTreeMap,
     fs::File,
-    io::{self, BufRead, BufReader},
+    io::{self, BufRead, BufReader, Read},
     path::Path,
 };
 
@@ -13,6 +15,15 @@ use thiserror::Error;
 
 use crate::export::{FORMAT_VERSION, Header};
 pub use crate::model::IocbRow;
+
+/// The longest line read. aio-trace's lines are well under a kilobyte; a
+/// longer one is not a recording, and reading it whole would let one line
+/// take all memory (`report /dev/zero`).
+pub const MAX_LINE: usize = 1 << 20;
+
+/// The most CSV bytes one record may span (a quoted field may hold a
+/// newline): an unclosed quote would otherwise swallow the rest of the file.
+const MAX_CSV_RECORD: u64 = 2 * MAX_LINE as u64;
 
 #[derive(Debug, Error)]
 pub enum ReportError {
@@ -30,6 +41,32 @@ pub enum ReportError {
         line: u64,
         message: String,
     },
+    /// The last line ends without a newline and does not parse: the writer
+    /// was stopped mid-line. Every line before it was read.
+    #[error("{path}:{line}: {message}; the last line is incomplete (was the recording killed?)")]
+    Torn {
+        path: String,
+        line: u64,
+        message: String,
+    },
+    #[error("{path}:{line}: a line longer than 1 MiB: not an aio-trace recording")]
+    TooLong { path: String, line: u64 },
+    #[error(
+        "{path}:{line}: a CSV record longer than 2 MiB (an unclosed quote?): not an aio-trace recording"
+    )]
+    RecordTooLong { path: String, line: u64 },
+    #[error("{path} is not an aio-trace recording (binary data at line {line})")]
+    Binary { path: String, line: u64 },
+    #[error("{path} is {compression}-compressed: decompress it first ({command})")]
+    Compressed {
+        path: String,
+        compression: &'static str,
+        command: String,
+    },
+    #[error(
+        "{path} is a Perfetto trace (record --format perfetto); report reads JSONL or CSV recordings — record with -o FILE.jsonl"
+    )]
+    Perfetto { path: String },
     #[error(
         "{path}:{line}: format_version {found} is newer than this aio-trace reads ({FORMAT_VERSION})"
     )]
@@ -101,9 +138,56 @@ pub fn read_file(
     )
 }
 
+/// `fill_buf`, retried when a signal interrupts it.
+fn fill(input: &mut impl BufRead) -> io::Result<&[u8]> {
+    loop {
+        match input.fill_buf() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // Polonius would accept returning `input.fill_buf()` here; the
+            // second call is free (the buffer is already full).
+            Ok(_) => return input.fill_buf(),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Compressed files by magic number: (name, tool, file extension).
+const COMPRESSED: [(&[u8], &str, &str, &str); 3] = [
+    (b"\x1F\x8B", "gzip", "zcat", ".gz"),
+    (b"\x28\xB5\x2F\xFD", "zstd", "zstdcat", ".zst"),
+    (b"\xFD7zXZ\x00", "xz", "xzcat", ".xz"),
+];
+
+/// Control characters (other than tabs, line ends and form feeds) or bytes
+/// that are not UTF-8: no aio-trace writer puts these in a first line. A
+/// multi-byte character cut at the end of `bytes` is not counted.
+fn looks_binary(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0C))
+        || std::str::from_utf8(bytes).is_err_and(|e| e.error_len().is_some())
+}
+
+/// Chrome/Perfetto trace-event JSON: `{"traceEvents":[…` (as `record
+/// --format perfetto` writes it), or the bare `[{…},…` array form.
+fn looks_like_perfetto(head: &[u8]) -> bool {
+    let after = |open: u8| {
+        head.strip_prefix(&[open])
+            .map(|rest| rest.trim_ascii_start())
+    };
+    if let Some(rest) = after(b'{') {
+        return rest.starts_with(b"\"traceEvents\"");
+    }
+    after(b'[').is_some_and(|rest| rest.is_empty() || rest[0] == b'{' || rest[0] == b']')
+}
+
 /// Parses a JSONL or CSV recording, handing each row to `on_row`. A bad line
 /// is an error naming `name` and the line, or with `skip_bad` is noted in
-/// [`ReadInfo::skipped`] and passed over.
+/// [`ReadInfo::skipped`] and passed over. A file that is not a recording at
+/// all (compressed, binary, a Perfetto trace) is an error saying what it is.
+/// A UTF-8 byte order mark is skipped.
 pub fn read(
     mut input: impl BufRead,
     name: &str,
@@ -114,23 +198,136 @@ pub fn read(
         path: name.to_owned(),
         source,
     };
-    let first = loop {
-        let buf = input.fill_buf().map_err(io_err)?;
-        match buf.first() {
-            None => return Err(ReportError::Empty { path: name.into() }),
-            Some(b) if b.is_ascii_whitespace() => input.consume(1),
-            Some(&b) => break b,
+    let head = fill(&mut input).map_err(io_err)?;
+    if let Some(&(_, compression, tool, ext)) = COMPRESSED
+        .iter()
+        .find(|(magic, ..)| head.starts_with(magic))
+    {
+        let out = name
+            .strip_suffix(ext)
+            .filter(|s| !s.is_empty())
+            .map_or_else(|| format!("{name}.jsonl"), str::to_owned);
+        return Err(ReportError::Compressed {
+            path: name.to_owned(),
+            compression,
+            command: format!("{tool} {name} > {out}"),
+        });
+    }
+    if head.starts_with(UTF8_BOM) {
+        input.consume(UTF8_BOM.len());
+    }
+    // Leading blank lines still count in the line numbers.
+    let mut blank_lines = 0u64;
+    loop {
+        let buf = fill(&mut input).map_err(io_err)?;
+        if buf.is_empty() {
+            return Err(ReportError::Empty { path: name.into() });
         }
+        let text = buf.iter().position(|b| !b.is_ascii_whitespace());
+        let n = text.unwrap_or(buf.len());
+        blank_lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        input.consume(n);
+        if text.is_some() {
+            break;
+        }
+    }
+    let head = fill(&mut input).map_err(io_err)?;
+    let first_line = &head[..head.iter().position(|&b| b == b'\n').unwrap_or(head.len())];
+    if looks_binary(first_line) {
+        return Err(ReportError::Binary {
+            path: name.to_owned(),
+            line: blank_lines + 1,
+        });
+    }
+    if looks_like_perfetto(head) {
+        return Err(ReportError::Perfetto {
+            path: name.to_owned(),
+        });
+    }
+    let jsonl = head[0] == b'{';
+    let lines = Lines {
+        input,
+        line: blank_lines,
     };
-    if first == b'{' {
-        read_jsonl(input, name, skip_bad, on_row)
+    if jsonl {
+        read_jsonl(lines, name, skip_bad, on_row)
     } else {
-        read_csv(input, name, skip_bad, on_row)
+        read_csv(lines, name, skip_bad, on_row)
     }
 }
 
+/// What [`Lines::next`] found.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Line {
+    /// The line is in the buffer, with its newline if it has one (only the
+    /// last line of the input may not).
+    Text { terminated: bool },
+    /// Longer than [`MAX_LINE`]: not kept; with `skip_long` read to its
+    /// end, else reading stopped inside it.
+    TooLong,
+    /// Holds a NUL byte.
+    Binary,
+}
+
+/// The input split at newlines, no line held longer than [`MAX_LINE`].
+struct Lines<R> {
+    input: R,
+    /// The number of the line last returned (1-based).
+    line: u64,
+}
+
+impl<R: BufRead> Lines<R> {
+    /// The next line into `buf` (replacing what it held), or None at the end.
+    fn next(&mut self, buf: &mut Vec<u8>, skip_long: bool) -> io::Result<Option<Line>> {
+        buf.clear();
+        let mut seen = false;
+        let mut too_long = false;
+        let mut terminated = false;
+        loop {
+            let chunk = fill(&mut self.input)?;
+            if chunk.is_empty() {
+                break;
+            }
+            seen = true;
+            let newline = chunk.iter().position(|&b| b == b'\n');
+            let take = newline.map_or(chunk.len(), |i| i + 1);
+            if !too_long {
+                if buf.len() + take > MAX_LINE + usize::from(newline.is_some()) {
+                    too_long = true;
+                    buf.clear();
+                } else {
+                    buf.extend_from_slice(&chunk[..take]);
+                }
+            }
+            self.input.consume(take);
+            if newline.is_some() {
+                terminated = true;
+                break;
+            }
+            if too_long && !skip_long {
+                break;
+            }
+        }
+        if !seen {
+            return Ok(None);
+        }
+        self.line += 1;
+        Ok(Some(if too_long {
+            Line::TooLong
+        } else if buf.contains(&0) {
+            Line::Binary
+        } else {
+            Line::Text { terminated }
+        }))
+    }
+}
+
+const TOO_LONG: &str = "a line longer than 1 MiB";
+const NUL_BYTE: &str = "binary data (a NUL byte)";
+const TRUNCATED: &str = "truncated line (the recording was cut short)";
+
 fn read_jsonl(
-    mut input: impl BufRead,
+    mut lines: Lines<impl BufRead>,
     name: &str,
     skip_bad: bool,
     on_row: &mut impl FnMut(Row),
@@ -140,24 +337,54 @@ fn read_jsonl(
         ..ReadInfo::default()
     };
     let mut buf = Vec::with_capacity(1024);
-    let mut line_no = 0u64;
+    let mut first = true;
+    let first_line = lines.line + 1;
     loop {
-        buf.clear();
-        let n = input
-            .read_until(b'\n', &mut buf)
+        // A first line too long is no recording: refused, even with
+        // --skip-bad, without reading on through an endless one.
+        let skip_long = skip_bad && lines.line >= first_line;
+        let next = lines
+            .next(&mut buf, skip_long)
             .map_err(|source| ReportError::Io {
                 path: name.to_owned(),
                 source,
             })?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        let unterminated = buf.last() != Some(&b'\n');
+        let Some(kind) = next else { break };
+        let line = lines.line;
+        let terminated = match kind {
+            Line::Text { terminated } => terminated,
+            Line::TooLong if skip_long => {
+                info.skipped.push(BadLine {
+                    line,
+                    message: TOO_LONG.into(),
+                });
+                continue;
+            }
+            Line::Binary if skip_bad => {
+                info.skipped.push(BadLine {
+                    line,
+                    message: NUL_BYTE.into(),
+                });
+                continue;
+            }
+            Line::TooLong => {
+                return Err(ReportError::TooLong {
+                    path: name.to_owned(),
+                    line,
+                });
+            }
+            Line::Binary => {
+                return Err(ReportError::Binary {
+                    path: name.to_owned(),
+                    line,
+                });
+            }
+        };
         let text = buf.trim_ascii();
         if text.is_empty() {
             continue;
         }
+        let was_first = std::mem::replace(&mut first, false);
         match parse_line(text) {
             Ok(parsed) => {
                 info.lines += 1;
@@ -171,27 +398,39 @@ fn read_jsonl(
             Err(LineError::Version(found)) => {
                 return Err(ReportError::Version {
                     path: name.to_owned(),
-                    line: line_no,
+                    line,
                     found,
                 });
             }
             Err(LineError::Bad(message)) => {
-                let message = if unterminated {
-                    format!("truncated line (the recording was cut short): {message}")
-                } else {
-                    message
-                };
-                if !skip_bad {
-                    return Err(ReportError::Bad {
+                // Another key order of a trace-event file than the one `read` sniffs.
+                if was_first && text.windows(13).any(|w| w == b"\"traceEvents\"") {
+                    return Err(ReportError::Perfetto {
                         path: name.to_owned(),
-                        line: line_no,
-                        message,
                     });
                 }
-                info.skipped.push(BadLine {
-                    line: line_no,
-                    message,
-                });
+                if !skip_bad {
+                    let path = name.to_owned();
+                    return Err(if terminated {
+                        ReportError::Bad {
+                            path,
+                            line,
+                            message,
+                        }
+                    } else {
+                        ReportError::Torn {
+                            path,
+                            line,
+                            message,
+                        }
+                    });
+                }
+                let message = if terminated {
+                    message
+                } else {
+                    format!("{TRUNCATED}: {message}")
+                };
+                info.skipped.push(BadLine { line, message });
             }
         }
     }
@@ -252,44 +491,156 @@ fn parse_line(text: &[u8]) -> Result<Option<Row>, LineError> {
     })
 }
 
+/// A CSV reader's input: the lines of [`Lines`], a too-long or binary line
+/// after the header either refused (the reader then fails with an I/O error
+/// and `refusal` says why) or, with `skip_bad`, noted and handed on as an
+/// empty line, which the CSV reader passes over.
+struct CsvFeed<R> {
+    lines: Lines<R>,
+    skip_bad: bool,
+    /// The header's line number.
+    header: u64,
+    buf: Vec<u8>,
+    pos: usize,
+    /// Bytes handed to the CSV reader; `mark`: where its current record starts.
+    served: u64,
+    mark: u64,
+    skipped: Vec<BadLine>,
+    refusal: Option<Refusal>,
+    /// The number of the last line when it ends without a newline.
+    unterminated: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Refusal {
+    TooLong(u64),
+    Binary(u64),
+    RecordTooLong(u64),
+}
+
+impl Refusal {
+    fn into_error(self, path: &str) -> ReportError {
+        let path = path.to_owned();
+        match self {
+            Refusal::TooLong(line) => ReportError::TooLong { path, line },
+            Refusal::Binary(line) => ReportError::Binary { path, line },
+            Refusal::RecordTooLong(line) => ReportError::RecordTooLong { path, line },
+        }
+    }
+}
+
+impl<R: BufRead> CsvFeed<R> {
+    fn refuse(&mut self, refusal: Refusal) -> io::Error {
+        self.refusal = Some(refusal);
+        io::Error::other("not an aio-trace recording")
+    }
+}
+
+impl<R: BufRead> Read for CsvFeed<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            self.pos = 0;
+            // The header cannot be skipped: without it nothing else reads.
+            let skippable = self.skip_bad && self.lines.line >= self.header;
+            let Some(kind) = self.lines.next(&mut self.buf, skippable)? else {
+                return Ok(0);
+            };
+            let line = self.lines.line;
+            match kind {
+                Line::Text { terminated } => {
+                    if !terminated {
+                        self.unterminated = Some(line);
+                    }
+                }
+                Line::TooLong | Line::Binary if skippable => {
+                    let message = if kind == Line::TooLong {
+                        TOO_LONG
+                    } else {
+                        NUL_BYTE
+                    };
+                    self.skipped.push(BadLine {
+                        line,
+                        message: message.into(),
+                    });
+                    self.buf.clear();
+                    self.buf.push(b'\n');
+                }
+                Line::TooLong => return Err(self.refuse(Refusal::TooLong(line))),
+                Line::Binary => return Err(self.refuse(Refusal::Binary(line))),
+            }
+        }
+        if self.served - self.mark > MAX_CSV_RECORD {
+            let line = self.lines.line;
+            return Err(self.refuse(Refusal::RecordTooLong(line)));
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        self.served += n as u64;
+        Ok(n)
+    }
+}
+
 fn read_csv(
-    input: impl BufRead,
+    lines: Lines<impl BufRead>,
     name: &str,
     skip_bad: bool,
     on_row: &mut impl FnMut(Row),
 ) -> Result<ReadInfo, ReportError> {
     let mut info = ReadInfo {
         format: "csv",
-        // A CSV recording has no closing lines: complete if it parses.
+        // A CSV recording has no closing lines: complete unless its last line is cut.
         complete: true,
         ..ReadInfo::default()
     };
-    let mut reader = csv::ReaderBuilder::new().from_reader(input);
-    let headers = reader
-        .byte_headers()
-        .map_err(|e| csv_error(name, 1, e))?
-        .clone();
-    for required in ["type", "op", "pid", "ctx", "submit_ns", "latency_ns"] {
+    // The CSV reader counts lines from the header; `base` makes them the file's.
+    let base = lines.line;
+    let feed = CsvFeed {
+        lines,
+        skip_bad,
+        header: base + 1,
+        buf: Vec::new(),
+        pos: 0,
+        served: 0,
+        mark: 0,
+        skipped: Vec::new(),
+        refusal: None,
+        unterminated: None,
+    };
+    let mut reader = csv::ReaderBuilder::new().from_reader(feed);
+    let headers = match reader.byte_headers() {
+        Ok(h) => h.clone(),
+        Err(e) => return Err(csv_failure(&mut reader, name, base + 1, e)),
+    };
+    if !headers.iter().any(|h| h == b"type") {
+        return Err(ReportError::Bad {
+            path: name.to_owned(),
+            line: base + 1,
+            message: "not an aio-trace recording: neither a JSON record nor a CSV header with a \"type\" column".into(),
+        });
+    }
+    for required in ["op", "pid", "ctx", "submit_ns", "latency_ns"] {
         if !headers.iter().any(|h| h == required.as_bytes()) {
             return Err(ReportError::Bad {
                 path: name.to_owned(),
-                line: 1,
+                line: base + 1,
                 message: format!("not an aio-trace CSV recording: no {required:?} column"),
             });
         }
     }
     let mut record = csv::ByteRecord::new();
     loop {
-        let line = reader.position().line();
+        reader.get_mut().mark = reader.position().byte();
+        let line = base + reader.position().line();
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let at = e.position().map_or(line, |p| p.line());
-                let err = csv_error(name, at, e);
+                let at = base + e.position().map_or(line - base, |p| p.line());
+                let err = csv_failure(&mut reader, name, at, e);
                 // The reader cannot resume after an I/O error.
-                if !skip_bad || matches!(err, ReportError::Io { .. }) {
-                    return Err(err);
+                if !skip_bad || !matches!(err, ReportError::Bad { .. }) {
+                    return Err(torn_if_last(&mut reader, err));
                 }
                 if let ReportError::Bad { line, message, .. } = err {
                     info.skipped.push(BadLine { line, message });
@@ -297,35 +648,79 @@ fn read_csv(
                 continue;
             }
         }
-        let at = record.position().map_or(line, |p| p.line());
-        match record.deserialize::<IocbRow>(Some(&headers)) {
+        let at = base + record.position().map_or(line - base, |p| p.line());
+        let message = match record.deserialize::<IocbRow>(Some(&headers)) {
             Ok(row) if row.kind == "iocb" || row.kind == "syscall" => {
                 info.lines += 1;
                 on_row(Row::Iocb(row));
+                continue;
             }
-            Ok(row) => {
-                let message = format!("unknown record type {:?}", row.kind);
-                if !skip_bad {
-                    return Err(ReportError::Bad {
-                        path: name.to_owned(),
-                        line: at,
-                        message,
-                    });
-                }
-                info.skipped.push(BadLine { line: at, message });
-            }
-            Err(e) => {
-                let err = csv_error(name, at, e);
-                if !skip_bad {
-                    return Err(err);
-                }
-                if let ReportError::Bad { line, message, .. } = err {
-                    info.skipped.push(BadLine { line, message });
-                }
-            }
+            Ok(row) => format!("unknown record type {:?}", row.kind),
+            Err(e) => match csv_error(name, at, e) {
+                ReportError::Bad { message, .. } => message,
+                other => return Err(other),
+            },
+        };
+        if !skip_bad {
+            let err = ReportError::Bad {
+                path: name.to_owned(),
+                line: at,
+                message,
+            };
+            return Err(torn_if_last(&mut reader, err));
         }
+        info.skipped.push(BadLine { line: at, message });
     }
+    let feed = reader.into_inner();
+    if let Some(last) = feed.unterminated
+        && let Some(bad) = info.skipped.iter_mut().rev().find(|b| b.line == last)
+    {
+        bad.message = format!("{TRUNCATED}: {}", bad.message);
+        info.complete = false;
+    }
+    info.skipped.extend(feed.skipped);
+    info.skipped.sort_by_key(|b| b.line);
     Ok(info)
+}
+
+/// `err` (a bad row) as [`ReportError::Torn`] when its row is the input's
+/// last and that line has no newline.
+fn torn_if_last<R: BufRead>(reader: &mut csv::Reader<CsvFeed<R>>, err: ReportError) -> ReportError {
+    let ReportError::Bad {
+        path,
+        line,
+        message,
+    } = err
+    else {
+        return err;
+    };
+    let mut next = csv::ByteRecord::new();
+    let last = matches!(reader.read_byte_record(&mut next), Ok(false));
+    match reader.get_ref().unterminated {
+        Some(end) if last && end >= line => ReportError::Torn {
+            path,
+            line,
+            message,
+        },
+        _ => ReportError::Bad {
+            path,
+            line,
+            message,
+        },
+    }
+}
+
+/// A CSV reader's error, or why the feed refused the input.
+fn csv_failure<R: BufRead>(
+    reader: &mut csv::Reader<CsvFeed<R>>,
+    name: &str,
+    line: u64,
+    e: csv::Error,
+) -> ReportError {
+    match reader.get_mut().refusal.take() {
+        Some(refusal) => refusal.into_error(name),
+        None => csv_error(name, line, e),
+    }
 }
 
 fn csv_error(name: &str, line: u64, e: csv::Error) -> ReportError {

@@ -74,12 +74,6 @@ pub fn render_text(r: &Report) -> String {
             h.start_realtime, h.hostname, h.kernel, h.tool_version
         );
     }
-    if !r.complete {
-        let _ = writeln!(
-            out,
-            "warning: no closing loss line: the recording did not stop cleanly"
-        );
-    }
     if !r.skipped.is_empty() {
         let _ = writeln!(out, "skipped {} bad lines", r.skipped.len());
     }

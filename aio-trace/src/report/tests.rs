@@ -220,10 +220,11 @@ fn a_truncated_file_is_an_error_naming_the_last_line() {
     let cut = &bytes[..bytes.len() / 2];
     let lines = cut.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
     match report_of(cut, false) {
-        Err(e @ ReportError::Bad { .. }) => {
+        Err(e @ ReportError::Torn { .. }) => {
             let text = e.to_string();
+            assert!(text.starts_with(&format!("rec:{lines}: ")), "{text}");
             assert!(
-                text.starts_with(&format!("rec:{lines}: truncated line")),
+                text.ends_with("; the last line is incomplete (was the recording killed?)"),
                 "{text}"
             );
         }
@@ -231,6 +232,252 @@ fn a_truncated_file_is_an_error_naming_the_last_line() {
     }
     let report = report_of(cut, true).unwrap();
     assert!(!report.complete);
+    assert_eq!(report.skipped.len(), 1);
+    assert!(
+        report.skipped[0].message.starts_with("truncated line"),
+        "{:?}",
+        report.skipped
+    );
+    // The warning is the command's, on stderr: the report itself stays clean.
+    assert!(!render_text(&report).contains("warning"));
+}
+
+#[test]
+fn a_torn_csv_row_is_the_last_line_cut_short() {
+    let bytes = csv();
+    let cut = &bytes[..bytes.len() - 40];
+    match report_of(cut, false) {
+        Err(e @ ReportError::Torn { line: 152, .. }) => {
+            assert!(e.to_string().contains("the last line is incomplete"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let report = report_of(cut, true).unwrap();
+    assert!(!report.complete);
+    assert_eq!(report.records, 150);
+    assert_eq!(report.skipped.len(), 1);
+    assert!(report.skipped[0].message.starts_with("truncated line"));
+    // A bad row that is not the last is not called torn.
+    let mut bad = csv();
+    let at = bad.iter().position(|&b| b == b'\n').unwrap() + 1;
+    bad.splice(at..at, b"iocb,1\n".iter().copied());
+    assert!(matches!(
+        report_of(&bad, false),
+        Err(ReportError::Bad { line: 2, .. })
+    ));
+}
+
+fn long_line() -> Vec<u8> {
+    vec![b'a'; MAX_LINE + 1]
+}
+
+#[test]
+fn a_line_longer_than_1_mib_is_refused_naming_its_line() {
+    // JSONL: the header, then a line too long.
+    let mut bytes = jsonl();
+    let second = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let mut long = long_line();
+    long.push(b'\n');
+    bytes.splice(second..second, long);
+    match report_of(&bytes, false) {
+        Err(e @ ReportError::TooLong { line: 2, .. }) => assert_eq!(
+            e.to_string(),
+            "rec:2: a line longer than 1 MiB: not an aio-trace recording"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let report = report_of(&bytes, true).unwrap();
+    assert_eq!(report.records, 151);
+    assert_eq!(report.skipped[0].line, 2);
+    // CSV: a row too long.
+    let mut bytes = csv();
+    let second = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let mut long = long_line();
+    long.push(b'\n');
+    bytes.splice(second..second, long);
+    assert!(matches!(
+        report_of(&bytes, false),
+        Err(ReportError::TooLong { line: 2, .. })
+    ));
+    let report = report_of(&bytes, true).unwrap();
+    assert_eq!((report.records, report.skipped[0].line), (151, 2));
+    // A line exactly 1 MiB long is read (and is bad for other reasons).
+    let mut exact = b"{\"type\":\"ctx\",\"x\":\"".to_vec();
+    exact.resize(MAX_LINE - 2, b'a');
+    exact.extend_from_slice(b"\"}\n");
+    assert_eq!(exact.len(), MAX_LINE + 1);
+    assert!(report_of(&exact, false).is_ok());
+}
+
+#[test]
+fn an_endless_line_is_refused_without_reading_it_all() {
+    use std::io::{BufReader, Read};
+    // Endless input: the old reader grew its buffer until memory ran out.
+    for head in [&b""[..], b"{", b"type,op\n"] {
+        let endless = BufReader::new(head.chain(std::io::repeat(b'a')));
+        match read(endless, "rec", true, &mut |_| {}) {
+            Err(ReportError::TooLong { line, .. }) => {
+                assert_eq!(line, if head.ends_with(b"\n") { 2 } else { 1 })
+            }
+            Err(e) if head.ends_with(b"\n") => {
+                // The CSV header lacks columns: refused before the long line.
+                assert!(matches!(e, ReportError::Bad { line: 1, .. }), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let endless = BufReader::new(std::io::repeat(0));
+    assert!(matches!(
+        read(endless, "rec", true, &mut |_| {}),
+        Err(ReportError::Binary { line: 1, .. })
+    ));
+}
+
+#[test]
+fn an_unclosed_csv_quote_is_refused_before_it_swallows_the_file() {
+    let mut bytes = csv();
+    let second = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    bytes.insert(second, b'"');
+    while bytes.len() < 3 * MAX_LINE {
+        let again = csv();
+        let body = again.iter().position(|&b| b == b'\n').unwrap() + 1;
+        bytes.extend_from_slice(&again[body..]);
+    }
+    match report_of(&bytes, true) {
+        Err(e @ ReportError::RecordTooLong { .. }) => {
+            assert!(e.to_string().contains("an unclosed quote"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_perfetto_trace_is_named_as_one() {
+    use crate::export::perfetto::PerfettoWriter;
+    let mut written = Vec::new();
+    let mut sink = PerfettoWriter::new(&mut written);
+    for r in records() {
+        sink.record(&Record::Iocb(r)).unwrap();
+    }
+    let (summaries, losses) = closing_lines();
+    sink.finish(&Closing {
+        summaries: &summaries,
+        devices: &[],
+        losses: &losses,
+    })
+    .unwrap();
+    let streamed_object = b"{\"traceEvents\":[\n{\"ph\":\"X\",\"ts\":1},\n";
+    let streamed_array = b"[\n{\"ph\":\"X\",\"ts\":1},\n";
+    let other_key_order = b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[]}\n";
+    for bytes in [
+        &written[..],
+        streamed_object,
+        streamed_array,
+        b"[]",
+        b"  \n[{\"ph\":\"B\"}]",
+        other_key_order,
+    ] {
+        for skip_bad in [false, true] {
+            match report_of(bytes, skip_bad) {
+                Err(e @ ReportError::Perfetto { .. }) => assert_eq!(
+                    e.to_string(),
+                    "rec is a Perfetto trace (record --format perfetto); report reads JSONL or CSV recordings — record with -o FILE.jsonl"
+                ),
+                other => panic!("{:?}: {other:?}", String::from_utf8_lossy(bytes)),
+            }
+        }
+    }
+}
+
+#[test]
+fn compressed_files_say_how_to_decompress_them() {
+    let mut stats = Stats::new(By::Op);
+    let gz = b"\x1f\x8b\x08\x00\x00\x00\x00\x00";
+    match read(&gz[..], "rec.jsonl.gz", false, &mut |row| stats.add(row)) {
+        Err(e @ ReportError::Compressed { .. }) => assert_eq!(
+            e.to_string(),
+            "rec.jsonl.gz is gzip-compressed: decompress it first (zcat rec.jsonl.gz > rec.jsonl)"
+        ),
+        other => panic!("{other:?}"),
+    }
+    match read(&gz[..], "trace", false, &mut |_| {}) {
+        Err(e) => assert!(e.to_string().ends_with("(zcat trace > trace.jsonl)"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    for (magic, what) in [
+        (&b"\x28\xb5\x2f\xfd\x00"[..], "zstd"),
+        (b"\xfd7zXZ\x00\x00", "xz"),
+    ] {
+        assert!(matches!(
+            report_of(magic, true),
+            Err(ReportError::Compressed { compression, .. }) if compression == what
+        ));
+    }
+}
+
+#[test]
+fn a_utf8_byte_order_mark_is_skipped() {
+    for bytes in [jsonl(), csv()] {
+        let mut marked = b"\xEF\xBB\xBF".to_vec();
+        marked.extend_from_slice(&bytes);
+        assert_eq!(rows(&marked), rows(&bytes));
+    }
+    assert!(matches!(
+        report_of(b"\xEF\xBB\xBF", false),
+        Err(ReportError::Empty { .. })
+    ));
+}
+
+#[test]
+fn binary_data_is_not_a_recording() {
+    for (bytes, line) in [
+        (&b"\x00\x01\x02"[..], 1),
+        (b"\n\n\x7fELF\x02\x01\x01\x00", 3),
+        // A Perfetto protobuf trace: a TracePacket field, then its bytes.
+        (b"\x0a\x8a\x01\x10\x00\x18\x00", 2),
+        (b"\xff\xfe{\x00\"\x00", 1),
+    ] {
+        match report_of(bytes, true) {
+            Err(e @ ReportError::Binary { .. }) => assert_eq!(
+                e.to_string(),
+                format!("rec is not an aio-trace recording (binary data at line {line})")
+            ),
+            other => panic!("{bytes:?}: {other:?}"),
+        }
+    }
+    // A NUL byte later on: refused, or skipped with --skip-bad (a file system
+    // that lost the end of a file after a crash leaves zeros there).
+    for good in [jsonl(), csv()] {
+        let mut bytes = good.clone();
+        let third = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(1)
+            .unwrap()
+            .0;
+        bytes.splice(third + 1..third + 1, b"\0\0\0\n".iter().copied());
+        assert!(matches!(
+            report_of(&bytes, false),
+            Err(ReportError::Binary { line: 3, .. })
+        ));
+        let report = report_of(&bytes, true).unwrap();
+        assert_eq!(report.records, 151);
+        assert_eq!(report.skipped.len(), 1);
+        assert_eq!(report.skipped[0].line, 3);
+    }
+}
+
+#[test]
+fn leading_blank_lines_count_in_line_numbers() {
+    assert!(matches!(
+        report_of(b"\n\n{\"a\":1}\n", false),
+        Err(ReportError::Bad { line: 3, .. })
+    ));
+    assert!(matches!(
+        report_of(b"\n\ntype,pid\n", false),
+        Err(ReportError::Bad { line: 3, .. })
+    ));
 }
 
 #[test]
@@ -251,7 +498,7 @@ fn a_truncated_csv_row_names_its_line() {
     let bytes = csv();
     let cut = &bytes[..bytes.len() - 40];
     match report_of(cut, false) {
-        Err(ReportError::Bad { line, .. }) => assert_eq!(line, 152),
+        Err(ReportError::Torn { line, .. }) => assert_eq!(line, 152),
         other => panic!("{other:?}"),
     }
 }

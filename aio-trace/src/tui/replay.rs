@@ -452,4 +452,15 @@ mod tests {
         assert_eq!(fmt_speed(2.0), "2×");
         assert_eq!(fmt_speed(0.5), "0.5×");
     }
+
+    #[test]
+    fn load_refuses_an_endless_line_like_report() {
+        let dir = std::env::temp_dir().join(format!("aio-trace-replay-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("endless");
+        std::fs::write(&path, vec![b'{'; 3 << 20]).unwrap();
+        let err = Recording::load(&path).unwrap_err();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(matches!(err, ReportError::TooLong { line: 1, .. }), "{err}");
+    }
 }
