@@ -3,7 +3,7 @@
 //! Data flows one way, and so do imports (a module imports only the layers
 //! listed before it):
 //!
-//! 1. Leaves and system access: [`clock`], [`tracefs`], [`btf`],
+//! 1. Leaves and system access: [`clock`], [`duration`], [`tracefs`], [`btf`],
 //!    [`privileges`], [`aio`] (the AIO syscalls).
 //! 2. [`model`]: pure logic over decoded records — matching, aggregation,
 //!    histograms, the record schema. No kernel, no I/O. Beside it,
@@ -22,6 +22,7 @@
 pub mod aio;
 pub mod btf;
 pub mod clock;
+pub mod duration;
 pub mod export;
 pub mod loader;
 pub mod model;

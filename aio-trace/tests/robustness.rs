@@ -310,7 +310,14 @@ fn attaching_mid_flight_counts_the_iocbs_in_flight_at_start_not_as_lost() {
     // Well into its loop: iocbs in flight all the time.
     std::thread::sleep(Duration::from_millis(1500));
     let out = Command::new(AIO_TRACE)
-        .args(["snoop", "--json", "-d", "3", "-p", &workload.id().to_string()])
+        .args([
+            "snoop",
+            "--json",
+            "-d",
+            "3",
+            "-p",
+            &workload.id().to_string(),
+        ])
         .stderr(Stdio::null())
         .output()
         .unwrap();
@@ -323,13 +330,25 @@ fn attaching_mid_flight_counts_the_iocbs_in_flight_at_start_not_as_lost() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|v| v["type"] == "lost")
         .expect("a lost line");
-    let records = text.lines().filter(|l| l.starts_with(r#"{"type":"iocb""#)).count();
-    assert!(records > 1000, "{records} records: the workload ran under the trace");
+    let records = text
+        .lines()
+        .filter(|l| l.starts_with(r#"{"type":"iocb""#))
+        .count();
+    assert!(
+        records > 1000,
+        "{records} records: the workload ran under the trace"
+    );
     assert!(
         lost["inflight_at_start"].as_u64().unwrap() > 0,
         "the workload had iocbs in flight when the trace began: {lost}"
     );
-    for cause in ["unmatched", "user_read", "inflight_full", "ring_full", "aged_out"] {
+    for cause in [
+        "unmatched",
+        "user_read",
+        "inflight_full",
+        "ring_full",
+        "aged_out",
+    ] {
         assert_eq!(lost[cause], 0, "{cause}: {lost}");
     }
 }

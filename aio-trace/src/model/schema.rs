@@ -157,7 +157,8 @@ impl IocbRow {
             })
             .unwrap_or(0);
         let after = |from: u64, span: Option<u64>| match span {
-            Some(s) if from != 0 => from + s,
+            // Saturating: the values come from a file, which may hold anything.
+            Some(s) if from != 0 => from.saturating_add(s),
             _ => 0,
         };
         let complete_ts = self.complete_ns.unwrap_or(0);
@@ -278,5 +279,21 @@ mod tests {
         assert_eq!(names.len(), 28);
         assert_eq!(names[..3], ["type", "pid", "tid"]);
         assert_eq!(names.last(), Some(&"reap_lag_ns"));
+    }
+
+    #[test]
+    fn times_from_a_file_saturate_instead_of_overflowing() {
+        let row = IocbRow {
+            kind: "iocb".into(),
+            op: "PREADV".into(),
+            submit_ns: u64::MAX - 1,
+            dispatch_ns: Some(u64::MAX),
+            queue_ns: Some(u64::MAX),
+            device_ns: Some(u64::MAX),
+            ..IocbRow::default()
+        };
+        let record = row.to_record();
+        assert_eq!(record.dispatch_ts, u64::MAX);
+        assert_eq!(record.last_rq_ts, u64::MAX);
     }
 }
