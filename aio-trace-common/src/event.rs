@@ -99,15 +99,31 @@ pub struct CtxRecord {
 const _: () = assert!(core::mem::size_of::<CtxRecord>() == 32);
 
 /// Key of the in-flight table: an iocb is identified by its process, its
-/// context and its user address (the `obj` its io_event will carry).
+/// context and its user address (the `obj` its io_event will carry), and,
+/// when the same address is submitted again while an earlier submission is
+/// still in flight, by its place in the order of those submissions (`seq`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct InflightKey {
     pub pid: u32,
-    pub _pad: u32,
+    /// 0 for an address with one submission in flight; otherwise the
+    /// submission's number in the address's order entry (`SEQ_ORDER`).
+    pub seq: u32,
     pub ctx: u64,
     pub iocb: u64,
 }
+
+/// `InflightKey::seq` of an address's order entry: kept in the in-flight
+/// table (so that it goes with its context and process) from the first time
+/// the address is submitted again while in flight. Its value is an
+/// `IocbRecord` of kind `RECORD_ORDER` whose `bytes` is the number the next
+/// submission takes and `reap_ns` the number the next reaped event takes:
+/// an io_event names only the address, so submissions of one address are
+/// matched to its events in submission order.
+pub const SEQ_ORDER: u32 = u32::MAX;
+
+/// `IocbRecord::kind` of an order entry (never in the ring buffer).
+pub const RECORD_ORDER: u8 = 4;
 const _: () = assert!(core::mem::size_of::<InflightKey>() == 24);
 
 /// An entry of the in-flight table.

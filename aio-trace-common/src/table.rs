@@ -64,9 +64,21 @@ impl TableKey for u64 {
 }
 
 impl TableKey for InflightKey {
+    /// An address's order entry (`SEQ_ORDER`) hashes with its first
+    /// submission (seq 0), so the lookup of one after the other finds the
+    /// set in cache; later submissions of the address spread over the table.
     #[inline(always)]
     fn hash(&self) -> u64 {
-        (self.iocb ^ self.ctx.rotate_left(17) ^ u64::from(self.pid)).wrapping_mul(GOLDEN)
+        let seq = if self.seq == crate::SEQ_ORDER {
+            0
+        } else {
+            u64::from(self.seq)
+        };
+        (self.iocb
+            ^ self.ctx.rotate_left(17)
+            ^ u64::from(self.pid)
+            ^ seq.wrapping_mul(0xFF51_AFD7_ED55_8CCD))
+        .wrapping_mul(GOLDEN)
     }
     #[inline(always)]
     fn is_free(&self) -> bool {
@@ -85,7 +97,7 @@ mod tests {
         for i in 0..1024u64 {
             let key = InflightKey {
                 pid: 4242,
-                _pad: 0,
+                seq: 0,
                 ctx: 0x7f00_dead_0000,
                 iocb: 0x5555_0000_1000 + 64 * i,
             };
@@ -96,6 +108,24 @@ mod tests {
         }
         let sets = used.iter().filter(|u| **u).count();
         assert!(sets > 1000, "1024 iocbs landed in only {sets} sets");
+    }
+
+    #[test]
+    fn an_order_entry_shares_its_first_submission_s_set_and_later_ones_spread() {
+        let key = |seq| InflightKey {
+            pid: 4242,
+            seq,
+            ctx: 0x7f00_dead_0000,
+            iocb: 0x7ffc_0000_1000,
+        };
+        let first = key(0).first_entry(INFLIGHT_SETS);
+        assert_eq!(key(crate::SEQ_ORDER).first_entry(INFLIGHT_SETS), first);
+        let mut used = [false; INFLIGHT_SETS as usize];
+        for seq in 1..=64 {
+            used[(key(seq).first_entry(INFLIGHT_SETS) / TABLE_WAYS) as usize] = true;
+        }
+        let sets = used.iter().filter(|u| **u).count();
+        assert!(sets > 60, "64 submissions of one address in {sets} sets");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use aio_trace_common::InflightKey;
 use aya_ebpf::helpers::generated::bpf_loop;
 
 use crate::{
-    maps::{CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, SubmitState, inflight},
+    maps::{CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, SubmitState, inflight, submitted_key},
     submit::read_iocb_pointer,
 };
 
@@ -97,12 +97,7 @@ extern "C" fn match_iocb(index: u64, scan: *mut c_void) -> i64 {
     let Ok(iocb) = read_iocb_pointer(scan.iocbpp, at) else {
         return 1;
     };
-    let key = InflightKey {
-        pid: scan.pid,
-        _pad: 0,
-        ctx: scan.ctx,
-        iocb,
-    };
+    let key = submitted_key(scan.pid, scan.ctx, iocb);
     let Some(record) = inflight(&key) else {
         return 0;
     };

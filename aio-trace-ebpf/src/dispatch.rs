@@ -13,7 +13,7 @@ use crate::{
     kernel::{aio_user_iocb, kiocb_file, kiocb_pos},
     maps::{
         CURRENT_BY_DISPATCH, DIO_OWNER, DIO_SETS, SUBMITS, SYNC_CALLS, SubmitState, active_slot,
-        aio_owner, count_loss, inflight, owner_record, syscall_owner,
+        aio_owner, count_loss, inflight, owner_record, submitted_key, syscall_owner,
     },
     table::{self, WhenFull},
 };
@@ -120,12 +120,7 @@ fn dispatched_iocb(
 ) -> Option<(InflightKey, *mut IocbRecord)> {
     // Straight from the kernel's aio_kiocb: one read and one lookup.
     if let Some(iocb) = aio_user_iocb(kiocb) {
-        let key = InflightKey {
-            pid,
-            _pad: 0,
-            ctx: state.ctx,
-            iocb,
-        };
+        let key = submitted_key(pid, state.ctx, iocb);
         if let Some(record) = inflight(&key)
             // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety);
             // other CPUs may update other fields of it, plain integers, at the same time.

@@ -4,7 +4,7 @@
 use aio_trace_common::{
     CtxCounters, CtxKey, DEFAULT_RING_BYTES, DEV_STATS_ENTRIES, DevCounters, INFLIGHT_ENTRIES,
     INFLIGHT_SETS, InflightKey, IoEvent, IocbRecord, Iovec, LOSS_CAUSES, LossCause, OWNER_AIO,
-    OWNER_SYSCALL, Owner, PID_FILTER_SETS, REAP_BATCH, TABLE_WAYS, UIO_MAXIOV,
+    OWNER_SYSCALL, Owner, PID_FILTER_SETS, REAP_BATCH, SEQ_ORDER, TABLE_WAYS, UIO_MAXIOV,
 };
 use aya_ebpf::{
     bindings::{
@@ -152,6 +152,36 @@ const DEV_SETS: u32 = DEV_STATS_ENTRIES / TABLE_WAYS;
 #[inline(always)]
 pub fn inflight(key: &InflightKey) -> Option<*mut IocbRecord> {
     table::get_ptr(&INFLIGHT, INFLIGHT_SETS, key)
+}
+
+/// The order entry of `key`'s address (see `SEQ_ORDER`).
+#[inline(always)]
+pub fn order_key(key: &InflightKey) -> InflightKey {
+    InflightKey {
+        seq: SEQ_ORDER,
+        ..*key
+    }
+}
+
+/// The key of the latest submission of the iocb at `iocb`: seq 0, unless
+/// the address has an order entry, then the number its latest submission
+/// took. What dispatches, bios and io_submit's exit attribute to: they run
+/// in the submitting thread, right after that submission.
+#[inline(always)]
+pub fn submitted_key(pid: u32, ctx: u64, iocb: u64) -> InflightKey {
+    let mut key = InflightKey {
+        pid,
+        seq: 0,
+        ctx,
+        iocb,
+    };
+    if let Some(order) = inflight(&order_key(&key)) {
+        // SAFETY: a map value pointer to an order entry (see the crate doc's Safety); its counters
+        // are whole aligned u64s.
+        key.seq =
+            unsafe { core::ptr::read_volatile(&raw const (*order).bytes) }.wrapping_sub(1) as u32;
+    }
+    key
 }
 
 /// The record an owner points at, if it is still in flight.

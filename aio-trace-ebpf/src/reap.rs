@@ -4,7 +4,7 @@
 use core::ffi::c_void;
 
 use aio_trace_common::{
-    INFLIGHT_SETS, InflightKey, IoEvent, LossCause, MAX_IOCBS_PER_CALL, REAP_BATCH,
+    INFLIGHT_SETS, InflightKey, IoEvent, IocbRecord, LossCause, MAX_IOCBS_PER_CALL, REAP_BATCH,
 };
 use aya_ebpf::{
     helpers::{
@@ -18,7 +18,7 @@ use crate::{
     filter::traced,
     maps::{
         EVENTS, INFLIGHT, REAP_BATCHES, REAP_EVENTS, ReapBatch, add, count_loss, count_losses,
-        counters, wakeup_flags,
+        counters, inflight, order_key, wakeup_flags,
     },
     syscall, table,
 };
@@ -178,6 +178,40 @@ fn read_chunk(walk: &ReapWalk, batch: *mut ReapBatch, index: u64) {
     }
 }
 
+/// Submissions of an ordered address skipped over at most: numbers the
+/// kernel refused at io_submit, or that the user half reclaimed, never come
+/// back as events.
+const ORDER_GAP: u64 = 4;
+
+/// Takes the oldest submission still in flight of an ordered address (see
+/// `SEQ_ORDER`) into `out`: its events carry nothing else to tell them
+/// apart, so they are matched in submission order.
+#[inline(always)]
+fn take_oldest(order: *mut IocbRecord, mut key: InflightKey, out: *mut IocbRecord) -> bool {
+    // SAFETY: a map value pointer to the order entry (see the crate doc's Safety); whole aligned
+    // u64 counters.
+    let (first, end) = unsafe {
+        (
+            core::ptr::read_volatile(&raw const (*order).reap_ns),
+            core::ptr::read_volatile(&raw const (*order).bytes),
+        )
+    };
+    for skip in 0..ORDER_GAP {
+        let seq = first + skip;
+        if seq >= end {
+            return false;
+        }
+        key.seq = seq as u32;
+        if table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, Some(out)) {
+            // SAFETY: as above; a plain store: two reapers of one address at
+            // once may both move it, each past the submission it took.
+            unsafe { core::ptr::write_volatile(&raw mut (*order).reap_ns, seq + 1) };
+            return true;
+        }
+    }
+    false
+}
+
 /// `bpf_loop` callback: match io_event number `index` to its iocb.
 extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
     // SAFETY: bpf_loop hands back the pointer to the caller's `ReapWalk`, live and untouched by
@@ -201,7 +235,7 @@ extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
     let event = unsafe { &(*chunk).events[at] };
     let key = InflightKey {
         pid: walk.pid,
-        _pad: 0,
+        seq: 0,
         ctx: walk.ctx,
         iocb: event.obj,
     };
@@ -214,7 +248,11 @@ extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
     // SAFETY: as above, and `at` < REAP_BATCH was checked just before.
     let out = unsafe { &raw mut (*batch).records[at] };
     // Straight into the batch: the record is too large to copy via the stack.
-    if !table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, Some(out)) {
+    let taken = match inflight(&order_key(&key)) {
+        Some(order) => take_oldest(order, key, out),
+        None => table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, Some(out)),
+    };
+    if !taken {
         count_loss(unmatched_cause(walk.reap_ns));
         return 0;
     }

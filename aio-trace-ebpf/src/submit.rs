@@ -1,12 +1,15 @@
 //! io_submit: every iocb is decoded at entry into the in-flight table; at exit
 //! the iocbs the kernel did not accept are reported (rejected) or forgotten.
 
-use core::ffi::c_void;
+use core::{
+    ffi::c_void,
+    intrinsics::{AtomicOrdering, atomic_cxchg},
+};
 
 use aio_trace_common::{
     INFLIGHT_SETS, IOCB_BYTES_UNKNOWN, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_CMD_PWRITE,
     IOCB_CMD_PWRITEV, IOCB_REJECTED, IOCB_RES_UNKNOWN, InflightKey, Iocb, IocbRecord, LossCause,
-    MAX_IOCBS_PER_CALL, RECORD_IOCB,
+    MAX_IOCBS_PER_CALL, RECORD_IOCB, RECORD_ORDER,
 };
 use aya_ebpf::{
     helpers::{
@@ -22,7 +25,7 @@ use crate::{
     iovec::sum_iovecs,
     maps::{
         CURRENT_NONE, EVENTS, INFLIGHT, SUBMITS, SubmitState, add, close_slot, count_loss,
-        counters, inflight, open_slot, wakeup_flags,
+        counters, inflight, open_slot, order_key, submitted_key, wakeup_flags,
     },
     syscall,
     table::{self, WhenFull},
@@ -194,31 +197,167 @@ fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<(), i64> {
         _ => {}
     }
 
-    let key = InflightKey {
+    let mut key = InflightKey {
         pid: walk.pid,
-        _pad: 0,
+        seq: 0,
         ctx: walk.ctx,
         iocb: iocb_addr,
     };
-    // The same iocb submitted again while still tracked: its previous use was
-    // reaped without io_getevents (from the AIO ring in user memory, as fio
-    // --userspace_reap does). It is a record now, with its kernel completion
-    // time if seen and no reap time.
-    if let Some(previous) = inflight(&key) {
-        match EVENTS.reserve::<IocbRecord>(0) {
-            Some(mut entry) => {
-                // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety);
-                // other CPUs may update other fields of it, plain integers, at the same time.
-                entry.write(unsafe { *previous });
-                entry.submit(wakeup_flags());
+    let order = order_key(&key);
+    if let Some(o) = inflight(&order) {
+        // Earlier submissions of this address are (or were) in flight at
+        // once: this one takes the next number.
+        retire_ring_reaped(walk, o, &key);
+        let Some(seq) = take_number(o) else {
+            count_loss(LossCause::InflightFull);
+            return Ok(());
+        };
+        key.seq = seq;
+    } else if let Some(previous) = inflight(&key) {
+        if ring_reaped(walk, previous) {
+            emit(previous);
+        } else {
+            // Still in flight (its event not yet reaped): the two are told
+            // apart by their order from now on. The record is the template
+            // of the order entry, put back afterwards: a second 168-byte
+            // record does not fit on the stack.
+            let bytes = record.bytes;
+            record.kind = RECORD_ORDER;
+            record.bytes = 2;
+            let ordered = table::put(&INFLIGHT, INFLIGHT_SETS, &order, &record, WhenFull::Refuse);
+            record.kind = RECORD_IOCB;
+            record.bytes = bytes;
+            if !ordered {
+                count_loss(LossCause::InflightFull);
+                return Ok(());
             }
-            None => count_loss(LossCause::RingFull),
+            key.seq = 1;
         }
     }
     if !table::put(&INFLIGHT, INFLIGHT_SETS, &key, &record, WhenFull::Refuse) {
         count_loss(LossCause::InflightFull);
     }
     Ok(())
+}
+
+/// Kernel completion seen this long before the address was submitted again,
+/// with the AIO ring empty: its event was taken from the ring in user memory.
+/// An io_getevents empties the ring before its exit program runs, and the
+/// event may have waited in the ring for a busy reaper before that, so the
+/// age must be one no io_getevents user lags by: submissions whose event is
+/// younger stay ordered, and the user half delivers those nobody reaps
+/// (`REAP_GRACE`).
+const RING_REAP_AGE_NS: u64 = 100_000_000;
+
+/// Whether `previous`, an earlier submission of the address being submitted
+/// again, was reaped from the AIO ring in user memory (fio --userspace_reap,
+/// Seastar): its kernel completion was seen a while ago and the ring holds
+/// no event, so no io_getevents will return it. Otherwise, completed or not,
+/// its event may still come through io_getevents.
+#[inline(always)]
+fn ring_reaped(walk: &SubmitWalk, previous: *mut IocbRecord) -> bool {
+    // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); a whole
+    // aligned u64.
+    let complete = unsafe { core::ptr::read_volatile(&raw const (*previous).complete_ts) };
+    if complete == 0 || walk.submit_ns.wrapping_sub(complete) as i64 <= RING_REAP_AGE_NS as i64 {
+        return false;
+    }
+    // struct aio_ring at the context id: id, nr, head, tail.
+    // SAFETY: bpf_probe_read_user tolerates any address: a fault is returned as an error, not
+    // taken.
+    match unsafe { bpf_probe_read_user((walk.ctx + 8) as *const [u32; 2]) } {
+        Ok([head, tail]) => head == tail,
+        Err(_) => false,
+    }
+}
+
+/// The next submission number of an order entry, taken by a compare-and-swap
+/// (the bpfel target's fetch-and-add returns no value): one try per thread
+/// submitting the same address at once, which applications hardly do.
+#[inline(always)]
+fn take_number(order: *mut IocbRecord) -> Option<u32> {
+    for _ in 0..4 {
+        // SAFETY: a map value pointer to the order entry (see the crate doc's Safety); `bytes`, its
+        // submission counter, is an aligned u64 only changed by this compare-and-swap.
+        let (seen, won) = unsafe {
+            let seen = core::ptr::read_volatile(&raw const (*order).bytes);
+            atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(
+                &raw mut (*order).bytes,
+                seen,
+                seen + 1,
+            )
+        };
+        if won {
+            return Some(seen as u32);
+        }
+    }
+    None
+}
+
+/// A record of an in-flight entry, as it stands, to the ring buffer.
+#[inline(always)]
+fn emit(entry: *mut IocbRecord) {
+    match EVENTS.reserve::<IocbRecord>(0) {
+        Some(mut slot) => {
+            // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety);
+            // other CPUs may update other fields of it, plain integers, at the same time.
+            slot.write(unsafe { *entry });
+            slot.submit(wakeup_flags());
+        }
+        None => count_loss(LossCause::RingFull),
+    }
+}
+
+/// In an ordered address, the oldest submission still in flight, if it was
+/// reaped from the ring in user memory, becomes its record now: an
+/// application that reaps from the ring and reuses its iocbs would otherwise
+/// fill the table until the user half's sweep.
+#[inline(always)]
+fn retire_ring_reaped(walk: &SubmitWalk, order: *mut IocbRecord, base: &InflightKey) {
+    // SAFETY: a map value pointer to the order entry (see the crate doc's Safety); whole aligned
+    // u64 counters.
+    let (next_reap, next_submit) = unsafe {
+        (
+            core::ptr::read_volatile(&raw const (*order).reap_ns),
+            core::ptr::read_volatile(&raw const (*order).bytes),
+        )
+    };
+    if next_reap >= next_submit {
+        return;
+    }
+    let oldest = InflightKey {
+        seq: next_reap as u32,
+        ..*base
+    };
+    let Some(entry) = inflight(&oldest) else {
+        return;
+    };
+    if !ring_reaped(walk, entry) {
+        return;
+    }
+    // SAFETY: as above; the counter is claimed by a compare-and-swap so that a reap racing for the
+    // same submission and this retirement advance it once.
+    let (_, won) = unsafe {
+        atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(
+            &raw mut (*order).reap_ns,
+            next_reap,
+            next_reap + 1,
+        )
+    };
+    if !won {
+        return;
+    }
+    // Taken straight into the ring buffer: whoever removes the entry (this,
+    // an io_getevents, the user half's sweep) is the one who reports it.
+    let Some(mut slot) = EVENTS.reserve::<IocbRecord>(0) else {
+        count_loss(LossCause::RingFull);
+        return;
+    };
+    if table::take_into(&INFLIGHT, INFLIGHT_SETS, &oldest, Some(slot.as_mut_ptr())) {
+        slot.submit(wakeup_flags());
+    } else {
+        slot.discard(0);
+    }
 }
 
 #[inline(always)]
@@ -303,12 +442,11 @@ fn try_exit_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
 }
 
 fn inflight_key(walk: &ExitWalk, index: u64) -> Result<InflightKey, i64> {
-    Ok(InflightKey {
-        pid: walk.pid,
-        _pad: 0,
-        ctx: walk.ctx,
-        iocb: read_iocb_pointer(walk.iocbpp, index)?,
-    })
+    Ok(submitted_key(
+        walk.pid,
+        walk.ctx,
+        read_iocb_pointer(walk.iocbpp, index)?,
+    ))
 }
 
 /// Reports the iocb io_submit refused. Its errno is known only when it was the

@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use aio_trace_common::{CTX_DESTROY, CTX_EXIT, CtxKey};
+use aio_trace_common::{CTX_DESTROY, CTX_EXIT, CtxKey, RECORD_ORDER};
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
@@ -223,7 +223,9 @@ impl Session {
         })?;
         for (key, record) in doomed {
             if table.remove(&key)? {
-                if record.complete_ts != 0 {
+                if record.kind == RECORD_ORDER {
+                    // An address's submission order: no iocb of its own.
+                } else if record.complete_ts != 0 {
                     sink.record(&Record::Iocb(record))?;
                     self.completed_unreaped += 1;
                 } else {
@@ -245,10 +247,19 @@ impl Session {
         let mut doomed = Vec::new();
         let mut completed = Vec::new();
         let table = &self.tracer.inflight;
+        let mut orders = Vec::new();
         table.scan(|&key, &record| {
             let process_alive = *alive
                 .entry(key.pid)
                 .or_insert_with(|| Path::new(&format!("/proc/{}", key.pid)).exists());
+            // An address's submission order lives as long as its process (or
+            // until its context is destroyed, `reclaim_destroyed`).
+            if record.kind == RECORD_ORDER {
+                if !process_alive {
+                    orders.push(key);
+                }
+                return;
+            }
             // Completed in the kernel and either its process is gone or nobody
             // reaped it with io_getevents for a while: reaped from the ring.
             if record.complete_ts != 0
@@ -275,6 +286,9 @@ impl Session {
                 sink.record(&Record::Iocb(record))?;
                 self.completed_unreaped += 1;
             }
+        }
+        for key in orders {
+            table.remove(&key)?;
         }
         for (key, verdict) in doomed {
             if table.remove(&key)? {

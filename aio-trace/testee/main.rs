@@ -597,6 +597,152 @@ fn fork_kill(dir: &Path) -> io::Result<Truth> {
     })
 }
 
+/// How the threaded scenarios' submitters place their iocbs.
+#[derive(Clone, Copy)]
+enum IocbMemory {
+    /// One `struct iocb` (and its iovec array) on the submitter's stack,
+    /// rewritten and submitted again while the previous submission is still
+    /// in flight: the kernel copied it at submit, so this is legal, and the
+    /// completions are told apart by nothing (same address, same aio_data).
+    ReusedStack,
+    /// Each submitter's own calloc'd array of iocbs and of iovecs, every
+    /// entry written just before its submit (the pages are faulted in by
+    /// those writes, one at a time).
+    DistinctHeap,
+}
+
+/// Submitters per threaded scenario, their segment counts, and iocbs each.
+const THREAD_SEGS: [usize; 4] = [1, 4, 7, 10];
+const THREAD_IOCBS: usize = 2000;
+
+/// Four threads share one context, each submitting `THREAD_IOCBS` PREADVs
+/// (1, 4, 7 and 10 segments of 4 KiB, O_DIRECT) one at a time, one every
+/// ~20 µs, while a fifth thread reaps them all with io_getevents (min 1,
+/// max 64; with a 5 ms timeout when `timeout`, so some calls return
+/// nothing). Each reaped event is one truth line; reap batches mix threads.
+fn threads(dir: &Path, memory: IocbMemory, timeout: bool) -> io::Result<Truth> {
+    const SPAN: usize = 10 * BLOCK;
+    const FILE_BYTES: usize = 16 << 20;
+    let path = dir.join("threads.dat");
+    std::fs::write(&path, vec![0x5au8; FILE_BYTES])?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&path)?;
+    let fd = file.as_raw_fd();
+    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack
+    // (inherited by the threads spawned below), so the ~20 µs pauses are ~20 µs.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0) };
+    let ctx = AioContext::new(4096)?;
+    let total = THREAD_SEGS.len() * THREAD_IOCBS;
+    let ctx = &ctx;
+    // Read into by every submission of a thread; they outlive the reaper.
+    let mut bufs: Vec<Vec<AlignedBuf>> = THREAD_SEGS
+        .iter()
+        .map(|&segs| {
+            (0..segs)
+                .map(|_| AlignedBuf::zeroed(BLOCK, BLOCK))
+                .collect()
+        })
+        .collect();
+    let iov_templates: Vec<Vec<Iovec>> = bufs
+        .iter_mut()
+        .map(|b| b.iter_mut().map(|b| aio::iovec(b)).collect())
+        .collect();
+    let iov_templates = &iov_templates;
+    std::thread::scope(|scope| {
+        let reaper = {
+            scope.spawn(move || -> io::Result<Truth> {
+                let mut truth = Truth::default();
+                let mut events = vec![IoEvent::default(); 64];
+                let wait = timeout.then(|| std::time::Duration::from_millis(5));
+                while truth.events_reaped < total as u64 {
+                    truth.io_getevents_calls += 1;
+                    let got = ctx.get_events(1, &mut events, wait)?;
+                    if got == 0 {
+                        truth.empty_getevents += 1;
+                    }
+                    truth.events_reaped += got as u64;
+                    for ev in &events[..got] {
+                        let segs = THREAD_SEGS[(ev.data >> 32) as usize - 1] as u64;
+                        truth.lines.push(json!({
+                            "type": "iocb", "tag": ev.data, "iocb": ev.obj, "op": "PREADV",
+                            "segs": segs, "bytes": segs * BLOCK as u64, "res": ev.res,
+                            "reaped": true,
+                        }));
+                    }
+                }
+                Ok(truth)
+            })
+        };
+        let submitters: Vec<_> = THREAD_SEGS
+            .iter()
+            .enumerate()
+            .map(|(t, &segs)| {
+                scope.spawn(move || -> io::Result<()> {
+                    let iov_template = iov_templates[t].as_slice();
+                    let thread_tag = (t as u64 + 1) << 32;
+                    let offset =
+                        |i: usize| (((t * THREAD_IOCBS + i) * SPAN) % (FILE_BYTES - SPAN)) as i64;
+                    match memory {
+                        IocbMemory::ReusedStack => {
+                            let mut iov = [Iovec::default(); 10];
+                            let mut iocb = Iocb::default();
+                            for i in 0..THREAD_IOCBS {
+                                iov[..segs].copy_from_slice(iov_template);
+                                iocb = aio::preadv(fd, &iov[..segs], offset(i), thread_tag);
+                                let p = std::hint::black_box(&raw mut iocb);
+                                assert_eq!(ctx.submit(&[p])?, 1);
+                                std::thread::sleep(std::time::Duration::from_micros(20));
+                            }
+                            std::hint::black_box(&iocb);
+                        }
+                        IocbMemory::DistinctHeap => {
+                            // SAFETY: calloc of plain-integer structs (zero is a valid
+                            // Iocb and Iovec); freed below, after every submit.
+                            let (iocbs, iovs) = unsafe {
+                                (
+                                    libc::calloc(THREAD_IOCBS, size_of::<Iocb>()).cast::<Iocb>(),
+                                    libc::calloc(THREAD_IOCBS * segs, size_of::<Iovec>())
+                                        .cast::<Iovec>(),
+                                )
+                            };
+                            assert!(!iocbs.is_null() && !iovs.is_null());
+                            for i in 0..THREAD_IOCBS {
+                                // SAFETY: entries i of arrays of THREAD_IOCBS iocbs and
+                                // THREAD_IOCBS * segs iovecs; nothing else uses them.
+                                let (iocb, iov) = unsafe {
+                                    let iov =
+                                        std::slice::from_raw_parts_mut(iovs.add(i * segs), segs);
+                                    iov.copy_from_slice(iov_template);
+                                    let iocb = iocbs.add(i);
+                                    *iocb = aio::preadv(fd, iov, offset(i), thread_tag | i as u64);
+                                    (iocb, iov)
+                                };
+                                let _ = iov;
+                                assert_eq!(ctx.submit(&[iocb])?, 1);
+                                std::thread::sleep(std::time::Duration::from_micros(20));
+                            }
+                            // The arrays are leaked, like a database's
+                            // long-lived ones: the reaper may not have every
+                            // event yet.
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for s in submitters {
+            s.join().expect("submitter")?;
+        }
+        let mut truth = reaper.join().expect("reaper")?;
+        truth.io_submit_calls = total as u64;
+        truth.iocbs_submitted = total as u64;
+        truth.lines.push(json!({"type": "ctx", "ctx": ctx.id()}));
+        Ok(truth)
+    })
+}
+
 /// The built-in workload, randrw with --verify, as `aio-trace workload` runs it.
 fn workload(dir: &Path, mode: workload::Mode) -> io::Result<Truth> {
     let config = workload::WorkloadConfig {
@@ -651,6 +797,8 @@ fn main() -> io::Result<()> {
             &std::env::var("AIO_TRACE_TEST_DEVICE").expect("AIO_TRACE_TEST_DEVICE"),
         ))?,
         "destroy_inflight" => destroy_inflight(Path::new(dir))?,
+        "threads_reused_iocb" => threads(Path::new(dir), IocbMemory::ReusedStack, false)?,
+        "threads_distinct_iocbs" => threads(Path::new(dir), IocbMemory::DistinctHeap, true)?,
         "workload-vectored" => workload(Path::new(dir), workload::Mode::Vectored)?,
         "workload-scalar" => workload(Path::new(dir), workload::Mode::Scalar)?,
         other => {

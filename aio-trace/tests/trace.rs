@@ -494,3 +494,96 @@ fn fio_userspace_reap_is_traced_to_the_last_iocb() {
     // Everything began after the tracer: nothing was in flight at its start.
     assert_eq!(losses.inflight_at_start, 0, "{losses:?}");
 }
+
+/// Four submitter threads share one context with a reaper thread; each
+/// submits its PREADVs from one iocb on its stack, again while the previous
+/// submission is still in flight (same address, same aio_data). Every
+/// submission is still one record with its result and a latency.
+#[test]
+fn threads_reusing_one_stack_iocb_each_give_one_record_per_submission() {
+    threads_exact("threads_reused_iocb");
+}
+
+/// The same threads with their own calloc'd iocb and iovec arrays, each entry
+/// written just before its submit, and a reaper with a timeout.
+#[test]
+fn threads_with_distinct_heap_iocbs_give_one_record_per_submission() {
+    threads_exact("threads_distinct_iocbs");
+}
+
+fn threads_exact(scenario: &str) {
+    let testee = Testee::spawn(scenario);
+    let pid = testee.pid();
+    let (truth, records, summaries, losses) = trace(testee);
+    let ctx = of_type(&truth, "ctx").next().unwrap()["ctx"]
+        .as_u64()
+        .unwrap();
+    // Submissions of one iocb address and aio_data cannot be told apart by
+    // the reap, so the comparison is of multisets: (address, aio_data, segs,
+    // bytes, res) → how many.
+    type Shape = (u64, u64, u64, Option<u64>, Option<i64>);
+    let mut expected: BTreeMap<Shape, u64> = BTreeMap::new();
+    for t in of_type(&truth, "iocb") {
+        let shape = (
+            t["iocb"].as_u64().unwrap(),
+            t["tag"].as_u64().unwrap(),
+            t["segs"].as_u64().unwrap(),
+            t["bytes"].as_u64(),
+            t["res"].as_i64(),
+        );
+        *expected.entry(shape).or_default() += 1;
+    }
+    let mut seen: BTreeMap<Shape, u64> = BTreeMap::new();
+    let mut no_latency = 0;
+    for r in &records {
+        assert_eq!((r.pid, r.ctx), (pid, ctx), "{r:?}");
+        let shape = (
+            r.iocb,
+            r.aio_data,
+            u64::from(r.segs),
+            r.requested_bytes(),
+            r.result(),
+        );
+        *seen.entry(shape).or_default() += 1;
+        match r.latency_ns() {
+            Some(latency) if latency > 0 && latency < 10_000_000_000 => {}
+            _ => no_latency += 1,
+        }
+    }
+    let total: u64 = expected.values().sum();
+    let differing: Vec<_> = expected
+        .iter()
+        .filter(|(k, n)| seen.get(k) != Some(n))
+        .map(|(k, n)| (k, n, seen.get(k).copied().unwrap_or(0)))
+        .chain(
+            seen.iter()
+                .filter(|(k, _)| !expected.contains_key(k))
+                .map(|(k, n)| (k, &0, *n)),
+        )
+        .take(10)
+        .collect();
+    assert_eq!(
+        (records.len() as u64, no_latency, losses.total()),
+        (total, 0, 0),
+        "records, records without a plausible latency, losses {losses:?}; \
+         (shape, expected, seen): {differing:?}"
+    );
+    assert!(differing.is_empty(), "{differing:?}");
+    // The testee starts after the tracer: no io_event may pass as one of the
+    // trace's start.
+    assert_eq!(losses.inflight_at_start, 0, "{losses:?}");
+    let calls = of_type(&truth, "calls").next().unwrap();
+    let summary = summaries
+        .iter()
+        .find(|s| s.pid == pid && s.ctx == ctx)
+        .expect("a summary for the testee's context");
+    for (got, key) in [
+        (summary.io_submit_calls, "io_submit_calls"),
+        (summary.iocbs_submitted, "iocbs_submitted"),
+        (summary.io_getevents_calls, "io_getevents_calls"),
+        (summary.empty_getevents, "empty_getevents"),
+        (summary.events_reaped, "events_reaped"),
+    ] {
+        assert_eq!(got, calls[key].as_u64().unwrap(), "{key}");
+    }
+}

@@ -58,7 +58,8 @@ use std::{
 };
 
 use aio_trace_common::{
-    INFLIGHT_ENTRIES, INFLIGHT_SETS, InflightEntry, InflightKey, IocbRecord, TABLE_WAYS, TableKey,
+    INFLIGHT_ENTRIES, INFLIGHT_SETS, InflightEntry, InflightKey, IocbRecord, RECORD_ORDER,
+    TABLE_WAYS, TableKey,
 };
 use aya::maps::MapData;
 
@@ -89,10 +90,11 @@ impl InflightTable {
         Ok(())
     }
 
-    /// Iocbs in flight now.
+    /// Iocbs in flight now (not the order entries of addresses submitted
+    /// again while in flight, `SEQ_ORDER`).
     pub fn count(&self) -> io::Result<usize> {
         let mut n = 0;
-        self.scan(|_, _| n += 1)?;
+        self.scan(|_, record| n += usize::from(record.kind != RECORD_ORDER))?;
         Ok(n)
     }
 
@@ -304,7 +306,7 @@ mod tests {
     fn key(iocb: u64) -> InflightKey {
         InflightKey {
             pid: 77,
-            _pad: 0,
+            seq: 0,
             ctx: 0x7f00_0000_1000,
             iocb,
         }
