@@ -27,12 +27,9 @@ const MAX_CSV_RECORD: u64 = 2 * MAX_LINE as u64;
 
 #[derive(Debug, Error)]
 pub enum ReportError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
+    // The cause is in the message, so not a `source` (printed twice otherwise).
+    #[error("cannot read {path}: {error}")]
+    Io { path: String, error: io::Error },
     #[error("{path} is empty: not a recording")]
     Empty { path: String },
     #[error("{path}:{line}: {message}")]
@@ -126,9 +123,9 @@ pub fn read_file(
     on_row: &mut impl FnMut(Row),
 ) -> Result<ReadInfo, ReportError> {
     let name = path.display().to_string();
-    let file = File::open(path).map_err(|source| ReportError::Io {
+    let file = File::open(path).map_err(|error| ReportError::Io {
         path: name.clone(),
-        source,
+        error,
     })?;
     read(
         BufReader::with_capacity(1 << 16, file),
@@ -194,9 +191,9 @@ pub fn read(
     skip_bad: bool,
     on_row: &mut impl FnMut(Row),
 ) -> Result<ReadInfo, ReportError> {
-    let io_err = |source| ReportError::Io {
+    let io_err = |error| ReportError::Io {
         path: name.to_owned(),
-        source,
+        error,
     };
     let head = fill(&mut input).map_err(io_err)?;
     if let Some(&(_, compression, tool, ext)) = COMPRESSED
@@ -345,9 +342,9 @@ fn read_jsonl(
         let skip_long = skip_bad && lines.line >= first_line;
         let next = lines
             .next(&mut buf, skip_long)
-            .map_err(|source| ReportError::Io {
+            .map_err(|error| ReportError::Io {
                 path: name.to_owned(),
-                source,
+                error,
             })?;
         let Some(kind) = next else { break };
         let line = lines.line;
@@ -725,9 +722,9 @@ fn csv_failure<R: BufRead>(
 
 fn csv_error(name: &str, line: u64, e: csv::Error) -> ReportError {
     match e.into_kind() {
-        csv::ErrorKind::Io(source) => ReportError::Io {
+        csv::ErrorKind::Io(error) => ReportError::Io {
             path: name.to_owned(),
-            source,
+            error,
         },
         csv::ErrorKind::Utf8 { err, .. } => ReportError::Bad {
             path: name.to_owned(),

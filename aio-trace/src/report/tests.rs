@@ -524,3 +524,15 @@ fn empty_and_foreign_files_are_errors_not_panics() {
         let _ = report_of(junk, true);
     }
 }
+
+#[test]
+fn a_missing_file_names_its_cause_once() {
+    let e = read_file(
+        std::path::Path::new("/nonexistent/t.jsonl"),
+        false,
+        &mut |_| {},
+    )
+    .unwrap_err();
+    let chain = format!("{:#}", anyhow::Error::from(e));
+    assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
+}
