@@ -383,6 +383,17 @@ mod tests {
         assert!(parse_http_timeout("1e30").is_err());
     }
 
+    /// The command line is refused for one of its values.
+    fn assert_refused_value(args: &[&str]) {
+        let e = Cli::try_parse_from(std::iter::once("aio-trace").chain(args.iter().copied()))
+            .unwrap_err();
+        assert_eq!(
+            e.kind(),
+            clap::error::ErrorKind::ValueValidation,
+            "{args:?}"
+        );
+    }
+
     #[test]
     fn huge_durations_are_refused_by_every_option() {
         for args in [
@@ -392,13 +403,7 @@ mod tests {
             &["top", "--workload", "--phase", "1e300"],
             &["doctor", "--seconds", "inf"],
         ] {
-            let e = Cli::try_parse_from(std::iter::once("aio-trace").chain(args.iter().copied()))
-                .unwrap_err();
-            assert_eq!(
-                e.kind(),
-                clap::error::ErrorKind::ValueValidation,
-                "{args:?}"
-            );
+            assert_refused_value(args);
         }
     }
 
@@ -412,13 +417,7 @@ mod tests {
             &["top", "-c", ""],
             &["serve", "-c", ""],
         ] {
-            let e = Cli::try_parse_from(std::iter::once("aio-trace").chain(args.iter().copied()))
-                .unwrap_err();
-            assert_eq!(
-                e.kind(),
-                clap::error::ErrorKind::ValueValidation,
-                "{args:?}"
-            );
+            assert_refused_value(args);
         }
     }
 

@@ -44,6 +44,20 @@ fn records() -> Vec<IocbRecord> {
     all
 }
 
+/// The test records, then the closing lines, through any writer.
+fn write_recording(sink: &mut impl Exporter) {
+    for r in records() {
+        sink.record(&Record::Iocb(r)).unwrap();
+    }
+    let (summaries, losses) = closing_lines();
+    sink.finish(&Closing {
+        summaries: &summaries,
+        devices: &[],
+        losses: &losses,
+    })
+    .unwrap();
+}
+
 fn closing_lines() -> (Vec<ContextSummary>, LossCounts) {
     let summary = ContextSummary::new(
         &aio_trace_common::CtxKey {
@@ -75,16 +89,7 @@ fn jsonl() -> Vec<u8> {
         1,
     );
     let mut sink = JsonlWriter::new(Vec::new(), &header).unwrap();
-    for r in records() {
-        sink.record(&Record::Iocb(r)).unwrap();
-    }
-    let (summaries, losses) = closing_lines();
-    sink.finish(&Closing {
-        summaries: &summaries,
-        devices: &[],
-        losses: &losses,
-    })
-    .unwrap();
+    write_recording(&mut sink);
     sink.into_inner()
 }
 
@@ -356,16 +361,7 @@ fn a_perfetto_trace_is_named_as_one() {
     use crate::export::perfetto::PerfettoWriter;
     let mut written = Vec::new();
     let mut sink = PerfettoWriter::new(&mut written);
-    for r in records() {
-        sink.record(&Record::Iocb(r)).unwrap();
-    }
-    let (summaries, losses) = closing_lines();
-    sink.finish(&Closing {
-        summaries: &summaries,
-        devices: &[],
-        losses: &losses,
-    })
-    .unwrap();
+    write_recording(&mut sink);
     let streamed_object = b"{\"traceEvents\":[\n{\"ph\":\"X\",\"ts\":1},\n";
     let streamed_array = b"[\n{\"ph\":\"X\",\"ts\":1},\n";
     let other_key_order = b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[]}\n";
