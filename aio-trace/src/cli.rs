@@ -47,6 +47,26 @@ pub enum Command {
     Report(ReportArgs),
     /// Keep tracing and serve Prometheus metrics on /metrics.
     Serve(ServeArgs),
+    /// Print the completion script for SHELL on stdout.
+    #[command(hide = true)]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout, or write every page into --dir.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write aio-trace.1 and one aio-trace-COMMAND.1 per command into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// Where the workload does its I/O.
