@@ -9,10 +9,19 @@ use aio_trace::workload::{
 };
 use clap::{Args, Parser, Subcommand};
 
+/// `--version`: the package version and the git revision it was built from
+/// (`-dirty` with uncommitted changes, `unknown` outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("AIO_TRACE_GIT_REV"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "aio-trace",
-    version,
+    version = VERSION,
     about = "Trace Linux AIO (io_submit/io_getevents) per iocb with eBPF"
 )]
 pub struct Cli {
@@ -38,6 +47,26 @@ pub enum Command {
     Report(ReportArgs),
     /// Keep tracing and serve Prometheus metrics on /metrics.
     Serve(ServeArgs),
+    /// Print the completion script for SHELL on stdout.
+    #[command(hide = true)]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout, or write every page into --dir.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write aio-trace.1 and one aio-trace-COMMAND.1 per command into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// Where the workload does its I/O.
@@ -129,7 +158,7 @@ pub struct WorkloadArgs {
     #[arg(long)]
     pub verify: bool,
     /// One JSON object instead of the table.
-    #[arg(long)]
+    #[arg(short = 'j', long)]
     pub json: bool,
 }
 
@@ -179,7 +208,7 @@ pub struct BenchArgs {
     /// Alternations of scalar and vectored (to cancel drift).
     #[arg(long, default_value_t = 5)]
     pub rounds: u32,
-    #[arg(long)]
+    #[arg(short = 'j', long)]
     pub json: bool,
 }
 
@@ -220,7 +249,7 @@ pub struct SnoopArgs {
     #[arg(short = 'd', long = "duration", value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// One JSON object per line: iocb records, then summary and lost lines at exit.
-    #[arg(long)]
+    #[arg(short = 'j', long)]
     pub json: bool,
     /// Ring buffer size (a power of two, at least one page; K/M suffixes).
     #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_size)]
@@ -305,7 +334,7 @@ pub struct ReportArgs {
     #[arg(long, value_enum, default_value = "pid")]
     pub by: ReportBy,
     /// One JSON object instead of the tables.
-    #[arg(long)]
+    #[arg(short = 'j', long)]
     pub json: bool,
     /// Report bad lines on stderr and go on, instead of stopping at the first.
     #[arg(long)]
@@ -429,6 +458,43 @@ mod tests {
         // Cut on a character boundary: 14 ASCII bytes then a 2-byte é.
         let e = parse_comm("abcdefghijklmné").unwrap_err();
         assert!(e.contains("give -c \"abcdefghijklmn\""), "{e}");
+    }
+
+    #[test]
+    fn the_version_names_the_package_version_and_the_git_revision() {
+        use clap::CommandFactory as _;
+        let version = Cli::command().render_version();
+        let prefix = format!("aio-trace {} (", env!("CARGO_PKG_VERSION"));
+        let rev = version
+            .trim_end()
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("{version:?}"));
+        let hash = rev.strip_suffix("-dirty").unwrap_or(rev);
+        assert!(
+            rev == "unknown" || (hash.len() >= 7 && hash.bytes().all(|b| b.is_ascii_hexdigit())),
+            "{version:?}"
+        );
+    }
+
+    #[test]
+    fn every_json_option_has_the_short_form_j() {
+        use clap::CommandFactory as _;
+        let cli = Cli::command();
+        let mut with_json = Vec::new();
+        for sub in cli.get_subcommands() {
+            let Some(json) = sub.get_arguments().find(|a| a.get_long() == Some("json")) else {
+                continue;
+            };
+            assert_eq!(json.get_short(), Some('j'), "{}", sub.get_name());
+            with_json.push(sub.get_name());
+        }
+        assert_eq!(with_json, ["snoop", "workload", "bench", "report"]);
+        let cli = Cli::try_parse_from(["aio-trace", "report", "-j", "x.jsonl"]).unwrap();
+        let Command::Report(args) = cli.command else {
+            panic!("not report")
+        };
+        assert!(args.json);
     }
 
     #[test]

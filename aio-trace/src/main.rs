@@ -40,6 +40,8 @@ fn main() -> ExitCode {
             Command::Record(args) => cmd::record::run(args).await,
             Command::Report(args) => cmd::report::run(args),
             Command::Serve(args) => cmd::serve::run(args).await,
+            Command::Completions(args) => cmd::completions::run(args),
+            Command::Man(args) => cmd::man::run(args),
         }
     });
     match result {

@@ -57,7 +57,8 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u32,
     },
-    /// Build the release binary and copy it to PREFIX/bin (default /usr/local).
+    /// Build the release binary and install it to PREFIX/bin (default /usr/local),
+    /// with its bash, zsh and fish completions and its man pages under PREFIX/share.
     Install {
         #[arg(long, default_value = "/usr/local")]
         prefix: PathBuf,
@@ -180,21 +181,109 @@ fn run(cli: Cli) -> Result<()> {
         Task::Install { prefix } => {
             let env = setup::ensure(&root)?;
             cargo(&root, &env, &["build", "--release", "-p", "aio-trace"])?;
-            let dest = prefix.join("bin/aio-trace");
-            let source = root.join("target/release/aio-trace");
-            let mut cmd = if is_root() {
-                Command::new("install")
-            } else {
-                let mut c = Command::new("sudo");
-                c.arg("install");
-                c
-            };
-            cmd.args(["-D", "-m", "0755"]).arg(&source).arg(&dest);
-            check(&mut cmd, "installing the binary")?;
-            println!("xtask: installed {}", dest.display());
-            Ok(())
+            install(&root, &prefix)
         }
     }
+}
+
+/// Generates the completions and man pages with the built binary's hidden
+/// `completions` and `man` commands, then installs everything under `prefix`.
+fn install(root: &Path, prefix: &Path) -> Result<()> {
+    let binary = root.join("target/release/aio-trace");
+    let staging = root.join("target/xtask-install");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)
+            .with_context(|| format!("cannot empty {}", staging.display()))?;
+    }
+    let man_dir = staging.join("man");
+    std::fs::create_dir_all(&man_dir)
+        .with_context(|| format!("cannot create {}", man_dir.display()))?;
+    for (shell, file) in COMPLETIONS {
+        let out = Command::new(&binary)
+            .args(["completions", shell])
+            .output()
+            .with_context(|| format!("while starting {}", binary.display()))?;
+        if !out.status.success() {
+            bail!("aio-trace completions {shell} failed ({})", out.status);
+        }
+        let path = staging.join(file);
+        std::fs::write(&path, out.stdout)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let mut man = Command::new(&binary);
+    man.arg("man").arg("--dir").arg(&man_dir);
+    check(&mut man, "aio-trace man")?;
+    let mut man_pages = Vec::new();
+    for entry in std::fs::read_dir(&man_dir)? {
+        let name = entry?.file_name();
+        man_pages.push(name.into_string().map_err(|n| anyhow::anyhow!("{n:?}"))?);
+    }
+    man_pages.sort();
+
+    for item in install_plan(prefix, &binary, &staging, &man_pages) {
+        let mut cmd = if is_root() {
+            Command::new("install")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("install");
+            c
+        };
+        cmd.args(["-D", "-m", item.mode])
+            .arg(&item.source)
+            .arg(&item.dest);
+        check(&mut cmd, &format!("installing {}", item.dest.display()))?;
+        println!("xtask: installed {}", item.dest.display());
+    }
+    Ok(())
+}
+
+/// The shells `install` generates completions for, and the staged file's name.
+const COMPLETIONS: [(&str, &str); 3] = [
+    ("bash", "aio-trace.bash"),
+    ("zsh", "_aio-trace"),
+    ("fish", "aio-trace.fish"),
+];
+
+/// One file `install` copies.
+#[derive(Debug, PartialEq, Eq)]
+struct InstallItem {
+    source: PathBuf,
+    dest: PathBuf,
+    mode: &'static str,
+}
+
+/// Where every installed file goes under `prefix`: the binary, the completions
+/// where bash-completion, zsh and fish look for them, and the man pages
+/// (`man_pages`: file names in `staging/man`).
+fn install_plan(
+    prefix: &Path,
+    binary: &Path,
+    staging: &Path,
+    man_pages: &[String],
+) -> Vec<InstallItem> {
+    let share = prefix.join("share");
+    let item = |source: PathBuf, dest: PathBuf, mode| InstallItem { source, dest, mode };
+    let mut plan = vec![item(
+        binary.to_path_buf(),
+        prefix.join("bin/aio-trace"),
+        "0755",
+    )];
+    let completion_dirs = [
+        "bash-completion/completions/aio-trace",
+        "zsh/site-functions/_aio-trace",
+        "fish/vendor_completions.d/aio-trace.fish",
+    ];
+    for ((_, file), dest) in COMPLETIONS.iter().zip(completion_dirs) {
+        plan.push(item(staging.join(file), share.join(dest), "0644"));
+    }
+    for page in man_pages {
+        plan.push(item(
+            staging.join("man").join(page),
+            share.join("man/man1").join(page),
+            "0644",
+        ));
+    }
+    plan
 }
 
 fn workspace_root() -> PathBuf {
@@ -252,4 +341,59 @@ fn check(cmd: &mut Command, what: &str) -> Result<()> {
         bail!("{what} failed ({status})");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_puts_completions_and_man_pages_where_shells_and_man_look() {
+        let pages = ["aio-trace-snoop.1".to_owned(), "aio-trace.1".to_owned()];
+        let plan = install_plan(
+            Path::new("/opt/x"),
+            Path::new("/w/target/release/aio-trace"),
+            Path::new("/w/target/xtask-install"),
+            &pages,
+        );
+        let dests: Vec<(&str, &str, &str)> = plan
+            .iter()
+            .map(|i| (i.source.to_str().unwrap(), i.dest.to_str().unwrap(), i.mode))
+            .collect();
+        assert_eq!(
+            dests,
+            [
+                (
+                    "/w/target/release/aio-trace",
+                    "/opt/x/bin/aio-trace",
+                    "0755"
+                ),
+                (
+                    "/w/target/xtask-install/aio-trace.bash",
+                    "/opt/x/share/bash-completion/completions/aio-trace",
+                    "0644"
+                ),
+                (
+                    "/w/target/xtask-install/_aio-trace",
+                    "/opt/x/share/zsh/site-functions/_aio-trace",
+                    "0644"
+                ),
+                (
+                    "/w/target/xtask-install/aio-trace.fish",
+                    "/opt/x/share/fish/vendor_completions.d/aio-trace.fish",
+                    "0644"
+                ),
+                (
+                    "/w/target/xtask-install/man/aio-trace-snoop.1",
+                    "/opt/x/share/man/man1/aio-trace-snoop.1",
+                    "0644"
+                ),
+                (
+                    "/w/target/xtask-install/man/aio-trace.1",
+                    "/opt/x/share/man/man1/aio-trace.1",
+                    "0644"
+                ),
+            ]
+        );
+    }
 }

@@ -6,7 +6,9 @@
 
 pub mod bench;
 pub mod common;
+pub mod completions;
 pub mod doctor;
+pub mod man;
 pub mod record;
 pub mod report;
 pub mod serve;
