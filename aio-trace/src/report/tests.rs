@@ -58,6 +58,18 @@ fn write_recording(sink: &mut impl Exporter) {
     .unwrap();
 }
 
+/// Puts `insert` after the second line of a recording.
+fn insert_after_line_2(bytes: &mut Vec<u8>, insert: &[u8]) {
+    let second_end = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(1)
+        .unwrap()
+        .0;
+    bytes.splice(second_end + 1..second_end + 1, insert.iter().copied());
+}
+
 fn closing_lines() -> (Vec<ContextSummary>, LossCounts) {
     let summary = ContextSummary::new(
         &aio_trace_common::CtxKey {
@@ -198,14 +210,7 @@ fn report_counts_ops_percentiles_vectored_scalar_and_errors() {
 #[test]
 fn a_garbage_line_is_an_error_naming_its_line() {
     let mut bytes = jsonl();
-    let third = bytes
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(1)
-        .unwrap()
-        .0;
-    bytes.splice(third + 1..third + 1, b"garbage\n".iter().copied());
+    insert_after_line_2(&mut bytes, b"garbage\n");
     match report_of(&bytes, false) {
         Err(ReportError::Bad { line, message, .. }) => {
             assert_eq!(line, 3);
@@ -445,14 +450,7 @@ fn binary_data_is_not_a_recording() {
     // that lost the end of a file after a crash leaves zeros there).
     for good in [jsonl(), csv()] {
         let mut bytes = good.clone();
-        let third = bytes
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'\n')
-            .nth(1)
-            .unwrap()
-            .0;
-        bytes.splice(third + 1..third + 1, b"\0\0\0\n".iter().copied());
+        insert_after_line_2(&mut bytes, b"\0\0\0\n");
         assert!(matches!(
             report_of(&bytes, false),
             Err(ReportError::Binary { line: 3, .. })
