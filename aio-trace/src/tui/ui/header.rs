@@ -2,6 +2,10 @@
 //! stands), the throughput and syscall rates, then losses, overhead, filter
 //! and sort.
 //!
+//! Each line is a list of fields with a priority: the line shows as many as
+//! its width allows, most important first, each whole (in its short form
+//! when the full one does not fit), in their order on the line.
+//!
 //! Layer: reads the state; draws nothing but this area.
 
 use ratatui::{
@@ -14,7 +18,7 @@ use ratatui::{
 
 use super::{
     format::{fmt_count, fmt_uptime, mb},
-    overhead::overhead_summary,
+    overhead::overhead_fields,
 };
 use crate::{
     model::LossCounts,
@@ -25,78 +29,162 @@ use crate::{
     },
 };
 
+/// What separates two fields.
+const GAP: &str = "  ";
+
+/// One header field: shown whole, in its short form, or not at all.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Field {
+    /// 0 is kept longest; fields of equal priority are kept left first.
+    pub priority: u8,
+    pub full: String,
+    /// Some of the full form's words, for when the full form does not fit.
+    pub short: Option<String>,
+    pub style: Style,
+}
+
+impl Field {
+    pub fn new(priority: u8, full: impl Into<String>) -> Self {
+        Self {
+            priority,
+            full: full.into(),
+            short: None,
+            style: Style::new(),
+        }
+    }
+
+    pub fn short(mut self, short: impl Into<String>) -> Self {
+        self.short = Some(short.into());
+        self
+    }
+
+    pub fn style(mut self, style: Style) -> Self {
+        self.style = style;
+        self
+    }
+}
+
+/// The fields that fit in `width` columns, in their order on the line: by
+/// priority, as many as fit in their short forms, then by priority again
+/// each in its full form where the room left allows.
+pub(super) fn fit(fields: &[Field], width: usize) -> Line<'static> {
+    let cols = |s: &str| Span::raw(s).width();
+    let mut chosen: Vec<Option<&str>> = vec![None; fields.len()];
+    let mut order: Vec<usize> = (0..fields.len()).collect();
+    order.sort_by_key(|&i| fields[i].priority);
+    let mut used = 0;
+    for &i in &order {
+        let text = fields[i].short.as_deref().unwrap_or(&fields[i].full);
+        let gap = if chosen.iter().any(Option::is_some) {
+            GAP.len()
+        } else {
+            0
+        };
+        if used + gap + cols(text) <= width {
+            used += gap + cols(text);
+            chosen[i] = Some(text);
+        }
+    }
+    for &i in &order {
+        let Some(short) = chosen[i] else { continue };
+        let full = fields[i].full.as_str();
+        if used - cols(short) + cols(full) <= width {
+            used = used - cols(short) + cols(full);
+            chosen[i] = Some(full);
+        }
+    }
+    let mut spans = Vec::new();
+    for (field, text) in fields.iter().zip(chosen) {
+        let Some(text) = text else { continue };
+        if !spans.is_empty() {
+            spans.push(Span::raw(GAP));
+        }
+        spans.push(Span::styled(text.to_owned(), field.style));
+    }
+    Line::from(spans)
+}
+
 pub(super) fn render_header(frame: &mut Frame, area: Rect, state: &State) {
+    let width = usize::from(area.width);
+    let lines = header_fields(state).map(|fields| fit(&fields, width));
+    frame.render_widget(Paragraph::new(Vec::from(lines)), area);
+}
+
+/// The three lines' fields, before fitting them to a width.
+pub(super) fn header_fields(state: &State) -> [Vec<Field>; 3] {
     let (line1, line2) = match &state.replay {
         Some(replay) => (replay_title(replay), replay_rates(state, replay)),
         None => (live_title(state), live_rates(state)),
     };
-    frame.render_widget(Paragraph::new(vec![line1, line2, status_line(state)]), area);
+    [line1, line2, status_line(state)]
 }
 
 /// The program's name, then `what`, then a highlighted status (or none).
-fn title(what: String, status: Option<Span<'static>>) -> Line<'static> {
-    Line::from(vec![
-        Span::styled("aio-trace top", Style::new().bold()),
-        Span::raw(what),
-        status.unwrap_or_else(|| Span::raw("")),
-    ])
+fn title(what: Vec<Field>, status: Option<Field>) -> Vec<Field> {
+    let mut fields = vec![Field::new(1, "aio-trace top").style(Style::new().bold())];
+    fields.extend(what);
+    fields.extend(status);
+    fields
 }
 
-fn paused() -> Span<'static> {
-    Span::styled("  PAUSED", Style::new().fg(Color::Yellow).bold())
+fn paused() -> Field {
+    Field::new(0, "PAUSED").style(Style::new().fg(Color::Yellow).bold())
 }
 
 /// iocbs and bytes per second over the last tick.
-fn throughput(totals: &Stats) -> String {
-    format!(
-        "iocbs/s {}  MB/s {}",
-        fmt_count(totals.last.iocbs_per_s),
-        mb(totals.last.bytes_per_s)
-    )
+fn throughput(totals: &Stats) -> [Field; 2] {
+    [
+        Field::new(0, format!("iocbs/s {}", fmt_count(totals.last.iocbs_per_s))),
+        Field::new(0, format!("MB/s {}", mb(totals.last.bytes_per_s))),
+    ]
 }
 
-fn live_title(state: &State) -> Line<'static> {
-    let what = format!(
-        "  {}  Linux {}  up {}  tracing {}",
-        state.host,
-        state.kernel,
-        fmt_uptime(state.uptime),
-        state.trace_filter
-    );
+fn live_title(state: &State) -> Vec<Field> {
+    let what = vec![
+        Field::new(4, state.host.clone()),
+        Field::new(3, format!("Linux {}", state.kernel)),
+        Field::new(2, format!("up {}", fmt_uptime(state.uptime))),
+        Field::new(1, format!("tracing {}", state.trace_filter)),
+    ];
     title(what, state.view.paused.then(paused))
 }
 
-fn live_rates(state: &State) -> Line<'static> {
+fn live_rates(state: &State) -> Vec<Field> {
     let shown = state.shown();
     let rates = &shown.rates;
     let epc = rates
         .events_per_getevents
         .map_or_else(|| "-".into(), |e| format!("{e:.2}"));
-    Line::from(format!(
-        "{}  io_submit/s {}  io_getevents/s {}  events/getevents {}",
-        throughput(&shown.totals),
-        fmt_count(rates.io_submit_per_s),
-        fmt_count(rates.io_getevents_per_s),
-        epc
-    ))
+    let mut fields = Vec::from(throughput(&shown.totals));
+    fields.extend([
+        Field::new(
+            1,
+            format!("io_submit/s {}", fmt_count(rates.io_submit_per_s)),
+        ),
+        Field::new(
+            1,
+            format!("io_getevents/s {}", fmt_count(rates.io_getevents_per_s)),
+        ),
+        Field::new(2, format!("events/getevents {epc}")),
+    ]);
+    fields
 }
 
 /// Where a replay stands: file, speed, position, and whether it is paused
 /// or over.
-fn replay_title(replay: &ReplayView) -> Line<'static> {
+fn replay_title(replay: &ReplayView) -> Vec<Field> {
     let secs = |ns: u64| ns as f64 / 1e9;
-    let what = format!(
-        "  {}  replay {} {:.1} s / {:.1} s",
-        replay.file,
-        fmt_speed(replay.speed),
+    let position = format!(
+        "{:.1} s / {:.1} s",
         secs(replay.position_ns),
         secs(replay.duration_ns)
     );
+    let what = vec![
+        Field::new(2, replay.file.clone()),
+        Field::new(0, format!("replay {} {position}", fmt_speed(replay.speed))).short(position),
+    ];
     let status = if replay.ended {
-        Some(Span::styled(
-            "  END of recording",
-            Style::new().fg(Color::Green).bold(),
-        ))
+        Some(Field::new(0, "END of recording").style(Style::new().fg(Color::Green).bold()))
     } else {
         (!replay.playing).then(paused)
     };
@@ -105,55 +193,69 @@ fn replay_title(replay: &ReplayView) -> Line<'static> {
 
 /// A recording has no per-tick syscall counters: its totals show once the
 /// replay reached the end.
-fn replay_rates(state: &State, replay: &ReplayView) -> Line<'static> {
+fn replay_rates(state: &State, replay: &ReplayView) -> Vec<Field> {
     let syscalls = match (replay.ended, replay.syscalls) {
-        (true, Some(t)) => format!(
-            "io_submit calls {}  io_getevents calls {} (totals)",
-            t.io_submit_calls, t.io_getevents_calls
-        ),
-        _ => "io_submit/s n/a  io_getevents/s n/a".into(),
+        (true, Some(t)) => [
+            Field::new(1, format!("io_submit calls {}", t.io_submit_calls)),
+            Field::new(
+                1,
+                format!("io_getevents calls {} (totals)", t.io_getevents_calls),
+            )
+            .short(format!("io_getevents calls {}", t.io_getevents_calls)),
+        ],
+        _ => [
+            Field::new(1, "io_submit/s n/a"),
+            Field::new(1, "io_getevents/s n/a"),
+        ],
     };
-    Line::from(format!("{}  {syscalls}", throughput(&state.shown().totals)))
+    let mut fields = Vec::from(throughput(&state.shown().totals));
+    fields.extend(syscalls);
+    fields
 }
 
 /// Losses, the self-overhead panel, then the filter and sort in force.
-fn status_line(state: &State) -> Line<'static> {
+fn status_line(state: &State) -> Vec<Field> {
     let view = &state.view;
     let filter = view
         .filter
         .as_ref()
         .map_or_else(|| "none".into(), |f| f.describe());
-    let mut spans = vec![losses(&state.store.losses)];
-    spans.extend(mid_flight(&state.store.losses));
-    spans.extend([
-        Span::styled(overhead_summary(state), Style::new().fg(Color::Cyan)),
-        Span::raw(format!(
-            "  filter {filter}  sort {}{}{}",
-            view.sort.name(),
-            if view.reverse { " (rev)" } else { "" },
-            if view.split { "  split v/s" } else { "" }
-        )),
-    ]);
-    Line::from(spans)
+    let mut fields = vec![losses(&state.store.losses)];
+    fields.extend(mid_flight(&state.store.losses));
+    fields.extend(overhead_fields(state));
+    fields.push(Field::new(1, format!("filter {filter}")));
+    let sort = format!("sort {}", view.sort.name());
+    fields.push(if view.reverse {
+        Field::new(1, format!("{sort} (rev)")).short(sort)
+    } else {
+        Field::new(1, sort)
+    });
+    if view.split {
+        fields.push(Field::new(2, "split v/s"));
+    }
+    fields
 }
 
 /// Said when the trace began while iocbs were in flight: their completions
 /// are not losses, but their records are missing, so the figures start late.
-fn mid_flight(l: &LossCounts) -> Option<Span<'static>> {
+fn mid_flight(l: &LossCounts) -> Option<Field> {
     (l.inflight_at_start > 0).then(|| {
-        Span::styled(
-            format!("  began mid-flight ({} at start)", l.inflight_at_start),
-            Style::new().fg(Color::Yellow),
+        Field::new(
+            2,
+            format!("began mid-flight ({} at start)", l.inflight_at_start),
         )
+        .short("began mid-flight")
+        .style(Style::new().fg(Color::Yellow))
     })
 }
 
 /// "lost 0", or in red every counter that lost something.
-fn losses(l: &LossCounts) -> Span<'static> {
+fn losses(l: &LossCounts) -> Field {
     if l.total() == 0 {
-        return Span::raw("lost 0");
+        return Field::new(0, "lost 0");
     }
-    Span::styled(
+    Field::new(
+        0,
         format!(
             "lost {} (ring {} inflight {} read {} unmatched {} trunc {} state {} aged {} abandoned {})",
             l.total(),
@@ -166,6 +268,7 @@ fn losses(l: &LossCounts) -> Span<'static> {
             l.aged_out,
             l.abandoned
         ),
-        Style::new().fg(Color::Red).bold(),
     )
+    .short(format!("lost {}", l.total()))
+    .style(Style::new().fg(Color::Red).bold())
 }

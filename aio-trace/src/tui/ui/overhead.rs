@@ -2,27 +2,39 @@
 //! as a share of one CPU, and this process's CPU and memory — followed by a
 //! notice when something is off (statistics off, probes not attached).
 //!
-//! Layer: reads the store's overhead and the state's notice; returns text
-//! for the header to place.
+//! Layer: reads the store's overhead and the state's notice; returns fields
+//! for the header to fit.
 
+use ratatui::style::{Color, Style};
+
+use super::header::Field;
 use crate::tui::state::State;
 
-pub(super) fn overhead_summary(state: &State) -> String {
-    let notice = state
-        .notice
-        .as_ref()
-        .map_or_else(String::new, |n| format!("  {n}"));
-    let Some(o) = &state.store.overhead else {
-        return notice;
-    };
-    let bpf = match (o.bpf_ns_per_iocb, o.bpf_cpu_pct) {
-        (Some(ns), Some(pct)) => format!("BPF {:.1} µs/iocb {pct:.1}%cpu", ns / 1_000.0),
-        (None, Some(pct)) => format!("BPF {pct:.1}%cpu"),
-        _ => "BPF n/a".into(),
-    };
-    format!(
-        "  self {bpf}, top {:.1}%cpu {} MiB{notice}",
-        o.user_cpu_pct,
-        o.rss_bytes >> 20
-    )
+pub(super) fn overhead_fields(state: &State) -> Vec<Field> {
+    let cyan = Style::new().fg(Color::Cyan);
+    let mut fields = Vec::new();
+    if let Some(o) = &state.store.overhead {
+        let bpf = match (o.bpf_ns_per_iocb, o.bpf_cpu_pct) {
+            (Some(ns), Some(pct)) => Field::new(
+                3,
+                format!("self BPF {:.1} µs/iocb {pct:.1}%cpu", ns / 1_000.0),
+            )
+            .short(format!("BPF {pct:.1}%cpu")),
+            (None, Some(pct)) => {
+                Field::new(3, format!("self BPF {pct:.1}%cpu")).short(format!("BPF {pct:.1}%cpu"))
+            }
+            _ => Field::new(3, "self BPF n/a"),
+        };
+        let top = format!("top {:.1}%cpu", o.user_cpu_pct);
+        fields.extend([
+            bpf.style(cyan),
+            Field::new(3, format!("{top} {} MiB", o.rss_bytes >> 20))
+                .short(top)
+                .style(cyan),
+        ]);
+    }
+    if let Some(n) = &state.notice {
+        fields.push(Field::new(4, n.clone()).style(cyan));
+    }
+    fields
 }

@@ -93,7 +93,7 @@ fn the_header_shows_what_tracing_costs() {
     });
     let screen = draw(&s, 160, 48);
     assert!(
-        screen.contains("lost 0  self BPF 3.7 µs/iocb 4.0%cpu, top 2.3%cpu 41 MiB  filter none"),
+        screen.contains("lost 0  self BPF 3.7 µs/iocb 4.0%cpu  top 2.3%cpu 41 MiB  filter none"),
         "{screen}"
     );
     // A notice follows the figures rather than hiding them: a probe not
@@ -106,6 +106,78 @@ fn the_header_shows_what_tracing_costs() {
     s.store.overhead = None;
     s.notice = Some("self-overhead off: no BPF statistics".into());
     assert!(draw(&s, 160, 48).contains("lost 0  self-overhead off: no BPF statistics"));
+}
+
+/// Everything the header can show at once: losses, a mid-flight start,
+/// overhead, a notice, a filter, a reversed sort, split rows, paused.
+fn crowded() -> State {
+    let mut s = fixed(ticked(sample_state()));
+    s.host = "a-rather-long-hostname.example.com".into();
+    s.kernel = "6.18.44-fc-v782".into();
+    s.trace_filter = "pid [1234, 5678], comm fio".into();
+    s.store.losses.ring_full = 3;
+    s.store.losses.inflight_at_start = 7;
+    s.store.overhead = Some(crate::model::Overhead {
+        bpf_ns_per_iocb: Some(3_700.0),
+        bpf_cpu_pct: Some(4.04),
+        user_cpu_pct: 2.26,
+        rss_bytes: 41 << 20,
+    });
+    s.notice = Some("not attached (snoop says why): iomap_dio_complete".into());
+    s.view.reverse = true;
+    s.view.toggle_split(&s.store);
+    s.view.paused = true;
+    s
+}
+
+fn header_lines(state: &State, width: u16) -> Vec<String> {
+    draw(state, width, 24)
+        .lines()
+        .take(3)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_header_drops_whole_fields_at_narrow_widths() {
+    let s = crowded();
+    let full = header_lines(&s, 400);
+    for width in [80, 100, 160] {
+        for (line, whole) in header_lines(&s, width).iter().zip(&full) {
+            let words: Vec<&str> = whole.split_whitespace().collect();
+            for word in line.split_whitespace() {
+                assert!(words.contains(&word), "{word:?} cut at {width}: {line:?}");
+            }
+        }
+    }
+    for (w, h) in [(80, 24), (160, 48)] {
+        insta::assert_snapshot!(format!("crowded_{w}x{h}"), draw(&s, w, h));
+    }
+    let narrow = header_lines(&s, 80);
+    // What matters most stays: paused, the rates, losses, filter and sort.
+    assert!(narrow[0].contains("PAUSED"), "{narrow:?}");
+    assert!(narrow[1].starts_with("iocbs/s 48  MB/s 1.1"), "{narrow:?}");
+    assert!(narrow[2].starts_with("lost 3  "), "{narrow:?}");
+    assert!(narrow[2].contains("filter none  sort IOCB/s"), "{narrow:?}");
+}
+
+#[test]
+fn header_fields_fit_by_priority_in_screen_order() {
+    use super::header::{Field, fit};
+    let fields = [
+        Field::new(2, "cc"),
+        Field::new(0, "aaaa").short("a"),
+        Field::new(1, "bbbbbb").short("bb"),
+    ];
+    let text = |w| fit(&fields, w).to_string();
+    assert_eq!(text(100), "cc  aaaa  bbbbbb");
+    assert_eq!(text(15), "cc  aaaa  bb");
+    assert_eq!(text(12), "cc  aaaa  bb");
+    assert_eq!(text(11), "cc  a  bb");
+    assert_eq!(text(8), "aaaa  bb");
+    assert_eq!(text(4), "aaaa");
+    assert_eq!(text(3), "a");
+    assert_eq!(text(0), "");
 }
 
 #[test]
