@@ -263,6 +263,7 @@ pub async fn run(options: TopOptions) -> anyhow::Result<()> {
         Some(config) => Some(Background::spawn(config, options.phase)?),
         None => None,
     };
+    collector.probes.workload_clock = workload.as_ref().and_then(Background::cpu_clock);
 
     let mut state = State::new(
         read_trimmed("/proc/sys/kernel/hostname"),

@@ -45,6 +45,9 @@ pub struct Probes {
     user_losses: Arc<UserLosses>,
     /// Our programs, for their run time (None: BPF statistics are off).
     pub programs: Option<ProgramTable>,
+    /// The built-in workload thread's CPU-time clock, to tell its CPU time
+    /// from the tracer's.
+    pub workload_clock: Option<libc::clockid_t>,
 }
 
 impl Probes {
@@ -65,6 +68,7 @@ impl Probes {
                 self.programs
                     .as_ref()
                     .map(|p| p.costs().iter().map(|c| c.run_ns).sum()),
+                self.workload_clock,
             )),
         }
     }
@@ -126,6 +130,7 @@ impl Collector {
                 kernel_losses,
                 user_losses,
                 programs,
+                workload_clock: None,
             },
             stop: Some(stop_tx),
             thread: Some(thread),

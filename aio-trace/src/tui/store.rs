@@ -342,6 +342,7 @@ mod tests {
             overhead_sample: Some(OverheadSample {
                 bpf_run_ns: Some(bpf_ms * 1_000_000),
                 cpu_ns: cpu_ms * 1_000_000,
+                workload_cpu_ns: None,
                 rss_bytes: 40 << 20,
             }),
             ..Snapshot::default()

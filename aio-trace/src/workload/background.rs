@@ -62,6 +62,17 @@ impl Background {
         Ok(Self { cancel, thread })
     }
 
+    /// The workload thread's CPU-time clock, for `clock_gettime`; valid
+    /// until [`Background::stop`].
+    pub fn cpu_clock(&self) -> Option<libc::clockid_t> {
+        use std::os::unix::thread::JoinHandleExt as _;
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: the thread is not joined or detached while `self` lives,
+        // so its pthread_t is valid; the call only writes `clock`.
+        let rc = unsafe { libc::pthread_getcpuclockid(self.thread.as_pthread_t(), &mut clock) };
+        (rc == 0).then_some(clock)
+    }
+
     /// Stops the workload and waits for its current phase to end.
     pub fn stop(self) -> anyhow::Result<()> {
         self.cancel.store(true, Ordering::Relaxed);

@@ -1,5 +1,6 @@
 //! The self-overhead panel: what tracing costs, live — BPF time per iocb and
-//! as a share of one CPU, and this process's CPU and memory — followed by a
+//! as a share of one CPU, and this process's CPU and memory, apart from the
+//! built-in workload's CPU when it runs alongside — followed by a
 //! notice when something is off (statistics off, probes not attached).
 //!
 //! Layer: reads the store's overhead and the state's notice; returns fields
@@ -32,6 +33,9 @@ pub(super) fn overhead_fields(state: &State) -> Vec<Field> {
                 .short(top)
                 .style(cyan),
         ]);
+        if let Some(pct) = o.workload_cpu_pct {
+            fields.push(Field::new(3, format!("workload {pct:.1}%cpu")).style(cyan));
+        }
     }
     if let Some(n) = &state.notice {
         fields.push(Field::new(4, n.clone()).style(cyan));

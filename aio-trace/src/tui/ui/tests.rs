@@ -89,6 +89,7 @@ fn the_header_shows_what_tracing_costs() {
         bpf_ns_per_iocb: Some(3_700.0),
         bpf_cpu_pct: Some(4.04),
         user_cpu_pct: 2.26,
+        workload_cpu_pct: None,
         rss_bytes: 41 << 20,
     });
     let screen = draw(&s, 160, 48);
@@ -102,6 +103,16 @@ fn the_header_shows_what_tracing_costs() {
     assert!(
         draw(&s, 160, 48)
             .contains("top 2.3%cpu 41 MiB  not attached (snoop says why): iomap_dio_complete")
+    );
+    // The built-in workload's CPU is its own figure, not the tracer's.
+    if let Some(o) = &mut s.store.overhead {
+        o.workload_cpu_pct = Some(98.04);
+    }
+    s.notice = None;
+    let screen = draw(&s, 160, 48);
+    assert!(
+        screen.contains("top 2.3%cpu 41 MiB  workload 98.0%cpu  filter none"),
+        "{screen}"
     );
     s.store.overhead = None;
     s.notice = Some("self-overhead off: no BPF statistics".into());
@@ -121,6 +132,7 @@ fn crowded() -> State {
         bpf_ns_per_iocb: Some(3_700.0),
         bpf_cpu_pct: Some(4.04),
         user_cpu_pct: 2.26,
+        workload_cpu_pct: Some(98.04),
         rss_bytes: 41 << 20,
     });
     s.notice = Some("not attached (snoop says why): iomap_dio_complete".into());
