@@ -215,6 +215,7 @@ pub fn batch_text(state: &State) -> String {
             stats.errors
         );
     }
+    out.push('\n');
     out
 }
 
@@ -282,10 +283,11 @@ mod tests {
         let s = ticked(sample_state());
         let text = batch_output(&s, BatchFormat::Text);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines.len(), 5, "{text}");
         assert!(lines[0].starts_with("t 1.0s  iocbs/s 48"), "{text}");
         assert!(lines[1].contains("PID") && lines[1].contains("P99"));
         assert!(lines[2].contains("fio") && lines[2].contains("PREADV 75%"));
         assert!(lines[3].contains("postgres"));
+        assert_eq!(lines[4], "", "a blank line between ticks");
     }
 }
