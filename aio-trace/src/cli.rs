@@ -277,6 +277,29 @@ pub struct TopArgs {
     /// tracing live; needs no privileges. Keys: p/space play/pause, +/- speed.
     #[arg(long, value_name = "FILE", conflicts_with = "workload")]
     pub replay: Option<std::path::PathBuf>,
+    /// Print what the table shows once per interval on stdout instead of
+    /// drawing it: no terminal needed (for scripts, CI, watch).
+    #[arg(long)]
+    pub batch: bool,
+    /// With --batch: stop after N intervals (default: until Ctrl-C, or the
+    /// end of a --replay).
+    #[arg(long, value_name = "N", requires = "batch", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// With --batch: one JSON object per line, or a plain text table.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "json",
+        requires = "batch"
+    )]
+    pub format: BatchFormatArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BatchFormatArg {
+    Json,
+    Text,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

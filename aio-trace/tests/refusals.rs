@@ -83,7 +83,7 @@ fn top_without_a_terminal_says_so_and_suggests_another_command() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(
         stderr,
-        "aio-trace: top draws a live table and needs a terminal, but its output is not one: for one line per iocb, run aio-trace snoop; to a file, aio-trace record -o FILE\n"
+        "aio-trace: top draws a live table and needs a terminal, but its output is not one: for the table as JSON lines, run aio-trace top --batch; for one line per iocb, aio-trace snoop; to a file, aio-trace record -o FILE\n"
     );
     assert!(out.stdout.is_empty());
 
@@ -93,7 +93,7 @@ fn top_without_a_terminal_says_so_and_suggests_another_command() {
     assert_eq!(
         stderr,
         format!(
-            "aio-trace: top draws a live table and needs a terminal, but its output is not one: for its numbers as text, run aio-trace report {FIXTURE}\n"
+            "aio-trace: top draws a live table and needs a terminal, but its output is not one: for its numbers as text, run aio-trace report {FIXTURE} (or top --batch)\n"
         )
     );
     assert!(out.stdout.is_empty());

@@ -122,3 +122,65 @@ fn a_bad_recording_is_one_error_naming_the_line_and_exit_2() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
 }
+
+/// `top --replay --batch` without a terminal: one JSON object per interval,
+/// with the recording's process and its op, then exit 0 after `--count`.
+#[test]
+fn replay_in_batch_mode_prints_one_json_line_per_interval() {
+    let out = Command::new(AIO_TRACE)
+        .args([
+            "top",
+            "--replay",
+            FIXTURE,
+            "--batch",
+            "--count",
+            "2",
+            "--interval",
+            "100",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run aio-trace");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let first = &lines[0];
+    assert!(first["t"].as_f64().unwrap() > 0.0, "{first}");
+    assert!(first["iocbs_per_s"].as_f64().unwrap() > 0.0, "{first}");
+    assert!(first["losses"]["inflight_at_start"].is_u64(), "{first}");
+    let row = &first["rows"][0];
+    assert_eq!(row["comm"], "aio-trace", "{first}");
+    assert!(row["ops"]["PREADV"].as_f64().unwrap() > 0.0, "{first}");
+    assert!(row["p99_us"].as_f64().unwrap() > 0.0, "{first}");
+    assert!(lines[1]["t"].as_f64().unwrap() > first["t"].as_f64().unwrap());
+}
+
+/// `--format text` runs the recording to its end and stops there.
+#[test]
+fn replay_in_batch_text_mode_stops_at_the_end() {
+    let out = Command::new(AIO_TRACE)
+        .args([
+            "top",
+            "--replay",
+            FIXTURE,
+            "--batch",
+            "--format",
+            "text",
+            "--interval",
+            "100",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run aio-trace");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("t 0."), "{stdout}");
+    assert!(stdout.contains("PREADV 100%"), "{stdout}");
+    assert!(stdout.contains("PREAD 100%"), "{stdout}");
+}

@@ -81,3 +81,51 @@ fn top_shows_vectored_and_scalar_rows_and_quits_cleanly() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `top --batch` without a terminal: one JSON object per interval, whose
+/// rows show the workload's PREADV (8 segments) and PREAD iocbs, then exit 0
+/// after `--count`.
+#[test]
+fn top_batch_prints_json_lines_with_the_workload_rows() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("aio-trace-top-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(AIO_TRACE)
+        .args([
+            "top",
+            "--batch",
+            "--workload",
+            "--phase",
+            "300ms",
+            "--count",
+            "2",
+            "--interval",
+            "500",
+        ])
+        .env("TMPDIR", &dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run aio-trace");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let last = &lines[1];
+    assert!(last["io_submit_per_s"].as_f64().unwrap() > 0.0, "{last}");
+    assert!(last["in_flight"].is_u64(), "{last}");
+    let rows = last["rows"].as_array().unwrap();
+    let has = |op: &str| {
+        rows.iter()
+            .any(|r| r["ops"][op].as_f64().unwrap_or(0.0) > 0.0)
+    };
+    assert!(has("PREADV") && has("PREAD"), "{last}");
+    assert!(
+        rows.iter()
+            .any(|r| r["kinds"]["vectored"]["avg_segments"] == 8.0),
+        "{last}"
+    );
+}

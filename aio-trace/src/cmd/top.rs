@@ -11,14 +11,18 @@ use std::{
 use aio_trace::{
     model::comm_str,
     tui::{
-        app::{self, ReplayOptions, TopOptions},
+        app::{self, Batch, ReplayOptions, TopOptions},
+        batch::BatchFormat,
         replay::Recording,
     },
 };
 
 use anyhow::bail;
 
-use crate::{cli::TopArgs, cmd::common::trace_config};
+use crate::{
+    cli::{BatchFormatArg, TopArgs},
+    cmd::common::trace_config,
+};
 
 /// The table is drawn on stdout and its keys read from stdin, or from the
 /// controlling terminal when stdin is not one (as crossterm does): without
@@ -43,6 +47,13 @@ fn ensure_terminal(instead: &str) -> anyhow::Result<()> {
 
 pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
     let interval = Duration::from_millis(args.interval);
+    let batch = args.batch.then_some(Batch {
+        format: match args.format {
+            BatchFormatArg::Json => BatchFormat::Json,
+            BatchFormatArg::Text => BatchFormat::Text,
+        },
+        count: args.count,
+    });
     if let Some(path) = &args.replay {
         // Read and check it all before the terminal switches screens.
         let mut recording = match Recording::load(path) {
@@ -52,10 +63,12 @@ pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         };
-        ensure_terminal(&format!(
-            "for its numbers as text, run aio-trace report {}",
-            path.display()
-        ))?;
+        if batch.is_none() {
+            ensure_terminal(&format!(
+                "for its numbers as text, run aio-trace report {} (or top --batch)",
+                path.display()
+            ))?;
+        }
         let filter = &args.filter;
         let mut described = Vec::new();
         if !filter.pids.is_empty() {
@@ -82,13 +95,16 @@ pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
             name,
             filter: (!described.is_empty()).then(|| described.join(", ")),
             interval,
+            batch,
         })
         .await?;
         return Ok(ExitCode::SUCCESS);
     }
-    ensure_terminal(
-        "for one line per iocb, run aio-trace snoop; to a file, aio-trace record -o FILE",
-    )?;
+    if batch.is_none() {
+        ensure_terminal(
+            "for the table as JSON lines, run aio-trace top --batch; for one line per iocb, aio-trace snoop; to a file, aio-trace record -o FILE",
+        )?;
+    }
     let options = TopOptions {
         trace: trace_config(&args.filter)?,
         interval,
@@ -96,6 +112,7 @@ pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
             .workload
             .then(aio_trace::workload::background::alternating_default),
         phase: args.phase,
+        batch,
     };
     app::run(options).await?;
     Ok(ExitCode::SUCCESS)

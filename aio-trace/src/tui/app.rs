@@ -15,6 +15,7 @@ use tokio::{
 };
 
 use super::{
+    batch::{BatchFormat, batch_output},
     collect::Collector,
     replay::{self, Recording, ReplayClock},
     state::{ReplayView, State},
@@ -38,6 +39,39 @@ pub struct TopOptions {
     pub workload: Option<WorkloadConfig>,
     /// Seconds per workload phase.
     pub phase: Duration,
+    /// Print each tick instead of drawing the table (`--batch`).
+    pub batch: Option<Batch>,
+}
+
+/// `--batch`: each tick printed on stdout, no terminal needed.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch {
+    pub format: BatchFormat,
+    /// Stop after this many ticks; None: until a signal (or a replay's end).
+    pub count: Option<u64>,
+}
+
+/// Where each tick goes: drawn on the terminal, or printed.
+enum Sink {
+    Terminal(TerminalGuard),
+    Batch(Batch),
+}
+
+impl Sink {
+    /// Enters the terminal, or not for `--batch`; leaving it is the guard's drop.
+    fn enter(batch: Option<Batch>) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        Ok(match batch {
+            Some(batch) => Self::Batch(batch),
+            None => {
+                Self::Terminal(TerminalGuard::enter().context("while setting up the terminal")?)
+            }
+        })
+    }
+
+    fn is_terminal(&self) -> bool {
+        matches!(self, Self::Terminal(_))
+    }
 }
 
 fn read_trimmed(path: &str) -> String {
@@ -112,11 +146,12 @@ pub struct ReplayOptions {
     /// What `-p`/`-c` kept, for the header.
     pub filter: Option<String>,
     pub interval: Duration,
+    /// Print each tick instead of drawing the table (`--batch`).
+    pub batch: Option<Batch>,
 }
 
 /// `top --replay`: the TUI over a recording read beforehand (no tracer).
 pub async fn run_replay(options: ReplayOptions) -> anyhow::Result<()> {
-    use anyhow::Context as _;
     let Recording {
         records,
         offsets,
@@ -139,9 +174,9 @@ pub async fn run_replay(options: ReplayOptions) -> anyhow::Result<()> {
         ..ReplayView::default()
     });
     let result = {
-        let mut guard = TerminalGuard::enter().context("while setting up the terminal")?;
+        let mut sink = Sink::enter(options.batch)?;
         replay_loop(
-            &mut guard,
+            &mut sink,
             &mut state,
             &mut batches,
             &clock,
@@ -213,7 +248,7 @@ impl ReplayTicks {
 }
 
 async fn replay_loop(
-    guard: &mut TerminalGuard,
+    sink: &mut Sink,
     state: &mut State,
     batches: &mut UnboundedReceiver<Vec<IocbRecord>>,
     clock: &Mutex<ReplayClock>,
@@ -244,7 +279,7 @@ async fn replay_loop(
             Ok(handle_key(state, key))
         }
     };
-    drive(guard, state, batches, interval, on_tick, on_key).await
+    drive(sink, state, batches, interval, on_tick, on_key).await
 }
 
 pub async fn run(options: TopOptions) -> anyhow::Result<()> {
@@ -285,9 +320,9 @@ pub async fn run(options: TopOptions) -> anyhow::Result<()> {
     state.notice = notice(stats_off, &skipped);
 
     let result = {
-        let mut guard = TerminalGuard::enter().context("while setting up the terminal")?;
+        let mut sink = Sink::enter(options.batch)?;
         event_loop(
-            &mut guard,
+            &mut sink,
             &mut state,
             &mut collector,
             options.interval,
@@ -320,7 +355,7 @@ fn notice(stats_off: Option<String>, skipped: &[&str]) -> Option<String> {
 }
 
 async fn event_loop(
-    guard: &mut TerminalGuard,
+    sink: &mut Sink,
     state: &mut State,
     collector: &mut Collector,
     interval: Duration,
@@ -339,13 +374,14 @@ async fn event_loop(
         Ok(())
     };
     let on_key = |state: &mut State, key| Ok(handle_key(state, key));
-    drive(guard, state, batches, interval, on_tick, on_key).await
+    drive(sink, state, batches, interval, on_tick, on_key).await
 }
 
 /// What the event loops wait on: ticks, record batches, the terminal's
 /// events and the signals that end `top`.
 struct Inputs {
-    keys: EventStream,
+    /// None for `--batch`: no terminal to read keys from.
+    keys: Option<EventStream>,
     ticks: tokio::time::Interval,
     term: Signal,
     hup: Signal,
@@ -365,11 +401,18 @@ enum Input {
 }
 
 impl Inputs {
-    fn new(interval: Duration) -> std::io::Result<Self> {
-        let mut ticks = tokio::time::interval(interval);
+    /// `keys`: read the terminal's events. Without them (`--batch`) the
+    /// first tick comes after one interval, not at once: each printed tick
+    /// covers a whole interval.
+    fn new(interval: Duration, keys: bool) -> std::io::Result<Self> {
+        let mut ticks = if keys {
+            tokio::time::interval(interval)
+        } else {
+            tokio::time::interval_at(tokio::time::Instant::now() + interval, interval)
+        };
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(Self {
-            keys: EventStream::new(),
+            keys: keys.then(EventStream::new),
             ticks,
             term: signal(SignalKind::terminate())?,
             hup: signal(SignalKind::hangup())?,
@@ -381,10 +424,17 @@ impl Inputs {
         &mut self,
         batches: &mut UnboundedReceiver<Vec<IocbRecord>>,
     ) -> std::io::Result<Input> {
+        let keys = &mut self.keys;
+        let key = async move {
+            match keys {
+                Some(keys) => keys.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = self.ticks.tick() => Ok(Input::Tick),
             Some(batch) = batches.recv() => Ok(Input::Batch(batch)),
-            event = self.keys.next() => match event {
+            event = key => match event {
                 Some(Ok(Event::Key(key))) => Ok(Input::Key(key)),
                 Some(Ok(Event::Resize(..))) => Ok(Input::Resize),
                 Some(Ok(_)) => Ok(Input::Other),
@@ -405,21 +455,52 @@ fn draw(guard: &mut TerminalGuard, state: &State) -> std::io::Result<()> {
         .map(|_| ())
 }
 
+/// Prints a tick for `--batch`; false: stop (the count is reached, the
+/// replay is over, or stdout was closed).
+fn print_tick(batch: &mut Batch, state: &State) -> anyhow::Result<bool> {
+    use std::io::Write as _;
+    let text = batch_output(state, batch.format);
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(false),
+        Err(e) => return Err(anyhow::Error::new(e).context("while writing to stdout")),
+    }
+    if let Some(count) = &mut batch.count {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(!state.replay.as_ref().is_some_and(|r| r.ended))
+}
+
 /// Draws, then feeds the state every input until a key (`on_key` false) or
-/// a signal ends `top`; draws again after each tick, key and resize.
+/// a signal ends `top`; draws again after each tick, key and resize. For
+/// `--batch`, prints each tick instead, and stops as `print_tick` says.
 async fn drive(
-    guard: &mut TerminalGuard,
+    sink: &mut Sink,
     state: &mut State,
     batches: &mut UnboundedReceiver<Vec<IocbRecord>>,
     interval: Duration,
     mut on_tick: impl FnMut(&mut State) -> anyhow::Result<()>,
     mut on_key: impl FnMut(&mut State, KeyEvent) -> anyhow::Result<bool>,
 ) -> anyhow::Result<()> {
-    let mut inputs = Inputs::new(interval)?;
-    draw(guard, state)?;
+    let mut inputs = Inputs::new(interval, sink.is_terminal())?;
+    if let Sink::Terminal(guard) = sink {
+        draw(guard, state)?;
+    }
     loop {
         match inputs.next(batches).await? {
-            Input::Tick => on_tick(state)?,
+            Input::Tick => {
+                on_tick(state)?;
+                if let Sink::Batch(batch) = sink {
+                    if !print_tick(batch, state)? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
             Input::Batch(batch) => {
                 for record in &batch {
                     state.record(record);
@@ -435,7 +516,9 @@ async fn drive(
             Input::Other => continue,
             Input::Quit => return Ok(()),
         }
-        draw(guard, state)?;
+        if let Sink::Terminal(guard) = sink {
+            draw(guard, state)?;
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! (`--workload`), `usage` and `clock`. Nothing in the library imports it.
 
 pub mod app;
+pub mod batch;
 pub mod collect;
 pub mod hist;
 pub mod replay;

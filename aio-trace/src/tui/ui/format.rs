@@ -13,12 +13,12 @@ pub fn fmt_ns(ns: u64) -> String {
     }
 }
 
-pub(super) fn fmt_opt_ns(ns: Option<u64>) -> String {
+pub(crate) fn fmt_opt_ns(ns: Option<u64>) -> String {
     ns.map_or_else(|| "-".into(), fmt_ns)
 }
 
 /// A per-iocb average in 4 columns; "n/a" where no iocb had the thing.
-pub(super) fn fmt_ratio(v: Option<f64>) -> String {
+pub(crate) fn fmt_ratio(v: Option<f64>) -> String {
     match v {
         None => "n/a".into(),
         Some(v) if v >= 100.0 => format!("{v:.0}"),
@@ -28,11 +28,11 @@ pub(super) fn fmt_ratio(v: Option<f64>) -> String {
 }
 
 /// Average segments per iocb; "-" before any iocb.
-pub(super) fn fmt_segments(v: Option<f64>) -> String {
+pub(crate) fn fmt_segments(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |s| format!("{s:.2}"))
 }
 
-pub(super) fn fmt_count(n: f64) -> String {
+pub(crate) fn fmt_count(n: f64) -> String {
     if n >= 10_000_000.0 {
         format!("{:.0}M", n / 1e6)
     } else if n >= 100_000.0 {
@@ -42,15 +42,15 @@ pub(super) fn fmt_count(n: f64) -> String {
     }
 }
 
-pub(super) fn mb(bytes: f64) -> String {
+pub(crate) fn mb(bytes: f64) -> String {
     format!("{:.1}", bytes / 1e6)
 }
 
-pub(super) fn fmt_uptime(d: std::time::Duration) -> String {
+pub(crate) fn fmt_uptime(d: std::time::Duration) -> String {
     let s = d.as_secs();
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
-pub(super) fn plain(n: u64) -> String {
+pub(crate) fn plain(n: u64) -> String {
     n.to_string()
 }

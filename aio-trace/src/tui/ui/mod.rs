@@ -8,7 +8,7 @@
 
 mod detail;
 mod footer;
-mod format;
+pub(crate) mod format;
 mod header;
 mod help;
 mod histogram;
