@@ -7,6 +7,7 @@
 //! hands each area to its panel.
 
 mod detail;
+mod field;
 mod footer;
 pub(crate) mod format;
 mod header;

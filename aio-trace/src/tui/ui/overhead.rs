@@ -8,7 +8,7 @@
 
 use ratatui::style::{Color, Style};
 
-use super::header::Field;
+use super::field::Field;
 use crate::tui::state::State;
 
 pub(super) fn overhead_fields(state: &State) -> Vec<Field> {

@@ -175,7 +175,7 @@ fn the_header_drops_whole_fields_at_narrow_widths() {
 
 #[test]
 fn header_fields_fit_by_priority_in_screen_order() {
-    use super::header::{Field, fit};
+    use super::field::{Field, fit};
     let fields = [
         Field::new(2, "cc"),
         Field::new(0, "aaaa").short("a"),
