@@ -141,14 +141,8 @@ fn replay_in_batch_mode_prints_one_json_line_per_interval() {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run aio-trace");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
+    let lines = support::batch_json_lines(out);
+    assert_eq!(lines.len(), 2, "{lines:?}");
     let first = &lines[0];
     assert!(first["t"].as_f64().unwrap() > 0.0, "{first}");
     assert!(first["iocbs_per_s"].as_f64().unwrap() > 0.0, "{first}");

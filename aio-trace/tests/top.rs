@@ -106,14 +106,8 @@ fn top_batch_prints_json_lines_with_the_workload_rows() {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run aio-trace");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
+    let lines = support::batch_json_lines(out);
+    assert_eq!(lines.len(), 2, "{lines:?}");
     let last = &lines[1];
     assert!(last["io_submit_per_s"].as_f64().unwrap() > 0.0, "{last}");
     assert!(last["in_flight"].is_u64(), "{last}");
