@@ -16,12 +16,15 @@ use serde_json::Value;
 
 /// Starts an aio-trace command and waits for its banner (the tracer is attached).
 fn start(args: &[&str], banner: &str) -> Child {
-    let mut child = Command::new(AIO_TRACE)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut command = Command::new(AIO_TRACE);
+    command.args(args).stdout(Stdio::piped());
+    start_command(&mut command, banner)
+}
+
+/// Starts `command` with stderr piped and waits for its banner; the rest of
+/// stderr is drained so the child never blocks on it.
+fn start_command(command: &mut Command, banner: &str) -> Child {
+    let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
@@ -228,7 +231,8 @@ fn perfetto_prefix(file: &str) -> Vec<Event> {
 }
 
 fn record_perfetto(file: &str, dir: &TempDir) -> Child {
-    let mut child = Command::new(AIO_TRACE)
+    let mut command = Command::new(AIO_TRACE);
+    command
         .args([
             "record",
             "--format",
@@ -243,16 +247,8 @@ fn record_perfetto(file: &str, dir: &TempDir) -> Child {
             "10",
         ])
         .env("TMPDIR", dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert!(line.starts_with("Recording AIO"), "{line:?}");
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    child
+        .stdout(Stdio::null());
+    start_command(&mut command, "Recording AIO")
 }
 
 /// A Perfetto recording is written as it goes: SIGKILLed mid-run, its file
