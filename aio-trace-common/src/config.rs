@@ -70,10 +70,30 @@ pub struct KernelOffsets {
     /// From a `struct kiocb` inside a `struct aio_kiocb` to its
     /// `ki_res.obj` (the user iocb address); 0 if the kernel has none.
     pub aio_kiocb_obj: u32,
+    /// 1 when every io_uring offset below was resolved; 0 leaves the
+    /// io_uring programs idle (a kernel without io_uring or its BTF).
+    pub uring: u32,
+    /// `struct io_kiocb`: `ctx`, `opcode`, `cqe.user_data`, `cqe.fd`, and
+    /// the `struct io_rw` in its command area: `kiocb`, `addr`, `len`.
+    pub req_ctx: u32,
+    pub req_opcode: u32,
+    pub req_user_data: u32,
+    pub req_fd: u32,
+    pub req_kiocb: u32,
+    pub req_addr: u32,
+    pub req_len: u32,
+    /// `struct io_ring_ctx`: `flags` (`IORING_SETUP_*`).
+    pub ring_flags: u32,
+    /// `struct task_struct`: `group_leader`, `comm`.
+    pub task_group_leader: u32,
+    pub task_comm: u32,
+    /// `struct iomap_dio`: `iocb`, the kiocb a direct-I/O bio
+    /// (`bi_private`) works for.
+    pub dio_iocb: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 80);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 128);
 
-// SAFETY: repr(C) of u32s only (size asserted: 80): no padding bytes, every
+// SAFETY: repr(C) of u32s only (size asserted: 128): no padding bytes, every
 // bit pattern valid.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for KernelOffsets {}

@@ -16,6 +16,13 @@ pub const SYSCALL_PWRITEV: u16 = 0x103;
 pub const SYSCALL_PREADV2: u16 = 0x104;
 pub const SYSCALL_PWRITEV2: u16 = 0x105;
 
+/// `IocbRecord::api`: Linux AIO (io_submit / io_getevents).
+pub const API_AIO: u8 = 0;
+/// `IocbRecord::api`: io_uring. `ctx` is the ring (`struct io_ring_ctx`),
+/// `iocb` the kernel's request (`struct io_kiocb`), `aio_data` the SQE's
+/// `user_data`.
+pub const API_IO_URING: u8 = 1;
+
 /// `IocbRecord::flags`: io_submit did not accept the iocb; it has no reap time.
 pub const IOCB_REJECTED: u16 = 1 << 0;
 /// The kernel accepted earlier iocbs of the same call and dropped this one's
@@ -29,8 +36,11 @@ pub const IOCB_BYTES_UNKNOWN: u16 = 1 << 2;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IocbRecord {
     pub kind: u8,
-    pub _pad0: u8,
-    /// `IOCB_CMD_*`.
+    /// The interface the request came through (`API_*`) for `RECORD_IOCB`
+    /// records; `RECORD_SYSCALL` records are synchronous whatever it says.
+    pub api: u8,
+    /// `IOCB_CMD_*` for AIO, `IORING_OP_*` for io_uring, `SYSCALL_*` for a
+    /// synchronous call.
     pub opcode: u16,
     pub flags: u16,
     pub _pad1: u16,
@@ -121,6 +131,13 @@ pub struct InflightKey {
 /// an io_event names only the address, so submissions of one address are
 /// matched to its events in submission order.
 pub const SEQ_ORDER: u32 = u32::MAX;
+
+/// `InflightKey::seq` of an io_uring request: its key is (pid, `SEQ_URING`,
+/// 0, request address). The request address alone identifies it while in
+/// flight (the kernel reuses a request only after its completion), and it is
+/// what the filesystem's kiocb points at (the `struct io_rw` at the start of
+/// the request), so a dispatch finds its request without reading the ring.
+pub const SEQ_URING: u32 = u32::MAX - 1;
 
 /// `IocbRecord::kind` of an order entry (never in the ring buffer).
 pub const RECORD_ORDER: u8 = 4;

@@ -9,9 +9,11 @@ pub mod config;
 pub mod event;
 pub mod names;
 pub mod table;
+pub mod uring;
 
 pub use abi::*;
 pub use config::*;
 pub use event::*;
 pub use names::*;
 pub use table::*;
+pub use uring::*;

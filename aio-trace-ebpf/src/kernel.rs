@@ -30,6 +30,18 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     inode_ino: 0,
     sb_dev: 0,
     aio_kiocb_obj: 0,
+    uring: 0,
+    req_ctx: 0,
+    req_opcode: 0,
+    req_user_data: 0,
+    req_fd: 0,
+    req_kiocb: 0,
+    req_addr: 0,
+    req_len: 0,
+    ring_flags: 0,
+    task_group_leader: 0,
+    task_comm: 0,
+    dio_iocb: 0,
 };
 
 /// One resolved offset; volatile so the compiler does not fold the zeros above.

@@ -311,6 +311,28 @@ impl Btf {
             sb_dev: self.offset_of("super_block", "s_dev")?,
             // Optional: without it dispatches are matched by file position.
             aio_kiocb_obj: self.aio_kiocb_obj().unwrap_or(0),
+            ..self.uring_offsets().unwrap_or_default()
+        })
+    }
+
+    /// The io_uring offsets (`uring` 1), or an error naming the first
+    /// member this kernel lacks: io_uring requests are then not traced.
+    pub fn uring_offsets(&self) -> Result<KernelOffsets, BtfError> {
+        let cmd = self.offset_of("io_kiocb", "cmd")?;
+        Ok(KernelOffsets {
+            uring: 1,
+            req_ctx: self.offset_of("io_kiocb", "ctx")?,
+            req_opcode: self.offset_of("io_kiocb", "opcode")?,
+            req_user_data: self.offset_of("io_kiocb", "cqe.user_data")?,
+            req_fd: self.offset_of("io_kiocb", "cqe.fd")?,
+            req_kiocb: cmd + self.offset_of("io_rw", "kiocb")?,
+            req_addr: cmd + self.offset_of("io_rw", "addr")?,
+            req_len: cmd + self.offset_of("io_rw", "len")?,
+            ring_flags: self.offset_of("io_ring_ctx", "flags")?,
+            task_group_leader: self.offset_of("task_struct", "group_leader")?,
+            task_comm: self.offset_of("task_struct", "comm")?,
+            dio_iocb: self.offset_of("iomap_dio", "iocb")?,
+            ..KernelOffsets::default()
         })
     }
 
