@@ -84,16 +84,17 @@ pub struct KernelOffsets {
     pub req_len: u32,
     /// `struct io_ring_ctx`: `flags` (`IORING_SETUP_*`).
     pub ring_flags: u32,
-    /// `struct task_struct`: `group_leader`, `comm`.
+    /// `struct task_struct`: `group_leader`, `comm`, `flags`.
     pub task_group_leader: u32,
     pub task_comm: u32,
+    pub task_flags: u32,
     /// `struct iomap_dio`: `iocb`, the kiocb a direct-I/O bio
     /// (`bi_private`) works for.
     pub dio_iocb: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 128);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 132);
 
-// SAFETY: repr(C) of u32s only (size asserted: 128): no padding bytes, every
+// SAFETY: repr(C) of u32s only (size asserted: 132): no padding bytes, every
 // bit pattern valid.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for KernelOffsets {}

@@ -103,3 +103,9 @@ pub const PROG_BLOCK_BIO_FRONTMERGE: &str = "block_bio_frontmerge";
 pub const PROG_BLOCK_RQ_ISSUE: &str = "block_rq_issue";
 pub const PROG_BLOCK_RQ_COMPLETE: &str = "block_rq_complete";
 pub const PROG_BLOCK_BIO_COMPLETE: &str = "block_bio_complete";
+
+// io_uring (raw tracepoints), and the return of io_uring_enter.
+pub const PROG_IO_URING_SUBMIT_REQ: &str = "io_uring_submit_req";
+pub const PROG_IO_URING_REQ_FAILED: &str = "io_uring_req_failed";
+pub const PROG_IO_URING_COMPLETE: &str = "io_uring_complete";
+pub const PROG_SYS_EXIT_IO_URING_ENTER: &str = "sys_exit_io_uring_enter";

@@ -13,13 +13,13 @@ use aya_ebpf::{
 use crate::{
     claim::{Match, claim_iocb, holds},
     kernel::{
-        bio_bytes, bio_disk, bio_next, bio_sector, bio_status, request_bio, request_disk,
-        split_parent,
+        bio_bytes, bio_disk, bio_next, bio_sector, bio_status, dio_bio_kiocb, request_bio,
+        request_disk, split_parent,
     },
     maps::{
         BIO_OWNER, BIO_SETS, CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, RQ_ISSUE, RQ_SETS, SUBMITS,
-        SYNC_CALLS, SubmitState, active_slot, aio_owner, count_loss, dev_stats, inflight,
-        owner_record, syscall_owner,
+        SYNC_CALLS, SubmitState, THREAD_SETS, URING_ISSUE, active_slot, aio_owner, count_loss,
+        dev_stats, inflight, owner_record, syscall_owner,
     },
     table::{self, WhenFull},
 };
@@ -94,7 +94,18 @@ fn queuing_owner(bio: u64) -> Option<Owner> {
         }
         return key.map(aio_owner);
     }
-    active_slot(&SYNC_CALLS, tid).map(|_| syscall_owner(tid))
+    if active_slot(&SYNC_CALLS, tid).is_some() {
+        return Some(syscall_owner(tid));
+    }
+    uring_owner(tid, bio)
+}
+
+/// The io_uring request a bio belongs to: the one whose direct I/O the
+/// thread dispatched last, if the bio's dio works for the same kiocb.
+#[inline(always)]
+fn uring_owner(tid: u32, bio: u64) -> Option<Owner> {
+    let issue = table::get(&URING_ISSUE, THREAD_SETS, &u64::from(tid))?;
+    (dio_bio_kiocb(bio).ok()? == issue.kiocb).then(|| aio_owner(issue.key))
 }
 
 /// The iocb a bio queued inside io_submit belongs to: the one the filesystem

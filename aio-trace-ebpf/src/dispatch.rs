@@ -10,10 +10,11 @@ use aya_ebpf::{
 
 use crate::{
     claim::{Match, claim_iocb},
-    kernel::{aio_user_iocb, kiocb_file, kiocb_pos},
+    kernel::{aio_user_iocb, kiocb_file, kiocb_pos, kiocb_req, uring_known},
     maps::{
-        CURRENT_BY_DISPATCH, DIO_OWNER, DIO_SETS, SUBMITS, SYNC_CALLS, SubmitState, active_slot,
-        aio_owner, count_loss, inflight, owner_record, submitted_key, syscall_owner,
+        CURRENT_BY_DISPATCH, DIO_OWNER, DIO_SETS, SUBMITS, SYNC_CALLS, SubmitState, THREAD_SETS,
+        URING_ISSUE, URING_PID_SETS, URING_PIDS, UringIssue, active_slot, aio_owner, count_loss,
+        inflight, owner_record, submitted_key, syscall_owner, uring_key,
     },
     table::{self, WhenFull},
 };
@@ -57,7 +58,7 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
     } else if let Some(record) = active_slot(&SYNC_CALLS, tid) {
         Caller::Sync(record)
     } else {
-        return Ok(());
+        return uring_dispatch(pid, tid, ctx.arg(0));
     };
     // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
@@ -106,6 +107,40 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
     };
     note_dispatch(record, dev, ino, now);
     let _ = table::put(&DIO_OWNER, DIO_SETS, &dio, &aio_owner(key), WhenFull::Evict);
+    Ok(())
+}
+
+/// A dispatch outside io_submit and the vectored syscalls: an io_uring
+/// request's, if its process has requests in flight and the kiocb is one of
+/// them. The issuing thread then owns the bios it queues for that kiocb.
+#[inline(always)]
+fn uring_dispatch(pid: u32, tid: u32, kiocb: u64) -> Result<(), i64> {
+    if !uring_known() || table::get_ptr(&URING_PIDS, URING_PID_SETS, &u64::from(pid)).is_none() {
+        return Ok(());
+    }
+    let key = uring_key(pid, kiocb_req(kiocb));
+    let Some(record) = inflight(&key) else {
+        return Ok(());
+    };
+    // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let (dev, ino) = kiocb_file(kiocb)?;
+    note_dispatch(record, dev, ino, now);
+    let _ = table::put(
+        &DIO_OWNER,
+        DIO_SETS,
+        &kiocb,
+        &aio_owner(key),
+        WhenFull::Evict,
+    );
+    let issue = UringIssue { key, kiocb };
+    let _ = table::put(
+        &URING_ISSUE,
+        THREAD_SETS,
+        &u64::from(tid),
+        &issue,
+        WhenFull::Evict,
+    );
     Ok(())
 }
 

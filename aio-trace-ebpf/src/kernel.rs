@@ -41,6 +41,7 @@ static KERNEL_OFFSETS: KernelOffsets = KernelOffsets {
     ring_flags: 0,
     task_group_leader: 0,
     task_comm: 0,
+    task_flags: 0,
     dio_iocb: 0,
 };
 
@@ -55,7 +56,7 @@ macro_rules! offset {
 
 /// The `T` at `base + offset` in kernel memory.
 #[inline(always)]
-fn read<T>(base: u64, offset: u64) -> Result<T, i64> {
+pub fn read<T>(base: u64, offset: u64) -> Result<T, i64> {
     // SAFETY: bpf_probe_read_kernel tolerates any address: a fault is returned as an error, not
     // taken.
     unsafe { bpf_probe_read_kernel((base + offset) as *const T) }.map_err(i64::from)
@@ -157,4 +158,83 @@ pub fn aio_user_iocb(kiocb: u64) -> Option<u64> {
         return None;
     }
     read(kiocb, at).ok()
+}
+
+/// Whether the io_uring offsets were resolved (`KernelOffsets::uring`).
+#[inline(always)]
+pub fn uring_known() -> bool {
+    offset!(uring) != 0
+}
+
+/// An io_uring request's (`struct io_kiocb`) ring (`struct io_ring_ctx`).
+#[inline(always)]
+pub fn req_ring(req: u64) -> Result<u64, i64> {
+    read(req, offset!(req_ctx))
+}
+
+/// An io_uring request's opcode (`IORING_OP_*`).
+#[inline(always)]
+pub fn req_opcode(req: u64) -> Result<u8, i64> {
+    read(req, offset!(req_opcode))
+}
+
+/// An io_uring request's `user_data`.
+#[inline(always)]
+pub fn req_user_data(req: u64) -> Result<u64, i64> {
+    read(req, offset!(req_user_data))
+}
+
+/// An io_uring request's file descriptor (the SQE's `fd`, a fixed-file
+/// index for registered files).
+#[inline(always)]
+pub fn req_fd(req: u64) -> Result<i32, i64> {
+    read(req, offset!(req_fd))
+}
+
+/// The read/write command of an io_uring request (`struct io_rw`): buffer
+/// or iovec address and length (bytes or segments).
+#[inline(always)]
+pub fn req_rw(req: u64) -> Result<(u64, u32), i64> {
+    Ok((read(req, offset!(req_addr))?, read(req, offset!(req_len))?))
+}
+
+/// The `struct kiocb` inside an io_uring read/write request: what the
+/// filesystem's dispatch reports.
+#[inline(always)]
+pub fn req_kiocb(req: u64) -> u64 {
+    req + offset!(req_kiocb)
+}
+
+/// The io_uring request holding a filesystem kiocb, if it is one.
+#[inline(always)]
+pub fn kiocb_req(kiocb: u64) -> u64 {
+    kiocb.wrapping_sub(offset!(req_kiocb))
+}
+
+/// A ring's `IORING_SETUP_*` flags.
+#[inline(always)]
+pub fn ring_flags(ring: u64) -> Result<u32, i64> {
+    read(ring, offset!(ring_flags))
+}
+
+/// A task's `PF_*` flags.
+#[inline(always)]
+pub fn task_flags(task: u64) -> Result<u32, i64> {
+    read(task, offset!(task_flags))
+}
+
+/// The name of a task's thread-group leader (the process's comm).
+#[inline(always)]
+pub fn leader_comm(task: u64) -> Result<[u8; 16], i64> {
+    read(
+        read::<u64>(task, offset!(task_group_leader))?,
+        offset!(task_comm),
+    )
+}
+
+/// The kiocb a direct-I/O bio works for: `bi_private` is its
+/// `struct iomap_dio`, whose `iocb` is the kiocb.
+#[inline(always)]
+pub fn dio_bio_kiocb(bio: u64) -> Result<u64, i64> {
+    read(read::<u64>(bio, offset!(bio_private))?, offset!(dio_iocb))
 }

@@ -46,6 +46,7 @@ mod submit;
 mod sync;
 mod syscall;
 mod table;
+mod uring;
 
 #[cfg(not(test))]
 #[panic_handler]

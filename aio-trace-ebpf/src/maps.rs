@@ -346,3 +346,60 @@ pub fn add(counter: *mut u64, n: u64) {
     // Safety).
     unsafe { *counter += n };
 }
+
+/// The io_uring request a thread is issuing to the filesystem, from its
+/// dispatch on: the bios the thread queues for the same kiocb are its.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct UringIssue {
+    pub key: InflightKey,
+    pub kiocb: u64,
+}
+
+/// By thread: the request whose direct I/O it dispatched last (the
+/// submitting thread, the SQ polling thread or an io-wq worker). A bio
+/// belongs to it only if the bio's own dio points at the same kiocb, so a
+/// stale entry attributes nothing; a full set evicts.
+#[map]
+pub static URING_ISSUE: Table<u64, UringIssue> =
+    Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
+
+/// Completions one waiting io_uring_enter holds back for its return.
+pub const URING_PENDING_MAX: usize = 64;
+
+/// Requests completed while their thread waits in io_uring_enter: the
+/// application sees them when the call returns, which is their reap time.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct UringPending {
+    pub n: u64,
+    pub reqs: [u64; URING_PENDING_MAX],
+}
+
+/// By thread: the requests its current io_uring_enter will hand back.
+#[map]
+pub static URING_PENDING: Table<u64, UringPending> =
+    Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
+
+// SAFETY: UringPending is integers only: all zeros is a valid value.
+pub static ZERO_URING_PENDING: UringPending = unsafe { core::mem::zeroed() };
+
+/// Processes with io_uring requests submitted under trace: a filesystem
+/// dispatch of any other process skips the in-flight lookup. A set-associative
+/// table (small, hot) rather than a hash: every dispatch of the machine
+/// checks it. A full set evicts: an evicted process's dispatches go
+/// unattributed until its next submission puts it back.
+#[map]
+pub static URING_PIDS: Table<u64, u64> = Table::with_max_entries(URING_PID_SETS * TABLE_WAYS, 0);
+pub const URING_PID_SETS: u32 = 256;
+
+/// The in-flight key of io_uring request `req` of process `pid`.
+#[inline(always)]
+pub fn uring_key(pid: u32, req: u64) -> InflightKey {
+    InflightKey {
+        pid,
+        seq: aio_trace_common::SEQ_URING,
+        ctx: 0,
+        iocb: req,
+    }
+}

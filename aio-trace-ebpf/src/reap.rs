@@ -131,7 +131,7 @@ fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
 
 /// Sends the batched records as one ring buffer item.
 #[inline(always)]
-fn flush(batch: *mut ReapBatch) {
+pub fn flush(batch: *mut ReapBatch) {
     // The slot is this CPU's alone while the program runs: syscall tracepoint
     // programs run with preemption off, and only these two use it.
     // SAFETY: this CPU's reap batch slot (see `reap_one`'s caller); the syscall tracepoint
@@ -278,7 +278,7 @@ extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
 static MIDFLIGHT_UNTIL_NS: u64 = 0;
 
 #[inline(always)]
-fn unmatched_cause(reap_ns: u64) -> LossCause {
+pub fn unmatched_cause(reap_ns: u64) -> LossCause {
     // SAFETY: a plain read of a read-only global the loader set before load.
     if reap_ns < unsafe { core::ptr::read_volatile(&MIDFLIGHT_UNTIL_NS) } {
         LossCause::InflightAtStart

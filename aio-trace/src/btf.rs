@@ -331,6 +331,7 @@ impl Btf {
             ring_flags: self.offset_of("io_ring_ctx", "flags")?,
             task_group_leader: self.offset_of("task_struct", "group_leader")?,
             task_comm: self.offset_of("task_struct", "comm")?,
+            task_flags: self.offset_of("task_struct", "flags")?,
             dio_iocb: self.offset_of("iomap_dio", "iocb")?,
             ..KernelOffsets::default()
         })

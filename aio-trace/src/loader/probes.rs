@@ -81,9 +81,9 @@ impl Probe {
 const SYSCALLS: &str = "syscalls";
 
 /// Every attach point of the kernel half; the program is named after its tracepoint.
-/// The syscall boundary is required; the rest (io_pgetevents, context
-/// lifetimes, dispatch and block attribution, synchronous vectored calls)
-/// degrade with a reason when absent.
+/// The AIO syscall boundary is required; the rest (io_pgetevents, context
+/// lifetimes, dispatch and block attribution, synchronous vectored calls,
+/// io_uring) degrade with a reason when absent.
 pub const PROBES: &[Probe] = &[
     Probe::required(SYSCALLS, PROG_SYS_ENTER_IO_SUBMIT),
     Probe::required(SYSCALLS, PROG_SYS_EXIT_IO_SUBMIT),
@@ -106,6 +106,10 @@ pub const PROBES: &[Probe] = &[
     Probe::raw("block", PROG_BLOCK_RQ_ISSUE),
     Probe::raw("block", PROG_BLOCK_RQ_COMPLETE),
     Probe::raw("block", PROG_BLOCK_BIO_COMPLETE),
+    Probe::raw("io_uring", PROG_IO_URING_SUBMIT_REQ),
+    Probe::raw("io_uring", PROG_IO_URING_REQ_FAILED),
+    Probe::raw("io_uring", PROG_IO_URING_COMPLETE),
+    Probe::optional(SYSCALLS, PROG_SYS_EXIT_IO_URING_ENTER),
     Probe::optional(SYSCALLS, PROG_SYS_ENTER_READV),
     Probe::optional(SYSCALLS, PROG_SYS_EXIT_READV),
     Probe::optional(SYSCALLS, PROG_SYS_ENTER_WRITEV),
