@@ -20,6 +20,14 @@ static FILTER_COMM: CommFilter = CommFilter {
 /// Whether the current task passes the filters. `pid` is the tgid.
 #[inline(always)]
 pub fn traced(pid: u32) -> bool {
+    traced_as(pid, None)
+}
+
+/// Whether work done for process `pid` under the name `comm` (the current
+/// task's if None) passes the filters: a kernel thread working for a
+/// process (io_uring's SQ polling thread) is filtered as that process.
+#[inline(always)]
+pub fn traced_as(pid: u32, comm: Option<&[u8; 16]>) -> bool {
     // Volatile: the loader rewrites these in .rodata, the compiler must not fold them.
     // SAFETY: a static, so valid and aligned; volatile only so the loader's value is not folded
     // away.
@@ -31,6 +39,9 @@ pub fn traced(pid: u32) -> bool {
     // away.
     let comm_filter = unsafe { core::ptr::read_volatile(&FILTER_COMM) };
     if comm_filter.enabled != 0 {
+        if let Some(comm) = comm {
+            return *comm == comm_filter.comm;
+        }
         let Ok(comm) = bpf_get_current_comm() else {
             return false;
         };

@@ -28,7 +28,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    filter::traced,
+    filter::{traced, traced_as},
     iovec::sum_iovecs,
     kernel::{
         kiocb_pos, leader_comm, read, req_fd, req_kiocb, req_opcode, req_ring, req_rw,
@@ -62,13 +62,13 @@ pub fn io_uring_submit_req(ctx: RawTracePointContext) -> i32 {
 
 /// The record of a request as it is submitted, without its data fields.
 #[inline(always)]
-fn new_record(pid: u32, tid: u32, ring: u64, req: u64) -> IocbRecord {
+fn new_record(pid: u32, tid: u32, comm: [u8; 16], ring: u64, req: u64) -> IocbRecord {
     IocbRecord {
         kind: RECORD_IOCB,
         api: API_IO_URING,
         pid,
         tid,
-        comm: bpf_get_current_comm().unwrap_or_default(),
+        comm,
         ctx: ring,
         iocb: req,
         // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
@@ -116,23 +116,23 @@ fn try_submit_req(ctx: &RawTracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let pid_tgid = bpf_get_current_pid_tgid();
-    let (pid, mut tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    if !traced(pid) {
-        return Ok(());
-    }
+    let pid = (pid_tgid >> 32) as u32;
     let req: u64 = ctx.arg(0);
     let ring = req_ring(req)?;
-    let mut record = new_record(pid, tid, ring, req);
     // The SQ polling thread submits for the ring's owner: the record is the
-    // process's (its main thread), not the kernel thread's.
-    if ring_flags(ring)? & IORING_SETUP_SQPOLL != 0 {
-        tid = pid;
-        record.tid = tid;
+    // process's (its main thread's), not the kernel thread's, and so is the
+    // name the filter sees.
+    let sqpoll = ring_flags(ring)? & IORING_SETUP_SQPOLL != 0;
+    let (tid, comm) = if sqpoll {
         // SAFETY: bpf_get_current_task takes no arguments and has no preconditions.
-        if let Ok(comm) = leader_comm(unsafe { bpf_get_current_task() }) {
-            record.comm = comm;
-        }
+        (pid, leader_comm(unsafe { bpf_get_current_task() })?)
+    } else {
+        (pid_tgid as u32, bpf_get_current_comm().unwrap_or_default())
+    };
+    if !traced_as(pid, Some(&comm)) {
+        return Ok(());
     }
+    let mut record = new_record(pid, tid, comm, ring, req);
     record.opcode = u16::from(req_opcode(req)?);
     record.aio_data = req_user_data(req)?;
     record.fd = req_fd(req)? as u32;
@@ -165,7 +165,8 @@ fn try_req_failed(ctx: &RawTracePointContext) -> Result<(), i64> {
     }
     let sqe: u64 = ctx.arg(0);
     let req: u64 = ctx.arg(1);
-    let mut record = new_record(pid, tid, req_ring(req)?, req);
+    let comm = bpf_get_current_comm().unwrap_or_default();
+    let mut record = new_record(pid, tid, comm, req_ring(req)?, req);
     record.opcode = u16::from(read::<u8>(sqe, SQE_OPCODE)?);
     record.fd = read::<i32>(sqe, SQE_FD)? as u32;
     record.offset = read(sqe, SQE_OFF)?;
