@@ -4,6 +4,10 @@
 /// First byte of every ring buffer record: what follows.
 pub const RECORD_IOCB: u8 = 1;
 pub const RECORD_CTX: u8 = 2;
+/// `IocbRecord::opcode` of an iocb that could not be read from user memory
+/// (the kernel refused it with -EFAULT): its opcode is not known.
+pub const IOCB_OPCODE_UNKNOWN: u16 = u16::MAX;
+
 /// A synchronous vectored syscall (readv, writev, preadv, pwritev, preadv2,
 /// pwritev2), in an `IocbRecord` whose `opcode` is one of `SYSCALL_*`.
 pub const RECORD_SYSCALL: u8 = 3;

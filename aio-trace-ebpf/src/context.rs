@@ -1,6 +1,8 @@
 //! io_setup / io_destroy / io_cancel: context lifetime and cancel counts.
 
-use aio_trace_common::{CTX_DESTROY, CTX_EXIT, CTX_SETUP, CtxRecord, LossCause, RECORD_CTX};
+use aio_trace_common::{
+    CTX_DESTROY, CTX_EXIT, CTX_SETUP, CtxKey, CtxRecord, LossCause, RECORD_CTX,
+};
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
     macros::tracepoint,
@@ -9,7 +11,9 @@ use aya_ebpf::{
 
 use crate::{
     filter::traced,
-    maps::{AIO_PIDS, EVENTS, add, count_loss, counters},
+    maps::{
+        AIO_PIDS, CTX_BORN, EVENTS, SAVED_ARGS, add, close_slot, count_loss, counters, open_slot,
+    },
     syscall,
 };
 
@@ -24,9 +28,21 @@ pub fn sys_enter_io_setup(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// io_destroy keeps its context id and entry time for its exit, always:
+/// the kernel may hand the same id to another io_setup while this call
+/// waits for the context's iocbs, and that context's iocbs, submitted
+/// before the exit, must not be taken for this one's. The destroy record
+/// carries the entry time.
 #[tracepoint]
 pub fn sys_enter_io_destroy(ctx: TracePointContext) -> u32 {
-    syscall::save_args::<1>(&ctx);
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if traced((pid_tgid >> 32) as u32) {
+        // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
+        let args = [syscall::arg(&ctx, 0), unsafe { bpf_ktime_get_ns() }, 0, 0];
+        if !open_slot(&SAVED_ARGS, pid_tgid as u32, &args) {
+            count_loss(LossCause::SyscallStateFull);
+        }
+    }
     0
 }
 
@@ -54,10 +70,20 @@ fn try_exit_ctx_call(ctx: &TracePointContext, event: u8) -> Result<(), i64> {
     if !traced(pid) {
         return Ok(());
     }
+    // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
+    let mut ts_ns = unsafe { bpf_ktime_get_ns() };
     // Taken whatever the result: a saved entry must not outlive its call.
-    let Some([first, second, _, _]) = syscall::exit_args(pid_tgid as u32) else {
+    let saved = if event == CTX_DESTROY {
+        close_slot(&SAVED_ARGS, pid_tgid as u32)
+    } else {
+        syscall::exit_args(pid_tgid as u32)
+    };
+    let Some([first, second, _, _]) = saved else {
         return Ok(());
     };
+    if event == CTX_DESTROY {
+        ts_ns = second;
+    }
     if syscall::ret(ctx) != 0 {
         return Ok(());
     }
@@ -75,6 +101,14 @@ fn try_exit_ctx_call(ctx: &TracePointContext, event: u8) -> Result<(), i64> {
     } else {
         (first, 0)
     };
+    if event == CTX_SETUP {
+        let key = CtxKey {
+            pid,
+            _pad: 0,
+            ctx: aio_ctx,
+        };
+        let _ = CTX_BORN.insert(&key, &ts_ns, 0);
+    }
     let record = CtxRecord {
         kind: RECORD_CTX,
         event,
@@ -82,8 +116,7 @@ fn try_exit_ctx_call(ctx: &TracePointContext, event: u8) -> Result<(), i64> {
         pid,
         ctx: aio_ctx,
         nr_events,
-        // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
-        ts_ns: unsafe { bpf_ktime_get_ns() },
+        ts_ns,
     };
     if EVENTS.output::<CtxRecord>(&record, 0).is_err() {
         count_loss(LossCause::RingFull);

@@ -188,9 +188,15 @@ fn try_dio_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
         return Ok(());
     };
     if let Some(record) = owner_record(&owner) {
+        let ret: i64 = ctx.arg(2);
         // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); other
         // CPUs may update other fields of it, plain integers, at the same time.
-        unsafe { (*record).complete_ts = bpf_ktime_get_ns() };
+        unsafe {
+            (*record).complete_ts = bpf_ktime_get_ns();
+            // The kernel's result: what the io_event will say, and the
+            // record's result if no io_getevents hands it back.
+            (*record).res = ret;
+        }
     }
     Ok(())
 }

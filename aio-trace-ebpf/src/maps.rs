@@ -46,6 +46,13 @@ pub static LOSS: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_CAUSES, 0
 #[map]
 pub static AIO_PIDS: LruHashMap<u32, u8> = LruHashMap::with_max_entries(16_384, 0);
 
+/// When io_setup last handed out each (process, context id): the kernel
+/// reuses a destroyed context's id (see `submit::born`). Read only when an
+/// iocb address is submitted again while an earlier submission of it is in
+/// the table. LRU: bounded without bookkeeping.
+#[map]
+pub static CTX_BORN: LruHashMap<CtxKey, u64> = LruHashMap::with_max_entries(16_384, 0);
+
 /// Pids to trace when `FILTER_PIDS` is set, written by the loader. A table,
 /// not a hash: every syscall and dispatch program of every process checks
 /// it, so filtering on one process made everybody else's I/O pay a hash
@@ -69,6 +76,10 @@ pub struct SubmitState {
     /// The iocb being dispatched, and how it was found (`CURRENT_*`).
     pub current: InflightKey,
     pub current_by: u64,
+    /// Bit i: iocb i (of the first 64) could not be read from user memory
+    /// at entry. The exit tells a loss (the kernel read it) from a refusal
+    /// (the kernel could not either: `-EFAULT`).
+    pub unreadable: u64,
 }
 
 /// `SubmitState::current_by`.

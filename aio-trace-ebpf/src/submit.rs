@@ -7,9 +7,9 @@ use core::{
 };
 
 use aio_trace_common::{
-    INFLIGHT_SETS, IOCB_BYTES_UNKNOWN, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_CMD_PWRITE,
-    IOCB_CMD_PWRITEV, IOCB_REJECTED, IOCB_RES_UNKNOWN, InflightKey, Iocb, IocbRecord, LossCause,
-    MAX_IOCBS_PER_CALL, RECORD_IOCB, RECORD_ORDER,
+    CtxKey, INFLIGHT_SETS, IOCB_BYTES_UNKNOWN, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_CMD_PWRITE,
+    IOCB_CMD_PWRITEV, IOCB_OPCODE_UNKNOWN, IOCB_REJECTED, IOCB_RES_UNKNOWN, InflightKey, Iocb,
+    IocbRecord, LossCause, MAX_IOCBS_PER_CALL, RECORD_IOCB, RECORD_ORDER,
 };
 use aya_ebpf::{
     helpers::{
@@ -24,8 +24,9 @@ use crate::{
     filter::traced,
     iovec::sum_iovecs,
     maps::{
-        CURRENT_NONE, EVENTS, INFLIGHT, SUBMITS, SubmitState, add, close_slot, count_loss,
-        counters, inflight, open_slot, order_key, submitted_key, wakeup_flags,
+        CTX_BORN, CURRENT_NONE, EVENTS, INFLIGHT, SUBMITS, SubmitState, add, close_slot,
+        count_loss, count_losses, counters, inflight, open_slot, order_key, submitted_key,
+        wakeup_flags,
     },
     syscall,
     table::{self, WhenFull},
@@ -50,6 +51,8 @@ struct SubmitWalk {
     /// The chunk of the pointer array holding the current index, if read.
     pointers: [u64; POINTER_CHUNK],
     pointers_read: u64,
+    /// `SubmitState::unreadable`.
+    unreadable: u64,
 }
 
 #[tracepoint]
@@ -85,6 +88,7 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
         walked,
         pointers: [0; POINTER_CHUNK],
         pointers_read: 0,
+        unreadable: 0,
     };
     // bpf_loop: the callback is verified once, whatever nr is.
     // SAFETY: bpf_loop calls the extern "C" callback with the context pointer, a local that
@@ -106,6 +110,7 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
         cursor: 0,
         current: InflightKey::default(),
         current_by: CURRENT_NONE,
+        unreadable: walk.unreadable,
     };
     if !open_slot(&SUBMITS, tid, &state) {
         count_loss(LossCause::SyscallStateFull);
@@ -119,7 +124,13 @@ extern "C" fn submit_one(index: u64, walk: *mut c_void) -> i64 {
     // the caller until the loop returns.
     let walk = unsafe { &mut *(walk as *mut SubmitWalk) };
     if try_submit_one(index, walk).is_err() {
-        count_loss(LossCause::UserRead);
+        // Whether it is a loss depends on whether the kernel could read it:
+        // the exit knows (for the first 64 iocbs of a call).
+        if index < 64 {
+            walk.unreadable |= 1 << index;
+        } else {
+            count_loss(LossCause::UserRead);
+        }
     }
     0
 }
@@ -207,6 +218,12 @@ fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<(), i64> {
     if let Some(o) = inflight(&order) {
         // Earlier submissions of this address are (or were) in flight at
         // once: this one takes the next number.
+        // SAFETY: a map value pointer to the order entry (see the crate doc's Safety); a whole
+        // aligned u64.
+        let numbered_since = unsafe { core::ptr::read_volatile(&raw const (*o).submit_ns) };
+        if numbered_since < born(walk) {
+            renew_order(o, walk.submit_ns);
+        }
         retire_ring_reaped(walk, o, &key);
         let Some(seq) = take_number(o) else {
             count_loss(LossCause::InflightFull);
@@ -214,7 +231,7 @@ fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<(), i64> {
         };
         key.seq = seq;
     } else if let Some(previous) = inflight(&key) {
-        if ring_reaped(walk, previous) {
+        if ring_reaped(walk, previous) || before_context(walk, previous) {
             emit(previous);
         } else {
             // Still in flight (its event not yet reaped): the two are told
@@ -268,6 +285,49 @@ fn ring_reaped(walk: &SubmitWalk, previous: *mut IocbRecord) -> bool {
     match unsafe { bpf_probe_read_user((walk.ctx + 8) as *const [u32; 2]) } {
         Ok([head, tail]) => head == tail,
         Err(_) => false,
+    }
+}
+
+/// When the context id `walk.ctx` was last handed out by io_setup (0 if
+/// before the trace). The kernel reuses a destroyed context's id, and an
+/// application its iocb memory: an entry of the same address submitted
+/// before that was the destroyed context's, which no io_getevents of this
+/// one will return (the user half delivers it from the destroy).
+#[inline(always)]
+fn born(walk: &SubmitWalk) -> u64 {
+    let key = CtxKey {
+        pid: walk.pid,
+        _pad: 0,
+        ctx: walk.ctx,
+    };
+    // SAFETY: HashMap::get is unsafe because another CPU may delete the entry under the returned
+    // reference; the u64 is copied at once.
+    unsafe { CTX_BORN.get(&key) }.copied().unwrap_or(0)
+}
+
+/// Whether `previous`, an earlier submission of the address, belongs to an
+/// earlier context of the same id: it is delivered now and its slot reused.
+#[inline(always)]
+fn before_context(walk: &SubmitWalk, previous: *mut IocbRecord) -> bool {
+    // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); a whole
+    // aligned u64.
+    let submitted = unsafe { core::ptr::read_volatile(&raw const (*previous).submit_ns) };
+    submitted < born(walk)
+}
+
+/// An order entry of the destroyed context of the same id starts over for
+/// this one: its numbers go on (the old context's submissions keep theirs
+/// until the user half delivers them from the destroy), its events start at
+/// the next number, and its time is this submission's, so the destroy's
+/// reclaim leaves it.
+#[inline(always)]
+fn renew_order(order: *mut IocbRecord, now: u64) {
+    // SAFETY: a map value pointer to the order entry (see the crate doc's Safety); whole aligned
+    // u64 fields, the counter read and stored whole.
+    unsafe {
+        let next = core::ptr::read_volatile(&raw const (*order).bytes);
+        core::ptr::write_volatile(&raw mut (*order).reap_ns, next);
+        core::ptr::write_volatile(&raw mut (*order).submit_ns, now);
     }
 }
 
@@ -407,6 +467,16 @@ fn try_exit_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
             }
         }
     }
+    // Iocbs the kernel accepted but the entry could not read: lost.
+    let read_by_kernel = if accepted >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << accepted) - 1
+    };
+    let lost = (state.unreadable & read_by_kernel).count_ones();
+    if lost != 0 {
+        count_losses(LossCause::UserRead, u64::from(lost));
+    }
     if accepted >= state.walked {
         return Ok(());
     }
@@ -420,7 +490,8 @@ fn try_exit_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
         iocbpp: state.iocbpp,
         start: accepted,
     };
-    reject(&walk, ret);
+    let unreadable = accepted < 64 && state.unreadable & (1 << accepted) != 0;
+    reject(&walk, ret, tid, unreadable);
     let mut rest = ExitWalk {
         start: accepted + 1,
         ..walk
@@ -451,33 +522,51 @@ fn inflight_key(walk: &ExitWalk, index: u64) -> Result<InflightKey, i64> {
 
 /// Reports the iocb io_submit refused. Its errno is known only when it was the
 /// first of the call (io_submit returns it); otherwise io_submit returned the
-/// count of accepted iocbs and the errno is lost.
-fn reject(walk: &ExitWalk, ret: i64) {
-    let Ok(key) = inflight_key(walk, walk.start) else {
-        count_loss(LossCause::UserRead);
-        return;
-    };
-    let Some(record) = inflight(&key) else {
-        return;
-    };
-    // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); other CPUs
-    // may update other fields of it, plain integers, at the same time.
-    let record = unsafe { &*record };
-    match EVENTS.reserve::<IocbRecord>(0) {
-        Some(mut entry) => {
-            let mut out = *record;
-            out.flags |= IOCB_REJECTED;
-            if ret < 0 {
-                out.res = ret;
-            } else {
-                out.flags |= IOCB_RES_UNKNOWN;
-            }
-            entry.write(out);
-            entry.submit(wakeup_flags());
+/// count of accepted iocbs and the errno is lost. An iocb the entry could not
+/// read (`unreadable`: a bad pointer, which the kernel refuses with -EFAULT)
+/// is still a record, with what is known: the call, and the iocb's address
+/// if the pointer array was readable.
+fn reject(walk: &ExitWalk, ret: i64, tid: u32, unreadable: bool) {
+    let pointer = read_iocb_pointer(walk.iocbpp, walk.start);
+    let mut out = if unreadable {
+        IocbRecord {
+            kind: RECORD_IOCB,
+            opcode: IOCB_OPCODE_UNKNOWN,
+            flags: IOCB_BYTES_UNKNOWN,
+            pid: walk.pid,
+            tid,
+            comm: bpf_get_current_comm().unwrap_or_default(),
+            ctx: walk.ctx,
+            iocb: pointer.unwrap_or(0),
+            offset: -1,
+            // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
+            submit_ns: unsafe { bpf_ktime_get_ns() },
+            ..IocbRecord::default()
         }
-        None => count_loss(LossCause::RingFull),
+    } else {
+        let Ok(iocb) = pointer else {
+            count_loss(LossCause::UserRead);
+            return;
+        };
+        let key = submitted_key(walk.pid, walk.ctx, iocb);
+        let Some(record) = inflight(&key) else {
+            return;
+        };
+        // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); other
+        // CPUs may update other fields of it, plain integers, at the same time.
+        let out = unsafe { *record };
+        let _ = table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, None);
+        out
+    };
+    out.flags |= IOCB_REJECTED;
+    if ret < 0 {
+        out.res = ret;
+    } else {
+        out.flags |= IOCB_RES_UNKNOWN;
     }
-    let _ = table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, None);
+    if EVENTS.output::<IocbRecord>(&out, wakeup_flags()).is_err() {
+        count_loss(LossCause::RingFull);
+    }
 }
 
 /// `bpf_loop` callback: drop an iocb io_submit never attempted.
@@ -485,11 +574,9 @@ extern "C" fn forget_one(index: u64, walk: *mut c_void) -> i64 {
     // SAFETY: bpf_loop hands back the pointer to the caller's `ExitWalk`, live and untouched by
     // the caller until the loop returns.
     let walk = unsafe { &*(walk as *const ExitWalk) };
-    match inflight_key(walk, walk.start + index) {
-        Ok(key) => {
-            let _ = table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, None);
-        }
-        Err(_) => count_loss(LossCause::UserRead),
+    // Unreadable now, it was at entry too: never in the table.
+    if let Ok(key) = inflight_key(walk, walk.start + index) {
+        let _ = table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, None);
     }
     0
 }

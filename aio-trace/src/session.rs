@@ -222,7 +222,7 @@ impl Session {
             }
         })?;
         for (key, record) in doomed {
-            if table.remove(&key)? {
+            if table.remove(&key, record.submit_ns)? {
                 if record.kind == RECORD_ORDER {
                     // An address's submission order: no iocb of its own.
                 } else if record.complete_ts != 0 {
@@ -256,7 +256,7 @@ impl Session {
             // until its context is destroyed, `reclaim_destroyed`).
             if record.kind == RECORD_ORDER {
                 if !process_alive {
-                    orders.push(key);
+                    orders.push((key, record.submit_ns));
                 }
                 return;
             }
@@ -276,22 +276,22 @@ impl Session {
                 process_alive,
             ) {
                 Staleness::Keep => {}
-                verdict => doomed.push((key, verdict)),
+                verdict => doomed.push((key, record.submit_ns, verdict)),
             }
         })?;
         for (key, record) in completed {
             // Removed first: if io_getevents reaps it meanwhile, the kernel
             // half counts it unmatched rather than both emitting it.
-            if table.remove(&key)? {
+            if table.remove(&key, record.submit_ns)? {
                 sink.record(&Record::Iocb(record))?;
                 self.completed_unreaped += 1;
             }
         }
-        for key in orders {
-            table.remove(&key)?;
+        for (key, submit_ns) in orders {
+            table.remove(&key, submit_ns)?;
         }
-        for (key, verdict) in doomed {
-            if table.remove(&key)? {
+        for (key, submit_ns, verdict) in doomed {
+            if table.remove(&key, submit_ns)? {
                 let counter = match verdict {
                     Staleness::Abandoned => &self.user_losses.abandoned,
                     _ => &self.user_losses.aged_out,

@@ -98,13 +98,17 @@ impl InflightTable {
         Ok(n)
     }
 
-    /// Removes `key`: true if this call removed it, false if it was not there
-    /// or the kernel half (or another sweep) got to it first.
-    pub fn remove(&self, key: &InflightKey) -> io::Result<bool> {
+    /// Removes `key` if it still holds the submission made at `submit_ns`
+    /// (what a scan saw): true if this call removed it, false if it was not
+    /// there, the kernel half (or another sweep) got to it first, or the key
+    /// now holds a later submission — the kernel hands a destroyed
+    /// context's id out again, and an application reuses its iocb memory,
+    /// so the key a scan doomed may be a new iocb's by the time it is removed.
+    pub fn remove(&self, key: &InflightKey, submit_ns: u64) -> io::Result<bool> {
         // The block holding the key's set (sets never straddle blocks).
         let block = block_entries();
         let first = key.first_entry(INFLIGHT_SETS) as usize / block * block;
-        Ok(Window::map(&self.map, first, block)?.remove(key))
+        Ok(Window::map(&self.map, first, block)?.remove(key, submit_ns))
     }
 }
 
@@ -225,14 +229,18 @@ impl Window {
     }
 
     /// Removes `key`, whose set this window holds.
-    fn remove(&self, key: &InflightKey) -> bool {
+    fn remove(&self, key: &InflightKey, submit_ns: u64) -> bool {
         let first = key.first_entry(INFLIGHT_SETS) as usize;
         for index in first..first + TABLE_WAYS as usize {
-            let Some((held, _, seen)) = self.read(index) else {
+            let Some((held, record, seen)) = self.read(index) else {
                 continue;
             };
             if held != *key {
                 continue;
+            }
+            // The claim below fails if the key changed since this read.
+            if record.submit_ns != submit_ns {
+                return false;
             }
             let seq = self.seq(index);
             if seq
@@ -330,10 +338,24 @@ mod tests {
         seen.sort();
         assert_eq!(seen, [(0x1000, 4096), (0x1040, 8192)]);
 
-        assert!(table.remove(&key(0x1000)));
-        assert!(!table.remove(&key(0x1000)), "removed twice");
-        assert!(!table.remove(&key(0x2000)), "never there");
+        assert!(table.remove(&key(0x1000), 0));
+        assert!(!table.remove(&key(0x1000), 0), "removed twice");
+        assert!(!table.remove(&key(0x2000), 0), "never there");
         assert_eq!(table.count(), 1);
+    }
+
+    #[test]
+    fn a_key_holding_a_later_submission_is_left() {
+        let table = Window::on_heap();
+        // A scan saw the submission at 1,000; the kernel has since put a
+        // new iocb under the same key.
+        let later = IocbRecord {
+            submit_ns: 2_000,
+            ..record(0)
+        };
+        table.insert(key(0x1000), later);
+        assert!(!table.remove(&key(0x1000), 1_000));
+        assert!(table.remove(&key(0x1000), 2_000));
     }
 
     #[test]
@@ -343,9 +365,9 @@ mod tests {
         // The kernel half is in the middle of taking it (odd sequence).
         table.seq(index).fetch_add(1, Ordering::AcqRel);
         assert_eq!(table.count(), 0);
-        assert!(!table.remove(&key(0x1000)));
+        assert!(!table.remove(&key(0x1000), 0));
         table.seq(index).fetch_add(1, Ordering::AcqRel);
-        assert!(table.remove(&key(0x1000)));
+        assert!(table.remove(&key(0x1000), 0));
     }
 
     #[test]
@@ -370,7 +392,7 @@ mod tests {
             table.insert(*k, record(i as i64));
         }
         for k in &same_set {
-            assert!(table.remove(k));
+            assert!(table.remove(k, 0));
         }
         assert_eq!(table.count(), 0);
     }

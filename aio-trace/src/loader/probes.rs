@@ -94,7 +94,8 @@ pub const PROBES: &[Probe] = &[
     Probe::saved_args_entry(SYSCALLS, PROG_SYS_ENTER_IO_GETEVENTS),
     Probe::saved_args_entry(SYSCALLS, PROG_SYS_ENTER_IO_PGETEVENTS),
     Probe::saved_args_entry(SYSCALLS, PROG_SYS_ENTER_IO_SETUP),
-    Probe::saved_args_entry(SYSCALLS, PROG_SYS_ENTER_IO_DESTROY),
+    // Always: it keeps the call's entry time (see the program).
+    Probe::optional(SYSCALLS, PROG_SYS_ENTER_IO_DESTROY),
     Probe::optional(SYSCALLS, PROG_SYS_ENTER_IO_CANCEL),
     Probe::optional("sched", PROG_SCHED_PROCESS_EXIT),
     Probe::raw("iomap", PROG_IOMAP_DIO_RW_BEGIN),
