@@ -55,7 +55,8 @@ impl OpClass {
             | Op::SyscallPreadv
             | Op::SyscallPwritev
             | Op::Preadv2
-            | Op::Pwritev2 => Self::Other,
+            | Op::Pwritev2
+            | Op::Uring(_) => Self::Other,
         }
     }
 

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use aio_trace_common::{CtxCounters, CtxKey, IocbRecord};
 
 use super::stats::{Stats, end_to_end_ns};
-use crate::model::{LossCounts, Overhead, OverheadSample, comm_str};
+use crate::model::{IocbView as _, LossCounts, Overhead, OverheadSample, comm_str};
 
 /// Iocbs kept per process and context for the detail view.
 pub const RECENT_IOCBS: usize = 32;
@@ -25,7 +25,7 @@ pub enum Kind {
 
 impl Kind {
     fn of(r: &IocbRecord) -> Self {
-        if crate::model::Op::from_opcode(r.opcode).is_vectored() {
+        if r.op().is_vectored() {
             Self::Vectored
         } else {
             Self::Scalar
