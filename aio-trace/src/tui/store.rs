@@ -224,7 +224,8 @@ impl Store {
     /// keeps latencies too, not just counts (they cost a fraction of the
     /// histograms, and only a shown context needs them).
     pub fn record(&mut self, r: &IocbRecord, detailed_contexts: bool) {
-        if matches!(end_to_end_ns(r), Some((_, true))) {
+        // The kernel's counters that this corrects count AIO iocbs only.
+        if r.api() == Api::Aio && matches!(end_to_end_ns(r), Some((_, true))) {
             *self.ring_reaped.entry((r.pid, r.ctx)).or_default() += 1;
         }
         self.live.totals.record(r);
