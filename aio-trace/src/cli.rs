@@ -346,6 +346,8 @@ pub enum ReportBy {
     Ctx,
     Op,
     File,
+    /// The interface: aio, io_uring, sync.
+    Api,
 }
 
 #[derive(Debug, Args)]

@@ -94,17 +94,17 @@ fn ensure_command(command: &str, package: &str) {
     );
 }
 
-/// Per op: (count, nearest-rank p99 of latency_ns), computed by DuckDB.
+/// Per "api op": (count, nearest-rank p99 of latency_ns), computed by DuckDB.
 const DUCKDB_PER_OP: &str = r#"
 import duckdb, json, sys
 f = sys.argv[1]
 rel = (f"read_csv('{f}', header=true)" if f.endswith('.csv')
        else f"read_json_auto('{f}', format='newline_delimited', sample_size=-1)")
 rows = duckdb.sql(f"""
-  SELECT op, count(*)::BIGINT,
+  SELECT api || ' ' || op, count(*)::BIGINT,
          list_sort(list(latency_ns) FILTER (WHERE latency_ns IS NOT NULL))
            [ceil(0.99 * count(latency_ns))::BIGINT]::BIGINT
-  FROM {rel} WHERE type IN ('iocb', 'syscall') GROUP BY op""").fetchall()
+  FROM {rel} WHERE type IN ('iocb', 'syscall') GROUP BY api, op""").fetchall()
 print(json.dumps({op: [n, p99] for op, n, p99 in rows}))
 "#;
 
@@ -178,7 +178,12 @@ fn record_report_and_duckdb_agree_with_the_live_counts() {
         let ops = report["ops"].as_array().unwrap();
         assert_eq!(duck.len(), ops.len(), "{file}: {duck:?}");
         for op in ops {
-            let (n, p99) = duck[op["key"].as_str().unwrap()];
+            let key = format!(
+                "{} {}",
+                op["api"].as_str().unwrap(),
+                op["key"].as_str().unwrap()
+            );
+            let (n, p99) = duck[&key];
             assert_eq!(op["iocbs"].as_u64(), Some(n), "{file} {op}");
             // HdrHistogram (3 digits) reports the top of the p99 value's bucket.
             let ours = op["latency"]["p99_ns"].as_u64().unwrap();

@@ -17,6 +17,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         ReportBy::Ctx => By::Ctx,
         ReportBy::Op => By::Op,
         ReportBy::File => By::File,
+        ReportBy::Api => By::Api,
     };
     let mut stats = Stats::new(by);
     let info = match read_file(&args.file, args.skip_bad, &mut |row| stats.add(row)) {

@@ -1,6 +1,6 @@
 //! `/metrics` for `aio-trace serve`: Prometheus counters and histograms kept
-//! by prometheus-client. Labels stay bounded: task name and op, never pid,
-//! context or offset.
+//! by prometheus-client. Labels stay bounded: task name, api (aio, io_uring,
+//! sync) and op, never pid, context or offset.
 
 use std::{
     collections::HashMap,
@@ -20,7 +20,7 @@ use prometheus_client::{
 };
 
 use crate::{
-    model::{IocbView, LossCounts, comm_str},
+    model::{Api, IocbView, LossCounts, comm_str},
     reader::Record,
     session::Sink,
 };
@@ -28,6 +28,9 @@ use crate::{
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabels {
     pub comm: String,
+    /// The op's interface: one name is another op in each (READV is
+    /// io_uring's or the syscall's).
+    pub api: &'static str,
     pub op: &'static str,
 }
 
@@ -103,19 +106,19 @@ impl Metrics {
         let lost = Family::default();
         registry.register(
             "iocbs",
-            "Iocbs reaped or refused (and vectored syscalls)",
+            "Iocbs and io_uring requests reaped or refused, and vectored syscalls",
             iocbs.clone(),
         );
         registry.register("bytes", "Bytes transferred", bytes.clone());
         registry.register(
             "errors",
-            "Iocbs with a negative result or refused by io_submit",
+            "Iocbs with a negative result or refused at submission",
             errors.clone(),
         );
         registry.register("bios", "Bios issued for the iocbs", bios.clone());
         registry.register(
             "iocb_latency_seconds",
-            "Submit to reap latency",
+            "Submit to reap latency (io_uring: to the CQE when not reaped in io_uring_enter)",
             latency.clone(),
         );
         registry.register(
@@ -271,7 +274,7 @@ pub fn to_classic_text(openmetrics: &str) -> String {
     out
 }
 
-/// The metrics of one (comm, op), cached so a record costs no label lookup.
+/// The metrics of one (comm, api, op), cached so a record costs no label lookup.
 #[derive(Clone)]
 struct Handles {
     iocbs: Counter,
@@ -286,7 +289,7 @@ struct Handles {
 /// Feeds each record into the metrics and remembers the task name of each pid.
 pub struct MetricsSink {
     metrics: Arc<Metrics>,
-    cache: HashMap<([u8; 16], &'static str), Handles>,
+    cache: HashMap<([u8; 16], Api, &'static str), Handles>,
     comms: Arc<Mutex<HashMap<u32, String>>>,
     known_pids: std::collections::HashSet<u32>,
 }
@@ -306,14 +309,18 @@ impl MetricsSink {
             let mut comms = self.comms.lock().unwrap_or_else(|e| e.into_inner());
             comms.insert(r.pid, comm_str(&r.comm).into_owned());
         }
-        let op = r.op().name();
+        let (api, op) = (r.api(), r.op());
         let metrics = &self.metrics;
-        let handles = self.cache.entry((r.comm, op)).or_insert_with(|| {
-            metrics.handles(&OpLabels {
-                comm: comm_str(&r.comm).into_owned(),
-                op,
-            })
-        });
+        let handles = self
+            .cache
+            .entry((r.comm, api, op.name()))
+            .or_insert_with(|| {
+                metrics.handles(&OpLabels {
+                    comm: comm_str(&r.comm).into_owned(),
+                    api: api.name(),
+                    op: op.name(),
+                })
+            });
         handles.iocbs.inc();
         if let Some(res) = r.result().filter(|&res| res > 0) {
             handles.bytes.inc_by(res as u64);
@@ -325,7 +332,7 @@ impl MetricsSink {
         if let Some(latency) = r.latency_ns() {
             handles.latency.observe(latency as f64 / 1e9);
         }
-        if r.op().is_vectored() || r.segs > 0 {
+        if op.is_vectored() || r.segs > 0 {
             handles.segments.observe(f64::from(r.segs));
         }
         if r.dispatches != 0 {
@@ -415,11 +422,11 @@ mod tests {
         metrics.update_kernel(&[(key, counters)], |_| "fio".into(), &losses);
         let text = metrics.render().unwrap();
         for line in [
-            r#"aio_trace_iocbs_total{comm="fio",op="PREADV"} 3"#,
-            r#"aio_trace_bytes_total{comm="fio",op="PREADV"} 65536"#,
-            r#"aio_trace_errors_total{comm="fio",op="PREAD"} 1"#,
-            r#"aio_trace_errors_total{comm="fio",op="PREADV"} 1"#,
-            r#"aio_trace_iocb_latency_seconds_count{comm="fio",op="PREADV"} 2"#,
+            r#"aio_trace_iocbs_total{comm="fio",api="aio",op="PREADV"} 3"#,
+            r#"aio_trace_bytes_total{comm="fio",api="aio",op="PREADV"} 65536"#,
+            r#"aio_trace_errors_total{comm="fio",api="aio",op="PREAD"} 1"#,
+            r#"aio_trace_errors_total{comm="fio",api="aio",op="PREADV"} 1"#,
+            r#"aio_trace_iocb_latency_seconds_count{comm="fio",api="aio",op="PREADV"} 2"#,
             r#"aio_trace_io_submit_calls_total{comm="fio"} 5"#,
             r#"aio_trace_io_getevents_calls_total{comm="fio"} 2"#,
             r#"aio_trace_lost_total{cause="ring_full"} 2"#,
@@ -434,5 +441,39 @@ mod tests {
         assert!(classic.contains("# HELP aio_trace_iocbs_total Iocbs"));
         assert!(classic.contains("# TYPE aio_trace_iocb_segments histogram\n"));
         assert!(!classic.contains("# EOF"));
+    }
+
+    /// io_uring's READV, the readv syscall and AIO's PWRITE (io_uring's
+    /// READV by number) are three series: the api label keeps them apart,
+    /// and an io_uring request taken from the CQ ring has its latency.
+    #[test]
+    fn the_api_label_keeps_each_interface_apart() {
+        use aio_trace_common::{API_IO_URING, IORING_OP_READV, RECORD_SYSCALL, SYSCALL_READV};
+        let metrics = Arc::new(Metrics::new());
+        let mut sink = MetricsSink::new(metrics.clone(), Arc::default());
+        let uring = IocbRecord {
+            api: API_IO_URING,
+            reap_ns: 0,
+            complete_ts: 31_000,
+            ..record(IORING_OP_READV.into(), 8, 32768, 0)
+        };
+        sink.observe(&uring);
+        sink.observe(&uring);
+        sink.observe(&IocbRecord {
+            kind: RECORD_SYSCALL,
+            ..record(SYSCALL_READV, 8, 32768, 5_000)
+        });
+        sink.observe(&record(IORING_OP_READV.into(), 1, 4096, 5_000));
+        let text = metrics.render().unwrap();
+        for line in [
+            r#"aio_trace_iocbs_total{comm="fio",api="io_uring",op="READV"} 2"#,
+            r#"aio_trace_iocbs_total{comm="fio",api="sync",op="READV"} 1"#,
+            r#"aio_trace_iocbs_total{comm="fio",api="aio",op="PWRITE"} 1"#,
+            r#"aio_trace_iocb_latency_seconds_count{comm="fio",api="io_uring",op="READV"} 2"#,
+            r#"aio_trace_iocb_latency_seconds_sum{comm="fio",api="io_uring",op="READV"} 0.00006"#,
+            r#"aio_trace_iocb_segments_count{comm="fio",api="io_uring",op="READV"} 2"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 }

@@ -14,11 +14,11 @@ mod staleness;
 
 pub use counters::{ContextSummary, sum_counters};
 pub use device::{DeviceSummary, log2_quantile_us, sum_devices};
-pub use iocb::{DevName, IocbView, Op, comm_str, dev_name};
+pub use iocb::{Api, DevName, IocbView, Op, comm_str, dev_name};
 pub use log2::Log2Hist;
 pub use loss::LossCounts;
 pub use overhead::{Overhead, OverheadSample, ProgramCost, ns_per_iocb};
-#[cfg(test)]
-pub use schema::sample_record;
 pub use schema::{IocbFields, IocbJson, IocbRow, field_names};
+#[cfg(test)]
+pub use schema::{sample_record, sample_uring_record};
 pub use staleness::{Staleness, staleness};

@@ -11,14 +11,16 @@
 use std::borrow::Cow;
 
 use aio_trace_common::{
-    IOCB_BYTES_UNKNOWN, IOCB_REJECTED, IOCB_RES_UNKNOWN, IocbRecord, RECORD_IOCB, RECORD_SYSCALL,
+    API_AIO, API_IO_URING, IOCB_BYTES_UNKNOWN, IOCB_REJECTED, IOCB_RES_UNKNOWN, IocbRecord,
+    RECORD_IOCB, RECORD_SYSCALL,
 };
 use serde::{Deserialize, Serialize};
 
-use super::{DevName, IocbView, Op, comm_str};
+use super::{Api, DevName, IocbView, Op, comm_str};
 
-/// `{"type":"iocb",…}`: one completed (or rejected) iocb; `{"type":"syscall",…}`:
-/// one synchronous vectored syscall, same fields. Fields are only ever added,
+/// `{"type":"iocb",…}`: one completed (or rejected) AIO iocb or io_uring
+/// request; `{"type":"syscall",…}`: one synchronous vectored syscall, same
+/// fields. Fields are only ever added,
 /// never renamed; unknown values and stages that do not exist are null.
 /// Fields added after the first version default to null/0 when read.
 ///
@@ -78,6 +80,10 @@ pub struct IocbFields<S, D> {
     /// kernel completion → handed to the application.
     #[serde(default)]
     pub reap_lag_ns: Option<u64>,
+    /// The interface: always written; absent from recordings older than
+    /// io_uring tracing, which [`IocbRow::api`] reads as they meant it.
+    #[serde(default)]
+    pub api: Option<Api>,
 }
 
 /// A record as it is written: borrows the record's comm, no allocation.
@@ -121,11 +127,24 @@ impl<'a> IocbJson<'a> {
             end_io_ns: r.end_io_ns(),
             complete_ns: r.complete_ns(),
             reap_lag_ns: r.reap_lag_ns(),
+            api: Some(r.api()),
         }
     }
 }
 
 impl IocbRow {
+    /// The row's interface, from its `api` field or, in a recording without
+    /// one, from its type.
+    pub fn api(&self) -> Api {
+        self.api
+            .unwrap_or_else(|| Api::of_kind(self.kind == "syscall"))
+    }
+
+    /// The row's op, named under its interface.
+    pub fn op(&self) -> Op {
+        Op::from_name(&self.op, self.api())
+    }
+
     /// The record the tracer wrote: equal to it on every field the schema
     /// carries. Stages map back to timestamps from the submit time (and the
     /// last request from the kernel completion when the bio stages are
@@ -172,7 +191,12 @@ impl IocbRow {
         }
         IocbRecord {
             kind: if syscall { RECORD_SYSCALL } else { RECORD_IOCB },
-            opcode: Op::from_name(&self.op, syscall).opcode(),
+            api: if self.api() == Api::IoUring {
+                API_IO_URING
+            } else {
+                API_AIO
+            },
+            opcode: self.op().opcode(),
             flags,
             pid: self.pid,
             tid: self.tid,
@@ -269,6 +293,23 @@ pub fn sample_record() -> IocbRecord {
     }
 }
 
+/// The tests' io_uring sample: a READV_FIXED of an io_uring ring through
+/// every stage, reaped by the io_uring_enter that waited for it.
+#[cfg(test)]
+pub fn sample_uring_record() -> IocbRecord {
+    IocbRecord {
+        api: API_IO_URING,
+        opcode: aio_trace_common::IORING_OP_READV_FIXED.into(),
+        ctx: 0xffff_8881_0a2b_3000,
+        iocb: 0xffff_8881_0c4d_5e00,
+        aio_data: 0xdead_beef,
+        segs: 4,
+        bytes: 16384,
+        res: 16384,
+        ..sample_record()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,9 +317,31 @@ mod tests {
     #[test]
     fn field_names_are_the_structs_in_order() {
         let names = field_names();
-        assert_eq!(names.len(), 28);
+        assert_eq!(names.len(), 29);
         assert_eq!(names[..3], ["type", "pid", "tid"]);
-        assert_eq!(names.last(), Some(&"reap_lag_ns"));
+        assert_eq!(names.last(), Some(&"api"));
+    }
+
+    #[test]
+    fn rows_without_an_api_are_aio_or_sync_by_type() {
+        let line = |kind: &str, api: &str| {
+            format!(
+                r#"{{"type":"{kind}","pid":1,"tid":1,"comm":"a","ctx":1,"op":"PREADV","fd":3,"offset":0,"segs":2,"bytes":8192,"res":8192,"submit_ns":1,"reap_ns":2,"latency_ns":1{api}}}"#
+            )
+        };
+        let row = |text: String| serde_json::from_str::<IocbRow>(&text).unwrap();
+        let old_iocb = row(line("iocb", ""));
+        assert_eq!((old_iocb.api, old_iocb.api()), (None, Api::Aio));
+        assert_eq!(old_iocb.op(), Op::Preadv);
+        let old_syscall = row(line("syscall", ""));
+        assert_eq!(old_syscall.api(), Api::Sync);
+        assert_eq!(old_syscall.op(), Op::SyscallPreadv);
+        assert_eq!(old_syscall.to_record().kind, RECORD_SYSCALL);
+        let uring = row(line("iocb", r#","api":"io_uring""#).replace("PREADV", "READV"));
+        assert_eq!(uring.api(), Api::IoUring);
+        assert_eq!(uring.to_record().api, API_IO_URING);
+        assert_eq!(uring.to_record().opcode, 1);
+        assert!(serde_json::from_str::<IocbRow>(&line("iocb", r#","api":"posix""#)).is_err());
     }
 
     #[test]

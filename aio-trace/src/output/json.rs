@@ -133,9 +133,27 @@ mod tests {
             "iocb": 0x5000, "aio_data": 99,
             "dev": "254:1", "ino": 12, "dispatches": 1, "bios": 1, "splits": 0, "merges": 0,
             "dispatch_ns": 2000, "queue_ns": 1000, "device_ns": 40000, "end_io_ns": 1000,
-            "complete_ns": 45000, "reap_lag_ns": 6000
+            "complete_ns": 45000, "reap_lag_ns": 6000, "api": "aio"
         });
         assert_eq!(v, expected);
+    }
+
+    /// An io_uring request the application took from the CQ ring: its api,
+    /// its op's io_uring name, its latency to the CQE and no reap.
+    #[test]
+    fn an_io_uring_request_says_so_and_ends_at_its_cqe() {
+        let r = IocbRecord {
+            reap_ns: 0,
+            ..crate::model::sample_uring_record()
+        };
+        let v = line(&r);
+        assert_eq!(
+            (v["type"].as_str(), v["api"].as_str(), v["op"].as_str()),
+            (Some("iocb"), Some("io_uring"), Some("READV_FIXED"))
+        );
+        assert!(v["reap_ns"].is_null() && v["reap_lag_ns"].is_null());
+        assert_eq!(v["latency_ns"], 44_000);
+        assert_eq!(v["complete_ns"], 45_000);
     }
 
     #[test]
@@ -153,8 +171,8 @@ mod tests {
         sink.record(&Record::Syscall(r)).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&sink.into_inner()).unwrap();
         assert_eq!(
-            (v["type"].as_str(), v["op"].as_str()),
-            (Some("syscall"), Some("READV"))
+            (v["type"].as_str(), v["op"].as_str(), v["api"].as_str()),
+            (Some("syscall"), Some("READV"), Some("sync"))
         );
         assert!(v["offset"].is_null() && v["dispatch_ns"].is_null() && v["dev"].is_null());
         assert_eq!(v["latency_ns"], 10);
@@ -207,7 +225,12 @@ mod tests {
             comm: *b"fio\0\0\0\0\0\0\0\0\0\0\0\0\0",
             ..full
         };
-        for r in [full, rejected, syscall, IocbRecord::default()] {
+        let uring = IocbRecord {
+            api: aio_trace_common::API_IO_URING,
+            opcode: 250,
+            ..full
+        };
+        for r in [full, rejected, syscall, uring, IocbRecord::default()] {
             let mut line = Vec::new();
             write_iocb_line(&r, &mut line).unwrap();
             let serde = serde_json::to_vec(&IocbJson::new(&r)).unwrap();

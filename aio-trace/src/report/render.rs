@@ -1,6 +1,6 @@
 //! The report as text tables.
 
-use std::fmt::Write as _;
+use std::{borrow::Cow, fmt::Write as _};
 
 use super::stats::{Bucket, Latency, Line, Report};
 
@@ -19,7 +19,22 @@ fn mb(bytes: u64) -> String {
 const TABLE_HEAD: &str =
     "IOCBS     SHARE   MB        ERR     SEGS    BIOS    P50(us)    P90(us)    P99(us)    MAX(us)";
 
-fn row(out: &mut String, l: &Line) {
+/// The first column's width: 24, or the longest row name up to 40 (an
+/// io_uring ring's address is a kernel one, four digits longer than an AIO
+/// context's), so that every table of the report lines up.
+const KEY_WIDTH: usize = 24;
+const MAX_KEY_WIDTH: usize = 40;
+
+/// What names a row: an op with its interface ("aio PREADV", "io_uring
+/// READV"), the rest by their key.
+fn label(l: &Line) -> Cow<'_, str> {
+    match l.api {
+        Some(api) => Cow::Owned(format!("{api} {}", l.key)),
+        None => Cow::Borrowed(&l.key),
+    }
+}
+
+fn row(out: &mut String, width: usize, l: &Line) {
     let Latency {
         p50_ns,
         p90_ns,
@@ -29,8 +44,8 @@ fn row(out: &mut String, l: &Line) {
     } = l.latency;
     let _ = writeln!(
         out,
-        "{:<24} {:<9} {:<7} {:<9} {:<7} {:<7} {:<7} {:<10} {:<10} {:<10} {}",
-        truncate(&l.key, 24),
+        "{:<width$} {:<9} {:<7} {:<9} {:<7} {:<7} {:<7} {:<10} {:<10} {:<10} {}",
+        truncate(&label(l), width),
         l.iocbs,
         format!("{:.1}%", l.share * 100.0),
         mb(l.bytes_transferred),
@@ -103,26 +118,35 @@ pub fn render_text(r: &Report) -> String {
         super::By::Ctx => "PID CTX",
         super::By::Op => "OP",
         super::By::File => "FILE",
+        super::By::Api => "API",
     };
-    let _ = writeln!(out, "\n{by:<24} {TABLE_HEAD}");
+    let width = r
+        .groups
+        .iter()
+        .chain(&r.ops)
+        .map(|l| label(l).chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(KEY_WIDTH, MAX_KEY_WIDTH);
+    let _ = writeln!(out, "\n{by:<width$} {TABLE_HEAD}");
     for g in &r.groups {
-        row(&mut out, g);
+        row(&mut out, width, g);
     }
-    row(&mut out, &r.total);
-    let _ = writeln!(out, "\n{:<24} {TABLE_HEAD}", "OP");
+    row(&mut out, width, &r.total);
+    let _ = writeln!(out, "\n{:<width$} {TABLE_HEAD}", "API OP");
     for o in &r.ops {
-        row(&mut out, o);
+        row(&mut out, width, o);
     }
     if r.vectored.iocbs + r.scalar.iocbs > 0 {
-        let _ = writeln!(out, "\n{:<24} {TABLE_HEAD}", "VECTORED VS SCALAR");
-        row(&mut out, &r.vectored);
-        row(&mut out, &r.scalar);
+        let _ = writeln!(out, "\n{:<width$} {TABLE_HEAD}", "VECTORED VS SCALAR");
+        row(&mut out, width, &r.vectored);
+        row(&mut out, width, &r.scalar);
     }
     for o in &r.ops {
         out.push('\n');
         histogram(
             &mut out,
-            &format!("{} latency (log2)", o.key),
+            &format!("{} latency (log2)", label(o)),
             "us",
             &o.latency_log2_us,
         );
@@ -144,7 +168,8 @@ pub fn render_text(r: &Report) -> String {
         let _ = writeln!(out, "\nerrors");
         for e in &r.errors {
             let res = e.res.map_or("refused".into(), |r| r.to_string());
-            let _ = writeln!(out, "  {:<10} {:<10} {}", e.op, res, e.count);
+            let op = format!("{} {}", e.api, e.op);
+            let _ = writeln!(out, "  {op:<20} {res:<10} {}", e.count);
         }
     }
     if let Some(lost) = &r.lost {

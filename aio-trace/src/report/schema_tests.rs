@@ -12,24 +12,24 @@ use crate::{
         Closing, Exporter, Filters, Header, csv::CsvWriter, jsonl::JsonlWriter,
         perfetto::PerfettoWriter,
     },
-    model::{IocbJson, IocbRow, LossCounts, field_names, sample_record},
+    model::{IocbJson, IocbRow, LossCounts, field_names, sample_record, sample_uring_record},
     reader::Record,
     session::Sink,
 };
 
-/// A record whose every schema field is set: the sample with the fields it
-/// leaves at zero filled in.
-fn full() -> IocbRecord {
-    IocbRecord {
+/// Records whose every schema field is set: the AIO and the io_uring samples
+/// with the fields they leave at zero filled in.
+fn full() -> [IocbRecord; 2] {
+    [sample_record(), sample_uring_record()].map(|r| IocbRecord {
         splits: 3,
         merges: 4,
-        ..sample_record()
-    }
+        ..r
+    })
 }
 
 /// The record as the schema says it: every field, none null or zero.
-fn expected() -> Value {
-    let v = serde_json::to_value(IocbJson::new(&full())).unwrap();
+fn expected(record: &IocbRecord) -> Value {
+    let v = serde_json::to_value(IocbJson::new(record)).unwrap();
     for name in field_names() {
         let field = &v[name];
         assert!(
@@ -63,17 +63,36 @@ fn parse(bytes: &[u8]) -> IocbRow {
 
 /// The object's keys are the schema's fields, in order, and the row read
 /// back holds every value.
-fn check(format: &str, keys: Vec<String>, row: &IocbRow) {
-    assert_eq!(keys, field_names(), "{format}: the fields and their order");
-    assert_eq!(serde_json::to_value(row).unwrap(), expected(), "{format}");
-    assert_eq!(row.to_record(), full(), "{format}: back to the record");
+fn check(format: &str, keys: Vec<String>, row: &IocbRow, record: &IocbRecord) {
+    let api = row.api();
+    assert_eq!(
+        keys,
+        field_names(),
+        "{format} {api}: the fields and their order"
+    );
+    assert_eq!(
+        serde_json::to_value(row).unwrap(),
+        expected(record),
+        "{format} {api}"
+    );
+    assert_eq!(
+        row.to_record(),
+        *record,
+        "{format} {api}: back to the record"
+    );
 }
 
 #[test]
 fn every_field_round_trips_through_jsonl() {
+    for record in full() {
+        jsonl_round_trip(&record);
+    }
+}
+
+fn jsonl_round_trip(record: &IocbRecord) {
     let header = Header::here(Filters::default(), 0);
     let mut w = JsonlWriter::new(Vec::new(), &header).unwrap();
-    w.record(&Record::Iocb(full())).unwrap();
+    w.record(&Record::Iocb(*record)).unwrap();
     closing(|c| w.finish(c)).unwrap();
     let out = w.into_inner();
     let line = out.split(|&b| b == b'\n').nth(1).unwrap();
@@ -89,13 +108,20 @@ fn every_field_round_trips_through_jsonl() {
         "jsonl",
         keys.into_iter().map(|(_, k)| k).collect(),
         &parse(&out),
+        record,
     );
 }
 
 #[test]
 fn every_field_round_trips_through_csv() {
+    for record in full() {
+        csv_round_trip(&record);
+    }
+}
+
+fn csv_round_trip(record: &IocbRecord) {
     let mut w = CsvWriter::new(Vec::new()).unwrap();
-    w.record(&Record::Iocb(full())).unwrap();
+    w.record(&Record::Iocb(*record)).unwrap();
     closing(|c| w.finish(c)).unwrap();
     let out = w.into_inner().unwrap();
     let header = std::str::from_utf8(out.split(|&b| b == b'\n').next().unwrap()).unwrap();
@@ -103,6 +129,7 @@ fn every_field_round_trips_through_csv() {
         "csv",
         header.split(',').map(str::to_owned).collect(),
         &parse(&out),
+        record,
     );
 }
 
@@ -110,8 +137,14 @@ fn every_field_round_trips_through_csv() {
 /// parse as the report's row.
 #[test]
 fn every_field_is_in_the_perfetto_args() {
+    for record in full() {
+        perfetto_args(&record);
+    }
+}
+
+fn perfetto_args(record: &IocbRecord) {
     let mut w = PerfettoWriter::new(Vec::new());
-    w.record(&Record::Iocb(full())).unwrap();
+    w.record(&Record::Iocb(*record)).unwrap();
     closing(|c| w.finish(c)).unwrap();
     let out = w.into_inner();
     let trace: Value = serde_json::from_slice(&out).unwrap();
@@ -133,5 +166,31 @@ fn every_field_is_in_the_perfetto_args() {
         "perfetto",
         field_names().iter().map(|n| n.to_string()).collect(),
         &row,
+        record,
     );
+}
+
+/// What each record says its interface is, in every format: AIO, io_uring,
+/// and the synchronous syscall of a `"syscall"` record whatever its api byte.
+#[test]
+fn the_api_is_written_in_every_format() {
+    let syscall = IocbRecord {
+        kind: aio_trace_common::RECORD_SYSCALL,
+        opcode: aio_trace_common::SYSCALL_PREADV,
+        ..sample_record()
+    };
+    let [aio, uring] = full();
+    for (record, api, op) in [
+        (aio, "aio", "PREADV"),
+        (uring, "io_uring", "READV_FIXED"),
+        (syscall, "sync", "PREADV"),
+    ] {
+        let v = serde_json::to_value(IocbJson::new(&record)).unwrap();
+        assert_eq!((v["api"].as_str(), v["op"].as_str()), (Some(api), Some(op)));
+        let mut w = CsvWriter::new(Vec::new()).unwrap();
+        w.record(&Record::Iocb(record)).unwrap();
+        closing(|c| w.finish(c)).unwrap();
+        let row = parse(&w.into_inner().unwrap());
+        assert_eq!((row.api().name(), row.op.as_str()), (api, op));
+    }
 }

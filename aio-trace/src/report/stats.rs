@@ -1,5 +1,6 @@
-//! Rows → the report: totals, groups, op mix, latency percentiles and log2
-//! histograms, segments and bios per iocb, vectored vs scalar, errors.
+//! Rows → the report: totals, groups, op mix (per api), latency percentiles
+//! and log2 histograms, segments and bios per iocb, vectored vs scalar,
+//! errors.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,10 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::parse::{BadLine, IocbRow, LossRow, ReadInfo, Row};
-use crate::{export::Header, model::Log2Hist};
+use crate::{
+    export::Header,
+    model::{Api, Log2Hist},
+};
 
 /// What the group table is keyed by.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -18,14 +22,20 @@ pub enum By {
     Ctx,
     Op,
     File,
+    Api,
 }
 
 impl By {
     fn key(self, r: &IocbRow) -> String {
         match self {
             By::Pid => format!("{} {}", r.pid, r.comm),
-            By::Ctx => format!("{} {:x}", r.pid, r.ctx),
+            By::Ctx => match r.api() {
+                Api::Aio => format!("{} {:x}", r.pid, r.ctx),
+                Api::IoUring => format!("{} ring {:x}", r.pid, r.ctx),
+                Api::Sync => format!("{} sync", r.pid),
+            },
             By::Op => r.op.clone(),
+            By::Api => r.api().name().to_owned(),
             By::File => match (&r.dev, r.ino) {
                 (Some(dev), Some(ino)) => format!("{dev} ino {ino}"),
                 _ => format!("pid {} fd {}", r.pid, r.fd),
@@ -159,6 +169,10 @@ fn ratio(a: u64, b: u64) -> Option<f64> {
 /// One row of a table: a group, an op, vectored or scalar.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Line {
+    /// An op's interface (the same name is another op in each, READV is
+    /// io_uring's or the syscall); absent from the other rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<Api>,
     pub key: String,
     pub iocbs: u64,
     /// Share of all records, 0..=1.
@@ -176,6 +190,7 @@ pub struct Line {
 
 fn line(key: String, a: &Acc, total: u64) -> Line {
     Line {
+        api: None,
         key,
         iocbs: a.iocbs,
         share: ratio(a.iocbs, total).unwrap_or(0.0),
@@ -202,6 +217,7 @@ pub struct Calls {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ErrorCount {
+    pub api: Api,
     pub op: String,
     /// The result (-errno), null when io_submit swallowed it.
     pub res: Option<i64>,
@@ -245,12 +261,12 @@ pub struct Stats {
     iocbs: u64,
     syscalls: u64,
     groups: BTreeMap<String, Acc>,
-    ops: BTreeMap<String, Acc>,
+    ops: BTreeMap<Api, BTreeMap<String, Acc>>,
     vectored: Acc,
     scalar: Acc,
     segments: Log2Hist,
     bios: Log2Hist,
-    errors: BTreeMap<(String, Option<i64>), u64>,
+    errors: BTreeMap<(Api, String, Option<i64>), u64>,
     processes: std::collections::HashSet<u32>,
     contexts: std::collections::HashSet<(u32, u64)>,
     first_ns: Option<u64>,
@@ -290,14 +306,17 @@ impl Stats {
         }
         self.total.add(r);
         self.groups.entry(self.by.key(r)).or_default().add(r);
-        match self.ops.get_mut(&r.op) {
+        let api = r.api();
+        let ops = self.ops.entry(api).or_default();
+        match ops.get_mut(&r.op) {
             Some(acc) => acc.add(r),
-            None => self.ops.entry(r.op.clone()).or_default().add(r),
+            None => ops.entry(r.op.clone()).or_default().add(r),
         }
-        match r.op.as_str() {
-            "PREADV" | "PWRITEV" => self.vectored.add(r),
-            "PREAD" | "PWRITE" => self.scalar.add(r),
-            _ => {}
+        let op = r.op();
+        if op.is_vectored() {
+            self.vectored.add(r);
+        } else if op.is_scalar() {
+            self.scalar.add(r);
         }
         if r.segs > 0 {
             self.segments.record(u64::from(r.segs));
@@ -306,7 +325,7 @@ impl Stats {
             self.bios.record(u64::from(r.bios));
         }
         if is_error(r) {
-            *self.errors.entry((r.op.clone(), r.res)).or_default() += 1;
+            *self.errors.entry((api, r.op.clone(), r.res)).or_default() += 1;
         }
         self.processes.insert(r.pid);
         self.contexts.insert((r.pid, r.ctx));
@@ -329,9 +348,19 @@ impl Stats {
         let mut ops: Vec<_> = self
             .ops
             .iter()
-            .map(|(k, a)| line(k.clone(), a, n))
+            .flat_map(|(&api, ops)| {
+                ops.iter().map(move |(k, a)| Line {
+                    api: Some(api),
+                    ..line(k.clone(), a, n)
+                })
+            })
             .collect();
-        ops.sort_by(|a, b| b.iocbs.cmp(&a.iocbs).then_with(|| a.key.cmp(&b.key)));
+        ops.sort_by(|a, b| {
+            b.iocbs
+                .cmp(&a.iocbs)
+                .then_with(|| a.key.cmp(&b.key))
+                .then_with(|| a.api.cmp(&b.api))
+        });
         Report {
             file: file.to_owned(),
             format: info.format,
@@ -358,7 +387,12 @@ impl Stats {
             errors: self
                 .errors
                 .into_iter()
-                .map(|((op, res), count)| ErrorCount { op, res, count })
+                .map(|((api, op, res), count)| ErrorCount {
+                    api,
+                    op,
+                    res,
+                    count,
+                })
                 .collect(),
             calls,
             lost: self.lost,

@@ -530,3 +530,122 @@ fn a_missing_file_names_its_cause_once() {
     let chain = format!("{:#}", anyhow::Error::from(e));
     assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
 }
+
+/// AIO, io_uring and synchronous records side by side: `--by api` groups
+/// them, the op table keeps io_uring's READV apart from the readv syscall
+/// and each FSYNC under its api, and vectored against scalar takes
+/// io_uring's READV and READ but not the syscall.
+#[test]
+fn report_groups_by_api_and_names_each_op_under_its_api() {
+    use aio_trace_common::{
+        API_IO_URING, IORING_OP_FSYNC, IORING_OP_READ, IORING_OP_READV, RECORD_SYSCALL,
+        SYSCALL_PREADV, SYSCALL_READV,
+    };
+    let uring = |opcode: u8, segs, latency, tag| IocbRecord {
+        api: API_IO_URING,
+        opcode: opcode.into(),
+        ctx: 0xffff_8881_0615_3000,
+        ..iocb(0, segs, latency, tag)
+    };
+    let syscall = |opcode, tag| IocbRecord {
+        kind: RECORD_SYSCALL,
+        opcode,
+        ctx: 0,
+        ..iocb(0, 8, 5_000, tag)
+    };
+    let mut failed_fsync = uring(IORING_OP_FSYNC, 0, 1_000, 40);
+    failed_fsync.res = -5;
+    let records = (1..=4)
+        .map(|i| uring(IORING_OP_READV, 8, i * 1_000, i))
+        .chain((5..=6).map(|i| uring(IORING_OP_READ, 1, i * 1_000, i)))
+        .chain([
+            failed_fsync,
+            iocb(7, 8, 2_000, 20),
+            iocb(aio_trace_common::IOCB_CMD_FSYNC, 0, 2_000, 21),
+            syscall(SYSCALL_READV, 30),
+            syscall(SYSCALL_PREADV, 31),
+        ]);
+    let header = Header::here(Filters::default(), 1);
+    let mut sink = JsonlWriter::new(Vec::new(), &header).unwrap();
+    for r in records {
+        let record = if r.kind == RECORD_SYSCALL {
+            Record::Syscall(r)
+        } else {
+            Record::Iocb(r)
+        };
+        sink.record(&record).unwrap();
+    }
+    let bytes = sink.into_inner();
+    let mut stats = Stats::new(By::Api);
+    let info = read(&bytes[..], "mixed", false, &mut |row| stats.add(row)).unwrap();
+    let report = stats.report("mixed", info);
+
+    let groups: Vec<_> = report
+        .groups
+        .iter()
+        .map(|g| (g.key.as_str(), g.iocbs))
+        .collect();
+    assert_eq!(groups, [("io_uring", 7), ("aio", 2), ("sync", 2)]);
+    let ops: Vec<_> = report
+        .ops
+        .iter()
+        .map(|o| (o.api.map(|a| a.name()), o.key.as_str(), o.iocbs))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            (Some("io_uring"), "READV", 4),
+            (Some("io_uring"), "READ", 2),
+            (Some("aio"), "FSYNC", 1),
+            (Some("io_uring"), "FSYNC", 1),
+            (Some("aio"), "PREADV", 1),
+            (Some("sync"), "PREADV", 1),
+            (Some("sync"), "READV", 1),
+        ]
+    );
+    // io_uring's READV and AIO's PREADV against io_uring's READ.
+    assert_eq!((report.vectored.iocbs, report.scalar.iocbs), (5, 2));
+    assert_eq!(
+        report
+            .errors
+            .iter()
+            .map(|e| (e.api.name(), e.op.as_str(), e.res))
+            .collect::<Vec<_>>(),
+        [("io_uring", "FSYNC", Some(-5))]
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["by"], "api");
+    assert_eq!(json["ops"][0]["api"], "io_uring");
+    assert!(json["groups"][0].get("api").is_none());
+    let text = render_text(&report);
+    for line in [
+        "API                      IOCBS",
+        "io_uring                 7 ",
+        "io_uring READV           4 ",
+        "sync READV               1 ",
+        "io_uring READV latency (log2)",
+        "  io_uring FSYNC       -5",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from\n{text}");
+    }
+}
+
+/// A recording from before the api field: its iocbs are AIO and its
+/// syscalls synchronous, in the groups as in the op table.
+#[test]
+fn a_recording_without_api_fields_reads_as_aio_and_sync() {
+    let old = concat!(
+        r#"{"type":"iocb","pid":1,"tid":1,"comm":"a","ctx":1,"op":"PREADV","fd":3,"offset":0,"segs":2,"bytes":8192,"res":8192,"submit_ns":200,"reap_ns":300,"latency_ns":100}"#,
+        "\n",
+        r#"{"type":"syscall","pid":1,"tid":1,"comm":"a","ctx":0,"op":"PREADV","fd":3,"offset":0,"segs":2,"bytes":8192,"res":8192,"submit_ns":200,"reap_ns":300,"latency_ns":100}"#,
+        "\n",
+    );
+    let mut stats = Stats::new(By::Ctx);
+    let info = read(old.as_bytes(), "old", false, &mut |row| stats.add(row)).unwrap();
+    let report = stats.report("old", info);
+    let keys: Vec<_> = report.groups.iter().map(|g| g.key.as_str()).collect();
+    assert_eq!(keys, ["1 1", "1 sync"]);
+    let ops: Vec<_> = report.ops.iter().map(|o| o.api.map(|a| a.name())).collect();
+    assert_eq!(ops, [Some("aio"), Some("sync")]);
+    assert_eq!((report.vectored.iocbs, report.scalar.iocbs), (1, 0));
+}

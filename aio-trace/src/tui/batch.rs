@@ -53,6 +53,11 @@ fn stats_json(stats: &Stats) -> Map<String, Value> {
     );
     m.insert("iocbs".into(), json!(stats.iocbs));
     m.insert("ops".into(), Value::Object(ops));
+    let mut apis = Map::new();
+    for (api, share) in stats.api_mix() {
+        apis.insert(api.name().into(), json!(round(share, 4)));
+    }
+    m.insert("apis".into(), Value::Object(apis));
     m.insert(
         "avg_segments".into(),
         json!(stats.avg_segments().map(|v| round(v, 3))),
@@ -67,9 +72,11 @@ fn stats_json(stats: &Stats) -> Map<String, Value> {
     m
 }
 
-/// In flight for a row, `None` when a recording has no counters for it.
+/// In flight for a row, `None` when a recording has no counters for it or
+/// the kernel does not count it (a kind, an io_uring ring).
 fn in_flight(state: &State, key: &RowKey) -> Option<u64> {
-    (state.replay.is_none() && key.kind.is_none()).then(|| state.store.in_flight(key.pid, key.ctx))
+    (state.replay.is_none() && key.has_in_flight())
+        .then(|| state.store.in_flight(key.pid, key.ctx.map(|c| c.id)))
 }
 
 /// In flight over every traced process; `None` when replaying.
@@ -116,7 +123,8 @@ pub fn batch_snapshot(state: &State) -> Value {
             row.insert("pid".into(), json!(key.pid));
             row.insert("comm".into(), json!(shown.comm(key.pid)));
             if let Some(ctx) = key.ctx {
-                row.insert("ctx".into(), json!(format!("{ctx:x}")));
+                row.insert("ctx".into(), json!(format!("{:x}", ctx.id)));
+                row.insert("api".into(), json!(ctx.api.name()));
             }
             row.extend(stats_json(group.stats(key.kind)));
             row.insert("in_flight".into(), json!(in_flight(state, key)));
@@ -230,7 +238,7 @@ pub fn batch_output(state: &State, format: BatchFormat) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::state::tests::{sample_state, ticked};
+    use crate::tui::state::tests::{sample_state, ticked, uring_state};
 
     #[test]
     fn snapshot_has_the_header_figures_and_one_entry_per_row() {
@@ -266,6 +274,34 @@ mod tests {
         assert_eq!(line.lines().count(), 1);
         let back: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(back, v);
+    }
+
+    /// Each row's interfaces with their shares; a context row says which
+    /// interface it is, and an io_uring ring has no in-flight count.
+    #[test]
+    fn rows_carry_their_apis_and_context_rows_their_api() {
+        let s = ticked(uring_state(true));
+        let v = batch_snapshot(&s);
+        let rows = v["rows"].as_array().unwrap();
+        let db: Vec<_> = rows.iter().filter(|r| r["pid"] == 300).collect();
+        assert_eq!(db.len(), 3, "{v}");
+        assert_eq!(db[0]["apis"], json!({"aio": 0.25, "io_uring": 0.75}));
+        assert_eq!(db[0]["ops"]["PREADV"], 0.25);
+        assert_eq!(db[0]["ops"]["READV"], 0.5);
+        assert_eq!(db[0]["ops"]["READ"], 0.25);
+        assert!(db[0].get("api").is_none());
+        assert_eq!(
+            (db[1]["api"].as_str(), db[1]["ctx"].as_str()),
+            (Some("aio"), Some("e"))
+        );
+        assert_eq!(db[1]["in_flight"], 0);
+        assert_eq!(
+            (db[2]["api"].as_str(), db[2]["ctx"].as_str()),
+            (Some("io_uring"), Some("ffff888106153000"))
+        );
+        assert!(db[2]["in_flight"].is_null());
+        assert_eq!(db[2]["kinds"]["vectored"]["apis"]["io_uring"], 1.0);
+        assert_eq!(rows[0]["apis"], json!({"aio": 1.0}));
     }
 
     #[test]

@@ -225,8 +225,9 @@ pub fn fmt_speed(speed: f64) -> String {
 #[cfg(test)]
 mod tests {
     use aio_trace_common::{
-        IOCB_BYTES_UNKNOWN, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_REJECTED, IOCB_RES_UNKNOWN,
-        RECORD_IOCB, RECORD_SYSCALL, SYSCALL_READV,
+        API_IO_URING, IOCB_BYTES_UNKNOWN, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_REJECTED,
+        IOCB_RES_UNKNOWN, IORING_OP_READ, IORING_OP_READV, RECORD_IOCB, RECORD_SYSCALL,
+        SYSCALL_READV,
     };
 
     use super::*;
@@ -330,15 +331,31 @@ mod tests {
                 opcode: aio_trace_common::SYSCALL_PREADV,
                 ..direct()
             },
+            // io_uring's READV (AIO's PWRITE by number), waited for in
+            // io_uring_enter, and a READ taken from the CQ ring.
+            uring(IORING_OP_READV, 1_090_000),
+            uring(IORING_OP_READ, 0),
         ];
         for r in cases {
             assert_eq!(roundtrip(&r), r);
         }
     }
 
+    fn uring(opcode: u8, reap_ns: u64) -> IocbRecord {
+        IocbRecord {
+            api: API_IO_URING,
+            opcode: opcode.into(),
+            ctx: 0xffff_8881_0a2b_3000,
+            iocb: 0xffff_8881_0c4d_5e00,
+            reap_ns,
+            ..direct()
+        }
+    }
+
     #[test]
     fn csv_rows_round_trip_too() {
         let records = [
+            uring(IORING_OP_READV, 0),
             direct(),
             IocbRecord {
                 flags: IOCB_REJECTED | IOCB_RES_UNKNOWN,

@@ -167,6 +167,45 @@ pub(crate) mod tests {
         s
     }
 
+    /// The ring of `uring_state`'s process: a kernel address.
+    pub(crate) const RING: u64 = 0xffff_8881_0615_3000;
+
+    /// `sample_state` and a process that uses both interfaces: PREADV on an
+    /// AIO context, and on an io_uring ring READV (waited for in
+    /// io_uring_enter) and READ_FIXED (taken from the CQ ring, so no reap).
+    /// `expanded`: its contexts shown from the start, latencies and all.
+    pub(crate) fn uring_state(expanded: bool) -> State {
+        use aio_trace_common::{API_IO_URING, IORING_OP_READ_FIXED, IORING_OP_READV};
+        let mut s = sample_state();
+        if expanded {
+            s.view.toggle_expanded(300);
+        }
+        let uring = |opcode: u8, segs, latency| IocbRecord {
+            api: API_IO_URING,
+            ..iocb(300, RING, opcode.into(), segs, latency)
+        };
+        for _ in 0..4 {
+            s.record(&named(iocb(300, 0xe, IOCB_CMD_PREADV, 4, 200_000), "db"));
+        }
+        for _ in 0..8 {
+            let r = staged(
+                uring(IORING_OP_READV, 4, 80_000),
+                1,
+                [2_000, 1_000, 70_000, 2_000],
+            );
+            s.record(&named(r, "db"));
+        }
+        for _ in 0..4 {
+            let r = staged(
+                uring(IORING_OP_READ_FIXED, 1, 50_000),
+                1,
+                [1_000, 1_000, 40_000, 1_000],
+            );
+            s.record(&named(IocbRecord { reap_ns: 0, ..r }, "db"));
+        }
+        s
+    }
+
     pub(crate) fn counters(
         pid: u32,
         ctx: u64,

@@ -4,38 +4,54 @@
 
 use std::collections::VecDeque;
 
-use aio_trace_common::IocbRecord;
+use aio_trace_common::{
+    IORING_OP_FSYNC, IORING_OP_READ, IORING_OP_READ_FIXED, IORING_OP_READV, IORING_OP_READV_FIXED,
+    IORING_OP_WRITE, IORING_OP_WRITE_FIXED, IORING_OP_WRITEV, IORING_OP_WRITEV_FIXED, IocbRecord,
+};
 use hdrhistogram::Histogram;
 
 use super::hist::{LatencyWindow, Log2Hist, latency_histogram};
-use crate::model::{IocbView as _, Op};
+use crate::model::{Api, IocbView as _, Op};
 
 /// Ticks of the percentile window (10 s at the default 1 s interval).
 pub const WINDOW_TICKS: usize = 10;
 /// Ticks kept for the time charts (5 minutes at 1 s).
 pub const HISTORY_TICKS: usize = 300;
 
-/// The op mix columns.
+/// The op mix columns. AIO's and io_uring's reads and writes apart (PREADV
+/// is AIO's, READV io_uring's); syncs and the rest together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OpClass {
     Pread,
     Pwrite,
     Preadv,
     Pwritev,
-    /// FSYNC, FDSYNC.
+    /// FSYNC, FDSYNC; io_uring's FSYNC.
     Sync,
-    /// POLL, NOOP, unknown opcodes.
+    /// POLL, NOOP, unknown opcodes; io_uring's other ops; syscalls.
     Other,
+    /// io_uring's READ and READ_FIXED.
+    Read,
+    /// io_uring's WRITE and WRITE_FIXED.
+    Write,
+    /// io_uring's READV and READV_FIXED.
+    Readv,
+    /// io_uring's WRITEV and WRITEV_FIXED.
+    Writev,
 }
 
 impl OpClass {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 10] = [
         Self::Pread,
         Self::Pwrite,
         Self::Preadv,
         Self::Pwritev,
         Self::Sync,
         Self::Other,
+        Self::Read,
+        Self::Write,
+        Self::Readv,
+        Self::Writev,
     ];
 
     pub fn of(op: Op) -> Self {
@@ -45,8 +61,16 @@ impl OpClass {
             Op::Preadv => Self::Preadv,
             Op::Pwritev => Self::Pwritev,
             Op::Fsync | Op::Fdsync => Self::Sync,
-            // Synchronous vectored syscalls are not iocbs; the TUI does not
-            // collect them, but the mapping stays total.
+            Op::Uring(opcode) => match u8::try_from(opcode).unwrap_or(u8::MAX) {
+                IORING_OP_READ | IORING_OP_READ_FIXED => Self::Read,
+                IORING_OP_WRITE | IORING_OP_WRITE_FIXED => Self::Write,
+                IORING_OP_READV | IORING_OP_READV_FIXED => Self::Readv,
+                IORING_OP_WRITEV | IORING_OP_WRITEV_FIXED => Self::Writev,
+                IORING_OP_FSYNC => Self::Sync,
+                _ => Self::Other,
+            },
+            // Synchronous vectored syscalls are not iocbs; live, the TUI does
+            // not collect them (a replay does), and the mapping stays total.
             Op::Poll
             | Op::Noop
             | Op::Other(_)
@@ -67,15 +91,23 @@ impl OpClass {
             Self::Pwritev => "PWRITEV",
             Self::Sync => "SYNC",
             Self::Other => "OTHER",
+            Self::Read => "READ",
+            Self::Write => "WRITE",
+            Self::Readv => "READV",
+            Self::Writev => "WRITEV",
         }
     }
 
-    /// Parses an op name as the filter accepts it (any case; FSYNC/FDSYNC mean SYNC).
+    /// Parses an op name as the filter accepts it (any case; FSYNC/FDSYNC
+    /// mean SYNC, io_uring's _FIXED forms their class).
     pub fn parse(text: &str) -> Option<Self> {
         let upper = text.to_ascii_uppercase();
         match upper.as_str() {
             "FSYNC" | "FDSYNC" => Some(Self::Sync),
-            _ => Self::ALL.into_iter().find(|c| c.name() == upper),
+            name => {
+                let name = name.strip_suffix("_FIXED").unwrap_or(name);
+                Self::ALL.into_iter().find(|c| c.name() == name)
+            }
         }
     }
 
@@ -85,10 +117,7 @@ impl OpClass {
 
     /// Reads and writes: the iocbs whose segment count means something.
     pub fn moves_data(self) -> bool {
-        matches!(
-            self,
-            Self::Pread | Self::Pwrite | Self::Preadv | Self::Pwritev
-        )
+        !matches!(self, Self::Sync | Self::Other)
     }
 }
 
@@ -138,12 +167,13 @@ impl Stage {
     }
 }
 
-/// Submit → reap; for an iocb the application reaped from the AIO ring in
-/// user memory (no io_getevents, so no reap time) submit → kernel
+/// Submit → reap; for an iocb the application reaped from the AIO ring or
+/// a request it took from the io_uring CQ ring in user memory (no
+/// io_getevents or io_uring_enter, so no reap time) submit → kernel
 /// completion, flagged true. None for refused iocbs.
 pub fn end_to_end_ns(r: &IocbRecord) -> Option<(u64, bool)> {
     if let Some(latency) = r.latency_ns() {
-        return Some((latency, false));
+        return Some((latency, r.reaped_ns().is_none()));
     }
     if r.rejected() {
         return None;
@@ -166,7 +196,9 @@ pub struct Stats {
     pub iocbs: u64,
     /// Bytes transferred (positive results).
     pub bytes: u64,
-    pub ops: [u64; 6],
+    pub ops: [u64; 10],
+    /// Iocbs per interface, in `Api::ALL` order.
+    pub apis: [u64; 3],
     /// Reads and writes, and their segments, for the average.
     pub data_iocbs: u64,
     pub segments_sum: u64,
@@ -184,8 +216,9 @@ pub struct Stats {
     pub merges: u64,
     /// Bios per iocb of `block_iocbs`.
     pub bios: Log2Hist,
-    /// Iocbs reaped from the AIO ring in user memory: their latency ends at
-    /// the kernel completion (see `end_to_end_ns`).
+    /// Iocbs reaped from the AIO ring (or io_uring's CQ ring) in user
+    /// memory: their latency ends at the kernel completion (see
+    /// `end_to_end_ns`).
     pub ring_reaped: u64,
     window: LatencyWindow,
     /// One window per `Stage`, in `Stage::ALL` order.
@@ -208,7 +241,8 @@ impl Default for Stats {
         Self {
             iocbs: 0,
             bytes: 0,
-            ops: [0; 6],
+            ops: [0; 10],
+            apis: [0; 3],
             data_iocbs: 0,
             segments_sum: 0,
             errors: 0,
@@ -252,6 +286,7 @@ impl Stats {
         self.iocbs += 1;
         self.tick_iocbs += 1;
         self.ops[class.index()] += 1;
+        self.apis[r.api() as usize] += 1;
         if class.moves_data() {
             self.data_iocbs += 1;
             self.segments_sum += u64::from(r.segs);
@@ -344,6 +379,19 @@ impl Stats {
         let means = self.stage_means();
         let total: f64 = means.iter().flatten().sum();
         means.map(|m| m.filter(|_| total > 0.0).map(|m| m / total))
+    }
+
+    pub fn count_api(&self, api: Api) -> u64 {
+        self.apis[api as usize]
+    }
+
+    /// Every interface seen, with its share of the iocbs, in `Api::ALL` order.
+    pub fn api_mix(&self) -> Vec<(Api, f64)> {
+        Api::ALL
+            .into_iter()
+            .filter(|&a| self.count_api(a) > 0)
+            .map(|a| (a, self.count_api(a) as f64 / self.iocbs as f64))
+            .collect()
     }
 
     /// The most frequent op and its share of all iocbs.
@@ -510,6 +558,55 @@ pub mod tests {
     fn op_names_parse() {
         assert_eq!(OpClass::parse("preadv"), Some(OpClass::Preadv));
         assert_eq!(OpClass::parse("FDSYNC"), Some(OpClass::Sync));
+        assert_eq!(OpClass::parse("readv"), Some(OpClass::Readv));
+        assert_eq!(OpClass::parse("write_fixed"), Some(OpClass::Write));
         assert_eq!(OpClass::parse("fio"), None);
+        let names: std::collections::HashSet<_> = OpClass::ALL.map(OpClass::name).into();
+        assert_eq!(names.len(), OpClass::ALL.len(), "one name per column");
+    }
+
+    /// io_uring's reads and writes have columns of their own, named apart
+    /// from AIO's; its fsync is a sync; its CQ-ring-reaped requests count
+    /// as ring-reaped, their latency ending at the CQE.
+    #[test]
+    fn io_uring_requests_are_classed_and_counted_under_their_api() {
+        use aio_trace_common::{
+            API_IO_URING, IORING_OP_FSYNC, IORING_OP_NOP, IORING_OP_READ_FIXED, IORING_OP_READV,
+            IORING_OP_WRITEV_FIXED,
+        };
+        let class = |o: u8| OpClass::of(Op::new(Api::IoUring, o.into()));
+        assert_eq!(class(IORING_OP_READV), OpClass::Readv);
+        assert_eq!(class(IORING_OP_WRITEV_FIXED), OpClass::Writev);
+        assert_eq!(class(IORING_OP_READ_FIXED), OpClass::Read);
+        assert_eq!(class(IORING_OP_FSYNC), OpClass::Sync);
+        assert_eq!(class(IORING_OP_NOP), OpClass::Other);
+        assert_eq!(OpClass::of(Op::new(Api::Aio, 1)), OpClass::Pwrite);
+        assert!(OpClass::Readv.moves_data() && !OpClass::Other.moves_data());
+
+        let uring = |opcode: u8, reap| IocbRecord {
+            api: API_IO_URING,
+            complete_ts: 1_000 + 40_000,
+            reap_ns: reap,
+            ..iocb(1, 0xffff_8881_0000_0000, opcode.into(), 4, 50_000)
+        };
+        let mut s = Stats::default();
+        s.record(&uring(IORING_OP_READV, 1_000 + 50_000));
+        s.record(&uring(IORING_OP_READV, 0));
+        s.record(&iocb(1, 1, IOCB_CMD_PREADV, 8, 100_000));
+        assert_eq!((s.count(OpClass::Readv), s.count(OpClass::Preadv)), (2, 1));
+        assert_eq!(s.count_api(Api::IoUring), 2);
+        assert_eq!(
+            s.api_mix(),
+            [(Api::Aio, 1.0 / 3.0), (Api::IoUring, 2.0 / 3.0)]
+        );
+        assert_eq!(
+            end_to_end_ns(&uring(IORING_OP_READV, 0)),
+            Some((40_000, true))
+        );
+        assert_eq!(
+            end_to_end_ns(&uring(IORING_OP_READV, 51_000)),
+            Some((50_000, false))
+        );
+        assert_eq!((s.ring_reaped, s.latency.len()), (1, 3));
     }
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use aio_trace_common::{CtxCounters, CtxKey, IocbRecord};
 
 use super::stats::{Stats, end_to_end_ns};
-use crate::model::{LossCounts, Overhead, OverheadSample, comm_str};
+use crate::model::{Api, IocbView as _, LossCounts, Overhead, OverheadSample, comm_str};
 
 /// Iocbs kept per process and context for the detail view.
 pub const RECENT_IOCBS: usize = 32;
@@ -25,7 +25,7 @@ pub enum Kind {
 
 impl Kind {
     fn of(r: &IocbRecord) -> Self {
-        if crate::model::Op::from_opcode(r.opcode).is_vectored() {
+        if r.op().is_vectored() {
             Self::Vectored
         } else {
             Self::Scalar
@@ -88,11 +88,30 @@ impl Group {
     }
 }
 
+/// What a process submits through: an AIO context, an io_uring ring (the
+/// kernel address of its `io_ring_ctx`), or, in a replayed recording, its
+/// synchronous syscalls (id 0). The api keeps an AIO context and a ring
+/// apart whatever their numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ctx {
+    pub api: Api,
+    pub id: u64,
+}
+
+impl Ctx {
+    pub fn of(r: &IocbRecord) -> Self {
+        Self {
+            api: r.api(),
+            id: r.ctx,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Process {
     pub comm: String,
     pub group: Group,
-    pub contexts: BTreeMap<u64, Group>,
+    pub contexts: BTreeMap<Ctx, Group>,
 }
 
 /// The address of one set of stats: a process or one of its contexts, whole
@@ -101,9 +120,17 @@ pub struct Process {
 pub struct RowKey {
     pub pid: u32,
     /// A context row under an expanded process.
-    pub ctx: Option<u64>,
+    pub ctx: Option<Ctx>,
     /// One half of a split row (`v`).
     pub kind: Option<Kind>,
+}
+
+impl RowKey {
+    /// The kernel counts in flight per process and AIO context: not per
+    /// kind, and not for an io_uring ring.
+    pub fn has_in_flight(&self) -> bool {
+        self.kind.is_none() && self.ctx.is_none_or(|c| c.api == Api::Aio)
+    }
 }
 
 /// Syscall rates from the kernel's counters over the last tick.
@@ -197,7 +224,8 @@ impl Store {
     /// keeps latencies too, not just counts (they cost a fraction of the
     /// histograms, and only a shown context needs them).
     pub fn record(&mut self, r: &IocbRecord, detailed_contexts: bool) {
-        if matches!(end_to_end_ns(r), Some((_, true))) {
+        // The kernel's counters that this corrects count AIO iocbs only.
+        if r.api() == Api::Aio && matches!(end_to_end_ns(r), Some((_, true))) {
             *self.ring_reaped.entry((r.pid, r.ctx)).or_default() += 1;
         }
         self.live.totals.record(r);
@@ -208,7 +236,7 @@ impl Store {
         process.group.record(r);
         process
             .contexts
-            .entry(r.ctx)
+            .entry(Ctx::of(r))
             .or_insert_with(|| {
                 if detailed_contexts {
                     Group::default()
@@ -275,7 +303,8 @@ impl Store {
     }
 
     /// Iocbs submitted and not yet reaped, from the kernel's counters (and
-    /// the records of iocbs reaped from the ring, which they do not see).
+    /// the records of iocbs reaped from the ring, which they do not see):
+    /// of a process, or of one of its AIO contexts.
     pub fn in_flight(&self, pid: u32, ctx: Option<u64>) -> u64 {
         self.counters
             .iter()
@@ -367,7 +396,8 @@ mod tests {
         assert_eq!(fio.comm, "fio");
         assert_eq!(fio.group.total.iocbs, 40);
         assert_eq!(fio.contexts.len(), 2);
-        assert_eq!(fio.contexts[&0xa].total.avg_segments(), Some(8.0));
+        let aio = |id| Ctx { api: Api::Aio, id };
+        assert_eq!(fio.contexts[&aio(0xa)].total.avg_segments(), Some(8.0));
         assert_eq!(fio.group.split[Kind::Scalar as usize].iocbs, 10);
         assert_eq!(fio.group.total.last.iocbs_per_s, 40.0);
         assert_eq!(live.totals.iocbs, 48);

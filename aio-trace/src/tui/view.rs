@@ -11,6 +11,7 @@ use super::{
     stats::OpClass,
     store::{Aggregates, Kind, Process, RowKey, Store},
 };
+use crate::model::Api;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SortBy {
@@ -60,12 +61,15 @@ impl SortBy {
 pub enum Filter {
     Pid(u32),
     Op(OpClass),
+    /// The processes that submitted through this interface.
+    Api(Api),
     /// Substring of the task name.
     Comm(String),
 }
 
 impl Filter {
-    /// A number is a pid, an op name an op, anything else part of a comm.
+    /// A number is a pid, an api name (aio, io_uring, sync) an api, an op
+    /// name an op, anything else part of a comm.
     pub fn parse(text: &str) -> Option<Self> {
         let text = text.trim();
         if text.is_empty() {
@@ -73,6 +77,9 @@ impl Filter {
         }
         if let Ok(pid) = text.parse() {
             return Some(Self::Pid(pid));
+        }
+        if let Some(api) = Api::from_name(&text.to_ascii_lowercase()) {
+            return Some(Self::Api(api));
         }
         Some(match OpClass::parse(text) {
             Some(op) => Self::Op(op),
@@ -85,6 +92,7 @@ impl Filter {
             Self::Pid(p) => *p == pid,
             Self::Comm(c) => process.comm.contains(c.as_str()),
             Self::Op(op) => process.group.total.count(*op) > 0,
+            Self::Api(api) => process.group.total.count_api(*api) > 0,
         }
     }
 
@@ -92,6 +100,7 @@ impl Filter {
         match self {
             Self::Pid(p) => format!("pid {p}"),
             Self::Op(op) => format!("op {}", op.name()),
+            Self::Api(api) => format!("api {api}"),
             Self::Comm(c) => format!("comm ~{c}"),
         }
     }
@@ -220,8 +229,8 @@ impl View {
                 sb.avg_segments().unwrap_or(0.0),
             ),
             SortBy::InFlight => store
-                .in_flight(b.pid, b.ctx)
-                .cmp(&store.in_flight(a.pid, a.ctx)),
+                .in_flight(b.pid, b.ctx.map(|c| c.id))
+                .cmp(&store.in_flight(a.pid, a.ctx.map(|c| c.id))),
             SortBy::P50 => opt(sa.p50_ns, sb.p50_ns),
             SortBy::P99 => opt(sa.last.p99_ns, sb.last.p99_ns),
             SortBy::Errors => sb.errors.cmp(&sa.errors),
@@ -322,7 +331,7 @@ mod tests {
 
     use super::*;
     use crate::tui::{
-        state::tests::{sample_state, ticked},
+        state::tests::{RING, sample_state, ticked, uring_state},
         stats::tests::iocb,
     };
 
@@ -368,6 +377,63 @@ mod tests {
     }
 
     #[test]
+    fn filters_by_api_and_io_urings_ops() {
+        let mut s = ticked(uring_state(false));
+        let (v, store) = (&mut s.view, &s.store);
+        for (text, pids) in [
+            ("io_uring", vec![300]),
+            ("IO_URING", vec![300]),
+            ("aio", vec![100, 300, 200]),
+            ("sync", vec![]),
+            ("readv", vec![300]),
+            ("preadv", vec![100, 300]),
+            ("read_fixed", vec![300]),
+        ] {
+            v.begin_filter();
+            v.filter_input = Some(text.into());
+            v.commit_filter(store);
+            let shown: Vec<u32> = v.rows.iter().map(|r| r.pid).collect();
+            assert_eq!(shown, pids, "filter {text:?}");
+        }
+        assert_eq!(Filter::parse("io_uring"), Some(Filter::Api(Api::IoUring)));
+        assert_eq!(
+            Filter::parse("io_uring").unwrap().describe(),
+            "api io_uring"
+        );
+    }
+
+    /// A process's AIO context and its io_uring ring are rows of their own,
+    /// each with its api, even were their numbers equal.
+    #[test]
+    fn an_expanded_process_lists_its_aio_contexts_then_its_rings() {
+        let mut s = ticked(uring_state(false));
+        let row = s.view.rows.iter().position(|r| r.pid == 300).unwrap();
+        s.view.selected = row;
+        s.toggle_expand();
+        let ctxs: Vec<_> = s
+            .view
+            .rows
+            .iter()
+            .filter(|r| r.pid == 300)
+            .map(|r| r.ctx.map(|c| (c.api, c.id)))
+            .collect();
+        assert_eq!(
+            ctxs,
+            [None, Some((Api::Aio, 0xe)), Some((Api::IoUring, RING))]
+        );
+        let ring = s
+            .view
+            .rows
+            .iter()
+            .find(|r| r.ctx.is_some_and(|c| c.id == RING));
+        let ring = ring.copied().unwrap();
+        assert!(!ring.has_in_flight(), "the kernel counts AIO contexts only");
+        let stats = s.shown().stats(&ring).unwrap();
+        assert_eq!(stats.count_api(Api::IoUring), 12);
+        assert_eq!(stats.count_api(Api::Aio), 0);
+    }
+
+    #[test]
     fn split_and_expand_add_rows() {
         let mut s = ticked(sample_state());
         s.view.toggle_split(&s.store);
@@ -391,7 +457,12 @@ mod tests {
         );
         s.view.toggle_split(&s.store);
         s.toggle_expand();
-        let ctxs: Vec<_> = s.view.rows.iter().map(|r| (r.pid, r.ctx)).collect();
+        let ctxs: Vec<_> = s
+            .view
+            .rows
+            .iter()
+            .map(|r| (r.pid, r.ctx.map(|c| c.id)))
+            .collect();
         assert_eq!(
             ctxs,
             [(100, None), (100, Some(0xa)), (100, Some(0xb)), (200, None)]

@@ -9,11 +9,13 @@
 //! time itself: their order in the file is free, which is what lets each
 //! record be written as it comes, in reap order.
 //!
-//! Tracks: pid is the process; each AIO context has lanes, synthetic tids
-//! named by `thread_name` metadata ("ctx a", then "ctx a #2"…). Each iocb is a
-//! complete slice (`ph` "X") on one lane from submit to reap (or to the kernel
-//! completion when nothing reaped it), its stages complete slices nested in
-//! it, and every record field in its `args`. Iocbs of a context overlap, so a
+//! Tracks: pid is the process; each AIO context and each io_uring ring has
+//! lanes, synthetic tids named by `thread_name` metadata ("aio ctx 0xa", then
+//! "aio ctx 0xa #2"…; "io_uring ring 0xffff…"), and its vectored syscalls
+//! lanes of their own. Each iocb or io_uring request is a complete slice (`ph`
+//! "X") on one lane from submit to reap (or to the kernel completion when
+//! nothing reaped it), its stages complete slices nested in it, and every
+//! record field in its `args`. Iocbs of a context overlap, so a
 //! lane takes a slice only when the slice starts after everything already on
 //! the lane has ended: each lane is then properly nested whatever order the
 //! records come in. Counter tracks per process: iocbs in flight, and MB/s
@@ -33,7 +35,7 @@ use aio_trace_common::{CTX_DESTROY, CTX_EXIT, IocbRecord};
 
 use super::{Closing, Exporter};
 use crate::{
-    model::{IocbView, Op, comm_str},
+    model::{Api, IocbView, Op, comm_str},
     output::write_iocb_line,
     reader::Record,
     session::Sink,
@@ -82,8 +84,9 @@ struct Lane {
     busy_until: u64,
 }
 
-/// (pid, ctx, vectored syscalls rather than a context).
-type CtxKey = (u32, u64, bool);
+/// (pid, ctx, api): an AIO context and an io_uring ring are apart whatever
+/// their numbers, and a process's syscalls (ctx 0) are apart from both.
+type CtxKey = (u32, u64, Api);
 
 /// A change of a process's counters, held until the counters' time reaches it.
 /// Ordered by time; at one time an end before a begin, so that an iocb
@@ -356,11 +359,11 @@ impl<W: Write> PerfettoWriter<W> {
             tid,
             busy_until: end,
         });
-        let (pid, ctx, syscall) = key;
-        let mut name = if syscall {
-            "vectored syscalls".to_owned()
-        } else {
-            format!("ctx {ctx:x}")
+        let (pid, ctx, api) = key;
+        let mut name = match api {
+            Api::Aio => format!("aio ctx {ctx:#x}"),
+            Api::IoUring => format!("io_uring ring {ctx:#x}"),
+            Api::Sync => "vectored syscalls".to_owned(),
         };
         if lanes.len() > 1 {
             name += &format!(" #{}", lanes.len());
@@ -389,7 +392,7 @@ impl<W: Write> PerfettoWriter<W> {
             line.extend_from_slice(b"},\n");
             return Ok(());
         };
-        let key = (r.pid, r.ctx, r.is_syscall_record());
+        let key = (r.pid, r.ctx, r.api());
         match self.lane(key, r.submit_ns, end)? {
             Ok(tid) => self.complete_slices(r, end, tid)?,
             Err(tid) => self.async_slices(r, end, tid)?,
@@ -545,7 +548,8 @@ impl<W: Write> PerfettoWriter<W> {
                 self.lanes.retain(|k, _| k.0 != pid);
                 self.named.remove(&pid);
             } else {
-                self.lanes.remove(&(pid, ctx, false));
+                // io_destroy: an AIO context's.
+                self.lanes.remove(&(pid, ctx, Api::Aio));
             }
         }
     }

@@ -163,7 +163,15 @@ fn slices_nest_end_and_stay_monotonic_per_track_out_of_reap_order() {
         .filter(|e| e["name"] == "thread_name")
         .map(|e| e["args"]["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(threads, ["ctx a", "ctx a #2", "ctx b", "ctx 14"]);
+    assert_eq!(
+        threads,
+        [
+            "aio ctx 0xa",
+            "aio ctx 0xa #2",
+            "aio ctx 0xb",
+            "aio ctx 0x14"
+        ]
+    );
     // µs: the staged iocb begins at 1000 ns = 1 µs, with its fields as args.
     let slice = events
         .iter()
@@ -386,6 +394,59 @@ fn names_say_op_and_size() {
     r.segs = 0;
     r.bytes = 0;
     assert_eq!(slice_name(&r), "FSYNC");
+}
+
+/// io_uring requests beside a process's AIO iocbs: a ring's lanes are its
+/// own even when its number is an AIO context's, named for io_uring; a
+/// request taken from the CQ ring ends at its CQE; the args say the api.
+#[test]
+fn io_uring_requests_have_their_rings_lanes_beside_aio_contexts() {
+    use aio_trace_common::{API_IO_URING, IORING_OP_READ_FIXED, IORING_OP_READV};
+    let uring = |ctx, submit, complete, reap, opcode: u8| IocbRecord {
+        api: API_IO_URING,
+        opcode: opcode.into(),
+        complete_ts: complete,
+        ..iocb(1, ctx, submit, reap, 9)
+    };
+    let events = trace(&[
+        iocb(1, 0xa, 1_000, 9_000, 1),
+        uring(0xa, 2_000, 7_000, 8_000, IORING_OP_READV),
+        IocbRecord {
+            segs: 1,
+            ..uring(0xffff_8881_0615_3000, 3_000, 6_000, 0, IORING_OP_READ_FIXED)
+        },
+    ]);
+    check_rules(&events);
+    let threads: Vec<_> = events
+        .iter()
+        .filter(|e| e["name"] == "thread_name")
+        .map(|e| e["args"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        threads,
+        [
+            "aio ctx 0xa",
+            "io_uring ring 0xa",
+            "io_uring ring 0xffff888106153000"
+        ]
+    );
+    let slice = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["ph"] == "X" && e["name"] == name)
+            .unwrap_or_else(|| panic!("{name}: {events:?}"))
+    };
+    let readv = slice("READV 8×4K");
+    assert_eq!(
+        (readv["dur"].as_f64(), readv["args"]["api"].as_str()),
+        (Some(6.0), Some("io_uring"))
+    );
+    // Taken from the CQ ring: no reap, the slice ends at the CQE.
+    let fixed = slice("READ_FIXED 32K");
+    assert_eq!(fixed["dur"], 3.0);
+    assert!(fixed["args"]["reap_ns"].is_null());
+    assert_eq!(fixed["args"]["latency_ns"], 3_000);
+    assert_eq!(slice("PREADV 8×4K")["args"]["api"], "aio");
 }
 
 #[test]

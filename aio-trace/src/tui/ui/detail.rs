@@ -19,10 +19,13 @@ use super::{
     recent::render_recent,
     stages::render_stages,
 };
-use crate::tui::{
-    state::State,
-    stats::{Sample, Stats},
-    store::{Group, Kind, RowKey},
+use crate::{
+    model::Api,
+    tui::{
+        state::State,
+        stats::{Sample, Stats},
+        store::{Ctx, Group, Kind, RowKey},
+    },
 };
 
 pub(super) fn render_detail(frame: &mut Frame, area: Rect, state: &State) {
@@ -56,7 +59,12 @@ fn title(state: &State, key: &RowKey) -> String {
         " {} {}{}{} — Esc to go back ",
         key.pid,
         state.shown().comm(key.pid),
-        key.ctx.map_or_else(String::new, |c| format!(" ctx {c:x}")),
+        key.ctx
+            .map_or_else(String::new, |Ctx { api, id }| match api {
+                Api::Aio => format!(" ctx {id:x}"),
+                Api::IoUring => format!(" io_uring ring {id:x}"),
+                Api::Sync => " syscalls".to_string(),
+            }),
         key.kind
             .map_or_else(String::new, |k| format!(" ({})", k.name())),
     )

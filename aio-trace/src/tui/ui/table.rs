@@ -12,10 +12,13 @@ use ratatui::{
 };
 
 use super::format::{fmt_count, fmt_opt_ns, fmt_ratio, fmt_segments, mb};
-use crate::tui::{
-    state::State,
-    stats::Stats,
-    store::{Kind, RowKey},
+use crate::{
+    model::Api,
+    tui::{
+        state::State,
+        stats::Stats,
+        store::{Ctx, Kind, RowKey},
+    },
 };
 
 /// Below this width the op mix shows only the dominant op.
@@ -60,10 +63,10 @@ pub(super) fn column_header<const N: usize>(names: [&'static str; N]) -> Row<'st
 fn render_empty(frame: &mut Frame, area: Rect, state: &State) {
     let text = if state.shown().processes.is_empty() {
         vec![
-            Line::from("No AIO seen yet.").bold(),
+            Line::from("No AIO or io_uring seen yet.").bold(),
             Line::from(""),
             Line::from(format!(
-                "Waiting for io_submit/io_getevents from {}.",
+                "Waiting for AIO iocbs or io_uring requests from {}.",
                 state.trace_filter
             )),
             Line::from("Try: aio-trace top --workload   (? for help, q to quit)"),
@@ -103,20 +106,23 @@ fn row<'a>(state: &State, key: &RowKey, wide: bool) -> Row<'a> {
     ])
 }
 
-/// The kernel counts in flight per process and context, not per kind.
 fn in_flight(state: &State, key: &RowKey) -> String {
-    if key.kind.is_some() {
+    if !key.has_in_flight() {
         "-".to_string()
     } else if state.replay.is_some() {
         // The kernel's counters are not in a recording (only totals).
         "n/a".to_string()
     } else {
-        state.store.in_flight(key.pid, key.ctx).to_string()
+        state
+            .store
+            .in_flight(key.pid, key.ctx.map(|c| c.id))
+            .to_string()
     }
 }
 
-/// `+comm`/`-comm` for a process (collapsed/expanded), ` └ctx` for a
-/// context, with the kind of a split row.
+/// `+comm`/`-comm` for a process (collapsed/expanded), ` └ctx` for an AIO
+/// context, ` └ring ctx` for an io_uring ring, ` └sync` for a replayed
+/// recording's syscalls, with the kind of a split row.
 fn row_label(state: &State, key: &RowKey) -> String {
     let comm = state.shown().comm(key.pid);
     let base = match key.ctx {
@@ -128,7 +134,11 @@ fn row_label(state: &State, key: &RowKey) -> String {
             };
             format!("{mark}{comm}")
         }
-        Some(ctx) => format!(" └{ctx:x}"),
+        Some(Ctx { api, id }) => match api {
+            Api::Aio => format!(" └{id:x}"),
+            Api::IoUring => format!(" └ring {id:x}"),
+            Api::Sync => " └sync".to_string(),
+        },
     };
     match key.kind {
         Some(Kind::Vectored) => format!("{base} [vec]"),

@@ -201,6 +201,35 @@ fn formats_latencies() {
     assert_eq!(fmt_ns(3_000_000_000), "3.0s");
 }
 
+/// A process with an AIO context and an io_uring ring, expanded: the ring
+/// is a row of its own, named as one, its ops by io_uring's names; its
+/// detail says which ring it is.
+#[test]
+fn io_uring_snapshots() {
+    use crate::tui::state::tests::{RING, uring_state};
+    let table = fixed(ticked(uring_state(true)));
+    let wide = draw(&table, 160, 48);
+    assert!(wide.contains(" └ring ffff888106153000"), "{wide}");
+    assert!(wide.contains("READV 67% READ 33%"), "{wide}");
+    let mut detail = table.clone();
+    detail.view.selected = detail
+        .view
+        .rows
+        .iter()
+        .position(|r| r.ctx.is_some_and(|c| c.id == RING))
+        .unwrap();
+    detail.view.enter();
+    let screen = draw(&detail, 160, 48);
+    assert!(
+        screen.contains(" 300 db io_uring ring ffff888106153000 — Esc"),
+        "{screen}"
+    );
+    for (w, h) in [(80, 24), (160, 48)] {
+        insta::assert_snapshot!(format!("uring_{w}x{h}"), draw(&table, w, h));
+    }
+    insta::assert_snapshot!("uring_ring_detail_80x24", draw(&detail, 80, 24));
+}
+
 #[test]
 fn snapshots() {
     let table = fixed(ticked(sample_state()));
