@@ -108,4 +108,5 @@ pub const PROG_BLOCK_BIO_COMPLETE: &str = "block_bio_complete";
 pub const PROG_IO_URING_SUBMIT_REQ: &str = "io_uring_submit_req";
 pub const PROG_IO_URING_REQ_FAILED: &str = "io_uring_req_failed";
 pub const PROG_IO_URING_COMPLETE: &str = "io_uring_complete";
+pub const PROG_IO_URING_CQRING_WAIT: &str = "io_uring_cqring_wait";
 pub const PROG_SYS_EXIT_IO_URING_ENTER: &str = "sys_exit_io_uring_enter";

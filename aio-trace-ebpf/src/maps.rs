@@ -375,25 +375,36 @@ pub struct UringIssue {
 pub static URING_ISSUE: Table<u64, UringIssue> =
     Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
 
-/// Completions one waiting io_uring_enter holds back for its return.
-pub const URING_PENDING_MAX: usize = 64;
+/// Completions a ring holds back for the return of the io_uring_enter that
+/// waits for them.
+pub const URING_HELD_MAX: usize = 64;
 
-/// Requests completed while their thread waits in io_uring_enter: the
-/// application sees them when the call returns, which is their reap time.
+/// A ring's waiters and the requests completed while one waits: the
+/// application sees them when a waiting io_uring_enter returns, which is
+/// their reap time. The thread that posts a CQE (the submitter, as task
+/// work) is often not the one waiting for it (a database's reaper thread).
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct UringPending {
+pub struct RingHeld {
+    /// Threads inside an io_uring_enter waiting on this ring.
+    pub waiters: u64,
+    /// Requests held (slots taken; a slot is written right after it is taken).
     pub n: u64,
-    pub reqs: [u64; URING_PENDING_MAX],
+    pub reqs: [u64; URING_HELD_MAX],
 }
 
-/// By thread: the requests its current io_uring_enter will hand back.
+/// By ring (`struct io_ring_ctx` address). A full set evicts: an evicted
+/// ring's completions go out at once, without a reap time.
 #[map]
-pub static URING_PENDING: Table<u64, UringPending> =
-    Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
+pub static URING_RINGS: Table<u64, RingHeld> = Table::with_max_entries(RING_SETS * TABLE_WAYS, 0);
+pub const RING_SETS: u32 = 256;
 
-// SAFETY: UringPending is integers only: all zeros is a valid value.
-pub static ZERO_URING_PENDING: UringPending = unsafe { core::mem::zeroed() };
+// SAFETY: RingHeld is integers only: all zeros is a valid value.
+pub static ZERO_RING_HELD: RingHeld = unsafe { core::mem::zeroed() };
+
+/// By thread: the ring its current io_uring_enter waits on.
+#[map]
+pub static URING_WAITERS: Table<u64, u64> = Table::with_max_entries(THREAD_SETS * TABLE_WAYS, 0);
 
 /// Processes with io_uring requests submitted under trace: a filesystem
 /// dispatch of any other process skips the in-flight lookup. A set-associative

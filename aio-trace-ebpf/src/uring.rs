@@ -10,7 +10,10 @@
 //! threads of the ring owner's process, so the in-flight key (pid, request)
 //! is known wherever the request goes.
 
-use core::ffi::c_void;
+use core::{
+    ffi::c_void,
+    intrinsics::{AtomicOrdering, atomic_cxchg, atomic_xadd, atomic_xchg, atomic_xsub},
+};
 
 use aio_trace_common::{
     API_IO_URING, CQE_FLAGS, CQE_RES, INFLIGHT_SETS, IOCB_BYTES_UNKNOWN, IORING_CQE_F_MORE,
@@ -35,9 +38,9 @@ use crate::{
         req_user_data, ring_flags, task_flags, uring_known,
     },
     maps::{
-        EVENTS, INFLIGHT, REAP_BATCHES, ReapBatch, THREAD_SETS, URING_PENDING, URING_PENDING_MAX,
-        URING_PID_SETS, URING_PIDS, UringPending, ZERO_URING_PENDING, count_loss, uring_key,
-        wakeup_flags,
+        EVENTS, INFLIGHT, REAP_BATCHES, RING_SETS, ReapBatch, RingHeld, THREAD_SETS,
+        URING_HELD_MAX, URING_PID_SETS, URING_PIDS, URING_RINGS, URING_WAITERS, ZERO_RING_HELD,
+        count_loss, uring_key, wakeup_flags,
     },
     reap::{flush, unmatched_cause},
     table::{self, WhenFull},
@@ -217,7 +220,8 @@ fn try_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
         (*record).res = i64::from(res);
         (*record).complete_ts = now;
     }
-    if waiting_in_enter() && hold_for_enter(tid, req) {
+    let ring: u64 = ctx.arg(0);
+    if (ring_waited_on(ring) || (waiting_in_enter() && wait_on(tid, ring))) && hold(ring, req) {
         return Ok(());
     }
     match EVENTS.reserve::<IocbRecord>(0) {
@@ -236,6 +240,92 @@ fn try_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
         }
     }
     Ok(())
+}
+
+#[raw_tracepoint(tracepoint = "io_uring_cqring_wait")]
+pub fn io_uring_cqring_wait(ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if uring_known() && traced((pid_tgid >> 32) as u32) {
+        let _ = wait_on(pid_tgid as u32, ctx.arg(0));
+    }
+    0
+}
+
+/// Registers the current thread as waiting on `ring` until its
+/// io_uring_enter returns; false if the ring cannot hold completions.
+#[inline(always)]
+fn wait_on(tid: u32, ring: u64) -> bool {
+    let thread = u64::from(tid);
+    if table::get(&URING_WAITERS, THREAD_SETS, &thread) == Some(ring) {
+        return true;
+    }
+    let held = match table::get_ptr(&URING_RINGS, RING_SETS, &ring) {
+        Some(h) => h,
+        None => {
+            let _ = table::put(
+                &URING_RINGS,
+                RING_SETS,
+                &ring,
+                &ZERO_RING_HELD,
+                WhenFull::Evict,
+            );
+            match table::get_ptr(&URING_RINGS, RING_SETS, &ring) {
+                Some(h) => h,
+                None => return false,
+            }
+        }
+    };
+    if !table::put(&URING_WAITERS, THREAD_SETS, &thread, &ring, WhenFull::Evict) {
+        return false;
+    }
+    // SAFETY: the ring's entry, a map value pointer (see the crate doc's Safety); `waiters` is an
+    // aligned u64 every side changes atomically.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*held).waiters, 1) };
+    true
+}
+
+/// Whether a thread waits on `ring` now.
+#[inline(always)]
+fn ring_waited_on(ring: u64) -> bool {
+    match table::get_ptr(&URING_RINGS, RING_SETS, &ring) {
+        // SAFETY: the ring's entry, a map value pointer (see the crate doc's Safety); a whole
+        // aligned u64.
+        Some(held) => (unsafe { core::ptr::read_volatile(&raw const (*held).waiters) }) != 0,
+        None => false,
+    }
+}
+
+/// Keeps `req` for the return of the io_uring_enter waiting on `ring`;
+/// false if the ring holds as many as it can (the record goes now).
+#[inline(always)]
+fn hold(ring: u64, req: u64) -> bool {
+    let Some(held) = table::get_ptr(&URING_RINGS, RING_SETS, &ring) else {
+        return false;
+    };
+    // Threads of the ring's process complete its requests on several CPUs
+    // at once: each takes a slot by compare-and-swap.
+    for _ in 0..4 {
+        // SAFETY: the ring's entry, a map value pointer (see the crate doc's Safety); `n` is an
+        // aligned u64 only changed by compare-and-swap.
+        let (n, won) = unsafe {
+            let n = core::ptr::read_volatile(&raw const (*held).n);
+            if n >= URING_HELD_MAX as u64 {
+                return false;
+            }
+            atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(
+                &raw mut (*held).n,
+                n,
+                n + 1,
+            )
+        };
+        if won {
+            let slot = (n as usize).min(URING_HELD_MAX - 1);
+            // SAFETY: as above; `slot` is in bounds and this program's alone.
+            unsafe { core::ptr::write_volatile(&raw mut (*held).reqs[slot], req) };
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether the current thread is inside an io_uring_enter that waits for
@@ -257,41 +347,6 @@ fn waiting_in_enter() -> bool {
     nr == NR_IO_URING_ENTER && flags as u32 & IORING_ENTER_GETEVENTS != 0
 }
 
-/// Adds `req` to the thread's completions for its io_uring_enter's return;
-/// false if the thread already holds as many as it can (the record goes now).
-#[inline(always)]
-fn hold_for_enter(tid: u32, req: u64) -> bool {
-    let thread = u64::from(tid);
-    let pending = match table::get_ptr(&URING_PENDING, THREAD_SETS, &thread) {
-        Some(p) => p,
-        None => {
-            if !table::put(
-                &URING_PENDING,
-                THREAD_SETS,
-                &thread,
-                &ZERO_URING_PENDING,
-                WhenFull::Evict,
-            ) {
-                return false;
-            }
-            match table::get_ptr(&URING_PENDING, THREAD_SETS, &thread) {
-                Some(p) => p,
-                None => return false,
-            }
-        }
-    };
-    // SAFETY: the thread's pending list, a map value pointer (see the crate doc's Safety) that
-    // only this thread's programs use.
-    let pending = unsafe { &mut *pending };
-    let n = pending.n as usize;
-    if n >= URING_PENDING_MAX {
-        return false;
-    }
-    pending.reqs[n] = req;
-    pending.n += 1;
-    true
-}
-
 #[tracepoint]
 pub fn sys_exit_io_uring_enter(ctx: TracePointContext) -> u32 {
     let _ = try_exit_enter(&ctx);
@@ -304,18 +359,31 @@ struct EnterReap {
     pid: u32,
     _pad: u32,
     reap_ns: u64,
-    pending: *const UringPending,
+    held: *mut RingHeld,
     batch: *mut ReapBatch,
 }
 
-/// The call returns: the completions it held are handed to the application
-/// now. Only threads that held some find an entry.
+/// The call returns: the completions its ring held are handed to the
+/// application now. Only threads that waited find an entry.
 fn try_exit_enter(_ctx: &TracePointContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let thread = pid_tgid & 0xFFFF_FFFF;
-    let Some(pending) = table::get_ptr(&URING_PENDING, THREAD_SETS, &thread) else {
+    let Some(ring) = table::take(&URING_WAITERS, THREAD_SETS, &thread) else {
         return Ok(());
     };
+    let Some(held) = table::get_ptr(&URING_RINGS, RING_SETS, &ring) else {
+        return Ok(());
+    };
+    // SAFETY: the ring's entry, a map value pointer (see the crate doc's Safety); `waiters` and
+    // `n` are aligned u64s every side changes atomically.
+    let n = unsafe {
+        atomic_xsub::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut (*held).waiters, 1);
+        atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(&raw mut (*held).n, 0)
+    }
+    .min(URING_HELD_MAX as u64);
+    if n == 0 {
+        return Ok(());
+    }
     let Some(batch) = REAP_BATCHES.get_ptr_mut(0) else {
         return Ok(());
     };
@@ -327,11 +395,9 @@ fn try_exit_enter(_ctx: &TracePointContext) -> Result<(), i64> {
         _pad: 0,
         // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
         reap_ns: unsafe { bpf_ktime_get_ns() },
-        pending,
+        held,
         batch,
     };
-    // SAFETY: the thread's pending list, a map value pointer (see the crate doc's Safety).
-    let n = unsafe { (*pending).n }.min(URING_PENDING_MAX as u64);
     // SAFETY: bpf_loop calls the extern "C" callback with the context pointer, a local that
     // outlives the call; flags are 0.
     unsafe {
@@ -343,7 +409,6 @@ fn try_exit_enter(_ctx: &TracePointContext) -> Result<(), i64> {
         )
     };
     flush(batch);
-    let _ = table::take_into(&URING_PENDING, THREAD_SETS, &thread, None);
     Ok(())
 }
 
@@ -352,11 +417,25 @@ extern "C" fn reap_held(index: u64, walk: *mut c_void) -> i64 {
     // SAFETY: bpf_loop hands back the pointer to the caller's `EnterReap`, live and untouched by
     // the caller until the loop returns.
     let walk = unsafe { &*(walk as *const EnterReap) };
-    if index >= URING_PENDING_MAX as u64 {
+    if index >= URING_HELD_MAX as u64 {
         return 1;
     }
-    // SAFETY: the thread's pending list (see `try_exit_enter`); `index` is bounds-checked above.
-    let req = unsafe { (*walk.pending).reqs[index as usize] };
+    // SAFETY: the ring's entry (see `try_exit_enter`); `index` is bounds-checked above. A slot
+    // is read and cleared whole.
+    let req = unsafe {
+        let slot = &raw mut (*walk.held).reqs[index as usize];
+        let req = core::ptr::read_volatile(slot);
+        core::ptr::write_volatile(slot, 0);
+        req
+    };
+    let key = uring_key(walk.pid, req);
+    // A slot taken but not yet written still holds an earlier request's
+    // address, which a request in flight may have now: only a completed
+    // request goes.
+    match table::get(&INFLIGHT, INFLIGHT_SETS, &key) {
+        Some(record) if record.complete_ts != 0 => {}
+        _ => return 0,
+    }
     let batch = walk.batch;
     // SAFETY: this CPU's reap batch slot (see `try_exit_enter`).
     let at = unsafe { (*batch).batched } as usize;
@@ -365,12 +444,7 @@ extern "C" fn reap_held(index: u64, walk: *mut c_void) -> i64 {
     }
     // SAFETY: as above, and `at` < REAP_BATCH was checked just before.
     let out = unsafe { &raw mut (*batch).records[at] };
-    if !table::take_into(
-        &INFLIGHT,
-        INFLIGHT_SETS,
-        &uring_key(walk.pid, req),
-        Some(out),
-    ) {
+    if !table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, Some(out)) {
         // The user half's sweep delivered it.
         return 0;
     }

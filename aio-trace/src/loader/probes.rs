@@ -110,6 +110,7 @@ pub const PROBES: &[Probe] = &[
     Probe::raw("io_uring", PROG_IO_URING_SUBMIT_REQ),
     Probe::raw("io_uring", PROG_IO_URING_REQ_FAILED),
     Probe::raw("io_uring", PROG_IO_URING_COMPLETE),
+    Probe::raw("io_uring", PROG_IO_URING_CQRING_WAIT),
     Probe::optional(SYSCALLS, PROG_SYS_EXIT_IO_URING_ENTER),
     Probe::optional(SYSCALLS, PROG_SYS_ENTER_READV),
     Probe::optional(SYSCALLS, PROG_SYS_EXIT_READV),
