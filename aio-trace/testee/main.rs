@@ -765,9 +765,9 @@ fn workload(dir: &Path, mode: workload::Mode) -> io::Result<Truth> {
     let mut line = serde_json::to_value(&result)?;
     line["type"] = json!("workload");
     Ok(Truth {
-        io_submit_calls: result.io_submit_calls,
+        io_submit_calls: result.submit_calls(),
         iocbs_submitted: result.iocbs,
-        io_getevents_calls: result.io_getevents_calls,
+        io_getevents_calls: result.reap_calls(),
         events_reaped: result.iocbs,
         lines: vec![line],
         ..Truth::default()

@@ -35,8 +35,8 @@ impl ModeTotals {
         self.elapsed_s += r.elapsed_s;
         self.iocbs += r.iocbs;
         self.bytes += r.bytes;
-        self.io_submit_calls += r.io_submit_calls;
-        self.io_getevents_calls += r.io_getevents_calls;
+        self.io_submit_calls += r.submit_calls();
+        self.io_getevents_calls += r.reap_calls();
         if let Some(h) = &r.latency {
             let _ = self.latency.add(h);
         }
@@ -149,11 +149,14 @@ mod tests {
             mode,
             ..WorkloadConfig::default()
         };
-        let mut r = WorkloadResult::new(&config, ctx);
+        let mut r = WorkloadResult::new(&config, Some(ctx));
         r.iocbs = iocbs;
         r.bytes = bytes;
-        r.io_submit_calls = iocbs;
-        r.io_getevents_calls = iocbs / 2;
+        r.calls = aio_trace::workload::result::Calls::Aio {
+            io_submit_calls: iocbs,
+            io_getevents_calls: iocbs / 2,
+            events_per_getevents: 0.0,
+        };
         let mut h = new_histogram();
         h.record(100_000).unwrap();
         r.finish(Duration::from_secs(1), &h);

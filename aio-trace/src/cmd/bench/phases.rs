@@ -210,12 +210,10 @@ pub async fn run(
                 .push(monotonic_ns());
             match workload::run(&phase, &target, &cancel) {
                 Ok(result) => {
-                    let key = CtxKey {
-                        pid,
-                        _pad: 0,
-                        ctx: result.ctx,
-                    };
-                    let syscalls = counters.take(&key).unwrap_or_default();
+                    let syscalls = result
+                        .ctx
+                        .and_then(|ctx| counters.take(&CtxKey { pid, _pad: 0, ctx }))
+                        .unwrap_or_default();
                     phases.push(Phase {
                         segments,
                         result,
