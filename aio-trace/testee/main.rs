@@ -3,9 +3,13 @@
 //!
 //! `aio-trace-testee SCENARIO DIR` creates its file under DIR, prints
 //! `ready`, waits for a line on stdin (so the tracer can attach with its pid
-//! first), performs the scenario's AIO and prints the ground truth as JSON
-//! lines: one `{"type":"iocb"}` per iocb (tagged by aio_data) and one
-//! `{"type":"calls"}` with the syscalls it made.
+//! first), performs the scenario's AIO or io_uring I/O and prints the ground
+//! truth as JSON lines: one `{"type":"iocb"}` per request (tagged by aio_data
+//! or user_data; io_uring's with `"api":"io_uring"`, see `uring.rs`) and one
+//! `{"type":"calls"}` with the AIO syscalls it made (and, after io_uring, one
+//! `{"type":"uring_calls"}`).
+
+mod uring;
 
 use std::{
     fs::OpenOptions,
@@ -33,6 +37,7 @@ struct Truth {
     empty_getevents: u64,
     events_reaped: u64,
     lines: Vec<serde_json::Value>,
+    uring: Option<uring::UringCalls>,
 }
 
 /// One iocb the scenario will submit, with what the trace should say about it.
@@ -801,10 +806,13 @@ fn main() -> io::Result<()> {
         "threads_distinct_iocbs" => threads(Path::new(dir), IocbMemory::DistinctHeap, true)?,
         "workload-vectored" => workload(Path::new(dir), workload::Mode::Vectored)?,
         "workload-scalar" => workload(Path::new(dir), workload::Mode::Scalar)?,
-        other => {
-            eprintln!("unknown scenario {other}");
-            std::process::exit(2);
-        }
+        other => match uring::scenario(other, Path::new(dir)) {
+            Some(truth) => truth?,
+            None => {
+                eprintln!("unknown scenario {other}");
+                std::process::exit(2);
+            }
+        },
     };
     for l in &truth.lines {
         writeln!(out, "{l}")?;
@@ -821,5 +829,18 @@ fn main() -> io::Result<()> {
             "events_reaped": truth.events_reaped,
         })
     )?;
+    if let Some(calls) = &truth.uring {
+        writeln!(
+            out,
+            "{}",
+            json!({
+                "type": "uring_calls",
+                "io_uring_enter_calls": calls.enter_calls,
+                "sqes_submitted": calls.sqes_submitted,
+                "cqes_reaped": calls.cqes_reaped,
+                "rings": calls.rings,
+            })
+        )?;
+    }
     out.flush()
 }

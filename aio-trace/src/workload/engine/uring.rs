@@ -10,19 +10,14 @@
 
 use std::{collections::VecDeque, io, os::fd::RawFd};
 
-use aio_trace_common::{IORING_ENTER_GETEVENTS, Iovec};
+use aio_trace_common::IORING_ENTER_GETEVENTS;
 use io_uring::{IoUring, opcode, squeue, types::Fd};
 
 use super::{Queue, Slot, WorkloadError, slot_tag, syscall};
-use crate::workload::{config::Mode, result::WorkloadResult};
-
-// The iovec arrays are `Iovec`s (the AIO ABI's, 64-bit fields) handed to
-// io_uring as `struct iovec`s: the same layout on the 64-bit targets AIO
-// tracing supports.
-const _: () = assert!(
-    size_of::<Iovec>() == size_of::<libc::iovec>()
-        && align_of::<Iovec>() == align_of::<libc::iovec>()
-);
+use crate::{
+    aio::iovec_array,
+    workload::{config::Mode, result::WorkloadResult},
+};
 
 /// The kernel's IORING_MAX_ENTRIES: the largest SQ ring io_uring_setup makes.
 const MAX_SQ_ENTRIES: usize = 32768;
@@ -69,7 +64,7 @@ impl Queue for UringQueue {
         let read = slot.unit.read;
         match mode {
             Mode::Vectored => {
-                let iov = slot.iov.as_ptr().cast::<libc::iovec>();
+                let iov = iovec_array(&slot.iov);
                 let segments = slot.iov.len() as u32;
                 let sqe = if read {
                     opcode::Readv::new(Fd(fd), iov, segments)
