@@ -37,7 +37,7 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Run the built-in workload (vectored or scalar, AIO or io_uring) and print its numbers.
     Workload(WorkloadArgs),
-    /// Scalar vs vectored AIO over identical bytes, alternating, checked by the tracer.
+    /// Scalar vs vectored (AIO or io_uring), or AIO vs io_uring, over identical bytes, alternating, checked by the tracer.
     Bench(BenchArgs),
     /// Live per-process AIO table (htop style); --workload shows the built-in workload.
     Top(TopArgs),
@@ -196,21 +196,40 @@ impl WorkloadArgs {
     }
 }
 
+/// What `bench` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchCompare {
+    /// Scalar against vectored requests, on --engine.
+    Modes,
+    /// AIO against io_uring, both in --mode.
+    Engines,
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
     pub shape: ShapeArgs,
+    /// modes: scalar against vectored, on --engine; engines: AIO against
+    /// io_uring, both in --mode.
+    #[arg(long, value_enum, default_value = "modes")]
+    pub compare: BenchCompare,
+    /// The engine of --compare modes [default: aio].
+    #[arg(long, value_enum)]
+    pub engine: Option<Engine>,
+    /// The mode of --compare engines [default: vectored].
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
     /// Segment counts to compare; several (e.g. 1,2,4,8,16,64,256) sweep.
     #[arg(long, value_delimiter = ',', default_value = "8")]
     pub segments: Vec<u32>,
     #[arg(long, value_enum, default_value = "read")]
     pub rw: Rw,
-    /// Time per mode and segment count, split over the rounds.
+    /// Time per side and segment count, split over the rounds.
     #[arg(short = 'd', long, value_name = "DURATION", default_value = "10", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Alternations of scalar and vectored (to cancel drift).
+    /// Alternations of the two sides (to cancel drift).
     #[arg(long, default_value_t = 5)]
     pub rounds: u32,
     #[arg(short = 'j', long)]

@@ -158,6 +158,24 @@ impl WorkloadResult {
         }
     }
 
+    /// Times completions were taken: io_getevents calls, or CQ reaps.
+    pub fn reaps(&self) -> u64 {
+        match self.calls {
+            Calls::Aio {
+                io_getevents_calls, ..
+            } => io_getevents_calls,
+            Calls::IoUring { cq_reaps, .. } => cq_reaps,
+        }
+    }
+
+    /// Segments the completed requests carried.
+    pub fn segments_moved(&self) -> u64 {
+        match self.mode {
+            Mode::Vectored => self.iocbs * u64::from(self.segments),
+            Mode::Scalar => self.iocbs,
+        }
+    }
+
     pub(super) fn count_submit_call(&mut self) {
         match &mut self.calls {
             Calls::Aio {
@@ -364,7 +382,8 @@ mod tests {
             r.count_reap(waited);
         }
         r.finish(Duration::from_secs(1), &Histogram::new(3).unwrap());
-        assert_eq!((r.submit_calls(), r.reap_calls()), (10, 2));
+        assert_eq!((r.submit_calls(), r.reap_calls(), r.reaps()), (10, 2, 4));
+        assert_eq!(r.segments_moved(), 800, "8 segments per vectored request");
         assert_eq!(
             r.calls,
             Calls::IoUring {
