@@ -20,7 +20,7 @@ use std::{
 
 use aio_trace::{
     aio::{self, AioContext, AlignedBuf},
-    workload,
+    workload::{self, Engine, Mode},
 };
 use aio_trace_common::{IoEvent, Iocb, Iovec};
 use serde_json::json;
@@ -748,10 +748,12 @@ fn threads(dir: &Path, memory: IocbMemory, timeout: bool) -> io::Result<Truth> {
     })
 }
 
-/// The built-in workload, randrw with --verify, as `aio-trace workload` runs it.
-fn workload(dir: &Path, mode: workload::Mode) -> io::Result<Truth> {
+/// The built-in workload, randrw with --verify, as `aio-trace workload`
+/// runs it on `engine`.
+fn workload(dir: &Path, engine: Engine, mode: Mode) -> io::Result<Truth> {
     let config = workload::WorkloadConfig {
         target: workload::Target::TempIn(dir.to_owned()),
+        engine,
         mode,
         segments: 8,
         segment_size: 4096,
@@ -769,13 +771,34 @@ fn workload(dir: &Path, mode: workload::Mode) -> io::Result<Truth> {
         .map_err(io::Error::other)?;
     let mut line = serde_json::to_value(&result)?;
     line["type"] = json!("workload");
-    Ok(Truth {
-        io_submit_calls: result.submit_calls(),
-        iocbs_submitted: result.iocbs,
-        io_getevents_calls: result.reap_calls(),
-        events_reaped: result.iocbs,
+    let truth = Truth {
         lines: vec![line],
         ..Truth::default()
+    };
+    Ok(match result.calls {
+        workload::result::Calls::Aio {
+            io_submit_calls,
+            io_getevents_calls,
+            ..
+        } => Truth {
+            io_submit_calls,
+            iocbs_submitted: result.iocbs,
+            io_getevents_calls,
+            events_reaped: result.iocbs,
+            ..truth
+        },
+        workload::result::Calls::IoUring {
+            io_uring_enter_calls,
+            ..
+        } => Truth {
+            uring: Some(uring::UringCalls {
+                enter_calls: io_uring_enter_calls,
+                sqes_submitted: result.iocbs,
+                cqes_reaped: result.iocbs,
+                rings: 1,
+            }),
+            ..truth
+        },
     })
 }
 
@@ -804,8 +827,10 @@ fn main() -> io::Result<()> {
         "destroy_inflight" => destroy_inflight(Path::new(dir))?,
         "threads_reused_iocb" => threads(Path::new(dir), IocbMemory::ReusedStack, false)?,
         "threads_distinct_iocbs" => threads(Path::new(dir), IocbMemory::DistinctHeap, true)?,
-        "workload-vectored" => workload(Path::new(dir), workload::Mode::Vectored)?,
-        "workload-scalar" => workload(Path::new(dir), workload::Mode::Scalar)?,
+        "workload-vectored" => workload(Path::new(dir), Engine::Aio, Mode::Vectored)?,
+        "workload-scalar" => workload(Path::new(dir), Engine::Aio, Mode::Scalar)?,
+        "workload-uring-vectored" => workload(Path::new(dir), Engine::IoUring, Mode::Vectored)?,
+        "workload-uring-scalar" => workload(Path::new(dir), Engine::IoUring, Mode::Scalar)?,
         other => match uring::scenario(other, Path::new(dir)) {
             Some(truth) => truth?,
             None => {
