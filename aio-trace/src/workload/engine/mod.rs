@@ -45,6 +45,10 @@ pub enum WorkloadError {
     },
     #[error("verify failed: the byte at offset {0} is not what was written")]
     Mismatch(u64),
+    #[error(
+        "io_uring is refused here (sysctl kernel.io_uring_disabled, or a kernel without io_uring): use --engine aio"
+    )]
+    NoIoUring(#[source] io::Error),
 }
 
 fn syscall(what: &'static str) -> impl FnOnce(io::Error) -> WorkloadError {
@@ -215,8 +219,7 @@ pub fn run(
             drive(config, target, cancel, queue, Some(ctx))?
         }
         Engine::IoUring => {
-            let queue = uring::UringQueue::new(max_inflight)
-                .map_err(syscall("setting up the io_uring (io_uring_setup)"))?;
+            let queue = uring::UringQueue::new(max_inflight).map_err(uring_setup_error)?;
             drive(config, target, cancel, queue, None)?
         }
     };
@@ -224,6 +227,17 @@ pub fn run(
         verify_target(target)?;
     }
     Ok(result)
+}
+
+/// io_uring_setup's refusals that say io_uring is off for this process
+/// (EPERM: `kernel.io_uring_disabled` is 2, or 1 and the process is outside
+/// `kernel.io_uring_group`; ENOSYS: no io_uring in the kernel), apart from
+/// other failures.
+fn uring_setup_error(e: io::Error) -> WorkloadError {
+    match e.raw_os_error() {
+        Some(libc::EPERM | libc::ENOSYS) => WorkloadError::NoIoUring(e),
+        _ => syscall("setting up the io_uring (io_uring_setup)")(e),
+    }
 }
 
 /// The loop itself, over either engine's queue.
@@ -350,6 +364,18 @@ fn verify_target(target: &OpenTarget) -> Result<(), WorkloadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_io_uring_says_so_and_what_to_use() {
+        let e = uring_setup_error(io::Error::from_raw_os_error(libc::EPERM));
+        assert_eq!(
+            format!("{:#}", anyhow::Error::from(e)),
+            "io_uring is refused here (sysctl kernel.io_uring_disabled, or a kernel without io_uring): \
+             use --engine aio: Operation not permitted (os error 1)"
+        );
+        let e = uring_setup_error(io::Error::from_raw_os_error(libc::ENOMEM));
+        assert!(matches!(e, WorkloadError::Syscall { .. }), "{e:?}");
+    }
 
     #[test]
     fn tags_name_the_slot_and_the_request() {
