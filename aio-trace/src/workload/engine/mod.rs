@@ -377,6 +377,54 @@ mod tests {
         assert!(matches!(e, WorkloadError::Syscall { .. }), "{e:?}");
     }
 
+    /// Both engines, both modes, randrw with --verify on a small temporary
+    /// file: every read checked against what the writes put there.
+    #[test]
+    fn both_engines_verify_what_they_write_in_both_modes() {
+        use crate::workload::{Rw, Target, config::default_temp_dir, target};
+        for engine in [Engine::Aio, Engine::IoUring] {
+            for mode in [Mode::Vectored, Mode::Scalar] {
+                let config = WorkloadConfig {
+                    target: Target::TempIn(default_temp_dir()),
+                    engine,
+                    mode,
+                    segments: 4,
+                    rw: Rw::RandRw,
+                    iodepth: 4,
+                    size: Some(1 << 20),
+                    stop: Stop::Units(64),
+                    verify: true,
+                    ..WorkloadConfig::default()
+                };
+                let Ok(file) = target::open(&config) else {
+                    eprintln!(
+                        "skipping: no O_DIRECT temporary file in {:?}",
+                        default_temp_dir()
+                    );
+                    return;
+                };
+                let result = match run(&config, &file, &AtomicBool::new(false)) {
+                    Err(WorkloadError::NoIoUring(e)) => {
+                        eprintln!("skipping io_uring: {e}");
+                        continue;
+                    }
+                    other => other.unwrap(),
+                };
+                let requests = 64 * u64::from(config.iocbs_per_unit());
+                assert_eq!(
+                    (result.units, result.iocbs, result.bytes),
+                    (64, requests, 64 * 4 * 4096),
+                    "{engine:?} {mode:?}"
+                );
+                assert_eq!(
+                    result.submit_calls(),
+                    64,
+                    "{engine:?} {mode:?}: one submitting call per batch of one range"
+                );
+            }
+        }
+    }
+
     #[test]
     fn tags_name_the_slot_and_the_request() {
         assert_eq!(untag(slot_tag(31, 1023)), (31, 1023));
