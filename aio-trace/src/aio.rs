@@ -159,6 +159,18 @@ pub fn iovec(buf: &mut [u8]) -> Iovec {
     }
 }
 
+// `Iovec` (the AIO ABI's, 64-bit fields) is the kernel's `struct iovec` on
+// the 64-bit targets AIO tracing supports, so one array serves both APIs.
+const _: () = assert!(
+    size_of::<Iovec>() == size_of::<libc::iovec>()
+        && align_of::<Iovec>() == align_of::<libc::iovec>()
+);
+
+/// `iov` as the `struct iovec` array io_uring's READV/WRITEV point at.
+pub fn iovec_array(iov: &[Iovec]) -> *const libc::iovec {
+    iov.as_ptr().cast()
+}
+
 /// A heap buffer aligned for O_DIRECT.
 pub struct AlignedBuf {
     ptr: *mut u8,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aio_trace::duration::parse_duration;
 use aio_trace::workload::{
-    Mode, Rw, Stop, Target, WorkloadConfig,
+    Engine, Mode, Rw, Stop, Target, WorkloadConfig,
     config::{default_temp_dir, parse_nonzero_size, parse_size},
 };
 use clap::{Args, Parser, Subcommand};
@@ -35,9 +35,9 @@ pub enum Command {
     Snoop(SnoopArgs),
     /// Show what this machine allows and what aio-trace will use.
     Doctor(DoctorArgs),
-    /// Run the built-in AIO workload (vectored or scalar) and print its numbers.
+    /// Run the built-in workload (vectored or scalar, AIO or io_uring) and print its numbers.
     Workload(WorkloadArgs),
-    /// Scalar vs vectored AIO over identical bytes, alternating, checked by the tracer.
+    /// Scalar vs vectored (AIO or io_uring), or AIO vs io_uring, over identical bytes, alternating, checked by the tracer.
     Bench(BenchArgs),
     /// Live per-process AIO table (htop style); --workload shows the built-in workload.
     Top(TopArgs),
@@ -116,13 +116,13 @@ pub struct ShapeArgs {
     /// Size of each segment (K/M suffixes); a multiple of the logical block size.
     #[arg(long, value_name = "BYTES", default_value = "4K", value_parser = parse_size)]
     pub segment_size: u64,
-    /// Ranges in flight (vectored: iocbs; scalar: groups of --segments iocbs).
+    /// Ranges in flight (vectored: requests; scalar: groups of --segments requests).
     #[arg(long, default_value_t = 32)]
     pub iodepth: u32,
-    /// Ranges per io_submit call (at most --iodepth).
+    /// Ranges per submitting call, io_submit or io_uring_enter (at most --iodepth).
     #[arg(long, default_value_t = 1)]
     pub batch: u32,
-    /// io_getevents min_nr.
+    /// Completions to wait for: io_getevents min_nr, io_uring_enter min_complete.
     #[arg(long, default_value_t = 1)]
     pub reap_min: u32,
     /// Percentage of reads for --rw rw/randrw.
@@ -139,7 +139,11 @@ pub struct WorkloadArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub shape: ShapeArgs,
-    /// vectored: one PREADV/PWRITEV of --segments iovecs; scalar: --segments PREAD/PWRITE iocbs.
+    /// aio: io_submit/io_getevents; io_uring: SQEs and the CQ ring.
+    #[arg(long, value_enum, default_value = "aio")]
+    pub engine: Engine,
+    /// vectored: one PREADV/PWRITEV (io_uring: READV/WRITEV) of --segments
+    /// iovecs; scalar: --segments PREAD/PWRITE (READ/WRITE) requests.
     #[arg(long, value_enum, default_value = "vectored")]
     pub mode: Mode,
     /// Segments per range (1..=1024).
@@ -174,6 +178,7 @@ impl WorkloadArgs {
             keep: self.target.keep,
             allow_device_writes: self.target.allow_device_writes,
             allow_file_writes: self.target.allow_file_writes,
+            engine: self.engine,
             mode: self.mode,
             segments: self.segments,
             segment_size: self.shape.segment_size,
@@ -191,21 +196,40 @@ impl WorkloadArgs {
     }
 }
 
+/// What `bench` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchCompare {
+    /// Scalar against vectored requests, on --engine.
+    Modes,
+    /// AIO against io_uring, both in --mode.
+    Engines,
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
     pub shape: ShapeArgs,
+    /// modes: scalar against vectored, on --engine; engines: AIO against
+    /// io_uring, both in --mode.
+    #[arg(long, value_enum, default_value = "modes")]
+    pub compare: BenchCompare,
+    /// The engine of --compare modes [default: aio].
+    #[arg(long, value_enum)]
+    pub engine: Option<Engine>,
+    /// The mode of --compare engines [default: vectored].
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
     /// Segment counts to compare; several (e.g. 1,2,4,8,16,64,256) sweep.
     #[arg(long, value_delimiter = ',', default_value = "8")]
     pub segments: Vec<u32>,
     #[arg(long, value_enum, default_value = "read")]
     pub rw: Rw,
-    /// Time per mode and segment count, split over the rounds.
+    /// Time per side and segment count, split over the rounds.
     #[arg(short = 'd', long, value_name = "DURATION", default_value = "10", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Alternations of scalar and vectored (to cancel drift).
+    /// Alternations of the two sides (to cancel drift).
     #[arg(long, default_value_t = 5)]
     pub rounds: u32,
     #[arg(short = 'j', long)]
@@ -520,6 +544,21 @@ mod tests {
             panic!("not report")
         };
         assert!(args.json);
+    }
+
+    #[test]
+    fn the_workload_engine_is_aio_unless_told() {
+        let parse = |extra: &[&str]| {
+            let cli = Cli::try_parse_from(["aio-trace", "workload"].iter().chain(extra)).unwrap();
+            let Command::Workload(args) = cli.command else {
+                panic!("not workload")
+            };
+            args.config().engine
+        };
+        assert_eq!(parse(&[]), Engine::Aio);
+        assert_eq!(parse(&["--engine", "io_uring"]), Engine::IoUring);
+        assert_eq!(parse(&["--engine", "aio"]), Engine::Aio);
+        assert!(Cli::try_parse_from(["aio-trace", "workload", "--engine", "uring"]).is_err());
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!    [`privileges`], [`aio`] (the AIO syscalls).
 //! 2. [`model`]: pure logic over decoded records — matching, aggregation,
 //!    histograms, the record schema. No kernel, no I/O. Beside it,
-//!    [`workload`]: the built-in AIO workload, which imports only the leaves.
+//!    [`workload`]: the built-in workload (AIO or io_uring), which imports
+//!    only the leaves and the io-uring crate.
 //! 3. [`usage`] samples this process's costs into the model's types;
 //!    [`loader`] loads and attaches the kernel programs (aio-trace-ebpf) and
 //!    owns the handles to their maps, the kernel's in-flight table among them.

@@ -3,9 +3,13 @@
 //!
 //! `aio-trace-testee SCENARIO DIR` creates its file under DIR, prints
 //! `ready`, waits for a line on stdin (so the tracer can attach with its pid
-//! first), performs the scenario's AIO and prints the ground truth as JSON
-//! lines: one `{"type":"iocb"}` per iocb (tagged by aio_data) and one
-//! `{"type":"calls"}` with the syscalls it made.
+//! first), performs the scenario's AIO or io_uring I/O and prints the ground
+//! truth as JSON lines: one `{"type":"iocb"}` per request (tagged by aio_data
+//! or user_data; io_uring's with `"api":"io_uring"`, see `uring.rs`) and one
+//! `{"type":"calls"}` with the AIO syscalls it made (and, after io_uring, one
+//! `{"type":"uring_calls"}`).
+
+mod uring;
 
 use std::{
     fs::OpenOptions,
@@ -16,7 +20,7 @@ use std::{
 
 use aio_trace::{
     aio::{self, AioContext, AlignedBuf},
-    workload,
+    workload::{self, Engine, Mode},
 };
 use aio_trace_common::{IoEvent, Iocb, Iovec};
 use serde_json::json;
@@ -33,6 +37,7 @@ struct Truth {
     empty_getevents: u64,
     events_reaped: u64,
     lines: Vec<serde_json::Value>,
+    uring: Option<uring::UringCalls>,
 }
 
 /// One iocb the scenario will submit, with what the trace should say about it.
@@ -743,10 +748,12 @@ fn threads(dir: &Path, memory: IocbMemory, timeout: bool) -> io::Result<Truth> {
     })
 }
 
-/// The built-in workload, randrw with --verify, as `aio-trace workload` runs it.
-fn workload(dir: &Path, mode: workload::Mode) -> io::Result<Truth> {
+/// The built-in workload, randrw with --verify, as `aio-trace workload`
+/// runs it on `engine`.
+fn workload(dir: &Path, engine: Engine, mode: Mode) -> io::Result<Truth> {
     let config = workload::WorkloadConfig {
         target: workload::Target::TempIn(dir.to_owned()),
+        engine,
         mode,
         segments: 8,
         segment_size: 4096,
@@ -764,13 +771,34 @@ fn workload(dir: &Path, mode: workload::Mode) -> io::Result<Truth> {
         .map_err(io::Error::other)?;
     let mut line = serde_json::to_value(&result)?;
     line["type"] = json!("workload");
-    Ok(Truth {
-        io_submit_calls: result.io_submit_calls,
-        iocbs_submitted: result.iocbs,
-        io_getevents_calls: result.io_getevents_calls,
-        events_reaped: result.iocbs,
+    let truth = Truth {
         lines: vec![line],
         ..Truth::default()
+    };
+    Ok(match result.calls {
+        workload::result::Calls::Aio {
+            io_submit_calls,
+            io_getevents_calls,
+            ..
+        } => Truth {
+            io_submit_calls,
+            iocbs_submitted: result.iocbs,
+            io_getevents_calls,
+            events_reaped: result.iocbs,
+            ..truth
+        },
+        workload::result::Calls::IoUring {
+            io_uring_enter_calls,
+            ..
+        } => Truth {
+            uring: Some(uring::UringCalls {
+                enter_calls: io_uring_enter_calls,
+                sqes_submitted: result.iocbs,
+                cqes_reaped: result.iocbs,
+                rings: 1,
+            }),
+            ..truth
+        },
     })
 }
 
@@ -799,12 +827,17 @@ fn main() -> io::Result<()> {
         "destroy_inflight" => destroy_inflight(Path::new(dir))?,
         "threads_reused_iocb" => threads(Path::new(dir), IocbMemory::ReusedStack, false)?,
         "threads_distinct_iocbs" => threads(Path::new(dir), IocbMemory::DistinctHeap, true)?,
-        "workload-vectored" => workload(Path::new(dir), workload::Mode::Vectored)?,
-        "workload-scalar" => workload(Path::new(dir), workload::Mode::Scalar)?,
-        other => {
-            eprintln!("unknown scenario {other}");
-            std::process::exit(2);
-        }
+        "workload-vectored" => workload(Path::new(dir), Engine::Aio, Mode::Vectored)?,
+        "workload-scalar" => workload(Path::new(dir), Engine::Aio, Mode::Scalar)?,
+        "workload-uring-vectored" => workload(Path::new(dir), Engine::IoUring, Mode::Vectored)?,
+        "workload-uring-scalar" => workload(Path::new(dir), Engine::IoUring, Mode::Scalar)?,
+        other => match uring::scenario(other, Path::new(dir)) {
+            Some(truth) => truth?,
+            None => {
+                eprintln!("unknown scenario {other}");
+                std::process::exit(2);
+            }
+        },
     };
     for l in &truth.lines {
         writeln!(out, "{l}")?;
@@ -821,5 +854,18 @@ fn main() -> io::Result<()> {
             "events_reaped": truth.events_reaped,
         })
     )?;
+    if let Some(calls) = &truth.uring {
+        writeln!(
+            out,
+            "{}",
+            json!({
+                "type": "uring_calls",
+                "io_uring_enter_calls": calls.enter_calls,
+                "sqes_submitted": calls.sqes_submitted,
+                "cqes_reaped": calls.cqes_reaped,
+                "rings": calls.rings,
+            })
+        )?;
+    }
     out.flush()
 }

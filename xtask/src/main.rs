@@ -34,15 +34,23 @@ enum Task {
     /// cargo fmt --check and cargo clippy -D warnings over the workspace, the
     /// eBPF crate included (for its own target).
     Lint,
-    /// Benchmarks: the workload generator against fio (alternating rounds), and the
-    /// scalar-vs-vectored sweep with --sweep.
+    /// Benchmarks: the workload generator against fio (alternating rounds), the
+    /// scalar-vs-vectored sweep with --sweep, AIO against io_uring with --engines.
     Bench {
         #[arg(long, default_value_t = 3)]
         rounds: u32,
         #[arg(long, default_value_t = 5)]
         seconds: u32,
+        /// The engine of the generator-vs-fio rounds (fio's libaio or
+        /// io_uring ioengine) and of --sweep.
+        #[arg(long, value_enum, default_value = "aio")]
+        engine: bench::Engine,
         #[arg(long)]
         sweep: bool,
+        /// AIO PREADV against io_uring READV over the same ranges, traced
+        /// (aio-trace bench --compare engines).
+        #[arg(long)]
+        engines: bool,
         /// fio alone vs under aio-trace vs under bpftrace (≥ 5 rounds), BPF time
         /// per I/O, start-up time and RSS.
         #[arg(long)]
@@ -134,7 +142,9 @@ fn run(cli: Cli) -> Result<()> {
         Task::Bench {
             rounds,
             seconds,
+            engine,
             sweep,
+            engines,
             overhead,
             capacity,
         } => {
@@ -150,7 +160,9 @@ fn run(cli: Cli) -> Result<()> {
                 &bench::BenchOptions {
                     rounds,
                     seconds,
+                    engine,
                     sweep,
+                    engines,
                     overhead,
                     capacity,
                 },

@@ -9,9 +9,11 @@ use thiserror::Error;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// One PREADV/PWRITEV iocb carrying `segments` iovecs.
+    /// One vectored request carrying `segments` iovecs: an AIO PREADV/PWRITEV
+    /// iocb, an io_uring READV/WRITEV.
     Vectored,
-    /// `segments` PREAD/PWRITE iocbs of one segment each, over the same bytes.
+    /// `segments` requests of one segment each, over the same bytes: AIO
+    /// PREAD/PWRITE, io_uring READ/WRITE.
     Scalar,
 }
 
@@ -20,6 +22,45 @@ impl Mode {
         match self {
             Self::Vectored => "vectored",
             Self::Scalar => "scalar",
+        }
+    }
+}
+
+/// The kernel interface the requests go through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum Engine {
+    /// Linux AIO: io_submit / io_getevents, one iocb per request.
+    #[default]
+    #[value(name = "aio")]
+    #[serde(rename = "aio")]
+    Aio,
+    /// io_uring: SQEs submitted and completions waited for with
+    /// io_uring_enter, completions taken from the shared CQ ring.
+    #[value(name = "io_uring")]
+    #[serde(rename = "io_uring")]
+    IoUring,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Aio => "aio",
+            Self::IoUring => "io_uring",
+        }
+    }
+
+    /// The op a request of this engine, mode and direction is (what the
+    /// tracer names it).
+    pub fn op_name(self, mode: Mode, read: bool) -> &'static str {
+        match (self, mode, read) {
+            (Self::Aio, Mode::Vectored, true) => "PREADV",
+            (Self::Aio, Mode::Vectored, false) => "PWRITEV",
+            (Self::Aio, Mode::Scalar, true) => "PREAD",
+            (Self::Aio, Mode::Scalar, false) => "PWRITE",
+            (Self::IoUring, Mode::Vectored, true) => "READV",
+            (Self::IoUring, Mode::Vectored, false) => "WRITEV",
+            (Self::IoUring, Mode::Scalar, true) => "READ",
+            (Self::IoUring, Mode::Scalar, false) => "WRITE",
         }
     }
 }
@@ -76,16 +117,18 @@ pub struct WorkloadConfig {
     /// Lets a run write a file that existed before it (`--rw` writes, or the
     /// `--verify` pattern); a file the run creates is its own to write.
     pub allow_file_writes: bool,
+    pub engine: Engine,
     pub mode: Mode,
     pub segments: u32,
     pub segment_size: u64,
     pub rw: Rw,
     pub read_pct: u8,
-    /// Units in flight: vectored iocbs, or groups of `segments` scalar iocbs.
+    /// Units in flight: vectored requests, or groups of `segments` scalar ones.
     pub iodepth: u32,
-    /// Units per io_submit.
+    /// Units per submitting call (io_submit, io_uring_enter).
     pub batch: u32,
-    /// io_getevents' min_nr.
+    /// Completions to wait for before handling any: io_getevents' min_nr,
+    /// io_uring_enter's min_complete.
     pub reap_min: u32,
     /// Bytes of the target to use; None: the whole file or device (a new file gets 256 MiB).
     pub size: Option<u64>,
@@ -104,6 +147,7 @@ impl Default for WorkloadConfig {
             keep: false,
             allow_device_writes: false,
             allow_file_writes: false,
+            engine: Engine::Aio,
             mode: Mode::Vectored,
             segments: 8,
             segment_size: 4096,
@@ -143,7 +187,7 @@ pub enum ConfigError {
     ZeroSize,
     #[error("--read-pct must be between 0 and 100, not {0}")]
     ReadPct(u8),
-    #[error("--reap-min {reap_min} is more than the {inflight} iocbs that can be in flight")]
+    #[error("--reap-min {reap_min} is more than the {inflight} requests that can be in flight")]
     ReapMin { reap_min: u32, inflight: u64 },
     #[error("--size {size} is smaller than one range of {unit} bytes (segments × segment size)")]
     SizeTooSmall { size: u64, unit: u64 },
@@ -154,7 +198,7 @@ impl WorkloadConfig {
         u64::from(self.segments) * self.segment_size
     }
 
-    /// Iocbs per unit: 1 vectored, `segments` scalar.
+    /// Requests (iocbs, SQEs) per unit: 1 vectored, `segments` scalar.
     pub fn iocbs_per_unit(&self) -> u32 {
         match self.mode {
             Mode::Vectored => 1,
@@ -197,9 +241,13 @@ impl WorkloadConfig {
     /// The one-line warning for a --batch above --iodepth: a submit carries
     /// only ranges whose buffers are free, so at most --iodepth of them.
     pub fn batch_warning(&self) -> Option<String> {
+        let call = match self.engine {
+            Engine::Aio => "io_submit",
+            Engine::IoUring => "io_uring_enter",
+        };
         (self.iodepth > 0 && self.batch > self.iodepth).then(|| {
             format!(
-                "--batch {} is more than --iodepth {}: each io_submit carries at most {} ranges",
+                "--batch {} is more than --iodepth {}: each {call} carries at most {} ranges",
                 self.batch, self.iodepth, self.iodepth
             )
         })
@@ -303,6 +351,26 @@ mod tests {
         );
         let fits = WorkloadConfig { batch: 4, ..c };
         assert_eq!(fits.batch_warning(), None);
+    }
+
+    #[test]
+    fn each_engine_names_its_ops_and_its_submitting_call() {
+        assert_eq!(Engine::Aio.op_name(Mode::Vectored, true), "PREADV");
+        assert_eq!(Engine::Aio.op_name(Mode::Scalar, false), "PWRITE");
+        assert_eq!(Engine::IoUring.op_name(Mode::Vectored, false), "WRITEV");
+        assert_eq!(Engine::IoUring.op_name(Mode::Scalar, true), "READ");
+        let c = WorkloadConfig {
+            engine: Engine::IoUring,
+            batch: 8,
+            iodepth: 2,
+            ..WorkloadConfig::default()
+        };
+        assert_eq!(
+            c.batch_warning().as_deref(),
+            Some(
+                "--batch 8 is more than --iodepth 2: each io_uring_enter carries at most 2 ranges"
+            )
+        );
     }
 
     #[test]

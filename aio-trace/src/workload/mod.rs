@@ -1,6 +1,7 @@
-//! The built-in workload: raw AIO over identical bytes, one vectored iocb of N
-//! segments per range or N scalar iocbs — the experiment of the patch that
-//! introduced IOCB_CMD_PREADV/PWRITEV.
+//! The built-in workload: identical bytes moved as one vectored request of N
+//! segments per range or as N scalar requests — the experiment of the patch
+//! that introduced IOCB_CMD_PREADV/PWRITEV — through Linux AIO (raw
+//! syscalls) or io_uring (the `io-uring` crate).
 //!
 //! Layer: workload, beside the tracer rather than above it. Imports only
 //! `aio` and `clock`.
@@ -13,6 +14,6 @@ pub mod plan;
 pub mod result;
 pub mod target;
 
-pub use config::{Mode, Rw, Stop, Target, WorkloadConfig};
+pub use config::{Engine, Mode, Rw, Stop, Target, WorkloadConfig};
 pub use engine::{WorkloadError, run};
 pub use result::WorkloadResult;

@@ -5,7 +5,7 @@ use std::{fmt::Write as _, time::Duration};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::config::{Mode, Rw, WorkloadConfig};
+use super::config::{Engine, Mode, Rw, WorkloadConfig};
 
 /// Latency percentiles in µs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -35,8 +35,53 @@ impl LatencyUs {
     }
 }
 
+/// The system calls a run made, by engine: each engine's JSON keeps the
+/// kernel's own names for them.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Calls {
+    Aio {
+        io_submit_calls: u64,
+        io_getevents_calls: u64,
+        events_per_getevents: f64,
+    },
+    IoUring {
+        /// Every io_uring_enter: the submitting ones plus the waiting ones
+        /// (the engine never does both in one call).
+        io_uring_enter_calls: u64,
+        /// io_uring_enter calls that submitted SQEs.
+        enter_submit_calls: u64,
+        /// io_uring_enter calls that waited for completions (GETEVENTS),
+        /// made only when the CQ ring held fewer than --reap-min.
+        enter_wait_calls: u64,
+        /// Times completions were taken from the CQ ring, waited for or not.
+        cq_reaps: u64,
+        completions_per_reap: f64,
+    },
+}
+
+impl Calls {
+    fn new(engine: Engine) -> Self {
+        match engine {
+            Engine::Aio => Self::Aio {
+                io_submit_calls: 0,
+                io_getevents_calls: 0,
+                events_per_getevents: 0.0,
+            },
+            Engine::IoUring => Self::IoUring {
+                io_uring_enter_calls: 0,
+                enter_submit_calls: 0,
+                enter_wait_calls: 0,
+                cq_reaps: 0,
+                completions_per_reap: 0.0,
+            },
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkloadResult {
+    pub engine: Engine,
     pub mode: Mode,
     pub rw: Rw,
     pub segments: u32,
@@ -44,27 +89,29 @@ pub struct WorkloadResult {
     pub iodepth: u32,
     pub batch: u32,
     pub reap_min: u32,
-    /// The AIO context the run used (what the tracer keys its records by).
-    pub ctx: u64,
+    /// The AIO context the run used (what the tracer keys its records by);
+    /// none for io_uring, whose ring the tracer keys by a kernel address.
+    pub ctx: Option<u64>,
     pub elapsed_s: f64,
     /// Ranges of segments × segment size completed.
     pub units: u64,
+    /// Requests completed: iocbs (AIO) or SQEs (io_uring).
     pub iocbs: u64,
     pub bytes: u64,
     pub mb_per_s: f64,
     pub iops: f64,
-    pub io_submit_calls: u64,
-    pub io_getevents_calls: u64,
-    pub events_per_getevents: f64,
+    #[serde(flatten)]
+    pub calls: Calls,
     pub latency_us: LatencyUs,
-    /// Submit → reap per iocb, in ns, for merging across rounds.
+    /// Submit → reap per request, in ns, for merging across rounds.
     #[serde(skip)]
     pub latency: Option<Histogram<u64>>,
 }
 
 impl WorkloadResult {
-    pub fn new(config: &WorkloadConfig, ctx: u64) -> Self {
+    pub fn new(config: &WorkloadConfig, ctx: Option<u64>) -> Self {
         Self {
+            engine: config.engine,
             mode: config.mode,
             rw: config.rw,
             segments: config.segments,
@@ -79,11 +126,90 @@ impl WorkloadResult {
             bytes: 0,
             mb_per_s: 0.0,
             iops: 0.0,
-            io_submit_calls: 0,
-            io_getevents_calls: 0,
-            events_per_getevents: 0.0,
+            calls: Calls::new(config.engine),
             latency_us: LatencyUs::default(),
             latency: None,
+        }
+    }
+
+    /// System calls that submitted requests: io_submit, or io_uring_enter
+    /// with SQEs to submit.
+    pub fn submit_calls(&self) -> u64 {
+        match self.calls {
+            Calls::Aio {
+                io_submit_calls, ..
+            } => io_submit_calls,
+            Calls::IoUring {
+                enter_submit_calls, ..
+            } => enter_submit_calls,
+        }
+    }
+
+    /// System calls that reaped or waited: io_getevents, or io_uring_enter
+    /// waiting for completions.
+    pub fn reap_calls(&self) -> u64 {
+        match self.calls {
+            Calls::Aio {
+                io_getevents_calls, ..
+            } => io_getevents_calls,
+            Calls::IoUring {
+                enter_wait_calls, ..
+            } => enter_wait_calls,
+        }
+    }
+
+    /// Times completions were taken: io_getevents calls, or CQ reaps.
+    pub fn reaps(&self) -> u64 {
+        match self.calls {
+            Calls::Aio {
+                io_getevents_calls, ..
+            } => io_getevents_calls,
+            Calls::IoUring { cq_reaps, .. } => cq_reaps,
+        }
+    }
+
+    /// Segments the completed requests carried.
+    pub fn segments_moved(&self) -> u64 {
+        match self.mode {
+            Mode::Vectored => self.iocbs * u64::from(self.segments),
+            Mode::Scalar => self.iocbs,
+        }
+    }
+
+    pub(super) fn count_submit_call(&mut self) {
+        match &mut self.calls {
+            Calls::Aio {
+                io_submit_calls, ..
+            } => *io_submit_calls += 1,
+            Calls::IoUring {
+                io_uring_enter_calls,
+                enter_submit_calls,
+                ..
+            } => {
+                *io_uring_enter_calls += 1;
+                *enter_submit_calls += 1;
+            }
+        }
+    }
+
+    /// One reap: `waited` when it made a system call (always, for AIO).
+    pub(super) fn count_reap(&mut self, waited: bool) {
+        match &mut self.calls {
+            Calls::Aio {
+                io_getevents_calls, ..
+            } => *io_getevents_calls += 1,
+            Calls::IoUring {
+                io_uring_enter_calls,
+                enter_wait_calls,
+                cq_reaps,
+                ..
+            } => {
+                *cq_reaps += 1;
+                if waited {
+                    *io_uring_enter_calls += 1;
+                    *enter_wait_calls += 1;
+                }
+            }
         }
     }
 
@@ -98,11 +224,25 @@ impl WorkloadResult {
         self.units = self.iocbs / per_unit;
         self.mb_per_s = self.bytes as f64 / 1e6 / secs;
         self.iops = self.iocbs as f64 / secs;
-        self.events_per_getevents = if self.io_getevents_calls == 0 {
-            0.0
-        } else {
-            self.iocbs as f64 / self.io_getevents_calls as f64
+        let per = |n: u64| {
+            if n == 0 {
+                0.0
+            } else {
+                self.iocbs as f64 / n as f64
+            }
         };
+        match &mut self.calls {
+            Calls::Aio {
+                io_getevents_calls,
+                events_per_getevents,
+                ..
+            } => *events_per_getevents = per(*io_getevents_calls),
+            Calls::IoUring {
+                cq_reaps,
+                completions_per_reap,
+                ..
+            } => *completions_per_reap = per(*cq_reaps),
+        }
         self.latency_us = LatencyUs::from_histogram(latency);
         self.latency = Some(latency.clone());
     }
@@ -110,51 +250,78 @@ impl WorkloadResult {
     /// The human-readable table.
     pub fn render(&self) -> String {
         let mut s = String::new();
+        let (request, vectored_ops) = match self.engine {
+            Engine::Aio => ("iocb", "PREADV/PWRITEV"),
+            Engine::IoUring => ("request", "READV/WRITEV"),
+        };
+        let vectored = self.mode == Mode::Vectored;
         let _ = writeln!(
             s,
-            "{} {:?}: {} × {} B per iocb{}, iodepth {}, batch {}, reap-min {}",
+            "{} {} {:?}: {} × {} B per {request}{}, iodepth {}, batch {}, reap-min {}",
+            self.engine.name(),
             self.mode.name(),
             self.rw,
-            if self.mode == Mode::Vectored {
-                self.segments
-            } else {
-                1
-            },
+            if vectored { self.segments } else { 1 },
             self.segment_size,
-            if self.mode == Mode::Vectored {
-                " (one PREADV/PWRITEV)"
+            if vectored {
+                format!(" (one {vectored_ops})")
             } else {
-                ""
+                String::new()
             },
             self.iodepth,
             self.batch,
             self.reap_min
         );
-        let rows: [(&str, String); 9] = [
+        let mut rows: Vec<(&str, String)> = vec![
             ("elapsed", format!("{:.2} s", self.elapsed_s)),
-            ("iocbs", self.iocbs.to_string()),
+            (
+                if self.engine == Engine::Aio {
+                    "iocbs"
+                } else {
+                    "requests"
+                },
+                self.iocbs.to_string(),
+            ),
             ("bytes", self.bytes.to_string()),
             ("MB/s", format!("{:.1}", self.mb_per_s)),
             ("IOPS", format!("{:.0}", self.iops)),
-            ("io_submit calls", self.io_submit_calls.to_string()),
-            ("io_getevents calls", self.io_getevents_calls.to_string()),
-            (
-                "events per getevents",
-                format!("{:.2}", self.events_per_getevents),
-            ),
-            (
-                "latency µs",
-                format!(
-                    "min {:.1}  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
-                    self.latency_us.min,
-                    self.latency_us.p50,
-                    self.latency_us.p90,
-                    self.latency_us.p99,
-                    self.latency_us.p999,
-                    self.latency_us.max
-                ),
-            ),
         ];
+        match self.calls {
+            Calls::Aio {
+                io_submit_calls,
+                io_getevents_calls,
+                events_per_getevents,
+            } => rows.extend([
+                ("io_submit calls", io_submit_calls.to_string()),
+                ("io_getevents calls", io_getevents_calls.to_string()),
+                ("events per getevents", format!("{events_per_getevents:.2}")),
+            ]),
+            Calls::IoUring {
+                io_uring_enter_calls,
+                enter_submit_calls,
+                enter_wait_calls,
+                cq_reaps,
+                completions_per_reap,
+            } => rows.extend([
+                ("io_uring_enter calls", io_uring_enter_calls.to_string()),
+                ("  submitting", enter_submit_calls.to_string()),
+                ("  waiting", enter_wait_calls.to_string()),
+                ("CQ reaps", cq_reaps.to_string()),
+                ("completions per reap", format!("{completions_per_reap:.2}")),
+            ]),
+        }
+        rows.push((
+            "latency µs",
+            format!(
+                "min {:.1}  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
+                self.latency_us.min,
+                self.latency_us.p50,
+                self.latency_us.p90,
+                self.latency_us.p99,
+                self.latency_us.p999,
+                self.latency_us.max
+            ),
+        ));
         for (name, value) in rows {
             let _ = writeln!(s, "  {name:<22} {value}");
         }
@@ -173,10 +340,12 @@ mod tests {
             segments: 8,
             ..WorkloadConfig::default()
         };
-        let mut r = WorkloadResult::new(&config, 7);
+        let mut r = WorkloadResult::new(&config, Some(7));
         r.iocbs = 800;
         r.bytes = 800 * 4096;
-        r.io_getevents_calls = 200;
+        for _ in 0..200 {
+            r.count_reap(true);
+        }
         let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).unwrap();
         for ns in 1..=1000u64 {
             h.record(ns * 1000).unwrap();
@@ -185,10 +354,72 @@ mod tests {
         assert_eq!(r.units, 100, "8 scalar iocbs per unit");
         assert!((r.iops - 400.0).abs() < 1e-9);
         assert!((r.mb_per_s - 800.0 * 4096.0 / 1e6 / 2.0).abs() < 1e-9);
-        assert_eq!(r.events_per_getevents, 4.0);
+        assert_eq!(
+            r.calls,
+            Calls::Aio {
+                io_submit_calls: 0,
+                io_getevents_calls: 200,
+                events_per_getevents: 4.0
+            }
+        );
         assert!((r.latency_us.p50 - 500.0).abs() < 1.0, "{:?}", r.latency_us);
         assert!((r.latency_us.max - 1000.0).abs() < 1.0);
         assert!(r.render().contains("IOPS"));
+    }
+
+    #[test]
+    fn io_uring_counts_enter_calls_and_reaps_that_needed_none() {
+        let config = WorkloadConfig {
+            engine: Engine::IoUring,
+            ..WorkloadConfig::default()
+        };
+        let mut r = WorkloadResult::new(&config, None);
+        r.iocbs = 100;
+        for _ in 0..10 {
+            r.count_submit_call();
+        }
+        for waited in [true, false, false, true] {
+            r.count_reap(waited);
+        }
+        r.finish(Duration::from_secs(1), &Histogram::new(3).unwrap());
+        assert_eq!((r.submit_calls(), r.reap_calls(), r.reaps()), (10, 2, 4));
+        assert_eq!(r.segments_moved(), 800, "8 segments per vectored request");
+        assert_eq!(
+            r.calls,
+            Calls::IoUring {
+                io_uring_enter_calls: 12,
+                enter_submit_calls: 10,
+                enter_wait_calls: 2,
+                cq_reaps: 4,
+                completions_per_reap: 25.0
+            }
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["engine"], "io_uring");
+        assert_eq!(json["io_uring_enter_calls"], 12);
+        assert_eq!(json["ctx"], serde_json::Value::Null);
+        assert!(json.get("io_submit_calls").is_none(), "{json}");
+        let table = r.render();
+        assert!(
+            table.starts_with(
+                "io_uring vectored RandRead: 8 × 4096 B per request (one READV/WRITEV)"
+            ),
+            "{table}"
+        );
+        assert!(table.contains("io_uring_enter calls   12\n"), "{table}");
+    }
+
+    #[test]
+    fn aio_json_keeps_its_syscall_names() {
+        let mut r = WorkloadResult::new(&WorkloadConfig::default(), Some(5));
+        r.count_submit_call();
+        r.count_reap(true);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["engine"], "aio");
+        assert_eq!(json["ctx"], 5);
+        assert_eq!(json["io_submit_calls"], 1);
+        assert_eq!(json["io_getevents_calls"], 1);
+        assert!(json.get("events_per_getevents").is_some(), "{json}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: benchmarks of aio-trace itself (not `aio-trace bench`,
 //! the patch's experiment): its workload generator against fio, alternating,
-//! and the scalar-vs-vectored sweep. Figures are ratios against a peer measured
-//! in the same run, never absolute targets in a timed test.
+//! and runs of `aio-trace bench`: the scalar-vs-vectored sweep, AIO against
+//! io_uring. Figures are ratios against a peer measured in the same run,
+//! never absolute targets in a timed test.
 
 use std::{
     path::{Path, PathBuf},
@@ -14,10 +15,41 @@ use serde_json::Value;
 mod capacity;
 mod overhead;
 
+/// The I/O interface of the generator-vs-fio rounds and of the sweep: the
+/// names of `aio-trace workload --engine`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    #[value(name = "aio")]
+    Aio,
+    #[value(name = "io_uring")]
+    IoUring,
+}
+
+impl Engine {
+    /// As `aio-trace workload --engine` and `bench --engine` take it.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Aio => "aio",
+            Self::IoUring => "io_uring",
+        }
+    }
+
+    /// fio's ioengine for the same interface.
+    fn fio_ioengine(self) -> &'static str {
+        match self {
+            Self::Aio => "libaio",
+            Self::IoUring => "io_uring",
+        }
+    }
+}
+
 pub struct BenchOptions {
     pub rounds: u32,
     pub seconds: u32,
+    pub engine: Engine,
     pub sweep: bool,
+    /// AIO PREADV against io_uring READV, traced.
+    pub engines: bool,
     /// fio alone vs under aio-trace vs under bpftrace, and BPF time per I/O.
     pub overhead: bool,
     /// The highest record rate to a JSONL file, and what happens above it.
@@ -49,10 +81,15 @@ pub fn median(values: &mut [f64]) -> f64 {
 
 /// The fio job equivalent to `aio-trace workload --mode scalar --segments 1`.
 pub fn fio(file: &Path, seconds: u32) -> Command {
+    fio_with(file, seconds, Engine::Aio)
+}
+
+/// The same job through `engine`'s fio ioengine.
+fn fio_with(file: &Path, seconds: u32, engine: Engine) -> Command {
     let mut cmd = Command::new("fio");
     cmd.args([
         "--name=randread",
-        "--ioengine=libaio",
+        &format!("--ioengine={}", engine.fio_ioengine()),
         "--direct=1",
         "--rw=randread",
         "--bs=4k",
@@ -64,10 +101,12 @@ pub fn fio(file: &Path, seconds: u32) -> Command {
     cmd
 }
 
-fn workload(binary: &Path, file: &Path, seconds: u32) -> Command {
+fn workload(binary: &Path, file: &Path, seconds: u32, engine: Engine) -> Command {
     let mut cmd = Command::new(binary);
     cmd.args([
         "workload",
+        "--engine",
+        engine.name(),
         "--mode",
         "scalar",
         "--segments",
@@ -104,8 +143,11 @@ pub fn run(root: &Path, options: &BenchOptions) -> Result<()> {
     }
 
     println!(
-        "xtask bench: aio-trace workload (scalar, 4 KiB randread, iodepth 32, O_DIRECT) vs fio libaio, {} rounds of {} s, alternating",
-        options.rounds, options.seconds
+        "xtask bench: aio-trace workload --engine {} (scalar, 4 KiB randread, iodepth 32, O_DIRECT) vs fio {}, {} rounds of {} s, alternating",
+        options.engine.name(),
+        options.engine.fio_ioengine(),
+        options.rounds,
+        options.seconds
     );
     let mut ratios = Vec::new();
     for round in 0..options.rounds {
@@ -115,12 +157,12 @@ pub fn run(root: &Path, options: &BenchOptions) -> Result<()> {
         for ours_now in [ours_first, !ours_first] {
             if ours_now {
                 let v = json_of(
-                    &mut workload(&binary, &file, options.seconds),
+                    &mut workload(&binary, &file, options.seconds, options.engine),
                     "aio-trace workload",
                 )?;
                 ours = v["iops"].as_f64().context("workload JSON has no iops")?;
             } else {
-                let v = json_of(&mut fio(&file, options.seconds), "fio")?;
+                let v = json_of(&mut fio_with(&file, options.seconds, options.engine), "fio")?;
                 theirs = v["jobs"][0]["read"]["iops"]
                     .as_f64()
                     .context("fio JSON has no read iops")?;
@@ -145,26 +187,46 @@ pub fn run(root: &Path, options: &BenchOptions) -> Result<()> {
         capacity::run(&binary, &dir, options.seconds)?;
     }
     if options.sweep {
-        println!("xtask bench: scalar vs vectored sweep (aio-trace bench, traced)");
-        let status = Command::new(&binary)
-            .args([
-                "bench",
+        println!(
+            "xtask bench: scalar vs vectored sweep on {} (aio-trace bench, traced)",
+            options.engine.name()
+        );
+        aio_trace_bench(
+            &binary,
+            &file,
+            &[
+                "--engine",
+                options.engine.name(),
                 "--segments",
                 "1,2,4,8,16,64,256",
-                "--rw",
-                "read",
-                "--duration",
-                "4",
-                "--rounds",
-                "2",
-                "--file",
-            ])
-            .arg(&file)
-            .status()
-            .context("while starting aio-trace bench")?;
-        if !status.success() {
-            bail!("aio-trace bench failed ({status})");
-        }
+            ],
+        )?;
+    }
+    if options.engines {
+        println!(
+            "xtask bench: AIO PREADV vs io_uring READV (aio-trace bench --compare engines, traced)"
+        );
+        aio_trace_bench(
+            &binary,
+            &file,
+            &["--compare", "engines", "--segments", "1,8,64"],
+        )?;
+    }
+    Ok(())
+}
+
+/// `aio-trace bench ARGS` over sequential reads of `file`, 2 rounds of 2 s
+/// per side; its table goes to the terminal, a mismatch fails the task.
+fn aio_trace_bench(binary: &Path, file: &Path, args: &[&str]) -> Result<()> {
+    let status = Command::new(binary)
+        .arg("bench")
+        .args(args)
+        .args(["--rw", "read", "--duration", "4", "--rounds", "2", "--file"])
+        .arg(file)
+        .status()
+        .context("while starting aio-trace bench")?;
+    if !status.success() {
+        bail!("aio-trace bench failed ({status})");
     }
     Ok(())
 }
@@ -177,5 +239,30 @@ mod tests {
     fn median_of_odd_and_even_counts() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn the_engine_reaches_fio_and_the_workload() {
+        let args = |cmd: &Command| -> Vec<String> {
+            cmd.get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let uring = args(&fio_with(Path::new("f"), 5, Engine::IoUring));
+        assert!(
+            uring.contains(&"--ioengine=io_uring".to_owned()),
+            "{uring:?}"
+        );
+        assert!(args(&fio(Path::new("f"), 5)).contains(&"--ioengine=libaio".to_owned()));
+        let ours = args(&workload(
+            Path::new("aio-trace"),
+            Path::new("f"),
+            5,
+            Engine::IoUring,
+        ));
+        assert!(
+            ours.windows(2).any(|w| w == ["--engine", "io_uring"]),
+            "{ours:?}"
+        );
     }
 }
