@@ -1,6 +1,7 @@
-//! `cargo xtask`: set up the eBPF toolchain, build, run, test and install aio-trace.
+//! `cargo xtask`: set up the eBPF toolchain, build, run, test, demo and install aio-trace.
 
 mod bench;
+mod demo;
 mod fuzz;
 mod lint;
 mod setup;
@@ -65,11 +66,32 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u32,
     },
+    /// aio-trace against a real client (root; installs the client if missing).
+    Demo {
+        #[command(subcommand)]
+        demo: Demo,
+    },
     /// Build the release binary and install it to PREFIX/bin (default /usr/local),
     /// with its bash, zsh and fish completions and its man pages under PREFIX/share.
     Install {
         #[arg(long, default_value = "/usr/local")]
         prefix: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum Demo {
+    /// A private MariaDB under sysbench oltp_read_write, traced by `aio-trace
+    /// record -p`: which interface InnoDB chose, the records per api and op,
+    /// the losses; fails if InnoDB's requests were not recorded.
+    Mariadb {
+        /// The interface InnoDB is to use: libaio sets kernel.io_uring_disabled=2
+        /// for the run.
+        #[arg(long, value_enum, default_value = "io_uring")]
+        aio_mode: demo::AioMode,
+        /// How long sysbench runs under the tracer (sysbench takes 0 as "forever").
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+        seconds: u32,
     },
 }
 
@@ -189,6 +211,28 @@ fn run(cli: Cli) -> Result<()> {
         Task::Fuzz { seconds } => {
             let env = setup::ensure(&root)?;
             fuzz::run(&root, &env, seconds)
+        }
+        Task::Demo {
+            demo: Demo::Mariadb { aio_mode, seconds },
+        } => {
+            if !is_root() {
+                bail!(
+                    "cargo xtask demo mariadb needs root: it traces with eBPF, runs mariadbd as root and sets kernel.io_uring_disabled"
+                );
+            }
+            let env = setup::ensure(&root)?;
+            setup::ensure_packages(&[
+                ("mariadbd", "mariadb-server"),
+                ("mariadb-install-db", "mariadb-server"),
+                ("mariadb", "mariadb-client"),
+                ("sysbench", "sysbench"),
+            ])?;
+            cargo(&root, &env, &["build", "--release", "-p", "aio-trace"])?;
+            demo::mariadb(
+                &root,
+                &root.join("target/release/aio-trace"),
+                &demo::MariadbOptions { aio_mode, seconds },
+            )
         }
         Task::Install { prefix } => {
             let env = setup::ensure(&root)?;

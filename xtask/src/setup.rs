@@ -244,7 +244,7 @@ pub fn ensure_packages(needed: &[(&str, &str)]) -> Result<()> {
     install.args(&missing);
     run(&mut install, &format!("installing {}", missing.join(" "))).with_context(|| {
         format!(
-            "the tests need {}; install them by hand if apt-get cannot",
+            "this task needs {}; install them by hand if apt-get cannot",
             missing.join(", ")
         )
     })
