@@ -198,12 +198,6 @@ fn print_summary(run: &Run, tally: &Tally, recording: &Path) {
     for line in lines {
         println!("    {line}");
     }
-    if tally.inferred > 0 {
-        println!(
-            "    ({} io_uring records told from AIO by their ctx: the recording has no api field, so their op is the AIO name of the io_uring opcode)",
-            tally.inferred
-        );
-    }
     match verdict::losses(&run.record_stderr) {
         Some((_, line)) => println!("  {line}"),
         None => println!("  lost: unknown, record printed no loss line"),

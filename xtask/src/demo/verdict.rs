@@ -22,16 +22,10 @@ pub fn chosen_interface(error_log: &str) -> Option<AioMode> {
     })
 }
 
-/// io_uring gives a request's `ctx` as the kernel address of its ring; an AIO
-/// context id is a user address, below the kernel's half of the address space.
-const KERNEL_ADDRESSES: u64 = 0xffff_8000_0000_0000;
-
 /// Records of a recording per (api, op).
 #[derive(Debug, Default)]
 pub struct Tally {
     pub counts: BTreeMap<(String, String), u64>,
-    /// io_uring records without an `api` field, told from AIO by their `ctx`.
-    pub inferred: u64,
 }
 
 impl Tally {
@@ -44,15 +38,11 @@ impl Tally {
             if kind != "iocb" && kind != "syscall" {
                 continue;
             }
+            // A recording older than the `api` field holds AIO iocbs and
+            // synchronous syscalls only (docs/record.md).
             let api = match record["api"].as_str() {
                 Some(api) => api.to_owned(),
                 None if kind == "syscall" => "sync".to_owned(),
-                // A writer without the `api` field still gives each
-                // io_uring request its ring's kernel address as `ctx`.
-                None if record["ctx"].as_u64().unwrap_or(0) >= KERNEL_ADDRESSES => {
-                    tally.inferred += 1;
-                    "io_uring".to_owned()
-                }
                 None => "aio".to_owned(),
             };
             let op = record["op"].as_str().unwrap_or("?").to_owned();
@@ -159,7 +149,6 @@ mod tests {
 {"type":"summary","pid":1}
 {"type":"lost","ring_full":0}"#;
         let tally = Tally::from_jsonl(jsonl).unwrap();
-        assert_eq!(tally.inferred, 0);
         assert_eq!(
             (
                 tally.of_api("aio"),
@@ -179,20 +168,11 @@ mod tests {
     }
 
     #[test]
-    fn without_an_api_field_the_ctx_tells_io_uring_from_aio() {
+    fn without_an_api_field_records_are_aio_or_sync_by_type() {
         let jsonl = r#"{"type":"iocb","ctx":140324434194432,"op":"PREAD"}
-{"type":"iocb","ctx":18446612686467051520,"op":"UNKNOWN"}
 {"type":"syscall","ctx":0,"op":"PREADV"}"#;
         let tally = Tally::from_jsonl(jsonl).unwrap();
-        assert_eq!(tally.inferred, 1);
-        assert_eq!(
-            tally.lines(),
-            [
-                "aio 1: PREAD 1",
-                "io_uring 1: UNKNOWN 1",
-                "sync 1: PREADV 1"
-            ]
-        );
+        assert_eq!(tally.lines(), ["aio 1: PREAD 1", "sync 1: PREADV 1"]);
     }
 
     #[test]
