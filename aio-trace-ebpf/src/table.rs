@@ -197,7 +197,9 @@ pub enum WhenFull {
 
 /// Sets `key` to `value`: in its own entry if present, else in a free way.
 /// False when the set is full and `full` refuses, or another writer held
-/// the entry.
+/// the entry. A table that refuses (the in-flight iocbs) tries twice: two
+/// CPUs putting into one set at once (threads of one application
+/// submitting together) must not make one of them a loss.
 #[inline(always)]
 pub fn put<K: TableKey, V: Copy>(
     table: &impl Entries<Entry<K, V>>,
@@ -206,15 +208,42 @@ pub fn put<K: TableKey, V: Copy>(
     value: &V,
     full: WhenFull,
 ) -> bool {
+    match try_put(table, sets, key, value, full) {
+        Put::Done => true,
+        Put::Refused => false,
+        Put::Raced if full == WhenFull::Refuse => {
+            try_put(table, sets, key, value, full) == Put::Done
+        }
+        Put::Raced => false,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Put {
+    Done,
+    /// The set is full (or the key is the free key).
+    Refused,
+    /// Another writer held the entry chosen, or took the free way first.
+    Raced,
+}
+
+#[inline(always)]
+fn try_put<K: TableKey, V: Copy>(
+    table: &impl Entries<Entry<K, V>>,
+    sets: u32,
+    key: &K,
+    value: &V,
+    full: WhenFull,
+) -> Put {
     if key.is_free() {
-        return false;
+        return Put::Refused;
     }
     let first = key.first_entry(sets);
     let mut free = u32::MAX;
     let mut own = u32::MAX;
     for way in 0..TABLE_WAYS {
         let Some(e) = table.entry(first + way) else {
-            return false;
+            return Put::Refused;
         };
         let k = key_of(e);
         if k == *key {
@@ -232,20 +261,20 @@ pub fn put<K: TableKey, V: Copy>(
     } else if full == WhenFull::Evict {
         first
     } else {
-        return false;
+        return Put::Refused;
     };
     let Some(e) = table.entry(target) else {
-        return false;
+        return Put::Refused;
     };
     let seen = seq_of(e);
     if !claim(e, seen) {
-        return false;
+        return Put::Raced;
     }
     // Another CPU may have taken the free way between the scan and the claim.
     let held = key_of(e);
     if held != *key && !held.is_free() && full == WhenFull::Refuse {
         release(e, seen);
-        return false;
+        return Put::Raced;
     }
     // SAFETY: the claim made `seq` odd: this program holds the entry until `release`.
     unsafe {
@@ -253,5 +282,5 @@ pub fn put<K: TableKey, V: Copy>(
         (*e).value = *value;
     }
     release(e, seen);
-    true
+    Put::Done
 }
