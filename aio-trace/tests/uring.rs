@@ -7,7 +7,11 @@ mod support;
 
 use std::{process::Command, time::Duration};
 
-use aio_trace::{loader::TraceConfig, model::LossCounts, reader::Record};
+use aio_trace::{
+    loader::TraceConfig,
+    model::{IocbView, LossCounts},
+    reader::Record,
+};
 use aio_trace_common::{API_IO_URING, IocbRecord, uring_op_name};
 use serde_json::Value;
 
@@ -254,4 +258,93 @@ fn fio_io_uring_median_latency_matches_fio() {
         (0.9..=1.1).contains(&ratio),
         "median latency {ours} ns against fio's clat p50 {fio_p50} ns"
     );
+}
+
+/// The testee's io_uring scenario: every opcode the issue names, 1 to 1,024
+/// segments, a refused 1,025-segment READV, a short read, linked requests,
+/// io-wq punts and an SQPOLL ring. Each request is one record matching what
+/// the testee did and what its CQE said, and nothing is lost.
+#[test]
+fn every_io_uring_request_becomes_one_exact_record() {
+    let testee = common::Testee::spawn("uring");
+    let pid = testee.pid();
+    let (truth, records, _, losses) = common::trace(testee);
+    let expected: std::collections::BTreeMap<u64, &Value> = common::of_type(&truth, "iocb")
+        .filter(|t| t["api"] == "io_uring")
+        .map(|t| (t["user_data"].as_u64().unwrap(), t))
+        .collect();
+    assert!(expected.len() >= 30, "the scenario ran: {truth:#?}");
+    assert_eq!(
+        records.len(),
+        expected.len(),
+        "one record per request: {records:#?}"
+    );
+    for r in &records {
+        let t = expected
+            .get(&r.aio_data)
+            .unwrap_or_else(|| panic!("record of an unknown request {r:?}"));
+        let what = format!("user_data {} ({t})", r.aio_data);
+        assert_eq!(r.api, API_IO_URING, "{what}");
+        assert_eq!(r.pid, pid, "{what}");
+        assert_eq!(r.op().name(), t["op"], "{what}");
+        assert_eq!(i64::from(r.fd as i32), t["fd"].as_i64().unwrap(), "{what}");
+        assert_eq!(u64::from(r.segs), t["segs"].as_u64().unwrap(), "{what}");
+        assert_eq!(r.requested_bytes(), t["bytes"].as_u64(), "{what}");
+        assert_eq!(r.result(), t["res"].as_i64(), "{what}");
+        if t["segs"].as_u64() != Some(0) {
+            assert_eq!(r.offset, t["offset"].as_i64().unwrap(), "{what}");
+        }
+        if t["dispatch"].as_bool().unwrap() && r.result().is_some_and(|res| res > 0) {
+            assert!(r.dispatches >= 1, "{what}: {r:?}");
+        } else if t["direct"] == false {
+            assert_eq!(r.dispatches, 0, "{what}: {r:?}");
+        }
+        match t["bios"].as_bool() {
+            Some(true) => assert!(r.bios >= 1, "{what}: {r:?}"),
+            Some(false) => assert_eq!(r.bios, 0, "{what}: {r:?}"),
+            None => {}
+        }
+        assert!(r.complete_ts > r.submit_ns, "{what}: {r:?}");
+        assert!(r.latency_ns().is_some_and(|l| l > 0), "{what}: {r:?}");
+    }
+    // The shapes are really in the run, not just counted.
+    let has = |op: &str, segs: u64, res: i64| {
+        records
+            .iter()
+            .any(|r| r.op().name() == op && u64::from(r.segs) == segs && r.result() == Some(res))
+    };
+    for segs in [1, 2, 7, 64, 1024] {
+        assert!(has("READV", segs, (segs * 4096) as i64), "READV {segs}");
+        assert!(has("WRITEV", segs, (segs * 4096) as i64), "WRITEV {segs}");
+    }
+    assert!(
+        has("READV", 1025, -22),
+        "1025-segment READV refused with -EINVAL"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.op().name() == "READ" && r.bytes == 8192 && r.res == 4096),
+        "short read"
+    );
+    for op in ["READ", "WRITE", "READ_FIXED", "WRITE_FIXED", "FSYNC"] {
+        assert!(records.iter().any(|r| r.op().name() == op), "{op}");
+    }
+    if common::of_type(&truth, "ring").any(|r| r["sqpoll"] == true) {
+        let sqpoll: Vec<_> = common::of_type(&truth, "iocb")
+            .filter(|t| t["ring"] == "sqpoll")
+            .collect();
+        assert!(!sqpoll.is_empty());
+        for t in sqpoll {
+            let r = records
+                .iter()
+                .find(|r| r.aio_data == t["user_data"].as_u64().unwrap())
+                .unwrap();
+            assert_eq!(r.tid, pid, "an SQPOLL request is its process's: {r:?}");
+        }
+    } else {
+        eprintln!("SQPOLL was refused here: its requests were not checked");
+    }
+    assert_eq!(losses.total(), 0, "{losses:?}");
+    assert_eq!(losses.inflight_at_start, 0, "{losses:?}");
 }
