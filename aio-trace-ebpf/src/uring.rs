@@ -17,8 +17,9 @@ use core::{
 
 use aio_trace_common::{
     API_IO_URING, CQE_FLAGS, CQE_RES, INFLIGHT_SETS, IOCB_BYTES_UNKNOWN, IORING_CQE_F_MORE,
-    IORING_ENTER_GETEVENTS, IORING_SETUP_SQPOLL, IocbRecord, LossCause, REAP_BATCH, RECORD_IOCB,
-    SQE_ADDR, SQE_FD, SQE_LEN, SQE_OFF, SQE_OPCODE, SQE_USER_DATA, UringData, uring_data,
+    IORING_ENTER_GETEVENTS, IORING_SETUP_SQPOLL, InflightKey, IocbRecord, LossCause, REAP_BATCH,
+    RECORD_IOCB, SQE_ADDR, SQE_FD, SQE_LEN, SQE_OFF, SQE_OPCODE, SQE_USER_DATA, UringData,
+    uring_data,
 };
 use aya_ebpf::{
     bindings::pt_regs,
@@ -101,6 +102,26 @@ fn set_data(record: &mut IocbRecord, addr: u64, len: u32) {
     }
 }
 
+/// The in-flight request of `key` becomes a record now.
+#[inline(always)]
+fn deliver(key: &InflightKey) {
+    match EVENTS.reserve::<IocbRecord>(0) {
+        Some(mut slot) => {
+            if table::take_into(&INFLIGHT, INFLIGHT_SETS, key, Some(slot.as_mut_ptr())) {
+                slot.submit(wakeup_flags());
+            } else {
+                // The user half's sweep took it first, and delivers it.
+                slot.discard(0);
+            }
+        }
+        None => {
+            if table::take_into(&INFLIGHT, INFLIGHT_SETS, key, None) {
+                count_loss(LossCause::RingFull);
+            }
+        }
+    }
+}
+
 /// Tracks `record` as request `req` of its process.
 #[inline(always)]
 fn track(record: &IocbRecord, req: u64) {
@@ -109,6 +130,13 @@ fn track(record: &IocbRecord, req: u64) {
         let _ = table::put(&URING_PIDS, URING_PID_SETS, &pid, &pid, WhenFull::Evict);
     }
     let key = uring_key(record.pid, req);
+    // The kernel reuses a request only after its completion: one still here
+    // completed and was held for an io_uring_enter's return that came before
+    // its task work ran (on the way back to user space). The application
+    // has its CQE by now.
+    if table::get_ptr(&INFLIGHT, INFLIGHT_SETS, &key).is_some() {
+        deliver(&key);
+    }
     if !table::put(&INFLIGHT, INFLIGHT_SETS, &key, record, WhenFull::Refuse) {
         count_loss(LossCause::InflightFull);
     }
@@ -224,21 +252,7 @@ fn try_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
     if (ring_waited_on(ring) || (waiting_in_enter() && wait_on(tid, ring))) && hold(ring, req) {
         return Ok(());
     }
-    match EVENTS.reserve::<IocbRecord>(0) {
-        Some(mut slot) => {
-            if table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, Some(slot.as_mut_ptr())) {
-                slot.submit(wakeup_flags());
-            } else {
-                // The user half's sweep took it first, and delivers it.
-                slot.discard(0);
-            }
-        }
-        None => {
-            if table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, None) {
-                count_loss(LossCause::RingFull);
-            }
-        }
-    }
+    deliver(&key);
     Ok(())
 }
 

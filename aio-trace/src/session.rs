@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use aio_trace_common::{CTX_DESTROY, CTX_EXIT, CtxKey, RECORD_ORDER};
+use aio_trace_common::{CTX_DESTROY, CTX_EXIT, CtxKey, RECORD_ORDER, SEQ_URING};
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
@@ -162,7 +162,30 @@ impl Session {
         self.tracer.detach();
         // Detached: nothing more comes in, so this drain ends.
         let drained = self.drain(sink, usize::MAX);
-        result.and(drained)
+        let posted = self.deliver_posted(sink);
+        result.and(drained).and(posted)
+    }
+
+    /// At the end, io_uring requests whose CQE the kernel posted but whose
+    /// record waited for an io_uring_enter's return that the trace did not
+    /// see: the application has their CQEs, so they are records (without a
+    /// reap time). AIO iocbs completed but not reaped stay out: their events
+    /// wait for an io_getevents.
+    fn deliver_posted(&mut self, sink: &mut impl Sink) -> io::Result<()> {
+        let table = &self.tracer.inflight;
+        let mut posted = Vec::new();
+        table.scan(|&key, &record| {
+            if key.seq == SEQ_URING && record.complete_ts != 0 {
+                posted.push((key, record));
+            }
+        })?;
+        for (key, record) in posted {
+            if table.remove(&key, record.submit_ns)? {
+                sink.record(&Record::Iocb(record))?;
+                self.completed_unreaped += 1;
+            }
+        }
+        sink.flush()
     }
 
     /// Delivers every record the ring buffer holds now.

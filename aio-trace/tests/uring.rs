@@ -5,7 +5,10 @@
 mod common;
 mod support;
 
-use std::{process::Command, time::Duration};
+use std::{
+    process::{Command, Output},
+    time::Duration,
+};
 
 use aio_trace::{
     loader::TraceConfig,
@@ -22,32 +25,14 @@ struct FioRun {
     losses: LossCounts,
 }
 
-/// Runs fio with io_uring on `file` under the tracer (filtered on fio's
-/// name, so one fio at a time).
-fn trace_fio(file: &str, args: &[&str]) -> FioRun {
-    // The tests of this binary run on parallel threads: one fio at a time.
-    static FIO: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = FIO.lock().unwrap_or_else(|e| e.into_inner());
-    let fio = {
-        let file = file.to_owned();
-        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        move || {
-            Command::new("fio")
-                .args([
-                    "--name=uring",
-                    "--ioengine=io_uring",
-                    "--bs=4k",
-                    "--size=32M",
-                    "--output-format=json",
-                ])
-                .arg(format!("--filename={file}"))
-                .args(&args)
-                .output()
-                .expect("fio (cargo xtask test installs it)")
-        }
-    };
+/// The records of what `command` did, traced by its name `comm`, its
+/// output, and the losses. The tests of this binary trace one command at a
+/// time: a name filter sees every process of that name.
+fn trace_command(comm: &str, mut command: Command) -> (Vec<IocbRecord>, LossCounts, Output) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let config = TraceConfig {
-        comm: Some("fio".into()),
+        comm: Some(comm.into()),
         ..Default::default()
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -61,7 +46,7 @@ fn trace_fio(file: &str, args: &[&str]) -> FioRun {
             aio_trace::session::Session::new(tracer, ring, Duration::from_secs(30)).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let run = std::thread::spawn(move || {
-            let out = fio();
+            let out = command.output().expect("the traced command runs");
             let _ = tx.send(());
             out
         });
@@ -76,10 +61,9 @@ fn trace_fio(file: &str, args: &[&str]) -> FioRun {
     });
     assert!(
         out.status.success(),
-        "fio failed: {}",
+        "the traced command failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("fio's JSON report");
     let records = records
         .iter()
         .filter_map(|r| match r {
@@ -87,6 +71,23 @@ fn trace_fio(file: &str, args: &[&str]) -> FioRun {
             _ => None,
         })
         .collect();
+    (records, losses, out)
+}
+
+/// Runs fio with io_uring on `file` under the tracer.
+fn trace_fio(file: &str, args: &[&str]) -> FioRun {
+    let mut fio = Command::new("fio");
+    fio.args([
+        "--name=uring",
+        "--ioengine=io_uring",
+        "--bs=4k",
+        "--size=32M",
+        "--output-format=json",
+    ])
+    .arg(format!("--filename={file}"))
+    .args(args);
+    let (records, losses, out) = trace_command("fio", fio);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("fio's JSON report");
     FioRun {
         job: report["jobs"][0].clone(),
         records,
@@ -347,4 +348,66 @@ fn every_io_uring_request_becomes_one_exact_record() {
     }
     assert_eq!(losses.total(), 0, "{losses:?}");
     assert_eq!(losses.inflight_at_start, 0, "{losses:?}");
+}
+
+/// The built-in workload on io_uring, the experiment's both sides: it takes
+/// completions from the CQ ring and waits in io_uring_enter only when the
+/// ring runs dry, so completions run as task work in and around its calls.
+/// Every request it counts is one record of its size, and nothing is lost.
+#[test]
+fn the_workload_on_io_uring_is_traced_request_for_request() {
+    let dir = common::TempDir::new("uring-workload");
+    for (mode, segments, ops) in [
+        ("scalar", "1", ["READ", "WRITE"]),
+        ("vectored", "8", ["READV", "WRITEV"]),
+    ] {
+        let mut workload = Command::new(common::AIO_TRACE);
+        workload.args([
+            "workload",
+            "--engine",
+            "io_uring",
+            "--mode",
+            mode,
+            "--segments",
+            segments,
+            "--rw",
+            "randrw",
+            "--iodepth",
+            "32",
+            "--size",
+            "64M",
+            "--ops",
+            "20000",
+            "--json",
+            "--dir",
+            dir.path(),
+        ]);
+        // The tracer runs in this test's process; the workload is the only
+        // process named aio-trace.
+        let (records, losses, out) = trace_command("aio-trace", workload);
+        let result: Value = serde_json::from_slice(&out.stdout).expect("the workload's JSON");
+        let segs: u32 = segments.parse().unwrap();
+        assert_eq!(
+            records.len() as u64,
+            result["iocbs"].as_u64().unwrap(),
+            "{mode}: one record per request"
+        );
+        assert_eq!(
+            records.iter().map(|r| r.bytes).sum::<u64>(),
+            result["bytes"].as_u64().unwrap(),
+            "{mode}"
+        );
+        let odd: Vec<_> = records
+            .iter()
+            .filter(|r| {
+                !(r.api == API_IO_URING
+                    && ops.contains(&r.op().name())
+                    && r.segs == segs
+                    && r.res == (segs * 4096) as i64
+                    && r.latency_ns().is_some())
+            })
+            .collect();
+        assert!(odd.is_empty(), "{mode}: {odd:#?}");
+        assert_eq!(losses.total(), 0, "{mode}: {losses:?}");
+    }
 }

@@ -6,6 +6,8 @@ mod overhead;
 
 use std::process::ExitCode;
 
+use aio_trace::workload::Engine;
+
 use crate::cli::DoctorArgs;
 
 pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
@@ -22,8 +24,36 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
                 ""
             }
         );
-        let cost = overhead::measure(args.seconds, !args.no_block).await?;
-        print!("{}", overhead::render(&cost));
+        // The same reads through both interfaces, one after the other: what
+        // a request costs the tracer on each.
+        let mut per_request = Vec::new();
+        for engine in [Engine::Aio, Engine::IoUring] {
+            println!();
+            println!("{}:", engine.name());
+            match overhead::measure(args.seconds, !args.no_block, engine).await {
+                Ok(cost) => {
+                    print!("{}", overhead::render(&cost));
+                    per_request.push((engine, cost.bpf_ns_per_iocb));
+                }
+                // AIO is what aio-trace needs; io_uring may be switched off.
+                Err(e) if engine == Engine::IoUring => {
+                    println!("not measured: {e:#}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let summary: Vec<String> = per_request
+            .iter()
+            .map(|(engine, ns)| {
+                format!(
+                    "{} {}",
+                    engine.name(),
+                    ns.map_or("-".to_owned(), |ns| format!("{ns:.0} ns"))
+                )
+            })
+            .collect();
+        println!();
+        println!("BPF time per request: {}", summary.join(", "));
     }
     Ok(if checks::ready(&found) {
         ExitCode::SUCCESS

@@ -13,7 +13,7 @@ use aio_trace::{
     model::{ProgramCost, ns_per_iocb},
     reader::Record,
     session::{Session, Sink},
-    workload::{self, Mode, Rw, Stop, WorkloadConfig, target},
+    workload::{self, Engine, Mode, Rw, Stop, WorkloadConfig, target},
 };
 
 #[derive(Debug, Serialize)]
@@ -42,10 +42,11 @@ impl Sink for CountIocbs {
 }
 
 /// Runs 4 KiB random O_DIRECT reads at iodepth 32 for `duration` on a
-/// temporary file, traced (with dispatch and block attribution if `block`),
-/// and reports the BPF time per iocb.
-pub async fn measure(duration: Duration, block: bool) -> Result<OverheadRun> {
+/// temporary file through `engine`, traced (with dispatch and block
+/// attribution if `block`), and reports the BPF time per request.
+pub async fn measure(duration: Duration, block: bool, engine: Engine) -> Result<OverheadRun> {
     let config = WorkloadConfig {
+        engine,
         mode: Mode::Scalar,
         segments: 1,
         segment_size: 4096,
@@ -117,7 +118,7 @@ pub fn render(cost: &OverheadRun) -> String {
     }
     let _ = writeln!(
         s,
-        "traced {} iocbs ({:.0}/s): BPF time per iocb {}",
+        "traced {} requests ({:.0}/s): BPF time per request {}",
         cost.iocbs,
         cost.iocbs_per_s,
         cost.bpf_ns_per_iocb
