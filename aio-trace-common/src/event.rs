@@ -161,6 +161,15 @@ pub struct CtxKey {
 }
 const _: () = assert!(core::mem::size_of::<CtxKey>() == 16);
 
+/// `CtxKey::ctx` of an io_uring ring's counters: the ring's fd, as
+/// io_uring_enter names it, with this bit set (an AIO context id, a user
+/// address, never has it). For such a key `io_submit_calls` counts the
+/// io_uring_enter calls that submitted (`iocbs_requested` their `to_submit`,
+/// `iocbs_submitted` what they submitted), `io_getevents_calls` those that
+/// waited (`IORING_ENTER_GETEVENTS`, `min_nr_sum` their `min_complete`);
+/// CQEs are taken from the ring in user memory, so no event is counted.
+pub const CTX_URING_FD: u64 = 1 << 63;
+
 /// Per (process, context) syscall counters, kept in the kernel: no record is
 /// needed per call, only these sums.
 #[repr(C)]

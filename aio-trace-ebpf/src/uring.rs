@@ -16,10 +16,10 @@ use core::{
 };
 
 use aio_trace_common::{
-    API_IO_URING, CQE_FLAGS, CQE_RES, INFLIGHT_SETS, IOCB_BYTES_UNKNOWN, IORING_CQE_F_MORE,
-    IORING_ENTER_GETEVENTS, IORING_SETUP_SQPOLL, InflightKey, IocbRecord, LossCause, REAP_BATCH,
-    RECORD_IOCB, SQE_ADDR, SQE_FD, SQE_LEN, SQE_OFF, SQE_OPCODE, SQE_USER_DATA, UringData,
-    uring_data,
+    API_IO_URING, CQE_FLAGS, CQE_RES, CTX_URING_FD, INFLIGHT_SETS, IOCB_BYTES_UNKNOWN,
+    IORING_CQE_F_MORE, IORING_ENTER_GETEVENTS, IORING_SETUP_SQPOLL, InflightKey, IocbRecord,
+    LossCause, REAP_BATCH, RECORD_IOCB, SQE_ADDR, SQE_FD, SQE_LEN, SQE_OFF, SQE_OPCODE,
+    SQE_USER_DATA, UringData, uring_data,
 };
 use aya_ebpf::{
     bindings::pt_regs,
@@ -41,9 +41,10 @@ use crate::{
     maps::{
         EVENTS, INFLIGHT, REAP_BATCHES, RING_SETS, ReapBatch, RingHeld, THREAD_SETS,
         URING_HELD_MAX, URING_PID_SETS, URING_PIDS, URING_RINGS, URING_WAITERS, ZERO_RING_HELD,
-        count_loss, uring_key, wakeup_flags,
+        add, count_loss, counters, uring_key, wakeup_flags,
     },
     reap::{flush, unmatched_cause},
+    syscall,
     table::{self, WhenFull},
 };
 
@@ -379,9 +380,10 @@ struct EnterReap {
 
 /// The call returns: the completions its ring held are handed to the
 /// application now. Only threads that waited find an entry.
-fn try_exit_enter(_ctx: &TracePointContext) -> Result<(), i64> {
+fn try_exit_enter(ctx: &TracePointContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let thread = pid_tgid & 0xFFFF_FFFF;
+    count_enter(ctx, pid_tgid);
     let Some(ring) = table::take(&URING_WAITERS, THREAD_SETS, &thread) else {
         return Ok(());
     };
@@ -424,6 +426,42 @@ fn try_exit_enter(_ctx: &TracePointContext) -> Result<(), i64> {
     };
     flush(batch);
     Ok(())
+}
+
+/// Counts the call against its ring's fd (`CTX_URING_FD`). Its arguments come
+/// from the caller's registers; a kernel without BTF has none to give, and
+/// io_uring_enter is not counted there.
+#[inline(always)]
+fn count_enter(ctx: &TracePointContext, pid_tgid: u64) {
+    let pid = (pid_tgid >> 32) as u32;
+    if !uring_known() || !traced(pid) {
+        return;
+    }
+    let Some([fd, to_submit, min_complete, flags]) = syscall::exit_args(pid_tgid as u32) else {
+        return;
+    };
+    let Some(c) = counters(pid, CTX_URING_FD | (fd & 0xFFFF_FFFF)) else {
+        return;
+    };
+    let ret = syscall::ret(ctx);
+    let to_submit = to_submit & 0xFFFF_FFFF;
+    // SAFETY: a counters pointer from `counters` (see the crate doc's Safety); `add` is given
+    // fields inside it.
+    unsafe {
+        if to_submit != 0 {
+            add(&raw mut (*c).io_submit_calls, 1);
+            add(&raw mut (*c).iocbs_requested, to_submit);
+            let submitted = if ret > 0 { ret as u64 } else { 0 };
+            add(&raw mut (*c).iocbs_submitted, submitted);
+            if submitted < to_submit {
+                add(&raw mut (*c).short_submits, 1);
+            }
+        }
+        if flags as u32 & IORING_ENTER_GETEVENTS != 0 {
+            add(&raw mut (*c).io_getevents_calls, 1);
+            add(&raw mut (*c).min_nr_sum, min_complete & 0xFFFF_FFFF);
+        }
+    }
 }
 
 /// `bpf_loop` callback: the held request number `index` becomes a record.

@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 
 use aio_trace_common::{
-    CtxCounters, CtxKey, DEV_STATS_ENTRIES, DevCounters, LOSS_CAUSES, MAP_BIO_OWNER, MAP_COUNTERS,
-    MAP_DEV_STATS, MAP_EVENTS, MAP_INFLIGHT, MAP_LOSS, MAP_PID_FILTER, Owner, PID_FILTER_SETS,
-    TABLE_WAYS, TableEntry, TableKey,
+    CTX_URING_FD, CtxCounters, CtxKey, DEV_STATS_ENTRIES, DevCounters, LOSS_CAUSES, MAP_BIO_OWNER,
+    MAP_COUNTERS, MAP_DEV_STATS, MAP_EVENTS, MAP_INFLIGHT, MAP_LOSS, MAP_PID_FILTER, Owner,
+    PID_FILTER_SETS, TABLE_WAYS, TableEntry, TableKey,
 };
 use aya::{
     Ebpf,
@@ -155,6 +155,8 @@ impl CounterTable {
             .0
             .iter()
             .filter_map(Result::ok)
+            // AIO contexts only: an io_uring ring's calls are read by its key.
+            .filter(|(key, _)| key.ctx & CTX_URING_FD == 0)
             .map(|(key, per_cpu)| (key, model::sum_counters(per_cpu.iter())))
             .collect();
         all.sort_by_key(|(key, _)| *key);

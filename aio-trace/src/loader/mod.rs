@@ -178,7 +178,7 @@ impl Tracer {
         drop(ebpf);
     }
 
-    /// Per (pid, ctx) counters, summed over CPUs, in key order.
+    /// Per (pid, AIO context) counters, summed over CPUs, in key order.
     pub fn counters(&self) -> Vec<(CtxKey, CtxCounters)> {
         self.counters.snapshot()
     }

@@ -92,6 +92,10 @@ pub struct WorkloadResult {
     /// The AIO context the run used (what the tracer keys its records by);
     /// none for io_uring, whose ring the tracer keys by a kernel address.
     pub ctx: Option<u64>,
+    /// The key of the tracer's counters of the run's calls: the AIO
+    /// context, or the ring's fd marked `CTX_URING_FD`.
+    #[serde(skip)]
+    pub counters_key: Option<u64>,
     pub elapsed_s: f64,
     /// Ranges of segments × segment size completed.
     pub units: u64,
@@ -109,7 +113,7 @@ pub struct WorkloadResult {
 }
 
 impl WorkloadResult {
-    pub fn new(config: &WorkloadConfig, ctx: Option<u64>) -> Self {
+    pub fn new(config: &WorkloadConfig, ctx: Option<u64>, counters_key: Option<u64>) -> Self {
         Self {
             engine: config.engine,
             mode: config.mode,
@@ -120,6 +124,7 @@ impl WorkloadResult {
             batch: config.batch,
             reap_min: config.reap_min,
             ctx,
+            counters_key,
             elapsed_s: 0.0,
             units: 0,
             iocbs: 0,
@@ -340,7 +345,7 @@ mod tests {
             segments: 8,
             ..WorkloadConfig::default()
         };
-        let mut r = WorkloadResult::new(&config, Some(7));
+        let mut r = WorkloadResult::new(&config, Some(7), Some(7));
         r.iocbs = 800;
         r.bytes = 800 * 4096;
         for _ in 0..200 {
@@ -373,7 +378,7 @@ mod tests {
             engine: Engine::IoUring,
             ..WorkloadConfig::default()
         };
-        let mut r = WorkloadResult::new(&config, None);
+        let mut r = WorkloadResult::new(&config, None, None);
         r.iocbs = 100;
         for _ in 0..10 {
             r.count_submit_call();
@@ -411,7 +416,7 @@ mod tests {
 
     #[test]
     fn aio_json_keeps_its_syscall_names() {
-        let mut r = WorkloadResult::new(&WorkloadConfig::default(), Some(5));
+        let mut r = WorkloadResult::new(&WorkloadConfig::default(), Some(5), Some(5));
         r.count_submit_call();
         r.count_reap(true);
         let json = serde_json::to_value(&r).unwrap();

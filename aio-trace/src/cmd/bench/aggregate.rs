@@ -194,7 +194,8 @@ pub fn unchecked(cs: &[Comparison]) -> Vec<&'static str> {
     for c in cs {
         for (arm, m) in c.arms.iter().zip(&c.totals) {
             if m.traced.calls.is_none() && arm.engine == Engine::IoUring {
-                let what = "io_uring_enter calls (the tracer's counters are keyed by a ring address the workload does not know)";
+                let what =
+                    "io_uring_enter calls (the workload named no ring for the tracer's counters)";
                 if !out.contains(&what) {
                     out.push(what);
                 }
@@ -243,7 +244,7 @@ mod tests {
             ..WorkloadConfig::default()
         };
         let ctx = (arm.engine == Engine::Aio).then_some(1);
-        let mut r = WorkloadResult::new(&config, ctx);
+        let mut r = WorkloadResult::new(&config, ctx, ctx);
         r.iocbs = iocbs;
         r.bytes = bytes;
         r.calls = match arm.engine {

@@ -291,9 +291,9 @@ pub async fn run(
                 .push((monotonic_ns(), arms[arm].api()));
             match workload::run(&phase, &target, &cancel) {
                 Ok(result) => {
-                    // An AIO context the tracer never saw has no counters:
-                    // zeros, which the check then reports.
-                    let syscalls = result.ctx.map(|ctx| {
+                    // A context or ring the tracer never saw has no
+                    // counters: zeros, which the check then reports.
+                    let syscalls = result.counters_key.map(|ctx| {
                         counters
                             .take(&CtxKey { pid, _pad: 0, ctx })
                             .unwrap_or_default()

@@ -216,11 +216,12 @@ pub fn run(
             let queue = aio::AioQueue::new(config.iodepth as usize, max_inflight)
                 .map_err(syscall("setting up the AIO context (io_setup)"))?;
             let ctx = queue.ctx_id();
-            drive(config, target, cancel, queue, Some(ctx))?
+            drive(config, target, cancel, queue, Some(ctx), Some(ctx))?
         }
         Engine::IoUring => {
             let queue = uring::UringQueue::new(max_inflight).map_err(uring_setup_error)?;
-            drive(config, target, cancel, queue, None)?
+            let key = queue.counters_key();
+            drive(config, target, cancel, queue, None, Some(key))?
         }
     };
     if config.verify {
@@ -247,6 +248,7 @@ fn drive<Q: Queue>(
     cancel: &AtomicBool,
     queue: Q,
     ctx: Option<u64>,
+    counters_key: Option<u64>,
 ) -> Result<WorkloadResult, WorkloadError> {
     let fd = target.file.as_raw_fd();
     // Page-aligned (as fio does): a 4 KiB segment is then one page, one bio
@@ -270,7 +272,7 @@ fn drive<Q: Queue>(
     let mut latency =
         Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds");
 
-    let mut result = WorkloadResult::new(config, ctx);
+    let mut result = WorkloadResult::new(config, ctx, counters_key);
     let (deadline, max_units) = match config.stop {
         Stop::After(d) => (Some(monotonic_ns() + d.as_nanos() as u64), u64::MAX),
         Stop::Units(n) => (None, n),

@@ -8,7 +8,11 @@
 //! (no SQPOLL), so each io_uring_enter is a call the loop chose to make, as
 //! each io_submit is for AIO.
 
-use std::{collections::VecDeque, io, os::fd::RawFd};
+use std::{
+    collections::VecDeque,
+    io,
+    os::fd::{AsRawFd, RawFd},
+};
 
 use aio_trace_common::IORING_ENTER_GETEVENTS;
 use io_uring::{IoUring, opcode, squeue, types::Fd};
@@ -34,6 +38,11 @@ pub(super) struct UringQueue {
 }
 
 impl UringQueue {
+    /// The key the tracer counts this ring's io_uring_enter calls under.
+    pub(super) fn counters_key(&self) -> u64 {
+        aio_trace_common::CTX_URING_FD | self.ring.as_raw_fd() as u64
+    }
+
     /// A ring whose CQ holds every request that can be in flight, so no
     /// completion ever waits in the kernel's overflow list.
     pub(super) fn new(max_inflight: usize) -> io::Result<Self> {
