@@ -238,8 +238,8 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Also measure aio-trace's own overhead: BPF time per traced iocb while the
-    /// built-in workload runs (needs root).
+    /// Also measure aio-trace's own overhead: BPF time per traced request while
+    /// the built-in workload runs through AIO, then io_uring (needs root).
     #[arg(long, alias = "self")]
     pub overhead: bool,
     /// How long the --overhead measurement runs (seconds, or 500ms, 30s, 5m, 1h).
