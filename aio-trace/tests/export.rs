@@ -452,3 +452,59 @@ fn serve_passes_promtool_and_a_prometheus_scrapes_it() {
     assert!(serve.wait().unwrap().success());
     assert_eq!(answer, iocbs.to_string());
 }
+
+/// Threads sharing a context (one stack iocb reused in flight; distinct heap
+/// iocbs with a reaper on a timeout; reap batches mixing the threads) and
+/// the io_uring scenario, recorded to a file: the file holds one record per
+/// request the tracer did not count lost, and `report` and `top --replay`
+/// count each exactly once.
+#[test]
+fn threaded_and_io_uring_recordings_count_once_downstream() {
+    for scenario in ["threads_reused_iocb", "threads_distinct_iocbs", "uring"] {
+        let dir = TempDir::new("export-threads");
+        let testee = Testee::spawn(scenario);
+        let pid = testee.pid().to_string();
+        let file = format!("{}/trace.jsonl", dir.path());
+        let recorder = start(&["record", "-o", &file, "-p", &pid], "Recording AIO");
+        let truth = testee.go();
+        signal(&recorder, libc::SIGINT);
+        let out = recorder.wait_with_output().unwrap();
+        assert!(out.status.success(), "{scenario}: {out:?}");
+
+        let lines: Vec<Value> = std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let recorded = of_type(&lines, "iocb").count() as u64;
+        let lost = of_type(&lines, "lost").next().unwrap();
+        // A request is a record or a counted loss (see the fidelity tests for
+        // which losses each scenario may have).
+        let missing = lost["user_read"].as_u64().unwrap() + lost["abandoned"].as_u64().unwrap();
+        let requests = of_type(&truth, "iocb").count() as u64;
+        assert_eq!(recorded + missing, requests, "{scenario}: {lost}");
+
+        let report = report_json(&file);
+        assert_eq!(report["records"], recorded, "{scenario}: report");
+
+        let replay = Command::new(AIO_TRACE)
+            .args(["top", "--replay", &file, "--batch", "--interval", "100"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(replay.status.success(), "{scenario}: {replay:?}");
+        let last: Value = String::from_utf8_lossy(&replay.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .last()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .expect("top --batch printed a line");
+        let replayed: u64 = last["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["iocbs"].as_u64().unwrap())
+            .sum();
+        assert_eq!(replayed, recorded, "{scenario}: top --replay {last}");
+    }
+}
