@@ -383,6 +383,90 @@ fn destroy_inflight(dir: &Path) -> io::Result<Truth> {
     })
 }
 
+/// libaio's harness case 18's shape: threads that each, again and again,
+/// set up a context, submit one O_DIRECT read and destroy the context
+/// without io_getevents (io_destroy waits for the read). The kernel hands
+/// a destroyed context's id to the next io_setup, often another thread's,
+/// and each thread's iocb is the same stack address every time.
+fn destroy_churn(dir: &Path) -> io::Result<Truth> {
+    const THREADS: usize = 8;
+    const ROUNDS: usize = 250;
+    let file = open_scratch(dir, "churn.dat")?;
+    let fd = file.as_raw_fd();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                scope.spawn(move || -> io::Result<()> {
+                    let mut buf = AlignedBuf::zeroed(BLOCK, BLOCK);
+                    for round in 0..ROUNDS {
+                        let ctx = AioContext::new(1)?;
+                        let tag = ((t as u64) << 32) | round as u64;
+                        let mut iocb = aio::pread(fd, &mut buf, 0, tag);
+                        let p = std::hint::black_box(&raw mut iocb);
+                        assert_eq!(ctx.submit(&[p])?, 1);
+                        drop(ctx);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("churn thread")?;
+        }
+        Ok::<_, io::Error>(())
+    })?;
+    let n = (THREADS * ROUNDS) as u64;
+    Ok(Truth {
+        io_submit_calls: n,
+        iocbs_submitted: n,
+        ..Truth::default()
+    })
+}
+
+/// libaio's harness case 3's shape: io_submit calls the kernel refuses
+/// because their pointers are bad. Each line is one call and what it
+/// returned.
+fn bad_pointers(dir: &Path) -> io::Result<Truth> {
+    let file = open_scratch(dir, "bad.dat")?;
+    let ctx = AioContext::new(4)?;
+    let mut buf = AlignedBuf::zeroed(BLOCK, BLOCK);
+    let mut good = aio::pread(file.as_raw_fd(), &mut buf, 0, 1);
+    let good_ptr = &raw mut good;
+    let kernel_ptr = 0xffff_ffff_8000_0000u64 as *mut Iocb;
+    let null_then_good = [std::ptr::null_mut(), good_ptr];
+    let kernel_then_good = [kernel_ptr, good_ptr];
+    let calls: [(&str, u64, i64, *const *mut Iocb); 5] = [
+        ("bad ctx", 0xdead_0000, 1, [good_ptr].as_ptr()),
+        ("null array", ctx.id(), 1, std::ptr::null()),
+        (
+            "unmapped array",
+            ctx.id(),
+            1,
+            usize::MAX as *const *mut Iocb,
+        ),
+        ("null iocb", ctx.id(), 2, null_then_good.as_ptr()),
+        ("kernel iocb", ctx.id(), 2, kernel_then_good.as_ptr()),
+    ];
+    let mut lines = Vec::new();
+    for (what, id, nr, array) in calls {
+        // SAFETY: io_submit reads the pointers and copies the iocbs; bad
+        // ones make it fail with EFAULT or EINVAL, which is the point.
+        let ret = unsafe { libc::syscall(libc::SYS_io_submit, id, nr, array) };
+        let res = if ret < 0 {
+            -i64::from(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        } else {
+            ret
+        };
+        lines.push(json!({"type": "submit", "what": what, "nr": nr, "ret": res}));
+    }
+    std::hint::black_box(&good);
+    Ok(Truth {
+        lines,
+        io_submit_calls: calls.len() as u64,
+        ..Truth::default()
+    })
+}
+
 /// Extents of a file, by FIEMAP (`fm_extent_count = 0` asks only for the count).
 fn extent_count(file: &std::fs::File) -> io::Result<u32> {
     #[repr(C)]
@@ -825,6 +909,8 @@ fn main() -> io::Result<()> {
             &std::env::var("AIO_TRACE_TEST_DEVICE").expect("AIO_TRACE_TEST_DEVICE"),
         ))?,
         "destroy_inflight" => destroy_inflight(Path::new(dir))?,
+        "destroy_churn" => destroy_churn(Path::new(dir))?,
+        "bad_pointers" => bad_pointers(Path::new(dir))?,
         "threads_reused_iocb" => threads(Path::new(dir), IocbMemory::ReusedStack, false)?,
         "threads_distinct_iocbs" => threads(Path::new(dir), IocbMemory::DistinctHeap, true)?,
         "workload-vectored" => workload(Path::new(dir), Engine::Aio, Mode::Vectored)?,

@@ -587,3 +587,59 @@ fn threads_exact(scenario: &str) {
         assert_eq!(got, calls[key].as_u64().unwrap(), "{key}");
     }
 }
+
+/// libaio's harness case 3: io_submit calls with bad pointers, which the
+/// kernel refuses. Each refused iocb is a record with the kernel's errno —
+/// also the ones the tracer could not read either — and none is a loss.
+#[test]
+fn iocbs_refused_for_bad_pointers_are_records_with_the_errno() {
+    let (truth, mut records, _, losses) = trace(Testee::spawn("bad_pointers"));
+    records.sort_by_key(|r| r.submit_ns);
+    let calls: Vec<&Value> = of_type(&truth, "submit").collect();
+    assert_eq!(
+        records.len(),
+        calls.len(),
+        "one record per refused call: {records:#?}"
+    );
+    for (r, call) in records.iter().zip(&calls) {
+        let what = format!("{call}: {r:?}");
+        assert!(r.rejected(), "{what}");
+        assert_eq!(r.result(), call["ret"].as_i64(), "{what}");
+        if call["what"] == "bad ctx" {
+            assert_eq!(r.op().name(), "PREAD", "{what}");
+        } else {
+            assert_eq!(r.result(), Some(-(libc::EFAULT as i64)), "{what}");
+            assert_eq!(r.op().name(), "UNKNOWN", "{what}");
+            assert_eq!(r.requested_bytes(), None, "{what}");
+        }
+    }
+    assert_eq!(losses.total(), 0, "{losses:?}");
+}
+
+/// libaio's harness case 18: threads that each set up a context, submit one
+/// read and destroy the context without io_getevents, again and again; the
+/// kernel hands destroyed context ids to other threads' io_setup. Every read
+/// is a record with its kernel completion and result, none is abandoned.
+#[test]
+fn contexts_destroyed_without_getevents_leave_one_record_per_iocb() {
+    let (truth, records, _, losses) = trace(Testee::spawn("destroy_churn"));
+    let calls = of_type(&truth, "calls").next().unwrap();
+    let submitted = calls["iocbs_submitted"].as_u64().unwrap();
+    assert_eq!(records.len() as u64, submitted, "{losses:?}");
+    let odd: Vec<_> = records
+        .iter()
+        .filter(|r| {
+            !(r.op().name() == "PREAD"
+                && r.result() == Some(4096)
+                && r.complete_ns().is_some()
+                && r.reaped_ns().is_none()
+                && r.dispatches == 1)
+        })
+        .collect();
+    assert!(odd.is_empty(), "{odd:#?}");
+    let mut tags: Vec<u64> = records.iter().map(|r| r.aio_data).collect();
+    tags.sort_unstable();
+    tags.dedup();
+    assert_eq!(tags.len() as u64, submitted, "each iocb once");
+    assert_eq!(losses.total(), 0, "{losses:?}");
+}
