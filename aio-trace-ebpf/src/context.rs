@@ -107,7 +107,7 @@ fn try_exit_ctx_call(ctx: &TracePointContext, event: u8) -> Result<(), i64> {
             _pad: 0,
             ctx: aio_ctx,
         };
-        let _ = CTX_BORN.insert(&key, &ts_ns, 0);
+        let _ = CTX_BORN.insert(key, ts_ns, 0);
     }
     let record = CtxRecord {
         kind: RECORD_CTX,

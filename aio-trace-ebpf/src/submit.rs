@@ -302,7 +302,7 @@ fn born(walk: &SubmitWalk) -> u64 {
     };
     // SAFETY: HashMap::get is unsafe because another CPU may delete the entry under the returned
     // reference; the u64 is copied at once.
-    unsafe { CTX_BORN.get(&key) }.copied().unwrap_or(0)
+    unsafe { CTX_BORN.get(key) }.copied().unwrap_or(0)
 }
 
 /// Whether `previous`, an earlier submission of the address, belongs to an
