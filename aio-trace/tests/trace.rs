@@ -79,24 +79,13 @@ fn every_iocb_exact(config: TraceConfig) {
         }
     }
     // The cases the issue names are really in the run, not just counted.
-    let has = |op: &str, segs: u64, res: i64| {
-        records
-            .iter()
-            .any(|r| r.op().name() == op && u64::from(r.segs) == segs && r.result() == Some(res))
-    };
-    for segs in [1, 8, 9, 64, 1024] {
-        assert!(has("PREADV", segs, (segs * 4096) as i64), "PREADV {segs}");
-        assert!(has("PWRITEV", segs, (segs * 4096) as i64), "PWRITEV {segs}");
-    }
+    common::assert_vectored_shapes(&records, "PREADV", "PWRITEV", &[1, 8, 9, 64, 1024]);
     assert!(
-        has("PREADV", 1025, -22),
-        "1025-segment PREADV rejected with -EINVAL"
-    );
-    assert!(
-        has("PREAD", 1, 4096) && records.iter().any(|r| r.bytes == 8192 && r.res == 4096),
+        common::has_request(&records, "PREAD", 1, 4096)
+            && records.iter().any(|r| r.bytes == 8192 && r.res == 4096),
         "short read"
     );
-    assert!(has("FSYNC", 0, 0));
+    assert!(common::has_request(&records, "FSYNC", 0, 0));
 
     let calls = of_type(&truth, "calls").next().unwrap();
     let summary = summaries

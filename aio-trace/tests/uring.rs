@@ -101,6 +101,19 @@ fn trace_fio(file: &str, args: &[&str]) -> FioRun {
     }
 }
 
+/// A 32 MiB file in `dir` that fio wrote: every extent allocated, so an
+/// O_DIRECT read of it reaches the device.
+fn fio_file(dir: &common::TempDir) -> String {
+    let file = format!("{}/fio.dat", dir.path());
+    let out = Command::new("fio")
+        .args(["--name=lay", "--rw=write", "--bs=1M", "--size=32M"])
+        .arg(format!("--filename={file}"))
+        .output()
+        .expect("fio (cargo xtask test installs it)");
+    assert!(out.status.success(), "fio lays out the file: {out:?}");
+    file
+}
+
 /// fio's count of I/Os in direction `ddir` ("read", "write", "sync").
 fn fio_ios(job: &Value, ddir: &str) -> usize {
     job[ddir]["total_ios"].as_u64().unwrap_or(0) as usize
@@ -137,13 +150,7 @@ fn fio_io_uring_requests_are_exact_records() {
         return;
     }
     let dir = common::TempDir::new("uring-fio");
-    let file = format!("{}/fio.dat", dir.path());
-    let status = Command::new("fio")
-        .args(["--name=lay", "--rw=write", "--bs=1M", "--size=32M"])
-        .arg(format!("--filename={file}"))
-        .output()
-        .expect("fio lays out the file");
-    assert!(status.status.success());
+    let file = fio_file(&dir);
 
     // (what, fio's arguments, the opcode, whether O_DIRECT dispatches it)
     let shapes: &[(&str, &[&str], &str, bool)] = &[
@@ -242,13 +249,7 @@ fn fio_io_uring_median_latency_matches_fio() {
         return;
     }
     let dir = common::TempDir::new("uring-fio-lat");
-    let file = format!("{}/fio.dat", dir.path());
-    let status = Command::new("fio")
-        .args(["--name=lay", "--rw=write", "--bs=1M", "--size=32M"])
-        .arg(format!("--filename={file}"))
-        .output()
-        .expect("fio lays out the file");
-    assert!(status.status.success());
+    let file = fio_file(&dir);
     let run = trace_fio(
         &file,
         &[
@@ -318,19 +319,7 @@ fn every_io_uring_request_becomes_one_exact_record() {
         assert!(r.latency_ns().is_some_and(|l| l > 0), "{what}: {r:?}");
     }
     // The shapes are really in the run, not just counted.
-    let has = |op: &str, segs: u64, res: i64| {
-        records
-            .iter()
-            .any(|r| r.op().name() == op && u64::from(r.segs) == segs && r.result() == Some(res))
-    };
-    for segs in [1, 2, 7, 64, 1024] {
-        assert!(has("READV", segs, (segs * 4096) as i64), "READV {segs}");
-        assert!(has("WRITEV", segs, (segs * 4096) as i64), "WRITEV {segs}");
-    }
-    assert!(
-        has("READV", 1025, -22),
-        "1025-segment READV refused with -EINVAL"
-    );
+    common::assert_vectored_shapes(&records, "READV", "WRITEV", &[1, 2, 7, 64, 1024]);
     assert!(
         records
             .iter()

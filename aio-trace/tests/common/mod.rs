@@ -338,3 +338,27 @@ impl Drop for ZramDevice {
         let _ = std::fs::write("/sys/class/zram-control/hot_remove", &self.id);
     }
 }
+
+/// Whether `records` hold a request of `op` with `segs` segments and result
+/// `res`.
+pub fn has_request(records: &[IocbRecord], op: &str, segs: u64, res: i64) -> bool {
+    use aio_trace::model::IocbView;
+    records
+        .iter()
+        .any(|r| r.op().name() == op && u64::from(r.segs) == segs && r.result() == Some(res))
+}
+
+/// The vectored shapes a fidelity scenario must really contain, not just
+/// count: `read` and `write` of 4 KiB segments at each of `segs`, whole,
+/// and a 1,025-segment `read` the kernel refused with -EINVAL.
+pub fn assert_vectored_shapes(records: &[IocbRecord], read: &str, write: &str, segs: &[u64]) {
+    for &n in segs {
+        let bytes = (n * 4096) as i64;
+        assert!(has_request(records, read, n, bytes), "{read} {n}");
+        assert!(has_request(records, write, n, bytes), "{write} {n}");
+    }
+    assert!(
+        has_request(records, read, 1025, -22),
+        "1025-segment {read} refused with -EINVAL"
+    );
+}
