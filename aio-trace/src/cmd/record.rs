@@ -91,7 +91,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         None
     };
     eprintln!(
-        "Recording AIO to {}... Hit Ctrl-C to end.",
+        "Recording AIO and io_uring to {}... Hit Ctrl-C to end.",
         args.output.display()
     );
     let what = format!("while writing {}", args.output.display());

@@ -22,7 +22,7 @@ pub async fn run(args: SnoopArgs) -> anyhow::Result<ExitCode> {
     config.ring_bytes = ring_bytes(args.ring_size)?;
     let (tracer, ring) = Tracer::start(&config)?;
     tracer.warn_skipped();
-    eprintln!("Tracing AIO... Hit Ctrl-C to end.");
+    eprintln!("Tracing AIO and io_uring... Hit Ctrl-C to end.");
     let start_ns = tracer.attached_ns;
     let mut session = Session::new(tracer, ring, args.inflight_timeout)
         .context("while watching the ring buffer")?;
