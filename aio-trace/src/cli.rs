@@ -379,6 +379,8 @@ pub enum ReportBy {
     File,
     /// The interface: aio, io_uring, sync.
     Api,
+    /// The device of the file: its name and MAJ:MIN.
+    Dev,
 }
 
 #[derive(Debug, Args)]
