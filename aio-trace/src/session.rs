@@ -21,7 +21,7 @@ use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
 use crate::{
-    blockdev::Disk,
+    blockdev::{DevNames, Disk},
     loader::Tracer,
     model::{ContextSummary, DeviceSummary, IocbView, LossCounts, Staleness, staleness},
     reader::{Record, records},
@@ -125,6 +125,7 @@ impl Session {
             .iter()
             .map(|(key, counters)| ContextSummary::new(key, counters))
             .collect();
+        let mut names = DevNames::system();
         let devices = self
             .tracer
             .devices()
@@ -132,7 +133,7 @@ impl Session {
             .filter(|(_, c)| c.bios != 0 || c.requests != 0)
             // The block layer counts per whole disk, so a partition's disk is kept.
             .filter(|(dev, _)| self.tracer.disk.as_ref().is_none_or(|d| d.whole == *dev))
-            .map(|(dev, c)| DeviceSummary::new(*dev, c))
+            .map(|(dev, c)| DeviceSummary::new(*dev, names.name(*dev).map(|n| n.to_string()), c))
             .collect();
         (contexts, devices)
     }
