@@ -517,8 +517,7 @@ fn threaded_and_io_uring_recordings_count_once_downstream() {
         assert!(replay.status.success(), "{scenario}: {replay:?}");
         let last: Value = String::from_utf8_lossy(&replay.stdout)
             .lines()
-            .filter(|l| !l.is_empty())
-            .last()
+            .rfind(|l| !l.is_empty())
             .map(|l| serde_json::from_str(l).unwrap())
             .expect("top --batch printed a line");
         let replayed: u64 = last["rows"]

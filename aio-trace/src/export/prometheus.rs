@@ -306,10 +306,13 @@ struct Handles {
     bios_per_iocb: Histogram,
 }
 
+/// (comm, api, op, device): what picks a record's series, without allocating.
+type SeriesKey = ([u8; 16], Api, &'static str, Option<u32>);
+
 /// Feeds each record into the metrics and remembers the task name of each pid.
 pub struct MetricsSink {
     metrics: Arc<Metrics>,
-    cache: HashMap<([u8; 16], Api, &'static str, Option<u32>), Handles>,
+    cache: HashMap<SeriesKey, Handles>,
     comms: Arc<Mutex<HashMap<u32, String>>>,
     known_pids: std::collections::HashSet<u32>,
     names: DevNames,
