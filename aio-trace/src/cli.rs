@@ -1,7 +1,8 @@
 //! Command-line definitions.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
+use aio_trace::blockdev::{Disk, SYSFS};
 use aio_trace::duration::parse_duration;
 use aio_trace::workload::{
     Engine, Mode, Rw, Stop, Target, WorkloadConfig,
@@ -263,6 +264,12 @@ pub struct FilterArgs {
     /// times in the records): about 40 % of the BPF time per iocb.
     #[arg(long)]
     pub no_block: bool,
+    /// Keep only the I/O to files on this disk (and its partitions, for a
+    /// whole disk): a name (vda, nvme0n1p2), /dev/NAME or MAJ:MIN. I/O
+    /// without a filesystem dispatch (buffered, fsync, raw devices) has no
+    /// device and is dropped.
+    #[arg(long, value_name = "DISK", value_parser = parse_disk, conflicts_with = "no_block")]
+    pub disk: Option<Disk>,
 }
 
 #[derive(Debug, Args)]
@@ -372,6 +379,8 @@ pub enum ReportBy {
     File,
     /// The interface: aio, io_uring, sync.
     Api,
+    /// The device of the file: its name and MAJ:MIN.
+    Dev,
 }
 
 #[derive(Debug, Args)]
@@ -424,6 +433,11 @@ pub fn parse_http_timeout(s: &str) -> Result<Duration, String> {
 
 /// The kernel keeps a task's name in 16 bytes, the last one a NUL.
 const TASK_COMM_LEN: usize = 15;
+
+/// A `--disk` argument, resolved against this machine's sysfs.
+pub fn parse_disk(s: &str) -> Result<Disk, String> {
+    Disk::resolve(s, Path::new(SYSFS)).map_err(|e| e.to_string())
+}
 
 /// A task name to filter on: not empty (it would match no task) and at most
 /// the 15 bytes the kernel keeps (a longer one would never match either).

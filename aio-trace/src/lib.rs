@@ -4,6 +4,7 @@
 //! listed before it):
 //!
 //! 1. Leaves and system access: [`clock`], [`duration`], [`tracefs`], [`btf`],
+//!    [`blockdev`] (device names from sysfs),
 //!    [`privileges`], [`aio`] (the AIO syscalls).
 //! 2. [`model`]: pure logic over decoded records — matching, aggregation,
 //!    histograms, the record schema. No kernel, no I/O. Beside it,
@@ -21,6 +22,7 @@
 //! these.
 
 pub mod aio;
+pub mod blockdev;
 pub mod btf;
 pub mod clock;
 pub mod duration;

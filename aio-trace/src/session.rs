@@ -16,13 +16,14 @@ use std::{
     time::Duration,
 };
 
-use aio_trace_common::{CTX_DESTROY, CTX_EXIT, CtxKey, RECORD_ORDER, SEQ_URING};
+use aio_trace_common::{CTX_DESTROY, CTX_EXIT, CtxKey, IocbRecord, RECORD_ORDER, SEQ_URING};
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
 use crate::{
+    blockdev::{DevNames, Disk},
     loader::Tracer,
-    model::{ContextSummary, DeviceSummary, LossCounts, Staleness, staleness},
+    model::{ContextSummary, DeviceSummary, IocbView, LossCounts, Staleness, staleness},
     reader::{Record, records},
 };
 
@@ -31,6 +32,29 @@ pub trait Sink {
     fn record(&mut self, record: &Record) -> io::Result<()>;
     /// Called after each batch (one ring buffer wake-up).
     fn flush(&mut self) -> io::Result<()>;
+}
+
+/// Passes on the records whose file is on `disk`, and context records. An
+/// iocb without a dispatch (buffered I/O, fsync, a raw block device) has no
+/// device, so it is dropped, as biosnoop's disk filter drops what it cannot
+/// place.
+pub struct OnDisk<'a, S> {
+    pub inner: &'a mut S,
+    pub disk: Disk,
+}
+
+impl<S: Sink> Sink for OnDisk<'_, S> {
+    fn record(&mut self, record: &Record) -> io::Result<()> {
+        let on_disk = |r: &IocbRecord| r.device().is_some_and(|d| self.disk.contains(d.0));
+        match record {
+            Record::Iocb(r) | Record::Syscall(r) if !on_disk(r) => Ok(()),
+            _ => self.inner.record(record),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// How often in-flight entries are checked, and when one is given up on.
@@ -101,12 +125,15 @@ impl Session {
             .iter()
             .map(|(key, counters)| ContextSummary::new(key, counters))
             .collect();
+        let mut names = DevNames::system();
         let devices = self
             .tracer
             .devices()
             .iter()
             .filter(|(_, c)| c.bios != 0 || c.requests != 0)
-            .map(|(dev, c)| DeviceSummary::new(*dev, c))
+            // The block layer counts per whole disk, so a partition's disk is kept.
+            .filter(|(dev, _)| self.tracer.disk.as_ref().is_none_or(|d| d.whole == *dev))
+            .map(|(dev, c)| DeviceSummary::new(*dev, names.name(*dev).map(|n| n.to_string()), c))
             .collect();
         (contexts, devices)
     }
@@ -123,7 +150,22 @@ impl Session {
 
     /// Delivers records to `sink` until `stop` resolves (or the sink fails),
     /// then detaches the probes and delivers what the ring buffer still holds.
+    /// With a disk to keep, only the records whose file is on it.
     pub async fn run(
+        &mut self,
+        sink: &mut impl Sink,
+        stop: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        match self.tracer.disk.clone() {
+            Some(disk) => {
+                let mut on_disk = OnDisk { inner: sink, disk };
+                self.run_into(&mut on_disk, stop).await
+            }
+            None => self.run_into(sink, stop).await,
+        }
+    }
+
+    async fn run_into(
         &mut self,
         sink: &mut impl Sink,
         stop: impl Future<Output = ()>,
@@ -329,5 +371,58 @@ impl Session {
     /// io_getevents reaped them.
     pub fn completed_unreaped(&self) -> u64 {
         self.completed_unreaped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{blockdev::encode, model::sample_record};
+
+    #[derive(Default)]
+    struct Kept(Vec<Option<u32>>);
+
+    impl Sink for Kept {
+        fn record(&mut self, record: &Record) -> io::Result<()> {
+            if let Record::Iocb(r) | Record::Syscall(r) = record {
+                self.0.push(r.device().map(|d| d.0));
+            }
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn on_disk_keeps_the_disk_and_its_partitions_and_drops_the_undispatched() {
+        let disk = Disk {
+            name: "vda".into(),
+            dev: encode(254, 0),
+            whole: encode(254, 0),
+            devs: vec![encode(254, 0), encode(254, 1)],
+        };
+        let on = |dev: u32, dispatches: u32| IocbRecord {
+            dev,
+            dispatches,
+            ..sample_record()
+        };
+        let mut kept = Kept::default();
+        let mut sink = OnDisk {
+            inner: &mut kept,
+            disk,
+        };
+        for r in [
+            on(encode(254, 0), 1),
+            on(encode(254, 1), 1),
+            on(encode(7, 3), 1),
+            // Buffered I/O: no dispatch, so no device, even with a stale dev.
+            on(encode(254, 0), 0),
+        ] {
+            sink.record(&Record::Iocb(r)).unwrap();
+            sink.record(&Record::Syscall(r)).unwrap();
+        }
+        let want = [Some(encode(254, 0)), Some(encode(254, 1))];
+        assert_eq!(kept.0, [want[0], want[0], want[1], want[1]]);
     }
 }

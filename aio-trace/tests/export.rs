@@ -7,6 +7,7 @@ use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader, Read, Write},
     net::TcpStream,
+    os::unix::fs::MetadataExt,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -398,6 +399,27 @@ fn serve_passes_promtool_and_a_prometheus_scrapes_it() {
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(counted, iocbs, "{metrics}");
+    // The testee's file is on the build's filesystem: its device's name is the
+    // dev label, and device_info gives its maj:min.
+    let dev = std::fs::metadata(dir.path()).unwrap().dev();
+    let maj_min = format!("{}:{}", libc::major(dev), libc::minor(dev));
+    let name = std::fs::read_to_string(format!("/sys/dev/block/{maj_min}/uevent"))
+        .ok()
+        .and_then(|u| {
+            u.lines()
+                .find_map(|l| l.strip_prefix("DEVNAME=").map(str::to_owned))
+        })
+        .unwrap_or_else(|| maj_min.clone());
+    assert!(
+        metrics.contains(&format!("op=\"PREADV\",dev=\"{name}\"}}")),
+        "no dev=\"{name}\" in {metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "aio_trace_device_info{{dev=\"{name}\",maj_min=\"{maj_min}\"}} 1"
+        )),
+        "no device_info for {name} in {metrics}"
+    );
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

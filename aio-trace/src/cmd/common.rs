@@ -30,6 +30,7 @@ pub fn trace_config(filter: &FilterArgs) -> anyhow::Result<TraceConfig> {
         pids: filter.pids.clone(),
         comm: filter.comm.clone(),
         block: !filter.no_block,
+        disk: filter.disk.clone(),
         ..TraceConfig::default()
     })
 }

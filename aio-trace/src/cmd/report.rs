@@ -6,7 +6,11 @@ use std::{
     process::ExitCode,
 };
 
-use aio_trace::report::{By, ReportError, Stats, read_file, render_text};
+use aio_trace::{
+    blockdev::DevNames,
+    export::hostname,
+    report::{By, ReportError, Stats, read_file, render_text},
+};
 use anyhow::Context as _;
 
 use crate::cli::{ReportArgs, ReportBy};
@@ -18,8 +22,10 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         ReportBy::Op => By::Op,
         ReportBy::File => By::File,
         ReportBy::Api => By::Api,
+        ReportBy::Dev => By::Dev,
     };
     let mut stats = Stats::new(by);
+    stats.name_devices(DevNames::system(), &hostname());
     let info = match read_file(&args.file, args.skip_bad, &mut |row| stats.add(row)) {
         Ok(info) => info,
         Err(e @ ReportError::Torn { .. }) => {

@@ -16,6 +16,7 @@ use std::{
 };
 
 use aio_trace::{
+    blockdev::DevNames,
     export::prometheus::{Metrics, MetricsSink, proc_comm, to_classic_text},
     loader::{CounterTable, LossTable, Tracer},
     session::{Session, UserLosses},
@@ -433,7 +434,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("Serving AIO metrics on http://{address}/metrics... Hit Ctrl-C to end.");
-    let mut sink = MetricsSink::new(metrics, comms);
+    let mut sink = MetricsSink::new(metrics, comms, DevNames::system());
     session
         .run(&mut sink, stop)
         .await

@@ -9,7 +9,7 @@ use std::{
 };
 
 use aio_trace::{
-    model::comm_str,
+    model::{IocbView, comm_str},
     tui::{
         app::{self, Batch, ReplayOptions, TopOptions},
         batch::BatchFormat,
@@ -77,6 +77,11 @@ pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
         if let Some(comm) = &filter.comm {
             described.push(format!("comm {comm}"));
         }
+        // The disk is resolved on this machine: its number is the recording's
+        // only when the recording was taken here.
+        if let Some(disk) = &filter.disk {
+            described.push(format!("disk {}", disk.label()));
+        }
         if !described.is_empty() {
             recording.retain(|r| {
                 (filter.pids.is_empty() || filter.pids.contains(&r.pid))
@@ -84,6 +89,10 @@ pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
                         .comm
                         .as_deref()
                         .is_none_or(|c| comm_str(&r.comm) == c)
+                    && filter
+                        .disk
+                        .as_ref()
+                        .is_none_or(|d| r.device().is_some_and(|dev| d.contains(dev.0)))
             });
         }
         let name = path.file_name().map_or_else(

@@ -87,6 +87,11 @@ impl Header {
     }
 }
 
+/// This machine's hostname, as a header names it.
+pub fn hostname() -> String {
+    rustix_uname().1
+}
+
 /// (kernel release, hostname) from uname(2).
 fn rustix_uname() -> (String, String) {
     // SAFETY: utsname is plain data; uname fills it.

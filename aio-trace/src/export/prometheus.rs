@@ -1,6 +1,6 @@
 //! `/metrics` for `aio-trace serve`: Prometheus counters and histograms kept
 //! by prometheus-client. Labels stay bounded: task name, api (aio, io_uring,
-//! sync) and op, never pid, context or offset.
+//! sync), op and device name, never pid, context, inode or offset.
 
 use std::{
     collections::HashMap,
@@ -14,12 +14,14 @@ use prometheus_client::{
     metrics::{
         counter::Counter,
         family::{Family, MetricConstructor},
+        gauge::Gauge,
         histogram::{Histogram, exponential_buckets},
     },
     registry::Registry,
 };
 
 use crate::{
+    blockdev::DevNames,
     model::{Api, IocbView, LossCounts, comm_str},
     reader::Record,
     session::Sink,
@@ -32,6 +34,16 @@ pub struct OpLabels {
     /// io_uring's or the syscall's).
     pub api: &'static str,
     pub op: &'static str,
+    /// The device's name (`vda`), its maj:min when it has none, empty for an
+    /// iocb without a dispatch. maj:min is in `device_info`, not here, so a
+    /// device is one series per op, not two.
+    pub dev: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeviceLabels {
+    pub dev: String,
+    pub maj_min: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -82,6 +94,7 @@ pub struct Metrics {
     io_submit_calls: Family<CommLabels, Counter>,
     io_getevents_calls: Family<CommLabels, Counter>,
     lost: Family<CauseLabels, Counter>,
+    devices: Family<DeviceLabels, Gauge>,
     seen: Mutex<Seen>,
 }
 
@@ -104,6 +117,7 @@ impl Metrics {
         let io_submit_calls = Family::default();
         let io_getevents_calls = Family::default();
         let lost = Family::default();
+        let devices = Family::default();
         registry.register(
             "iocbs",
             "Iocbs and io_uring requests reaped or refused, and vectored syscalls",
@@ -138,6 +152,11 @@ impl Metrics {
             io_getevents_calls.clone(),
         );
         registry.register("lost", "Records the tracer missed, by cause", lost.clone());
+        registry.register(
+            "device_info",
+            "A device of the dev label, with its major:minor (always 1)",
+            devices.clone(),
+        );
         Self {
             registry,
             iocbs,
@@ -150,6 +169,7 @@ impl Metrics {
             io_submit_calls,
             io_getevents_calls,
             lost,
+            devices,
             seen: Mutex::default(),
         }
     }
@@ -274,7 +294,7 @@ pub fn to_classic_text(openmetrics: &str) -> String {
     out
 }
 
-/// The metrics of one (comm, api, op), cached so a record costs no label lookup.
+/// The metrics of one (comm, api, op, dev), cached so a record costs no label lookup.
 #[derive(Clone)]
 struct Handles {
     iocbs: Counter,
@@ -286,18 +306,27 @@ struct Handles {
     bios_per_iocb: Histogram,
 }
 
+/// (comm, api, op, device): what picks a record's series, without allocating.
+type SeriesKey = ([u8; 16], Api, &'static str, Option<u32>);
+
 /// Feeds each record into the metrics and remembers the task name of each pid.
 pub struct MetricsSink {
     metrics: Arc<Metrics>,
-    cache: HashMap<([u8; 16], Api, &'static str), Handles>,
+    cache: HashMap<SeriesKey, Handles>,
     comms: Arc<Mutex<HashMap<u32, String>>>,
     known_pids: std::collections::HashSet<u32>,
+    names: DevNames,
 }
 
 impl MetricsSink {
-    pub fn new(metrics: Arc<Metrics>, comms: Arc<Mutex<HashMap<u32, String>>>) -> Self {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        comms: Arc<Mutex<HashMap<u32, String>>>,
+        names: DevNames,
+    ) -> Self {
         Self {
             metrics,
+            names,
             cache: HashMap::new(),
             comms,
             known_pids: std::collections::HashSet::new(),
@@ -309,16 +338,31 @@ impl MetricsSink {
             let mut comms = self.comms.lock().unwrap_or_else(|e| e.into_inner());
             comms.insert(r.pid, comm_str(&r.comm).into_owned());
         }
-        let (api, op) = (r.api(), r.op());
-        let metrics = &self.metrics;
+        let (api, op, dev) = (r.api(), r.op(), r.device());
+        let (metrics, names) = (&self.metrics, &mut self.names);
         let handles = self
             .cache
-            .entry((r.comm, api, op.name()))
+            .entry((r.comm, api, op.name(), dev.map(|d| d.0)))
             .or_insert_with(|| {
+                let dev = dev.map_or_else(String::new, |d| {
+                    let maj_min = d.to_string();
+                    let dev = names
+                        .name(d.0)
+                        .map_or_else(|| maj_min.clone(), |n| n.to_string());
+                    metrics
+                        .devices
+                        .get_or_create(&DeviceLabels {
+                            dev: dev.clone(),
+                            maj_min,
+                        })
+                        .set(1);
+                    dev
+                });
                 metrics.handles(&OpLabels {
                     comm: comm_str(&r.comm).into_owned(),
                     api: api.name(),
                     op: op.name(),
+                    dev,
                 })
             });
         handles.iocbs.inc();
@@ -391,7 +435,11 @@ mod tests {
     #[test]
     fn renders_counters_histograms_and_losses_with_bounded_labels() {
         let metrics = Arc::new(Metrics::new());
-        let mut sink = MetricsSink::new(metrics.clone(), Arc::default());
+        let mut sink = MetricsSink::new(
+            metrics.clone(),
+            Arc::default(),
+            DevNames::new("/nonexistent"),
+        );
         sink.observe(&record(7, 8, 32768, 50_000));
         sink.observe(&record(7, 8, 32768, 150_000));
         sink.observe(&record(0, 1, -5, 10_000));
@@ -422,11 +470,11 @@ mod tests {
         metrics.update_kernel(&[(key, counters)], |_| "fio".into(), &losses);
         let text = metrics.render().unwrap();
         for line in [
-            r#"aio_trace_iocbs_total{comm="fio",api="aio",op="PREADV"} 3"#,
-            r#"aio_trace_bytes_total{comm="fio",api="aio",op="PREADV"} 65536"#,
-            r#"aio_trace_errors_total{comm="fio",api="aio",op="PREAD"} 1"#,
-            r#"aio_trace_errors_total{comm="fio",api="aio",op="PREADV"} 1"#,
-            r#"aio_trace_iocb_latency_seconds_count{comm="fio",api="aio",op="PREADV"} 2"#,
+            r#"aio_trace_iocbs_total{comm="fio",api="aio",op="PREADV",dev=""} 3"#,
+            r#"aio_trace_bytes_total{comm="fio",api="aio",op="PREADV",dev=""} 65536"#,
+            r#"aio_trace_errors_total{comm="fio",api="aio",op="PREAD",dev=""} 1"#,
+            r#"aio_trace_errors_total{comm="fio",api="aio",op="PREADV",dev=""} 1"#,
+            r#"aio_trace_iocb_latency_seconds_count{comm="fio",api="aio",op="PREADV",dev=""} 2"#,
             r#"aio_trace_io_submit_calls_total{comm="fio"} 5"#,
             r#"aio_trace_io_getevents_calls_total{comm="fio"} 2"#,
             r#"aio_trace_lost_total{cause="ring_full"} 2"#,
@@ -450,7 +498,11 @@ mod tests {
     fn the_api_label_keeps_each_interface_apart() {
         use aio_trace_common::{API_IO_URING, IORING_OP_READV, RECORD_SYSCALL, SYSCALL_READV};
         let metrics = Arc::new(Metrics::new());
-        let mut sink = MetricsSink::new(metrics.clone(), Arc::default());
+        let mut sink = MetricsSink::new(
+            metrics.clone(),
+            Arc::default(),
+            DevNames::new("/nonexistent"),
+        );
         let uring = IocbRecord {
             api: API_IO_URING,
             reap_ns: 0,
@@ -466,14 +518,48 @@ mod tests {
         sink.observe(&record(IORING_OP_READV.into(), 1, 4096, 5_000));
         let text = metrics.render().unwrap();
         for line in [
-            r#"aio_trace_iocbs_total{comm="fio",api="io_uring",op="READV"} 2"#,
-            r#"aio_trace_iocbs_total{comm="fio",api="sync",op="READV"} 1"#,
-            r#"aio_trace_iocbs_total{comm="fio",api="aio",op="PWRITE"} 1"#,
-            r#"aio_trace_iocb_latency_seconds_count{comm="fio",api="io_uring",op="READV"} 2"#,
-            r#"aio_trace_iocb_latency_seconds_sum{comm="fio",api="io_uring",op="READV"} 0.00006"#,
-            r#"aio_trace_iocb_segments_count{comm="fio",api="io_uring",op="READV"} 2"#,
+            r#"aio_trace_iocbs_total{comm="fio",api="io_uring",op="READV",dev=""} 2"#,
+            r#"aio_trace_iocbs_total{comm="fio",api="sync",op="READV",dev=""} 1"#,
+            r#"aio_trace_iocbs_total{comm="fio",api="aio",op="PWRITE",dev=""} 1"#,
+            r#"aio_trace_iocb_latency_seconds_count{comm="fio",api="io_uring",op="READV",dev=""} 2"#,
+            r#"aio_trace_iocb_latency_seconds_sum{comm="fio",api="io_uring",op="READV",dev=""} 0.00006"#,
+            r#"aio_trace_iocb_segments_count{comm="fio",api="io_uring",op="READV",dev=""} 2"#,
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
+    }
+
+    /// Each device is its own series under its name, maj:min is in
+    /// device_info, and an iocb without a dispatch has an empty dev.
+    #[test]
+    fn the_dev_label_names_the_device() {
+        use crate::blockdev::{encode, fake::FakeSysfs};
+        let sysfs = FakeSysfs::new("prometheus");
+        sysfs.disk("vda", "254:0");
+        let metrics = Arc::new(Metrics::new());
+        let mut sink =
+            MetricsSink::new(metrics.clone(), Arc::default(), DevNames::new(&sysfs.root));
+        let on = |dev: u32| IocbRecord {
+            dev,
+            dispatches: 1,
+            bios: 1,
+            ..record(7, 8, 32768, 50_000)
+        };
+        sink.observe(&on(encode(254, 0)));
+        sink.observe(&on(encode(254, 0)));
+        sink.observe(&on(encode(0, 45)));
+        sink.observe(&record(7, 8, 32768, 50_000));
+        let text = metrics.render().unwrap();
+        for line in [
+            r#"aio_trace_iocbs_total{comm="fio",api="aio",op="PREADV",dev="vda"} 2"#,
+            r#"aio_trace_iocbs_total{comm="fio",api="aio",op="PREADV",dev="0:45"} 1"#,
+            r#"aio_trace_iocbs_total{comm="fio",api="aio",op="PREADV",dev=""} 1"#,
+            r#"aio_trace_iocb_bios_count{comm="fio",api="aio",op="PREADV",dev="vda"} 2"#,
+            r#"aio_trace_device_info{dev="vda",maj_min="254:0"} 1"#,
+            r#"aio_trace_device_info{dev="0:45",maj_min="0:45"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        assert!(!text.contains(r#"aio_trace_device_info{dev="""#));
     }
 }

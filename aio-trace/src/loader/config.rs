@@ -15,7 +15,7 @@ use aio_trace_common::{
 use aya::EbpfLoader;
 
 use super::LoadError;
-use crate::btf;
+use crate::{blockdev::Disk, btf};
 
 /// What to trace and how much memory to give the kernel half.
 #[derive(Clone, Debug)]
@@ -42,6 +42,11 @@ pub struct TraceConfig {
     /// (`unmatched`): the session's in-flight timeout, past which such an
     /// iocb would have aged out.
     pub start_window: Duration,
+    /// Keep only the records whose file is on this disk. Applied by the
+    /// session in user space, not in the kernel half: a record's device is
+    /// known only from its dispatch, which comes after the submit the kernel
+    /// filters on.
+    pub disk: Option<Disk>,
 }
 
 /// The default `start_window`: the default in-flight timeout.
@@ -57,6 +62,7 @@ impl Default for TraceConfig {
             block: true,
             saved_args: false,
             start_window: DEFAULT_START_WINDOW,
+            disk: None,
         }
     }
 }

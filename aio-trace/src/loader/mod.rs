@@ -2,7 +2,7 @@
 //! out typed handles on the maps the user half reads.
 //!
 //! Layer: loader, the only part of the user half that talks to aya and the
-//! kernel's BPF syscalls. It may import `aio-trace-common`, `clock`, `btf`,
+//! kernel's BPF syscalls. It may import `aio-trace-common`, `clock`, `btf`, `blockdev`,
 //! `privileges`, `tracefs` and `model` (for the sums it returns); commands
 //! and the session import it, not the other way round.
 //!
@@ -33,7 +33,10 @@ pub use self::{
 };
 use aio_trace_common::{CtxCounters, CtxKey, DevCounters};
 
-use crate::model::{LossCounts, ProgramCost};
+use crate::{
+    blockdev::Disk,
+    model::{LossCounts, ProgramCost},
+};
 
 /// The eBPF object built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/aio-trace"));
@@ -93,6 +96,8 @@ pub struct Tracer {
     pub skipped: Vec<(Probe, String)>,
     /// Monotonic ns when every probe was attached.
     pub attached_ns: u64,
+    /// The disk the session keeps records of (`TraceConfig::disk`).
+    pub disk: Option<Disk>,
 }
 
 /// RLIMIT_MEMLOCK only matters before kernel 5.11 (memcg accounting since):
@@ -161,6 +166,7 @@ impl Tracer {
             bio_owners: maps.bio_owners,
             skipped,
             attached_ns: crate::clock::monotonic_ns(),
+            disk: config.disk.clone(),
         };
         Ok((tracer, maps.events))
     }

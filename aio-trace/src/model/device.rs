@@ -35,6 +35,8 @@ pub struct DeviceSummary {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub dev: String,
+    /// The device's name (`vda`), null when sysfs has none.
+    pub name: Option<String>,
     pub bios: u64,
     pub requests: u64,
     pub merges: u64,
@@ -46,10 +48,11 @@ pub struct DeviceSummary {
 }
 
 impl DeviceSummary {
-    pub fn new(dev: u32, c: &DevCounters) -> Self {
+    pub fn new(dev: u32, name: Option<String>, c: &DevCounters) -> Self {
         Self {
             kind: "device",
             dev: dev_name(dev),
+            name,
             bios: c.bios,
             requests: c.requests,
             merges: c.merges,
@@ -99,7 +102,7 @@ mod tests {
             ..Default::default()
         };
         let total = sum_devices([&a, &b]);
-        let s = DeviceSummary::new(254 << 20, &total);
+        let s = DeviceSummary::new(254 << 20, Some("vda".into()), &total);
         assert_eq!(
             (s.dev.as_str(), s.bios, s.requests, s.merges),
             ("254:0", 4, 2, 1)

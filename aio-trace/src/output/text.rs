@@ -131,7 +131,7 @@ pub fn write_text_summary(
         writeln!(out)?;
         writeln!(
             out,
-            "{:<8} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12} {:>12} {:>12}",
+            "{:<16} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12} {:>12} {:>12}",
             "DEVICE",
             "BIOS",
             "REQUESTS",
@@ -145,8 +145,11 @@ pub fn write_text_summary(
         for d in devices {
             writeln!(
                 out,
-                "{:<8} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12} {:>12} {:>12}",
-                d.dev,
+                "{:<16} {:>10} {:>10} {:>8} {:>8} {:>12} {:>12} {:>12} {:>12}",
+                match &d.name {
+                    Some(name) => format!("{name} {}", d.dev),
+                    None => d.dev.clone(),
+                },
                 d.bios,
                 d.requests,
                 d.merges,

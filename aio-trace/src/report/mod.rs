@@ -2,7 +2,7 @@
 //! `parse` turns lines into rows (or a clear error naming the line),
 //! `stats` aggregates them, `render` prints the tables.
 //!
-//! Layer: views. Imports `model`, `reader` and `export` (the header and
+//! Layer: views. Imports `blockdev` (device names), `model`, `reader` and `export` (the header and
 //! format version it checks); needs neither root nor the kernel.
 
 mod parse;

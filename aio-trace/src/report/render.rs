@@ -119,6 +119,7 @@ pub fn render_text(r: &Report) -> String {
         super::By::Op => "OP",
         super::By::File => "FILE",
         super::By::Api => "API",
+        super::By::Dev => "DEVICE",
     };
     let width = r
         .groups

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::parse::{BadLine, IocbRow, LossRow, ReadInfo, Row};
 use crate::{
+    blockdev::{DevNames, parse_maj_min},
     export::Header,
     model::{Api, Log2Hist},
 };
@@ -23,6 +24,8 @@ pub enum By {
     Op,
     File,
     Api,
+    /// The device of the file (`-` without a dispatch), named at `report`.
+    Dev,
 }
 
 impl By {
@@ -35,6 +38,7 @@ impl By {
                 Api::Sync => format!("{} sync", r.pid),
             },
             By::Op => r.op.clone(),
+            By::Dev => r.dev.clone().unwrap_or_else(|| "-".into()),
             By::Api => r.api().name().to_owned(),
             By::File => match (&r.dev, r.ino) {
                 (Some(dev), Some(ino)) => format!("{dev} ino {ino}"),
@@ -273,6 +277,8 @@ pub struct Stats {
     last_ns: Option<u64>,
     calls: Calls,
     lost: Option<LossRow>,
+    /// Device names, and the host they are from.
+    names: Option<(DevNames, String)>,
 }
 
 impl Stats {
@@ -280,6 +286,28 @@ impl Stats {
         Self {
             by,
             ..Self::default()
+        }
+    }
+
+    /// Names the `--by dev` groups from `names`, read on `host`: only when
+    /// the recording was taken there (or does not say where), since a
+    /// device number names another device on another machine.
+    pub fn name_devices(&mut self, names: DevNames, host: &str) {
+        self.names = Some((names, host.to_owned()));
+    }
+
+    /// `vda 254:0` for `254:0`, when this host's names apply.
+    fn dev_key(&mut self, key: &str) -> String {
+        let header = self.header.as_ref();
+        let name = self
+            .names
+            .as_mut()
+            .filter(|(_, host)| header.is_none_or(|h| h.hostname == *host))
+            .zip(parse_maj_min(key))
+            .and_then(|((names, _), dev)| names.name(dev));
+        match name {
+            Some(name) => format!("{name} {key}"),
+            None => key.to_owned(),
         }
     }
 
@@ -334,17 +362,24 @@ impl Stats {
         self.last_ns = Some(self.last_ns.map_or(end, |l| l.max(end)));
     }
 
-    pub fn report(self, file: &str, info: ReadInfo) -> Report {
+    pub fn report(mut self, file: &str, info: ReadInfo) -> Report {
         let n = self.total.iocbs;
+        let groups = std::mem::take(&mut self.groups);
+        let mut groups: Vec<_> = groups
+            .iter()
+            .map(|(k, a)| {
+                let key = if self.by == By::Dev {
+                    self.dev_key(k)
+                } else {
+                    k.clone()
+                };
+                line(key, a, n)
+            })
+            .collect();
+        groups.sort_by(|a, b| b.iocbs.cmp(&a.iocbs).then_with(|| a.key.cmp(&b.key)));
         let mut calls = self.calls;
         calls.iocbs_per_submit = ratio(calls.iocbs_submitted, calls.io_submit_calls);
         calls.events_per_getevents = ratio(calls.events_reaped, calls.io_getevents_calls);
-        let mut groups: Vec<_> = self
-            .groups
-            .iter()
-            .map(|(k, a)| line(k.clone(), a, n))
-            .collect();
-        groups.sort_by(|a, b| b.iocbs.cmp(&a.iocbs).then_with(|| a.key.cmp(&b.key)));
         let mut ops: Vec<_> = self
             .ops
             .iter()

@@ -649,3 +649,62 @@ fn a_recording_without_api_fields_reads_as_aio_and_sync() {
     assert_eq!(ops, [Some("aio"), Some("sync")]);
     assert_eq!((report.vectored.iocbs, report.scalar.iocbs), (1, 0));
 }
+
+/// `--by dev` groups by the file's device, named from this host's sysfs
+/// only when the recording was taken on this host.
+#[test]
+fn report_groups_by_dev_and_names_devices_of_this_host() {
+    use crate::blockdev::{DevNames, encode, fake::FakeSysfs};
+    let sysfs = FakeSysfs::new("report");
+    sysfs.disk("vda", "254:0").disk("loop3", "7:3");
+    let on = |dev: u32, tag: u64| IocbRecord {
+        dev,
+        dispatches: 1,
+        bios: 1,
+        ..iocb(7, 8, 1_000, tag)
+    };
+    let header = |host: &str| Header {
+        hostname: host.into(),
+        ..Header::here(Filters::default(), 1)
+    };
+    let recording = |host: &str| {
+        let mut sink = JsonlWriter::new(Vec::new(), &header(host)).unwrap();
+        for r in [
+            on(encode(254, 0), 1),
+            on(encode(254, 0), 2),
+            on(encode(7, 3), 3),
+            on(encode(0, 45), 4),
+            iocb(7, 8, 1_000, 5),
+        ]
+        .into_iter()
+        {
+            sink.record(&Record::Iocb(r)).unwrap();
+        }
+        sink.into_inner()
+    };
+    let groups = |recorded_on: &str| {
+        let mut stats = Stats::new(By::Dev);
+        stats.name_devices(DevNames::new(&sysfs.root), "here");
+        let bytes = recording(recorded_on);
+        let info = read(&bytes[..], "rec", false, &mut |row| stats.add(row)).unwrap();
+        let report = stats.report("rec", info);
+        assert!(render_text(&report).contains("\nDEVICE "));
+        report
+            .groups
+            .into_iter()
+            .map(|g| (g.key, g.iocbs))
+            .collect::<Vec<_>>()
+    };
+    let named = groups("here");
+    assert_eq!(
+        named,
+        [
+            ("vda 254:0".to_owned(), 2),
+            ("-".to_owned(), 1),
+            ("0:45".to_owned(), 1),
+            ("loop3 7:3".to_owned(), 1),
+        ]
+    );
+    let elsewhere = groups("there");
+    assert_eq!(elsewhere[0], ("254:0".to_owned(), 2));
+}

@@ -311,6 +311,9 @@ pub async fn run(options: TopOptions) -> anyhow::Result<()> {
     if let Some(comm) = &options.trace.comm {
         described.push(format!("comm {comm}"));
     }
+    if let Some(disk) = &options.trace.disk {
+        described.push(format!("disk {}", disk.label()));
+    }
     if !described.is_empty() {
         state.trace_filter = described.join(", ");
     }

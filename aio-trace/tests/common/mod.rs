@@ -282,6 +282,11 @@ impl LoopDevice {
         ok(Command::new("mount").args([&self.device, dir.path()]));
         self.mountpoint = Some(dir);
     }
+
+    /// Where `mount` put its filesystem.
+    pub fn mountpoint(&self) -> Option<&str> {
+        self.mountpoint.as_ref().map(TempDir::path)
+    }
 }
 
 impl Drop for LoopDevice {
