@@ -498,6 +498,15 @@ async fn drive(
             Input::Tick => {
                 on_tick(state)?;
                 if let Sink::Batch(batch) = sink {
+                    // At the end of a replay the feeder sends what is left and
+                    // closes: all of it goes into the last line.
+                    if state.replay.as_ref().is_some_and(|r| r.ended) {
+                        while let Some(batch) = batches.recv().await {
+                            for record in &batch {
+                                state.record(record);
+                            }
+                        }
+                    }
                     if !print_tick(batch, state)? {
                         return Ok(());
                     }
