@@ -399,65 +399,35 @@ fn fio_userspace_reap_is_traced_to_the_last_iocb() {
     let dir = common::TempDir::new("fio");
     let file = format!("{}/fio.dat", dir.path());
     let fio = move |args: &[&str]| {
-        Command::new("fio")
-            .args([
-                "--name=ur",
-                "--ioengine=libaio",
-                "--direct=1",
-                "--bs=4k",
-                "--size=16M",
-                "--iodepth=8",
-            ])
-            .arg(format!("--filename={file}"))
-            .args(args)
-            .output()
-            .expect("fio (cargo xtask test installs it)")
+        let mut fio = Command::new("fio");
+        fio.args([
+            "--name=ur",
+            "--ioengine=libaio",
+            "--direct=1",
+            "--bs=4k",
+            "--size=16M",
+            "--iodepth=8",
+        ])
+        .arg(format!("--filename={file}"))
+        .args(args);
+        fio
     };
     assert!(
-        fio(&["--rw=write"]).status.success(),
+        fio(&["--rw=write"])
+            .output()
+            .expect("fio (cargo xtask test installs it)")
+            .status
+            .success(),
         "fio lays out the file"
     );
-    let config = aio_trace::loader::TraceConfig {
-        comm: Some("fio".into()),
-        ..Default::default()
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (records, losses, summaries) = runtime.block_on(async {
-        let (tracer, ring) = aio_trace::loader::Tracer::start(&config).unwrap();
-        let mut session =
-            aio_trace::session::Session::new(tracer, ring, Duration::from_secs(30)).unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let run = std::thread::spawn(move || {
-            let out = fio(&[
-                "--rw=randread",
-                "--userspace_reap=1",
-                "--iodepth_batch_complete_min=0",
-                "--number_ios=500",
-            ]);
-            let _ = tx.send(());
-            out
-        });
-        let mut sink = common::Collect::default();
-        session
-            .run(&mut sink, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        assert!(run.join().unwrap().status.success());
-        let summaries = session.tracer.counters();
-        (sink.0, session.losses(), summaries)
-    });
-    let iocbs: Vec<_> = records
-        .iter()
-        .filter_map(|r| match r {
-            aio_trace::reader::Record::Iocb(r) => Some(*r),
-            _ => None,
-        })
-        .collect();
+    let reap = fio(&[
+        "--rw=randread",
+        "--userspace_reap=1",
+        "--iodepth_batch_complete_min=0",
+        "--number_ios=500",
+    ]);
+    let run = common::trace_command("fio", reap);
+    let (iocbs, losses, summaries) = (run.iocbs(), run.losses, run.contexts);
     assert_eq!(iocbs.len(), 500, "every fio I/O is a record");
     let odd: Vec<_> = iocbs
         .iter()

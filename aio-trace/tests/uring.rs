@@ -5,16 +5,9 @@
 mod common;
 mod support;
 
-use std::{
-    process::{Command, Output},
-    time::Duration,
-};
+use std::process::Command;
 
-use aio_trace::{
-    loader::TraceConfig,
-    model::{IocbView, LossCounts},
-    reader::Record,
-};
+use aio_trace::model::{IocbView, LossCounts};
 use aio_trace_common::{API_IO_URING, IocbRecord, uring_op_name};
 use serde_json::Value;
 
@@ -23,61 +16,6 @@ struct FioRun {
     job: Value,
     records: Vec<IocbRecord>,
     losses: LossCounts,
-}
-
-/// The records of what `command` did, traced by its name `comm`, its
-/// output, and the losses. The tests of this binary trace one command at a
-/// time: a name filter sees every process of that name.
-fn trace_command(comm: &str, mut command: Command) -> (Vec<IocbRecord>, LossCounts, Output) {
-    let _one = trace_lock();
-    let config = TraceConfig {
-        comm: Some(comm.into()),
-        ..Default::default()
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (records, losses, out) = runtime.block_on(async {
-        let (tracer, ring) = aio_trace::loader::Tracer::start(&config).unwrap();
-        common::assert_only_absent_skipped(&tracer);
-        let mut session =
-            aio_trace::session::Session::new(tracer, ring, Duration::from_secs(30)).unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let run = std::thread::spawn(move || {
-            let out = command.output().expect("the traced command runs");
-            let _ = tx.send(());
-            out
-        });
-        let mut sink = common::Collect::default();
-        session
-            .run(&mut sink, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        (sink.0, session.losses(), run.join().unwrap())
-    });
-    assert!(
-        out.status.success(),
-        "the traced command failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records = records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Iocb(r) => Some(*r),
-            _ => None,
-        })
-        .collect();
-    (records, losses, out)
-}
-
-/// Held while a test of this binary traces (its tests run on parallel
-/// threads): one tracer and one traced command at a time.
-fn trace_lock() -> std::sync::MutexGuard<'static, ()> {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs fio with io_uring on `file` under the tracer.
@@ -92,7 +30,8 @@ fn trace_fio(file: &str, args: &[&str]) -> FioRun {
     ])
     .arg(format!("--filename={file}"))
     .args(args);
-    let (records, losses, out) = trace_command("fio", fio);
+    let run = common::trace_command("fio", fio);
+    let (records, losses, out) = (run.iocbs(), run.losses, run.out);
     let report: Value = serde_json::from_slice(&out.stdout).expect("fio's JSON report");
     FioRun {
         job: report["jobs"][0].clone(),
@@ -382,7 +321,8 @@ fn the_workload_on_io_uring_is_traced_request_for_request() {
         ]);
         // The tracer runs in this test's process; the workload is the only
         // process named aio-trace.
-        let (records, losses, out) = trace_command("aio-trace", workload);
+        let run = common::trace_command("aio-trace", workload);
+        let (records, losses, out) = (run.iocbs(), run.losses, run.out);
         let result: Value = serde_json::from_slice(&out.stdout).expect("the workload's JSON");
         let segs: u32 = segments.parse().unwrap();
         assert_eq!(
@@ -415,7 +355,7 @@ fn the_workload_on_io_uring_is_traced_request_for_request() {
 /// the workload counted is what the tracer counted.
 #[test]
 fn bench_checks_every_io_uring_count_against_the_tracer() {
-    let _one = trace_lock();
+    let _one = common::trace_lock();
     for compare in [
         ["--engine", "io_uring"].as_slice(),
         ["--compare", "engines"].as_slice(),

@@ -367,3 +367,75 @@ pub fn assert_vectored_shapes(records: &[IocbRecord], read: &str, write: &str, s
         "1025-segment {read} refused with -EINVAL"
     );
 }
+
+/// Held while a test traces a command by its name (tests of one binary run
+/// on parallel threads): one tracer and one traced command at a time.
+pub fn trace_lock() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What tracing a command by its name left: the records, the losses, the
+/// AIO contexts' counters, and the command's output.
+pub struct CommandTrace {
+    pub records: Vec<Record>,
+    pub losses: LossCounts,
+    pub contexts: Vec<(aio_trace_common::CtxKey, aio_trace_common::CtxCounters)>,
+    pub out: std::process::Output,
+}
+
+impl CommandTrace {
+    pub fn iocbs(&self) -> Vec<IocbRecord> {
+        self.records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Iocb(r) => Some(*r),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Runs `command` under the tracer, filtered on the name `comm` (so one at
+/// a time: `trace_lock`), until it exits; it must succeed.
+pub fn trace_command(comm: &str, mut command: Command) -> CommandTrace {
+    let _one = trace_lock();
+    let config = TraceConfig {
+        comm: Some(comm.into()),
+        ..Default::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let trace = runtime.block_on(async {
+        let (tracer, ring) = Tracer::start(&config).expect("load and attach the tracer");
+        assert_only_absent_skipped(&tracer);
+        let mut session = Session::new(tracer, ring, Duration::from_secs(30)).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let run = std::thread::spawn(move || {
+            let out = command.output().expect("the traced command runs");
+            let _ = tx.send(());
+            out
+        });
+        let mut sink = Collect::default();
+        session
+            .run(&mut sink, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        CommandTrace {
+            records: sink.0,
+            losses: session.losses(),
+            contexts: session.tracer.counters(),
+            out: run.join().unwrap(),
+        }
+    });
+    assert!(
+        trace.out.status.success(),
+        "the traced command failed: {}",
+        String::from_utf8_lossy(&trace.out.stderr)
+    );
+    trace
+}
