@@ -9,6 +9,7 @@
 //! `{"type":"calls"}` with the AIO syscalls it made (and, after io_uring, one
 //! `{"type":"uring_calls"}`).
 
+mod unmapped;
 mod uring;
 
 use std::{
@@ -911,6 +912,7 @@ fn main() -> io::Result<()> {
         "destroy_inflight" => destroy_inflight(Path::new(dir))?,
         "destroy_churn" => destroy_churn(Path::new(dir))?,
         "bad_pointers" => bad_pointers(Path::new(dir))?,
+        "unmapped_iocbs" => unmapped::scenario(Path::new(dir))?,
         "threads_reused_iocb" => threads(Path::new(dir), IocbMemory::ReusedStack, false)?,
         "threads_distinct_iocbs" => threads(Path::new(dir), IocbMemory::DistinctHeap, true)?,
         "workload-vectored" => workload(Path::new(dir), Engine::Aio, Mode::Vectored)?,
