@@ -913,6 +913,9 @@ fn main() -> io::Result<()> {
         "destroy_churn" => destroy_churn(Path::new(dir))?,
         "bad_pointers" => bad_pointers(Path::new(dir))?,
         "unmapped_iocbs" => unmapped::scenario(Path::new(dir))?,
+        "unmapped_iocbs_raw" => unmapped::raw_scenario(Path::new(
+            &std::env::var("AIO_TRACE_TEST_DEVICE").expect("AIO_TRACE_TEST_DEVICE"),
+        ))?,
         "threads_reused_iocb" => threads(Path::new(dir), IocbMemory::ReusedStack, false)?,
         "threads_distinct_iocbs" => threads(Path::new(dir), IocbMemory::DistinctHeap, true)?,
         "workload-vectored" => workload(Path::new(dir), Engine::Aio, Mode::Vectored)?,

@@ -223,6 +223,19 @@ impl Run {
     }
 }
 
+impl Run {
+    fn new() -> io::Result<Self> {
+        Ok(Self {
+            ctx: AioContext::new(16)?,
+            truth: Truth::default(),
+            shared: Shared::new(16)?,
+            bufs: Vec::new(),
+            iovs: Vec::new(),
+            tag: 0,
+        })
+    }
+}
+
 pub fn scenario(dir: &Path) -> io::Result<Truth> {
     let path = dir.join("unmapped.dat");
     std::fs::write(&path, vec![0x5au8; FILE_BYTES])?;
@@ -233,14 +246,7 @@ pub fn scenario(dir: &Path) -> io::Result<Truth> {
         .open(&path)?;
     let buffered = OpenOptions::new().read(true).write(true).open(&path)?;
     let (dfd, bfd) = (direct.as_raw_fd(), buffered.as_raw_fd());
-    let mut run = Run {
-        ctx: AioContext::new(16)?,
-        truth: Truth::default(),
-        shared: Shared::new(16)?,
-        bufs: Vec::new(),
-        iovs: Vec::new(),
-        tag: 0,
-    };
+    let mut run = Run::new()?;
 
     // An iovec array that starts on a mapped page and ends on an unmapped
     // one; then arrays wholly on an unmapped page, read and written.
@@ -311,5 +317,74 @@ pub fn scenario(dir: &Path) -> io::Result<Truth> {
     let ptrs = run.shared.place(7 * PAGE, &ptrs);
     run.submit("all unmapped", ptrs, &expect, &[7, 8, 9, 10])?;
 
+    // An iocb on an unmapped page that the kernel reads and refuses (a bad
+    // fd): a record with its errno, decoded as the others.
+    run.tag += 1;
+    run.bufs.push(AlignedBuf::zeroed(BLOCK, BLOCK));
+    let buf = run.bufs.last_mut().expect("just pushed");
+    let iocb = run
+        .shared
+        .place(11 * PAGE, &[aio::pread(-1, buf, 0, run.tag)]);
+    run.shared.unmap(11)?;
+    run.truth.io_submit_calls += 1;
+    // SAFETY: one pointer to an iocb placed above; the kernel refuses it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_io_submit,
+            run.ctx.id(),
+            1 as libc::c_long,
+            [iocb].as_ptr(),
+        )
+    };
+    let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    if ret != -1 || errno != libc::EBADF {
+        return Err(io::Error::other(format!(
+            "refused: io_submit returned {ret} ({errno})"
+        )));
+    }
+    run.truth.lines.push(json!({
+        "type": "iocb", "tag": run.tag, "op": "PREAD", "segs": 1, "bytes": BLOCK,
+        "res": -libc::EBADF, "direct": false, "case": "refused, iocb unmapped", "reaped": false,
+    }));
+
+    Ok(std::mem::take(&mut run.truth))
+}
+
+/// The same on a raw block device (`unmapped_iocbs_raw`), which has no
+/// filesystem dispatch: in one call, a PREADV whose iovec array straddles
+/// into an unmapped page, a PREADV on an unmapped page and a PREAD, their
+/// pointers on an unmapped page too. Far apart, so no two bios merge.
+pub fn raw_scenario(device: &Path) -> io::Result<Truth> {
+    let raw = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(device)?;
+    let fd = raw.as_raw_fd();
+    let mut run = Run::new()?;
+    let (mut iocbs, mut expect) = (Vec::new(), Vec::new());
+    let (iocb, e) = run.vectored("PREADV", fd, 4, At::Shared(PAGE - 32), 256, true);
+    iocbs.push(Box::new(iocb));
+    expect.push(e);
+    let (iocb, e) = run.vectored("PREADV", fd, 2, At::Heap, 320, true);
+    let iocb = run.shared.place(3 * PAGE, &[iocb]);
+    expect.push(e);
+    run.tag += 1;
+    run.bufs.push(AlignedBuf::zeroed(BLOCK, BLOCK));
+    let buf = run.bufs.last_mut().expect("just pushed");
+    iocbs.push(Box::new(aio::pread(fd, buf, (384 * BLOCK) as i64, run.tag)));
+    expect.push(Expect {
+        tag: run.tag,
+        op: "PREAD",
+        segs: 1,
+        bytes: BLOCK as u64,
+        direct: true,
+    });
+    let ptrs = [
+        &mut *iocbs[0] as *mut Iocb,
+        iocb,
+        &mut *iocbs[1] as *mut Iocb,
+    ];
+    let ptrs = run.shared.place(6 * PAGE, &ptrs);
+    run.submit("raw device, all unmapped", ptrs, &expect, &[1, 3, 6])?;
     Ok(std::mem::take(&mut run.truth))
 }
