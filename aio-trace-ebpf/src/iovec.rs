@@ -2,26 +2,39 @@
 
 use core::ffi::c_void;
 
-use aio_trace_common::{Iovec, LossCause, UIO_MAXIOV};
+use aio_trace_common::{Iovec, UIO_MAXIOV};
 use aya_ebpf::helpers::{bpf_probe_read_user_buf, generated::bpf_loop};
 
-use crate::maps::{IOV_SCRATCH, IovecScratch, count_loss};
+use crate::maps::{IOV_SCRATCH, IovecScratch};
 
 struct IovSum {
     scratch: *const IovecScratch,
     bytes: u64,
 }
 
-/// Sum of `iov_len` over the `segs` iovecs at `addr`; None when `segs` is
-/// beyond UIO_MAXIOV or the array is unreadable (counted as a loss).
-pub fn sum_iovecs(addr: u64, segs: u64) -> Option<u64> {
+/// What `sum_iovecs` found.
+pub enum IovecSum {
+    /// The sum of `iov_len`.
+    Bytes(u64),
+    /// More than UIO_MAXIOV segments: the kernel refuses the request without
+    /// reading the array, and so do we.
+    TooMany,
+    /// The array could not be read: a bad pointer, or a page the process has
+    /// not mapped (yet). The caller decides whether that is a loss.
+    Unreadable,
+}
+
+/// Sum of `iov_len` over the `segs` iovecs at `addr`.
+pub fn sum_iovecs(addr: u64, segs: u64) -> IovecSum {
     if segs > UIO_MAXIOV as u64 {
-        return None;
+        return IovecSum::TooMany;
     }
     if segs == 0 {
-        return Some(0);
+        return IovecSum::Bytes(0);
     }
-    let scratch = IOV_SCRATCH.get_ptr_mut(0)?;
+    let Some(scratch) = IOV_SCRATCH.get_ptr_mut(0) else {
+        return IovecSum::Unreadable;
+    };
     let len = segs as usize * core::mem::size_of::<Iovec>();
     // SAFETY: the per-CPU scratch slot is valid for size_of::<IovecScratch>() bytes, of which
     // `len` (segs <= UIO_MAXIOV iovecs) is a prefix; nothing else on this CPU uses it while this
@@ -31,8 +44,7 @@ pub fn sum_iovecs(addr: u64, segs: u64) -> Option<u64> {
     // SAFETY: bpf_probe_read_user_buf tolerates any source address (a fault is returned as an
     // error) and writes only within `dst`.
     if unsafe { bpf_probe_read_user_buf(addr as *const u8, dst) }.is_err() {
-        count_loss(LossCause::UserRead);
-        return None;
+        return IovecSum::Unreadable;
     }
     let mut sum = IovSum { scratch, bytes: 0 };
     // SAFETY: bpf_loop calls the extern "C" callback with the context pointer, a local that
@@ -45,7 +57,7 @@ pub fn sum_iovecs(addr: u64, segs: u64) -> Option<u64> {
             0,
         )
     };
-    Some(sum.bytes)
+    IovecSum::Bytes(sum.bytes)
 }
 
 /// `bpf_loop` callback: add one iovec's length.

@@ -22,7 +22,7 @@ use aya_ebpf::{
 
 use crate::{
     filter::traced,
-    iovec::sum_iovecs,
+    iovec::{IovecSum, sum_iovecs},
     maps::{
         CTX_BORN, CURRENT_NONE, EVENTS, INFLIGHT, SUBMITS, SubmitState, add, close_slot,
         count_loss, count_losses, counters, inflight, open_slot, order_key, submitted_key,
@@ -194,11 +194,13 @@ fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<(), i64> {
             } else {
                 segs as u32
             };
-            // Beyond UIO_MAXIOV the kernel rejects the iocb (-EINVAL) without
-            // reading the array, and so do we: its byte count is unknown.
             match sum_iovecs(iocb.aio_buf, segs) {
-                Some(bytes) => record.bytes = bytes,
-                None => record.flags |= IOCB_BYTES_UNKNOWN,
+                IovecSum::Bytes(bytes) => record.bytes = bytes,
+                IovecSum::TooMany => record.flags |= IOCB_BYTES_UNKNOWN,
+                IovecSum::Unreadable => {
+                    record.flags |= IOCB_BYTES_UNKNOWN;
+                    count_loss(LossCause::UserRead);
+                }
             }
         }
         IOCB_CMD_PREAD | IOCB_CMD_PWRITE => {

@@ -14,7 +14,7 @@ use aya_ebpf::{
 
 use crate::{
     filter::traced,
-    iovec::sum_iovecs,
+    iovec::{IovecSum, sum_iovecs},
     maps::{EVENTS, SYNC_CALLS, close_slot, count_loss, open_slot, wakeup_flags},
     syscall,
 };
@@ -51,8 +51,12 @@ fn try_enter(ctx: &TracePointContext, opcode: u16, positioned: bool) -> Result<(
         ..IocbRecord::default()
     };
     match sum_iovecs(vec, vlen) {
-        Some(bytes) => record.bytes = bytes,
-        None => record.flags |= IOCB_BYTES_UNKNOWN,
+        IovecSum::Bytes(bytes) => record.bytes = bytes,
+        IovecSum::TooMany => record.flags |= IOCB_BYTES_UNKNOWN,
+        IovecSum::Unreadable => {
+            record.flags |= IOCB_BYTES_UNKNOWN;
+            count_loss(LossCause::UserRead);
+        }
     }
     // Stamped last: the record's latency is the syscall's, not our decoding.
     // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.

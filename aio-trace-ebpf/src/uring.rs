@@ -33,7 +33,7 @@ use aya_ebpf::{
 
 use crate::{
     filter::{traced, traced_as},
-    iovec::sum_iovecs,
+    iovec::{IovecSum, sum_iovecs},
     kernel::{
         kiocb_pos, leader_comm, read, req_fd, req_kiocb, req_opcode, req_ring, req_rw,
         req_user_data, ring_flags, task_flags, uring_known,
@@ -91,8 +91,12 @@ fn set_data(record: &mut IocbRecord, addr: u64, len: u32) {
             // Beyond UIO_MAXIOV the kernel refuses the request (-EINVAL)
             // without reading the array, and so do we.
             match sum_iovecs(addr, u64::from(len)) {
-                Some(bytes) => record.bytes = bytes,
-                None => record.flags |= IOCB_BYTES_UNKNOWN,
+                IovecSum::Bytes(bytes) => record.bytes = bytes,
+                IovecSum::TooMany => record.flags |= IOCB_BYTES_UNKNOWN,
+                IovecSum::Unreadable => {
+                    record.flags |= IOCB_BYTES_UNKNOWN;
+                    count_loss(LossCause::UserRead);
+                }
             }
         }
         UringData::Buffer => {
