@@ -125,14 +125,44 @@ const LOAD_ATTEMPTS: u32 = 5;
 
 /// Loads a program, again when the verifier gave up with EAGAIN: it does so
 /// when a signal is pending for the loading thread (a child exiting, a
-/// timer), which says nothing about the program.
+/// timer), which says nothing about the program. Signals are blocked in
+/// the thread meanwhile, so that a process-wide one (the SIGCHLD of a
+/// process that handles it and runs many children) goes to another thread
+/// or waits for the load, instead of failing every attempt.
 fn load_retrying(mut load: impl FnMut() -> Result<(), ProgramError>) -> Result<(), AttachError> {
+    let _blocked = SignalsBlocked::new();
     let mut attempt = 1;
     loop {
         match load() {
             Err(e) if attempt < LOAD_ATTEMPTS && is_eagain(&e) => attempt += 1,
             other => return other.map_err(AttachError::Program),
         }
+    }
+}
+
+/// Every signal that can be blocked is, in this thread, while this lives.
+struct SignalsBlocked(libc::sigset_t);
+
+impl SignalsBlocked {
+    fn new() -> Self {
+        let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        let mut before = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigfillset initialises `all`; pthread_sigmask reads it and writes the mask it
+        // replaces to `before` (it cannot fail with a valid `how`); only this thread's mask
+        // changes.
+        unsafe {
+            libc::sigfillset(all.as_mut_ptr());
+            libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), before.as_mut_ptr());
+            Self(before.assume_init())
+        }
+    }
+}
+
+impl Drop for SignalsBlocked {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask `new` saved; the guard lives within one function, so this
+        // runs in the thread `new` ran in.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
     }
 }
 
