@@ -21,6 +21,7 @@ use crate::{
         SYNC_CALLS, SubmitState, THREAD_SETS, URING_ISSUE, active_slot, aio_owner, count_loss,
         dev_stats, inflight, owner_record, syscall_owner,
     },
+    reread::reread,
     table::{self, WhenFull},
 };
 
@@ -124,6 +125,9 @@ fn current_iocb(state: &mut SubmitState, pid: u32, bio: u64) -> Option<InflightK
     {
         return Some(state.current);
     }
+    // A raw device has no dispatch: its first bio of an iocb is past the
+    // kernel's reads of it and of every iocb before it.
+    reread(state, u64::MAX);
     claim_iocb(state, pid, Match::Sector { sector })
 }
 

@@ -16,6 +16,7 @@ use crate::{
         URING_ISSUE, URING_PID_SETS, URING_PIDS, UringIssue, active_slot, aio_owner, count_loss,
         inflight, owner_record, submitted_key, syscall_owner, uring_key,
     },
+    reread,
     table::{self, WhenFull},
 };
 
@@ -155,8 +156,15 @@ fn dispatched_iocb(
 ) -> Option<(InflightKey, *mut IocbRecord)> {
     // Straight from the kernel's aio_kiocb: one read and one lookup.
     if let Some(iocb) = aio_user_iocb(kiocb) {
-        let key = submitted_key(pid, state.ctx, iocb);
-        if let Some(record) = inflight(&key)
+        let found = if state.unreadable | state.unsummed != 0 {
+            // The entry could not read some of the call's iocbs; the kernel
+            // has just read this one.
+            reread::dispatched(state, iocb)
+        } else {
+            let key = submitted_key(pid, state.ctx, iocb);
+            inflight(&key).map(|record| (key, record))
+        };
+        if let Some((key, record)) = found
             // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety);
             // other CPUs may update other fields of it, plain integers, at the same time.
             && unsafe { (*record).offset } == pos

@@ -42,6 +42,7 @@ mod iovec;
 mod kernel;
 mod maps;
 mod reap;
+mod reread;
 mod submit;
 mod sync;
 mod syscall;

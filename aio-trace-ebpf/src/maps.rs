@@ -76,10 +76,16 @@ pub struct SubmitState {
     /// The iocb being dispatched, and how it was found (`CURRENT_*`).
     pub current: InflightKey,
     pub current_by: u64,
+    /// When the entry ran: the submit time of iocbs decoded later.
+    pub submit_ns: u64,
     /// Bit i: iocb i (of the first 64) could not be read from user memory
-    /// at entry. The exit tells a loss (the kernel read it) from a refusal
-    /// (the kernel could not either: `-EFAULT`).
+    /// at entry, so it is not in the in-flight table yet. Read again after
+    /// the kernel has (`reread`); the exit tells a loss (the kernel read it)
+    /// from a refusal (the kernel could not either: `-EFAULT`).
     pub unreadable: u64,
+    /// Bit i: iocb i is in the in-flight table, but its iovec array could
+    /// not be read at entry (`IOCB_BYTES_UNKNOWN`); read again likewise.
+    pub unsummed: u64,
 }
 
 /// `SubmitState::current_by`.

@@ -28,6 +28,7 @@ use crate::{
         count_loss, count_losses, counters, inflight, open_slot, order_key, submitted_key,
         wakeup_flags,
     },
+    reread::reread,
     syscall,
     table::{self, WhenFull},
 };
@@ -37,22 +38,29 @@ use crate::{
 /// submits one per segment) pays ~100 ns per read, not per iocb.
 const POINTER_CHUNK: usize = 16;
 
+/// Who submitted an iocb, and when: what its record takes from the call.
+#[repr(C)]
+pub struct Submitter {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: [u8; 16],
+    pub ctx: u64,
+    pub submit_ns: u64,
+}
+
 /// What the per-iocb callback needs, passed through `bpf_loop`.
 #[repr(C)]
 struct SubmitWalk {
-    pid: u32,
-    tid: u32,
-    comm: [u8; 16],
-    ctx: u64,
+    who: Submitter,
     iocbpp: u64,
-    submit_ns: u64,
     /// Iocbs the call walks (`nr`, capped).
     walked: u64,
     /// The chunk of the pointer array holding the current index, if read.
     pointers: [u64; POINTER_CHUNK],
     pointers_read: u64,
-    /// `SubmitState::unreadable`.
+    /// `SubmitState::unreadable` and `unsummed`.
     unreadable: u64,
+    unsummed: u64,
 }
 
 #[tracepoint]
@@ -78,17 +86,20 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
         walked = MAX_IOCBS_PER_CALL as u64;
     }
     let mut walk = SubmitWalk {
-        pid,
-        tid,
-        comm: bpf_get_current_comm().unwrap_or_default(),
-        ctx: aio_ctx,
+        who: Submitter {
+            pid,
+            tid,
+            comm: bpf_get_current_comm().unwrap_or_default(),
+            ctx: aio_ctx,
+            // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
+            submit_ns: unsafe { bpf_ktime_get_ns() },
+        },
         iocbpp,
-        // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
-        submit_ns: unsafe { bpf_ktime_get_ns() },
         walked,
         pointers: [0; POINTER_CHUNK],
         pointers_read: 0,
         unreadable: 0,
+        unsummed: 0,
     };
     // bpf_loop: the callback is verified once, whatever nr is.
     // SAFETY: bpf_loop calls the extern "C" callback with the context pointer, a local that
@@ -110,7 +121,9 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
         cursor: 0,
         current: InflightKey::default(),
         current_by: CURRENT_NONE,
+        submit_ns: walk.who.submit_ns,
         unreadable: walk.unreadable,
+        unsummed: walk.unsummed,
     };
     if !open_slot(&SUBMITS, tid, &state) {
         count_loss(LossCause::SyscallStateFull);
@@ -123,14 +136,15 @@ extern "C" fn submit_one(index: u64, walk: *mut c_void) -> i64 {
     // SAFETY: bpf_loop hands back the pointer to the caller's `SubmitWalk`, live and untouched by
     // the caller until the loop returns.
     let walk = unsafe { &mut *(walk as *mut SubmitWalk) };
-    if try_submit_one(index, walk).is_err() {
-        // Whether it is a loss depends on whether the kernel could read it:
-        // the exit knows (for the first 64 iocbs of a call).
-        if index < 64 {
-            walk.unreadable |= 1 << index;
-        } else {
-            count_loss(LossCause::UserRead);
-        }
+    // Not read whole: the kernel's own read may fault in what ours could
+    // not, so it is read again after the kernel's (`reread`), and is a loss
+    // only if the kernel read it and we still cannot. Bitmaps of the first
+    // 64 iocbs of a call; past them, a loss at once.
+    match try_submit_one(index, walk) {
+        Ok(unsummed) if index < 64 => walk.unsummed |= unsummed << index,
+        Ok(unsummed) => count_losses(LossCause::UserRead, unsummed),
+        Err(_) if index < 64 => walk.unreadable |= 1 << index,
+        Err(_) => count_loss(LossCause::UserRead),
     }
     0
 }
@@ -166,24 +180,41 @@ fn iocb_pointer(walk: &mut SubmitWalk, index: u64) -> Result<u64, i64> {
     Ok(walk.pointers[at])
 }
 
-fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<(), i64> {
+fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<u64, i64> {
     let iocb_addr = iocb_pointer(walk, index)?;
+    decode_iocb::<false>(&walk.who, iocb_addr)
+}
+
+/// Decodes the iocb at `iocb_addr` into the in-flight table; Err if it could
+/// not be read. Ok(1) if it is in the table but its iovec array could not
+/// be read (its record says `IOCB_BYTES_UNKNOWN`), else Ok(0): a number the
+/// callers shift into their bitmap, not a flag they branch on, which would
+/// make the verifier walk the table code below once for each value.
+///
+/// `LATE`: decoded after the entry (`reread`). If this call's submission
+/// of the iocb is in the table already (decoded without its iovec array),
+/// its bytes are taken from this reading. Err also if an earlier submission
+/// of the address is still in the table: telling the two apart takes the
+/// upkeep of the address's order entry, which costs the verifier more than
+/// all the rest of a dispatch or exit program that includes it.
+pub fn decode_iocb<const LATE: bool>(who: &Submitter, iocb_addr: u64) -> Result<u64, i64> {
     // SAFETY: bpf_probe_read_user tolerates any address: a fault is returned as an error, not
     // taken.
     let iocb: Iocb = unsafe { bpf_probe_read_user(iocb_addr as *const Iocb) }.map_err(i64::from)?;
 
+    let mut unsummed = 0;
     let mut record = IocbRecord {
         kind: RECORD_IOCB,
         opcode: iocb.aio_lio_opcode,
-        pid: walk.pid,
-        tid: walk.tid,
+        pid: who.pid,
+        tid: who.tid,
         fd: iocb.aio_fildes,
-        comm: walk.comm,
-        ctx: walk.ctx,
+        comm: who.comm,
+        ctx: who.ctx,
         iocb: iocb_addr,
         aio_data: iocb.aio_data,
         offset: iocb.aio_offset,
-        submit_ns: walk.submit_ns,
+        submit_ns: who.submit_ns,
         ..IocbRecord::default()
     };
     match iocb.aio_lio_opcode {
@@ -199,7 +230,7 @@ fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<(), i64> {
                 IovecSum::TooMany => record.flags |= IOCB_BYTES_UNKNOWN,
                 IovecSum::Unreadable => {
                     record.flags |= IOCB_BYTES_UNKNOWN;
-                    count_loss(LossCause::UserRead);
+                    unsummed = 1;
                 }
             }
         }
@@ -211,29 +242,49 @@ fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<(), i64> {
     }
 
     let mut key = InflightKey {
-        pid: walk.pid,
+        pid: who.pid,
         seq: 0,
-        ctx: walk.ctx,
+        ctx: who.ctx,
         iocb: iocb_addr,
     };
     let order = order_key(&key);
-    if let Some(o) = inflight(&order) {
+    if LATE {
+        if let Some(known) = inflight(&submitted_key(who.pid, who.ctx, iocb_addr)) {
+            // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety);
+            // other CPUs may update other fields of it, plain integers, at the same time.
+            unsafe {
+                if (*known).submit_ns != who.submit_ns {
+                    return Err(-1);
+                }
+                if (*known).flags & IOCB_BYTES_UNKNOWN == 0 {
+                    return Ok(0);
+                }
+                (*known).bytes = record.bytes;
+                (*known).flags =
+                    ((*known).flags & !IOCB_BYTES_UNKNOWN) | (record.flags & IOCB_BYTES_UNKNOWN);
+            }
+            return Ok(unsummed);
+        }
+        if inflight(&order).is_some() {
+            return Err(-1);
+        }
+    } else if let Some(o) = inflight(&order) {
         // Earlier submissions of this address are (or were) in flight at
         // once: this one takes the next number.
         // SAFETY: a map value pointer to the order entry (see the crate doc's Safety); a whole
         // aligned u64.
         let numbered_since = unsafe { core::ptr::read_volatile(&raw const (*o).submit_ns) };
-        if numbered_since < born(walk) {
-            renew_order(o, walk.submit_ns);
+        if numbered_since < born(who) {
+            renew_order(o, who.submit_ns);
         }
-        retire_ring_reaped(walk, o, &key);
+        retire_ring_reaped(who, o, &key);
         let Some(seq) = take_number(o) else {
             count_loss(LossCause::InflightFull);
-            return Ok(());
+            return Ok(0);
         };
         key.seq = seq;
     } else if let Some(previous) = inflight(&key) {
-        if ring_reaped(walk, previous) || before_context(walk, previous) {
+        if ring_reaped(who, previous) || before_context(who, previous) {
             emit(previous);
         } else {
             // Still in flight (its event not yet reaped): the two are told
@@ -248,15 +299,16 @@ fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<(), i64> {
             record.bytes = bytes;
             if !ordered {
                 count_loss(LossCause::InflightFull);
-                return Ok(());
+                return Ok(0);
             }
             key.seq = 1;
         }
     }
     if !table::put(&INFLIGHT, INFLIGHT_SETS, &key, &record, WhenFull::Refuse) {
         count_loss(LossCause::InflightFull);
+        return Ok(0);
     }
-    Ok(())
+    Ok(unsummed)
 }
 
 /// Kernel completion seen this long before the address was submitted again,
@@ -274,33 +326,33 @@ const RING_REAP_AGE_NS: u64 = 100_000_000;
 /// no event, so no io_getevents will return it. Otherwise, completed or not,
 /// its event may still come through io_getevents.
 #[inline(always)]
-fn ring_reaped(walk: &SubmitWalk, previous: *mut IocbRecord) -> bool {
+fn ring_reaped(who: &Submitter, previous: *mut IocbRecord) -> bool {
     // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); a whole
     // aligned u64.
     let complete = unsafe { core::ptr::read_volatile(&raw const (*previous).complete_ts) };
-    if complete == 0 || walk.submit_ns.wrapping_sub(complete) as i64 <= RING_REAP_AGE_NS as i64 {
+    if complete == 0 || who.submit_ns.wrapping_sub(complete) as i64 <= RING_REAP_AGE_NS as i64 {
         return false;
     }
     // struct aio_ring at the context id: id, nr, head, tail.
     // SAFETY: bpf_probe_read_user tolerates any address: a fault is returned as an error, not
     // taken.
-    match unsafe { bpf_probe_read_user((walk.ctx + 8) as *const [u32; 2]) } {
+    match unsafe { bpf_probe_read_user((who.ctx + 8) as *const [u32; 2]) } {
         Ok([head, tail]) => head == tail,
         Err(_) => false,
     }
 }
 
-/// When the context id `walk.ctx` was last handed out by io_setup (0 if
+/// When the context id `who.ctx` was last handed out by io_setup (0 if
 /// before the trace). The kernel reuses a destroyed context's id, and an
 /// application its iocb memory: an entry of the same address submitted
 /// before that was the destroyed context's, which no io_getevents of this
 /// one will return (the user half delivers it from the destroy).
 #[inline(always)]
-fn born(walk: &SubmitWalk) -> u64 {
+fn born(who: &Submitter) -> u64 {
     let key = CtxKey {
-        pid: walk.pid,
+        pid: who.pid,
         _pad: 0,
-        ctx: walk.ctx,
+        ctx: who.ctx,
     };
     // SAFETY: HashMap::get is unsafe because another CPU may delete the entry under the returned
     // reference; the u64 is copied at once.
@@ -310,11 +362,11 @@ fn born(walk: &SubmitWalk) -> u64 {
 /// Whether `previous`, an earlier submission of the address, belongs to an
 /// earlier context of the same id: it is delivered now and its slot reused.
 #[inline(always)]
-fn before_context(walk: &SubmitWalk, previous: *mut IocbRecord) -> bool {
+fn before_context(who: &Submitter, previous: *mut IocbRecord) -> bool {
     // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); a whole
     // aligned u64.
     let submitted = unsafe { core::ptr::read_volatile(&raw const (*previous).submit_ns) };
-    submitted < born(walk)
+    submitted < born(who)
 }
 
 /// An order entry of the destroyed context of the same id starts over for
@@ -375,7 +427,7 @@ fn emit(entry: *mut IocbRecord) {
 /// application that reaps from the ring and reuses its iocbs would otherwise
 /// fill the table until the user half's sweep.
 #[inline(always)]
-fn retire_ring_reaped(walk: &SubmitWalk, order: *mut IocbRecord, base: &InflightKey) {
+fn retire_ring_reaped(who: &Submitter, order: *mut IocbRecord, base: &InflightKey) {
     // SAFETY: a map value pointer to the order entry (see the crate doc's Safety); whole aligned
     // u64 counters.
     let (next_reap, next_submit) = unsafe {
@@ -394,7 +446,7 @@ fn retire_ring_reaped(walk: &SubmitWalk, order: *mut IocbRecord, base: &Inflight
     let Some(entry) = inflight(&oldest) else {
         return;
     };
-    if !ring_reaped(walk, entry) {
+    if !ring_reaped(who, entry) {
         return;
     }
     // SAFETY: as above; the counter is claimed by a compare-and-swap so that a reap racing for the
@@ -450,12 +502,15 @@ struct ExitWalk {
 fn try_exit_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    let Some(state) = close_slot(&SUBMITS, tid) else {
+    let Some(mut state) = close_slot(&SUBMITS, tid) else {
         return Ok(());
     };
     let ret = syscall::ret(ctx);
 
     let accepted = if ret > 0 { ret as u64 } else { 0 };
+    // The kernel has read every iocb it accepted, and the one it refused if
+    // it could: what the entry could not read of them is readable now.
+    reread(&mut state, accepted + 1);
     // All of the call's counters here: one lookup per call, not two.
     if let Some(c) = counters(pid, state.ctx) {
         // SAFETY: a counters pointer from `counters` (see the crate doc's Safety); `add` is given
@@ -469,13 +524,15 @@ fn try_exit_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
             }
         }
     }
-    // Iocbs the kernel accepted but the entry could not read: lost.
+    // Iocbs (or iovec arrays) the kernel accepted but we could not read even
+    // after the kernel had: lost.
     let read_by_kernel = if accepted >= 64 {
         u64::MAX
     } else {
         (1u64 << accepted) - 1
     };
-    let lost = (state.unreadable & read_by_kernel).count_ones();
+    let lost = (state.unreadable & read_by_kernel).count_ones()
+        + (state.unsummed & read_by_kernel).count_ones();
     if lost != 0 {
         count_losses(LossCause::UserRead, u64::from(lost));
     }

@@ -204,6 +204,27 @@ fn raw_device_bios_are_matched_by_sector() {
     assert_eq!(losses.unattributed_bios, 0, "{losses:?}");
 }
 
+/// The same where the iocbs, an iovec array and the pointer array are on
+/// pages the process has not mapped at io_submit: each iocb is decoded at
+/// its first bio instead, and gets its bio.
+#[test]
+fn raw_device_iocbs_in_memory_not_yet_mapped_get_their_bios() {
+    let device = LoopDevice::new("raw-unmapped");
+    let testee = Testee::spawn_with_env(
+        "unmapped_iocbs_raw",
+        &[("AIO_TRACE_TEST_DEVICE", device.device.clone())],
+    );
+    let (truth, records, _summaries, losses) = trace_records(testee, Duration::from_secs(30));
+    for t in of_type(&truth, "iocb") {
+        let r = by_tag(&records, t["tag"].as_u64().unwrap());
+        assert_eq!(r.op().name(), t["op"], "{t} {r:?}");
+        assert_eq!(r.requested_bytes(), t["bytes"].as_u64(), "{t} {r:?}");
+        assert_eq!(r.result(), t["res"].as_i64(), "{t} {r:?}");
+        assert_eq!((r.dispatches, r.bios), (0, 1), "{t} {r:?}");
+    }
+    assert_eq!(losses.total(), 0, "{losses:?}");
+}
+
 /// A bio larger than the device takes is split on its way down: every piece
 /// stays with the iocb that caused it, and completes it.
 #[test]

@@ -547,6 +547,47 @@ fn threads_exact(scenario: &str) {
     }
 }
 
+/// Iocbs, iovec arrays and iocb pointer arrays on pages the process has not
+/// mapped when it calls io_submit: the kernel's reads fault them in, the
+/// entry program's reads cannot. Every iocb is still one exact record, with
+/// its dispatch and bios where it has direct I/O, and nothing is lost.
+#[test]
+fn iocbs_in_memory_not_yet_mapped_are_exact_records() {
+    let testee = Testee::spawn("unmapped_iocbs");
+    let pid = testee.pid();
+    let (truth, records, _, losses) = trace(testee);
+    let expected: BTreeMap<u64, &Value> = of_type(&truth, "iocb")
+        .map(|t| (t["tag"].as_u64().unwrap(), t))
+        .collect();
+    assert_eq!(
+        records.len(),
+        expected.len(),
+        "one record per iocb: {losses:?}"
+    );
+    let mut seen = BTreeMap::new();
+    for r in &records {
+        assert_eq!(r.pid, pid, "{r:?}");
+        let t = expected
+            .get(&r.aio_data)
+            .unwrap_or_else(|| panic!("record of no iocb: {r:?}"));
+        let what = format!("{t} {r:?}");
+        assert_eq!(r.op().name(), t["op"], "{what}");
+        assert_eq!(u64::from(r.segs), t["segs"].as_u64().unwrap(), "{what}");
+        assert_eq!(r.requested_bytes(), t["bytes"].as_u64(), "{what}");
+        assert_eq!(r.result(), t["res"].as_i64(), "{what}");
+        assert_eq!(r.rejected(), !t["reaped"].as_bool().unwrap(), "{what}");
+        if t["reaped"].as_bool().unwrap() {
+            assert!(r.latency_ns().is_some_and(|l| l > 0), "{what}");
+        }
+        if t["direct"].as_bool().unwrap() {
+            assert!(r.dispatches >= 1 && r.bios >= 1, "{what}");
+        }
+        *seen.entry(r.aio_data).or_insert(0) += 1;
+    }
+    assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+    assert_eq!(losses.total(), 0, "{losses:?}");
+}
+
 /// libaio's harness case 3: io_submit calls with bad pointers, which the
 /// kernel refuses. Each refused iocb is a record with the kernel's errno —
 /// also the ones the tracer could not read either — and none is a loss.
