@@ -101,12 +101,22 @@ fn try_exit_ctx_call(ctx: &TracePointContext, event: u8) -> Result<(), i64> {
     } else {
         (first, 0)
     };
-    if event == CTX_SETUP {
-        let key = CtxKey {
-            pid,
-            _pad: 0,
-            ctx: aio_ctx,
-        };
+    // A context's iocbs are those submitted after its io_setup and before
+    // its io_destroy (whose entry time `ts_ns` is here): io_destroy's time
+    // stands until io_setup hands the id out again, so that iocbs of the
+    // destroyed context are known as such (`submit::put_inflight`).
+    let key = CtxKey {
+        pid,
+        _pad: 0,
+        ctx: aio_ctx,
+    };
+    // A destroy's exit may run after another thread's io_setup got the id
+    // (io_destroy unmaps the ring, then waits for its iocbs): it must not
+    // take that context's time back.
+    // SAFETY: HashMap::get is unsafe because another CPU may delete the entry under the returned
+    // reference; the u64 is copied at once.
+    let known = unsafe { CTX_BORN.get(key) }.copied().unwrap_or(0);
+    if ts_ns > known {
         let _ = CTX_BORN.insert(key, ts_ns, 0);
     }
     let record = CtxRecord {

@@ -171,6 +171,28 @@ pub fn inflight(key: &InflightKey) -> Option<*mut IocbRecord> {
     table::get_ptr(&INFLIGHT, INFLIGHT_SETS, key)
 }
 
+/// The in-flight iocb or request of `key` becomes a record now: taken from
+/// the table straight into the ring buffer, so that whoever removes it (this,
+/// an io_getevents, the user half's sweep) is the one who reports it.
+#[inline(always)]
+pub fn deliver(key: &InflightKey) {
+    match EVENTS.reserve::<IocbRecord>(0) {
+        Some(mut slot) => {
+            if table::take_into(&INFLIGHT, INFLIGHT_SETS, key, Some(slot.as_mut_ptr())) {
+                slot.submit(wakeup_flags());
+            } else {
+                // The user half's sweep took it first, and delivers it.
+                slot.discard(0);
+            }
+        }
+        None => {
+            if table::take_into(&INFLIGHT, INFLIGHT_SETS, key, None) {
+                count_loss(LossCause::RingFull);
+            }
+        }
+    }
+}
+
 /// The order entry of `key`'s address (see `SEQ_ORDER`).
 #[inline(always)]
 pub fn order_key(key: &InflightKey) -> InflightKey {

@@ -9,7 +9,7 @@ use core::{
 use aio_trace_common::{
     CtxKey, INFLIGHT_SETS, IOCB_BYTES_UNKNOWN, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_CMD_PWRITE,
     IOCB_CMD_PWRITEV, IOCB_OPCODE_UNKNOWN, IOCB_REJECTED, IOCB_RES_UNKNOWN, InflightKey, Iocb,
-    IocbRecord, LossCause, MAX_IOCBS_PER_CALL, RECORD_IOCB, RECORD_ORDER,
+    IocbRecord, LossCause, MAX_IOCBS_PER_CALL, RECORD_IOCB, RECORD_ORDER, SEQ_URING,
 };
 use aya_ebpf::{
     helpers::{
@@ -25,7 +25,7 @@ use crate::{
     iovec::{IovecSum, sum_iovecs},
     maps::{
         CTX_BORN, CURRENT_NONE, EVENTS, INFLIGHT, SUBMITS, SubmitState, add, close_slot,
-        count_loss, count_losses, counters, inflight, open_slot, order_key, submitted_key,
+        count_loss, count_losses, counters, deliver, inflight, open_slot, order_key, submitted_key,
         wakeup_flags,
     },
     reread::reread,
@@ -285,7 +285,7 @@ pub fn decode_iocb<const LATE: bool>(who: &Submitter, iocb_addr: u64) -> Result<
         key.seq = seq;
     } else if let Some(previous) = inflight(&key) {
         if ring_reaped(who, previous) || before_context(who, previous) {
-            emit(previous);
+            deliver(&key);
         } else {
             // Still in flight (its event not yet reaped): the two are told
             // apart by their order from now on. The record is the template
@@ -294,7 +294,7 @@ pub fn decode_iocb<const LATE: bool>(who: &Submitter, iocb_addr: u64) -> Result<
             let bytes = record.bytes;
             record.kind = RECORD_ORDER;
             record.bytes = 2;
-            let ordered = table::put(&INFLIGHT, INFLIGHT_SETS, &order, &record, WhenFull::Refuse);
+            let ordered = put_inflight(&order, &record);
             record.kind = RECORD_IOCB;
             record.bytes = bytes;
             if !ordered {
@@ -304,11 +304,68 @@ pub fn decode_iocb<const LATE: bool>(who: &Submitter, iocb_addr: u64) -> Result<
             key.seq = 1;
         }
     }
-    if !table::put(&INFLIGHT, INFLIGHT_SETS, &key, &record, WhenFull::Refuse) {
+    if !put_inflight(&key, &record) {
         count_loss(LossCause::InflightFull);
         return Ok(0);
     }
     Ok(unsummed)
+}
+
+/// Puts an iocb's entry in the in-flight table. A full set first gives up a
+/// finished iocb of a destroyed context: io_destroy waited for it, no
+/// io_getevents can return it, and the user half, which delivers such
+/// iocbs once it reads the destroy, may not have yet — an application that
+/// creates and destroys contexts by the thousand (libaio's harness, case 18)
+/// keeps that many in the table meanwhile.
+#[inline(always)]
+fn put_inflight(key: &InflightKey, record: &IocbRecord) -> bool {
+    if table::put(&INFLIGHT, INFLIGHT_SETS, key, record, WhenFull::Refuse) {
+        return true;
+    }
+    // Taken straight into the ring buffer, as `deliver` does.
+    let Some(mut slot) = EVENTS.reserve::<IocbRecord>(0) else {
+        return false;
+    };
+    if !table::take_from_set(
+        &INFLIGHT,
+        INFLIGHT_SETS,
+        key,
+        of_destroyed_context,
+        slot.as_mut_ptr(),
+    ) {
+        slot.discard(0);
+        return false;
+    }
+    slot.submit(wakeup_flags());
+    table::put(&INFLIGHT, INFLIGHT_SETS, key, record, WhenFull::Refuse)
+}
+
+/// Whether an in-flight entry is an iocb whose completion was seen and whose
+/// context was destroyed since its submission (`CTX_BORN` holds the
+/// destroy's time until io_setup hands the id out again).
+#[inline(always)]
+fn of_destroyed_context(key: &InflightKey, entry: *mut IocbRecord) -> bool {
+    // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); whole
+    // aligned fields, read once each.
+    let (kind, completed, submitted) = unsafe {
+        (
+            core::ptr::read_volatile(&raw const (*entry).kind),
+            core::ptr::read_volatile(&raw const (*entry).complete_ts),
+            core::ptr::read_volatile(&raw const (*entry).submit_ns),
+        )
+    };
+    if kind != RECORD_IOCB || completed == 0 || key.seq == SEQ_URING {
+        return false;
+    }
+    let ctx = CtxKey {
+        pid: key.pid,
+        _pad: 0,
+        ctx: key.ctx,
+    };
+    // SAFETY: HashMap::get is unsafe because another CPU may delete the entry under the returned
+    // reference; the u64 is copied at once.
+    let born = unsafe { CTX_BORN.get(ctx) }.copied().unwrap_or(0);
+    submitted < born
 }
 
 /// Kernel completion seen this long before the address was submitted again,
@@ -408,20 +465,6 @@ fn take_number(order: *mut IocbRecord) -> Option<u32> {
     None
 }
 
-/// A record of an in-flight entry, as it stands, to the ring buffer.
-#[inline(always)]
-fn emit(entry: *mut IocbRecord) {
-    match EVENTS.reserve::<IocbRecord>(0) {
-        Some(mut slot) => {
-            // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety);
-            // other CPUs may update other fields of it, plain integers, at the same time.
-            slot.write(unsafe { *entry });
-            slot.submit(wakeup_flags());
-        }
-        None => count_loss(LossCause::RingFull),
-    }
-}
-
 /// In an ordered address, the oldest submission still in flight, if it was
 /// reaped from the ring in user memory, becomes its record now: an
 /// application that reaps from the ring and reuses its iocbs would otherwise
@@ -461,17 +504,7 @@ fn retire_ring_reaped(who: &Submitter, order: *mut IocbRecord, base: &InflightKe
     if !won {
         return;
     }
-    // Taken straight into the ring buffer: whoever removes the entry (this,
-    // an io_getevents, the user half's sweep) is the one who reports it.
-    let Some(mut slot) = EVENTS.reserve::<IocbRecord>(0) else {
-        count_loss(LossCause::RingFull);
-        return;
-    };
-    if table::take_into(&INFLIGHT, INFLIGHT_SETS, &oldest, Some(slot.as_mut_ptr())) {
-        slot.submit(wakeup_flags());
-    } else {
-        slot.discard(0);
-    }
+    deliver(&oldest);
 }
 
 #[inline(always)]

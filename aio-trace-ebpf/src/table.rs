@@ -173,6 +173,44 @@ pub fn take_into<K: TableKey, V: Copy>(
     true
 }
 
+/// Removes the first entry of `key`'s set whose key and value `pred`
+/// accepts, copying its value to `out`: room for `key` in a full set. False
+/// if none does, or another writer held the one that did.
+#[inline(always)]
+pub fn take_from_set<K: TableKey, V: Copy>(
+    table: &impl Entries<Entry<K, V>>,
+    sets: u32,
+    key: &K,
+    pred: impl Fn(&K, *mut V) -> bool,
+    out: *mut V,
+) -> bool {
+    let first = key.first_entry(sets);
+    for way in 0..TABLE_WAYS {
+        let Some(e) = table.entry(first + way) else {
+            return false;
+        };
+        let seen = seq_of(e);
+        let held = key_of(e);
+        // SAFETY: `e` is a live map value; the predicate reads fields of its value in place, and
+        // the claim below checks that the entry did not change since.
+        if seen & 1 != 0 || held.is_free() || !pred(&held, unsafe { &raw mut (*e).value }) {
+            continue;
+        }
+        if !claim(e, seen) {
+            return false;
+        }
+        // SAFETY: the claim made `seq` odd: this program holds the entry; `out` is the caller's
+        // writable V; the zero key is a valid K (free).
+        unsafe {
+            *out = (*e).value;
+            (*e).key = core::mem::zeroed();
+        }
+        release(e, seen);
+        return true;
+    }
+    false
+}
+
 /// Removes `key` and returns its value (small values: it is on the stack).
 #[inline(always)]
 pub fn take<K: TableKey, V: Copy>(
@@ -247,6 +285,12 @@ fn try_put<K: TableKey, V: Copy>(
         };
         let k = key_of(e);
         if k == *key {
+            // Held by a writer that is removing it (the user half's
+            // reclaim, which a preemption can stretch to milliseconds): an
+            // in-flight iocb goes to a free way rather than be refused.
+            if full == WhenFull::Refuse && seq_of(e) & 1 != 0 {
+                continue;
+            }
             own = first + way;
             break;
         }

@@ -17,9 +17,9 @@ use core::{
 
 use aio_trace_common::{
     API_IO_URING, CQE_FLAGS, CQE_RES, CTX_URING_FD, INFLIGHT_SETS, IOCB_BYTES_UNKNOWN,
-    IORING_CQE_F_MORE, IORING_ENTER_GETEVENTS, IORING_SETUP_SQPOLL, InflightKey, IocbRecord,
-    LossCause, REAP_BATCH, RECORD_IOCB, SQE_ADDR, SQE_FD, SQE_LEN, SQE_OFF, SQE_OPCODE,
-    SQE_USER_DATA, UringData, uring_data,
+    IORING_CQE_F_MORE, IORING_ENTER_GETEVENTS, IORING_SETUP_SQPOLL, IocbRecord, LossCause,
+    REAP_BATCH, RECORD_IOCB, SQE_ADDR, SQE_FD, SQE_LEN, SQE_OFF, SQE_OPCODE, SQE_USER_DATA,
+    UringData, uring_data,
 };
 use aya_ebpf::{
     bindings::pt_regs,
@@ -39,9 +39,9 @@ use crate::{
         req_user_data, ring_flags, task_flags, uring_known,
     },
     maps::{
-        EVENTS, INFLIGHT, REAP_BATCHES, RING_SETS, ReapBatch, RingHeld, THREAD_SETS,
-        URING_HELD_MAX, URING_PID_SETS, URING_PIDS, URING_RINGS, URING_WAITERS, ZERO_RING_HELD,
-        add, count_loss, counters, uring_key, wakeup_flags,
+        INFLIGHT, REAP_BATCHES, RING_SETS, ReapBatch, RingHeld, THREAD_SETS, URING_HELD_MAX,
+        URING_PID_SETS, URING_PIDS, URING_RINGS, URING_WAITERS, ZERO_RING_HELD, add, count_loss,
+        counters, deliver, uring_key,
     },
     reap::{flush, unmatched_cause},
     syscall,
@@ -104,26 +104,6 @@ fn set_data(record: &mut IocbRecord, addr: u64, len: u32) {
             record.bytes = u64::from(len);
         }
         UringData::None => {}
-    }
-}
-
-/// The in-flight request of `key` becomes a record now.
-#[inline(always)]
-fn deliver(key: &InflightKey) {
-    match EVENTS.reserve::<IocbRecord>(0) {
-        Some(mut slot) => {
-            if table::take_into(&INFLIGHT, INFLIGHT_SETS, key, Some(slot.as_mut_ptr())) {
-                slot.submit(wakeup_flags());
-            } else {
-                // The user half's sweep took it first, and delivers it.
-                slot.discard(0);
-            }
-        }
-        None => {
-            if table::take_into(&INFLIGHT, INFLIGHT_SETS, key, None) {
-                count_loss(LossCause::RingFull);
-            }
-        }
     }
 }
 

@@ -16,7 +16,9 @@ use std::{
     time::Duration,
 };
 
-use aio_trace_common::{CTX_DESTROY, CTX_EXIT, CtxKey, IocbRecord, RECORD_ORDER, SEQ_URING};
+use aio_trace_common::{
+    CTX_DESTROY, CTX_EXIT, CtxKey, IOCB_RES_UNKNOWN, IocbRecord, RECORD_ORDER, SEQ_URING,
+};
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
@@ -290,11 +292,13 @@ impl Session {
             if table.remove(&key, record.submit_ns)? {
                 if record.kind == RECORD_ORDER {
                     // An address's submission order: no iocb of its own.
-                } else if record.complete_ts != 0 {
-                    sink.record(&Record::Iocb(record))?;
-                    self.completed_unreaped += 1;
                 } else {
-                    self.user_losses.abandoned.fetch_add(1, Ordering::Relaxed);
+                    deliver_unreaped(
+                        sink,
+                        record,
+                        &self.user_losses.abandoned,
+                        &mut self.completed_unreaped,
+                    )?;
                 }
             }
         }
@@ -341,7 +345,7 @@ impl Session {
                 process_alive,
             ) {
                 Staleness::Keep => {}
-                verdict => doomed.push((key, record.submit_ns, verdict)),
+                verdict => doomed.push((key, record, verdict)),
             }
         })?;
         for (key, record) in completed {
@@ -355,13 +359,19 @@ impl Session {
         for (key, submit_ns) in orders {
             table.remove(&key, submit_ns)?;
         }
-        for (key, submit_ns, verdict) in doomed {
-            if table.remove(&key, submit_ns)? {
-                let counter = match verdict {
-                    Staleness::Abandoned => &self.user_losses.abandoned,
-                    _ => &self.user_losses.aged_out,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
+        for (key, record, verdict) in doomed {
+            if table.remove(&key, record.submit_ns)? {
+                match verdict {
+                    Staleness::Abandoned => deliver_unreaped(
+                        sink,
+                        record,
+                        &self.user_losses.abandoned,
+                        &mut self.completed_unreaped,
+                    )?,
+                    _ => {
+                        self.user_losses.aged_out.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
         }
         sink.flush()
@@ -372,6 +382,27 @@ impl Session {
     pub fn completed_unreaped(&self) -> u64 {
         self.completed_unreaped
     }
+}
+
+/// An iocb of a destroyed context or a dead process, never reaped:
+/// io_destroy and the process's exit wait for every iocb of a context,
+/// so it completed and is a record. If its completion went unseen (the
+/// kernel skips a tracing program that an interrupt enters while it
+/// runs on that CPU), the record has no result or completion time, and
+/// it is counted `abandoned`.
+fn deliver_unreaped(
+    sink: &mut impl Sink,
+    mut record: IocbRecord,
+    abandoned: &AtomicU64,
+    delivered: &mut u64,
+) -> io::Result<()> {
+    if record.complete_ts == 0 {
+        record.flags |= IOCB_RES_UNKNOWN;
+        abandoned.fetch_add(1, Ordering::Relaxed);
+    }
+    sink.record(&Record::Iocb(record))?;
+    *delivered += 1;
+    Ok(())
 }
 
 #[cfg(test)]
