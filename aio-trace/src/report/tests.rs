@@ -363,9 +363,9 @@ fn an_unclosed_csv_quote_is_refused_before_it_swallows_the_file() {
 
 #[test]
 fn a_perfetto_trace_is_named_as_one() {
-    use crate::export::perfetto::PerfettoWriter;
+    use crate::export::perfetto::ChromeJsonWriter;
     let mut written = Vec::new();
-    let mut sink = PerfettoWriter::new(&mut written);
+    let mut sink = ChromeJsonWriter::new(&mut written);
     write_recording(&mut sink);
     let streamed_object = b"{\"traceEvents\":[\n{\"ph\":\"X\",\"ts\":1},\n";
     let streamed_array = b"[\n{\"ph\":\"X\",\"ts\":1},\n";

@@ -1,0 +1,561 @@
+//! Perfetto's native trace: `TracePacket`s of TrackEvents, written as the
+//! records arrive.
+//!
+//! A trace file is the `Trace` message, `repeated TracePacket packet = 1`:
+//! each packet is that field, length-delimited, so the file is packets
+//! concatenated, each written whole with its record, and a file cut after
+//! any record is a trace of the records before. The trace processor sorts
+//! events by time itself, which is what lets records be written in reap
+//! order. All packets are on one sequence (`trusted_packet_sequence_id`), and
+//! none needs incremental state: names and categories are inline.
+//!
+//! The first packet is a clock snapshot (CLOCK_MONOTONIC, the records'
+//! clock, and CLOCK_BOOTTIME, Perfetto's default) that makes monotonic the
+//! trace's clock; every event says its timestamp is monotonic.
+//!
+//! Tracks, each described once by a `TrackDescriptor` before its first
+//! event, with a uuid of its own and the uuid of a parent described before:
+//!
+//! - a process track (`ProcessDescriptor`: pid and comm) per traced process;
+//! - under it, a track per AIO context ("aio ctx 0xa"), io_uring ring
+//!   ("io_uring ring 0xffff…") and, for its vectored syscalls, "vectored
+//!   syscalls";
+//! - a track per block device ("vda 254:0"), at the top level.
+//!
+//! Iocbs of a context overlap, and slices on one track must nest, so each
+//! context and device has lanes, child tracks ("lane 1", "lane 2"…): a lane
+//! takes a slice only when the slice starts after everything already on it
+//! has ended, as in the JSON writer. Past `MAX_LANES`, a slice gets a track
+//! of its own ("overflow", the same name each time, which the UI merges),
+//! described and forgotten.
+//!
+//! Each iocb or io_uring request is a slice ("iocb") on a lane of its
+//! context from submit to reap (or to the kernel completion when nothing
+//! reaped it), with every record field as a debug annotation and its stages
+//! ("stage") nested in it. When its bios reached a device, a slice ("block")
+//! on a lane of the device spans them, first bio queued to last request
+//! completed, and a flow joins the iocb's slice to it: the iocb's begin
+//! carries the flow id in `flow_ids`, the block slice's begin ends it in
+//! `terminating_flow_ids`. A rejected iocb is an instant on its process's
+//! track. The normal end adds the loss counters as an instant on a track of
+//! its own ("aio-trace").
+
+use std::{
+    collections::HashMap,
+    io::{self, Write},
+};
+
+use aio_trace_common::{CTX_DESTROY, CTX_EXIT, IocbRecord};
+use prost::Message as _;
+
+use super::{
+    STAGES, free_lane,
+    protos::{
+        self, CHILD_ORDERING_EXPLICIT, CLOCK_BOOTTIME, CLOCK_MONOTONIC, Clock, ClockSnapshot, Data,
+        DebugAnnotation, EventType, ProcessDescriptor, SEQ_INCREMENTAL_STATE_CLEARED,
+        TRACE_PACKET_FIELD, TracePacket, TrackDescriptor, TrackEvent,
+    },
+    slice_end, slice_name, stages,
+};
+use crate::{
+    blockdev::DevNames,
+    export::{Closing, Exporter},
+    model::{Api, IocbJson, IocbView, comm_str, dev_name},
+    reader::Record,
+    session::Sink,
+};
+
+/// The one packet sequence of the file.
+const SEQUENCE: u32 = 1;
+
+/// The most lanes one context or device gets (as in the JSON writer): past
+/// it, each slice gets a track of its own.
+const MAX_LANES: usize = 1024;
+
+/// The most processes remembered: past it the map starts over, and a process
+/// seen again gets a new track (its earlier one stays described).
+const MAX_PROCESSES: usize = 1 << 16;
+
+/// CLOCK_MONOTONIC and CLOCK_BOOTTIME read at one moment, which tells the
+/// trace processor how the records' clock maps to its default one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Clocks {
+    pub monotonic_ns: u64,
+    pub boottime_ns: u64,
+}
+
+impl Clocks {
+    /// This machine's clocks, now.
+    pub fn now() -> Self {
+        let read = |clock| {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `ts` is a valid, writable timespec; both clocks exist on
+            // every Linux this runs on, so the call cannot fail.
+            unsafe { libc::clock_gettime(clock, &mut ts) };
+            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+        };
+        Self {
+            monotonic_ns: read(libc::CLOCK_MONOTONIC),
+            boottime_ns: read(libc::CLOCK_BOOTTIME),
+        }
+    }
+}
+
+/// A lane: its track, and when the last slice on it ends.
+#[derive(Clone, Copy, Debug)]
+struct Lane {
+    uuid: u64,
+    busy_until: u64,
+}
+
+/// A context's or a device's track and its lanes.
+#[derive(Debug)]
+struct Group {
+    uuid: u64,
+    lanes: Vec<Lane>,
+}
+
+/// (pid, ctx, api), as in the JSON writer.
+type CtxKey = (u32, u64, Api);
+
+pub struct TraceWriter<W: Write> {
+    out: W,
+    /// The packets of one record, encoded here and written at once.
+    buf: Vec<u8>,
+    clocks: Clocks,
+    /// The clock snapshot written.
+    started: bool,
+    next_uuid: u64,
+    next_flow: u64,
+    /// pid → process track.
+    processes: HashMap<u32, u64>,
+    contexts: HashMap<CtxKey, Group>,
+    devices: HashMap<u32, Group>,
+    dev_names: DevNames,
+    /// Contexts destroyed in the current batch; their lanes go at its end,
+    /// after the iocbs reclaimed from them are written.
+    destroyed: Vec<(u32, u64)>,
+    /// The latest slice end seen.
+    newest: u64,
+}
+
+fn packet(ts: Option<u64>, data: Data) -> TracePacket {
+    TracePacket {
+        timestamp: ts,
+        timestamp_clock_id: ts.map(|_| CLOCK_MONOTONIC),
+        trusted_packet_sequence_id: Some(SEQUENCE),
+        sequence_flags: None,
+        data: Some(data),
+    }
+}
+
+/// A debug annotation per field of `value`, a flat JSON object; nulls (a
+/// stage that does not exist, an unknown result) are left out.
+fn annotations(value: serde_json::Value) -> Vec<DebugAnnotation> {
+    let serde_json::Value::Object(fields) = value else {
+        return Vec::new();
+    };
+    fields
+        .into_iter()
+        .filter_map(|(name, v)| {
+            let value = match v {
+                serde_json::Value::Bool(b) => protos::Value::Bool(b),
+                serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                    (Some(u), _, _) => protos::Value::Uint(u),
+                    (None, Some(i), _) => protos::Value::Int(i),
+                    (None, None, Some(f)) => protos::Value::Double(f),
+                    _ => return None,
+                },
+                serde_json::Value::String(s) => protos::Value::String(s),
+                _ => return None,
+            };
+            Some(DebugAnnotation {
+                name: Some(name),
+                value: Some(value),
+            })
+        })
+        .collect()
+}
+
+fn uint(name: &str, value: u64) -> DebugAnnotation {
+    DebugAnnotation {
+        name: Some(name.to_owned()),
+        value: Some(protos::Value::Uint(value)),
+    }
+}
+
+/// Where a slice goes: a lane, or past the lanes a track described for it
+/// alone.
+enum Place {
+    Lane(u64),
+    Overflow(u64),
+}
+
+impl<W: Write> TraceWriter<W> {
+    /// A writer whose trace maps monotonic time by `clocks`, naming devices
+    /// by `dev_names`.
+    pub fn new(out: W, clocks: Clocks, dev_names: DevNames) -> Self {
+        Self {
+            out,
+            buf: Vec::with_capacity(4096),
+            clocks,
+            started: false,
+            next_uuid: 1,
+            next_flow: 1,
+            processes: HashMap::new(),
+            contexts: HashMap::new(),
+            devices: HashMap::new(),
+            dev_names,
+            destroyed: Vec::new(),
+            newest: 0,
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    /// Appends a packet as a `Trace.packet` field.
+    fn emit(&mut self, packet: TracePacket) {
+        prost::encoding::encode_key(
+            TRACE_PACKET_FIELD,
+            prost::encoding::WireType::LengthDelimited,
+            &mut self.buf,
+        );
+        // Encoding into a Vec grows it and cannot fail.
+        let _ = packet.encode_length_delimited(&mut self.buf);
+    }
+
+    /// Starts a record's packets, with the clock snapshot before the first.
+    fn begin(&mut self) {
+        self.buf.clear();
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let Clocks {
+            monotonic_ns,
+            boottime_ns,
+        } = self.clocks;
+        let clock = |id, ns| Clock {
+            clock_id: Some(id),
+            timestamp: Some(ns),
+        };
+        let mut first = packet(
+            None,
+            Data::ClockSnapshot(ClockSnapshot {
+                clocks: vec![
+                    clock(CLOCK_MONOTONIC, monotonic_ns),
+                    clock(CLOCK_BOOTTIME, boottime_ns),
+                ],
+                primary_trace_clock: Some(CLOCK_MONOTONIC),
+            }),
+        );
+        first.sequence_flags = Some(SEQ_INCREMENTAL_STATE_CLEARED);
+        self.emit(first);
+    }
+
+    fn uuid(&mut self) -> u64 {
+        let uuid = self.next_uuid;
+        self.next_uuid += 1;
+        uuid
+    }
+
+    fn describe(&mut self, track: TrackDescriptor) {
+        self.emit(packet(None, Data::TrackDescriptor(track)));
+    }
+
+    fn event(&mut self, ts: u64, event: TrackEvent) {
+        self.emit(packet(Some(ts), Data::TrackEvent(event)));
+    }
+
+    fn slice_end(&mut self, ts: u64, track: u64) {
+        self.event(
+            ts,
+            TrackEvent {
+                r#type: Some(EventType::SliceEnd as i32),
+                track_uuid: Some(track),
+                ..Default::default()
+            },
+        );
+    }
+
+    /// The process's track, described the first time.
+    fn process(&mut self, r: &IocbRecord) -> u64 {
+        if let Some(&uuid) = self.processes.get(&r.pid) {
+            return uuid;
+        }
+        if self.processes.len() >= MAX_PROCESSES {
+            self.processes.clear();
+        }
+        let uuid = self.uuid();
+        self.processes.insert(r.pid, uuid);
+        self.describe(TrackDescriptor {
+            uuid: Some(uuid),
+            name: Some(format!("{} ({})", comm_str(&r.comm), r.pid)),
+            process: Some(ProcessDescriptor {
+                pid: Some(r.pid as i32),
+                process_name: Some(comm_str(&r.comm).into_owned()),
+            }),
+            ..Default::default()
+        });
+        uuid
+    }
+
+    /// A track with lanes to come, in their order.
+    fn group(&mut self, parent: Option<u64>, name: String) -> Group {
+        let uuid = self.uuid();
+        self.describe(TrackDescriptor {
+            uuid: Some(uuid),
+            parent_uuid: parent,
+            name: Some(name),
+            child_ordering: Some(CHILD_ORDERING_EXPLICIT),
+            ..Default::default()
+        });
+        Group {
+            uuid,
+            lanes: Vec::new(),
+        }
+    }
+
+    /// The place on `group`'s lanes for a slice from `start` to `end`: a free
+    /// lane, else a new one, else an overflow track.
+    fn place(&mut self, group: &mut Group, start: u64, end: u64) -> Place {
+        if let Some(i) = free_lane(group.lanes.iter().map(|l| l.busy_until), start) {
+            group.lanes[i].busy_until = end;
+            return Place::Lane(group.lanes[i].uuid);
+        }
+        let uuid = self.uuid();
+        let (name, rank) = if group.lanes.len() < MAX_LANES {
+            group
+                .lanes
+                .reserve_exact(group.lanes.len().max(4).min(MAX_LANES - group.lanes.len()));
+            group.lanes.push(Lane {
+                uuid,
+                busy_until: end,
+            });
+            (format!("lane {}", group.lanes.len()), group.lanes.len())
+        } else {
+            ("overflow".to_owned(), MAX_LANES + 1)
+        };
+        self.describe(TrackDescriptor {
+            uuid: Some(uuid),
+            parent_uuid: Some(group.uuid),
+            name: Some(name),
+            sibling_order_rank: Some(rank as i32),
+            ..Default::default()
+        });
+        if group.lanes.last().is_some_and(|l| l.uuid == uuid) {
+            Place::Lane(uuid)
+        } else {
+            Place::Overflow(uuid)
+        }
+    }
+
+    /// The track for a slice of the context of `r`, from submit to `end`.
+    fn context_track(&mut self, r: &IocbRecord, end: u64) -> u64 {
+        let key = (r.pid, r.ctx, r.api());
+        let mut group = match self.contexts.remove(&key) {
+            Some(group) => group,
+            None => {
+                let process = self.process(r);
+                let name = match r.api() {
+                    Api::Aio => format!("aio ctx {:#x}", r.ctx),
+                    Api::IoUring => format!("io_uring ring {:#x}", r.ctx),
+                    Api::Sync => "vectored syscalls".to_owned(),
+                };
+                self.group(Some(process), name)
+            }
+        };
+        let place = self.place(&mut group, r.submit_ns, end);
+        self.contexts.insert(key, group);
+        match place {
+            Place::Lane(uuid) | Place::Overflow(uuid) => uuid,
+        }
+    }
+
+    /// The track for a slice of device `dev` from `start` to `end`.
+    fn device_track(&mut self, dev: u32, start: u64, end: u64) -> u64 {
+        let mut group = match self.devices.remove(&dev) {
+            Some(group) => group,
+            None => {
+                let name = match self.dev_names.name(dev) {
+                    Some(name) => format!("{name} {}", dev_name(dev)),
+                    None => format!("device {}", dev_name(dev)),
+                };
+                self.group(None, name)
+            }
+        };
+        let place = self.place(&mut group, start, end);
+        self.devices.insert(dev, group);
+        match place {
+            Place::Lane(uuid) | Place::Overflow(uuid) => uuid,
+        }
+    }
+
+    fn iocb(&mut self, r: &IocbRecord) -> io::Result<()> {
+        let fields = annotations(serde_json::to_value(IocbJson::new(r))?);
+        let Some(end) = slice_end(r) else {
+            // Rejected by io_submit: no time span, so no lane; an instant on
+            // the process's own track.
+            let process = self.process(r);
+            self.event(
+                r.submit_ns,
+                TrackEvent {
+                    categories: vec!["iocb".to_owned()],
+                    name: Some(format!("{} (rejected)", slice_name(r))),
+                    r#type: Some(EventType::Instant as i32),
+                    track_uuid: Some(process),
+                    debug_annotations: fields,
+                    ..Default::default()
+                },
+            );
+            return Ok(());
+        };
+        let block = (r.bios > 0 && r.first_bio_ts != 0 && r.last_rq_ts >= r.first_bio_ts)
+            .then_some((r.first_bio_ts, r.last_rq_ts));
+        let flow = block.map(|_| {
+            let flow = self.next_flow;
+            self.next_flow += 1;
+            flow
+        });
+        let track = self.context_track(r, end);
+        let name = slice_name(r);
+        self.event(
+            r.submit_ns,
+            TrackEvent {
+                categories: vec!["iocb".to_owned()],
+                name: Some(name.clone()),
+                r#type: Some(EventType::SliceBegin as i32),
+                track_uuid: Some(track),
+                debug_annotations: fields,
+                flow_ids: flow.into_iter().collect(),
+                ..Default::default()
+            },
+        );
+        for (stage, span) in STAGES.iter().zip(stages(r, end)) {
+            if let Some((from, to)) = span {
+                self.event(
+                    from,
+                    TrackEvent {
+                        categories: vec!["stage".to_owned()],
+                        name: Some((*stage).to_owned()),
+                        r#type: Some(EventType::SliceBegin as i32),
+                        track_uuid: Some(track),
+                        ..Default::default()
+                    },
+                );
+                self.slice_end(to, track);
+            }
+        }
+        self.slice_end(end, track);
+        if let (Some((from, to)), Some(flow)) = (block, flow) {
+            let device = self.device_track(r.dev, from, to);
+            self.event(
+                from,
+                TrackEvent {
+                    categories: vec!["block".to_owned()],
+                    name: Some(name),
+                    r#type: Some(EventType::SliceBegin as i32),
+                    track_uuid: Some(device),
+                    debug_annotations: vec![
+                        uint("pid", r.pid.into()),
+                        uint("ctx", r.ctx),
+                        uint("bios", r.bios.into()),
+                        uint("splits", r.splits.into()),
+                        uint("merges", r.merges.into()),
+                    ],
+                    terminating_flow_ids: vec![flow],
+                    ..Default::default()
+                },
+            );
+            self.slice_end(to, device);
+        }
+        self.newest = self.newest.max(end);
+        Ok(())
+    }
+
+    /// Drops the lanes of the contexts destroyed in this batch.
+    fn drop_destroyed(&mut self) {
+        for (pid, ctx) in self.destroyed.drain(..) {
+            if ctx == 0 {
+                // The process exited: all of its contexts, and its track; the
+                // next process with this pid gets a track anew.
+                self.contexts.retain(|k, _| k.0 != pid);
+                self.processes.remove(&pid);
+            } else {
+                // io_destroy: an AIO context's.
+                self.contexts.remove(&(pid, ctx, Api::Aio));
+            }
+        }
+    }
+
+    /// What the writer holds: lanes of contexts and devices, processes, and
+    /// the packet buffer's capacity.
+    #[cfg(test)]
+    fn retained(&self) -> (usize, usize, usize) {
+        let lanes = |groups: &mut dyn Iterator<Item = &Group>| -> usize {
+            groups.map(|g| g.lanes.len() + 1).sum()
+        };
+        (
+            lanes(&mut self.contexts.values()) + lanes(&mut self.devices.values()),
+            self.processes.len(),
+            self.buf.capacity(),
+        )
+    }
+}
+
+impl<W: Write> Sink for TraceWriter<W> {
+    fn record(&mut self, record: &Record) -> io::Result<()> {
+        self.begin();
+        match record {
+            Record::Iocb(r) | Record::Syscall(r) => self.iocb(r)?,
+            Record::Ctx(c) if c.event == CTX_DESTROY || c.event == CTX_EXIT => {
+                self.destroyed.push((c.pid, c.ctx))
+            }
+            Record::Ctx(_) => {}
+        }
+        self.out.write_all(&self.buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.begin();
+        self.drop_destroyed();
+        self.out.write_all(&self.buf)?;
+        self.out.flush()
+    }
+}
+
+impl<W: Write> Exporter for TraceWriter<W> {
+    /// Writes the loss counters as an instant (annotations the JSONL `lost`
+    /// line's fields) on a track of their own.
+    fn finish(&mut self, closing: &Closing) -> io::Result<()> {
+        self.begin();
+        let track = self.uuid();
+        self.describe(TrackDescriptor {
+            uuid: Some(track),
+            name: Some("aio-trace".to_owned()),
+            ..Default::default()
+        });
+        let losses = annotations(serde_json::to_value(closing.losses)?);
+        self.event(
+            self.newest,
+            TrackEvent {
+                categories: vec!["aio-trace".to_owned()],
+                name: Some("lost".to_owned()),
+                r#type: Some(EventType::Instant as i32),
+                track_uuid: Some(track),
+                debug_annotations: losses,
+                ..Default::default()
+            },
+        );
+        self.out.write_all(&self.buf)?;
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests;
