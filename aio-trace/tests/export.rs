@@ -220,7 +220,7 @@ fn record_perfetto(file: &str, dir: &TempDir) -> Child {
         .args([
             "record",
             "--format",
-            "perfetto",
+            "chrome-json",
             "-o",
             file,
             // The workload thread's name, so that parallel tests do not feed this file.

@@ -11,7 +11,7 @@ mod protos;
 use aio_trace_common::IocbRecord;
 
 pub use json::ChromeJsonWriter;
-pub use native::{Clocks, TraceWriter};
+pub use native::{Clocks, TraceWriter, looks_like_trace};
 
 use crate::model::{IocbView, Op};
 

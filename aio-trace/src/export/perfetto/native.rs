@@ -187,6 +187,22 @@ fn uint(name: &str, value: u64) -> DebugAnnotation {
     }
 }
 
+/// Whether `head`, a file's first bytes, begins a native Perfetto trace:
+/// a `Trace.packet` field whose bytes decode as a packet of this writer's
+/// sequence.
+pub fn looks_like_trace(head: &[u8]) -> bool {
+    let Some(rest) = head.strip_prefix(&[0x0a]) else {
+        return false;
+    };
+    let mut body = rest;
+    let Ok(len) = prost::encoding::decode_varint(&mut body) else {
+        return false;
+    };
+    body.get(..len as usize)
+        .and_then(|packet| TracePacket::decode(packet).ok())
+        .is_some_and(|p| p.trusted_packet_sequence_id.is_some() && p.data.is_some())
+}
+
 /// Where a slice goes: a lane, or past the lanes a track described for it
 /// alone.
 enum Place {
