@@ -25,15 +25,18 @@
 //! counter changes, never the records.
 
 use std::{
-    cmp::Reverse,
-    collections::{BinaryHeap, HashMap, HashSet},
+    collections::{HashMap, HashSet},
     fmt::Write as _,
     io::{self, Write},
 };
 
 use aio_trace_common::{CTX_DESTROY, CTX_EXIT, IocbRecord};
 
-use super::{STAGES, free_lane, slice_end, stages, write_slice_name};
+use super::{
+    STAGES,
+    counters::{Counters, Point},
+    free_lane, slice_end, stages, write_slice_name,
+};
 use crate::export::{Closing, Exporter};
 use crate::{
     model::{Api, IocbView, comm_str},
@@ -41,9 +44,6 @@ use crate::{
     reader::Record,
     session::Sink,
 };
-
-/// Width of the MB/s counter's bins.
-const RATE_BIN_NS: u64 = 10_000_000;
 
 /// The most lanes one context gets. A context needs about as many as it has
 /// iocbs in flight (the built-in workload's scalar phase keeps 256); past this, slices become async slices (`ph` "b"/"e", an
@@ -55,17 +55,6 @@ const MAX_LANES: usize = 1024;
 /// 2^22), so that a lane never shares its tid with a traced process, which the
 /// viewer would take for that process's thread.
 const FIRST_TID: u32 = 1 << 24;
-
-/// How far behind the newest slice end the counters are written. Counter
-/// values are absolute, so a change can only be written once every earlier
-/// one is known; records come in reap order, so an iocb is known only after
-/// it ends, and its submit may be as far back as its latency. Iocbs slower
-/// than this have their in-flight count begin late, at the counters' time.
-const COUNTER_DELAY_NS: u64 = 100_000_000;
-
-/// The most counter changes held back, whatever their times: past it the
-/// oldest are written, so that the window stays bounded at any rate.
-const MAX_PENDING: usize = 1 << 16;
 
 /// The line buffer is written out once it holds this much, when a long run
 /// of counter changes is released at once.
@@ -86,32 +75,6 @@ struct Lane {
 /// their numbers, and a process's syscalls (ctx 0) are apart from both.
 type CtxKey = (u32, u64, Api);
 
-/// A change of a process's counters, held until the counters' time reaches it.
-/// Ordered by time; at one time an end before a begin, so that an iocb
-/// submitted as another completes does not count both.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Change {
-    ts: u64,
-    pid: u32,
-    what: What,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum What {
-    End,
-    Begin,
-    /// Bytes transferred by an iocb that ended at `ts`.
-    Bytes(u64),
-}
-
-/// A process's counters: iocbs in flight, and the MB/s bin being summed.
-#[derive(Clone, Copy, Debug, Default)]
-struct Counters {
-    inflight: i64,
-    bin: Option<u64>,
-    bytes: u64,
-}
-
 pub struct ChromeJsonWriter<W: Write> {
     out: W,
     /// The events of one record, encoded here and written at once.
@@ -124,18 +87,10 @@ pub struct ChromeJsonWriter<W: Write> {
     next_id: u64,
     /// Processes whose `process_name` is written.
     named: HashSet<u32>,
-    /// Counter changes not yet written, earliest first.
-    pending: BinaryHeap<Reverse<Change>>,
-    /// The counters' time: every change before it is written.
-    released: u64,
-    /// The latest slice end seen.
-    newest: u64,
-    counters: HashMap<u32, Counters>,
+    counters: Counters,
     /// Contexts destroyed in the current batch; their lanes go at its end,
     /// after the iocbs reclaimed from them are written.
     destroyed: Vec<(u32, u64)>,
-    /// Scratch for the processes whose counters go idle.
-    idle: Vec<u32>,
 }
 
 /// Appends an integer.
@@ -206,11 +161,6 @@ fn counter(
     buf.extend_from_slice(b"}},\n");
 }
 
-/// The MB/s of `bytes` over one bin.
-fn mbps(bytes: u64) -> f64 {
-    bytes as f64 / 1e6 / (RATE_BIN_NS as f64 / 1e9)
-}
-
 /// `fmt::Write` into the line buffer: names are formatted in place.
 struct Utf8<'a>(&'a mut Vec<u8>);
 
@@ -231,12 +181,8 @@ impl<W: Write> ChromeJsonWriter<W> {
             next_tid: FIRST_TID,
             next_id: 1,
             named: HashSet::new(),
-            pending: BinaryHeap::new(),
-            released: 0,
-            newest: 0,
-            counters: HashMap::new(),
+            counters: Counters::default(),
             destroyed: Vec::new(),
-            idle: Vec::new(),
         }
     }
 
@@ -317,28 +263,16 @@ impl<W: Write> ChromeJsonWriter<W> {
             Ok(tid) => self.complete_slices(r, end, tid)?,
             Err(tid) => self.async_slices(r, end, tid)?,
         }
-        let released = self.released;
-        if end >= released {
-            // An iocb submitted before the counters' time begins at it.
-            self.pending.push(Reverse(Change {
-                ts: r.submit_ns.max(released),
-                pid: r.pid,
-                what: What::Begin,
-            }));
-            self.pending.push(Reverse(Change {
-                ts: end,
-                pid: r.pid,
-                what: What::End,
-            }));
-        }
         let transferred = r.result().filter(|&res| res > 0).unwrap_or(0) as u64;
-        self.pending.push(Reverse(Change {
-            ts: end.max(released),
-            pid: r.pid,
-            what: What::Bytes(transferred),
-        }));
-        self.newest = self.newest.max(end);
-        self.release(self.newest.saturating_sub(COUNTER_DELAY_NS))
+        let Self {
+            counters,
+            line,
+            out,
+            ..
+        } = self;
+        counters.iocb(r.pid, r.submit_ns, end, transferred, &mut |p| {
+            point(line, out, p)
+        })
     }
 
     /// The iocb and its stages as complete slices on lane `tid`.
@@ -396,69 +330,6 @@ impl<W: Write> ChromeJsonWriter<W> {
         Ok(())
     }
 
-    /// Writes the counter changes before `until`, and the oldest past
-    /// `MAX_PENDING` whatever their time.
-    fn release(&mut self, until: u64) -> io::Result<()> {
-        while let Some(&Reverse(change)) = self.pending.peek() {
-            if change.ts >= until && self.pending.len() <= MAX_PENDING {
-                break;
-            }
-            if self.line.len() >= LINE_SPILL {
-                self.out.write_all(&self.line)?;
-                self.line.clear();
-            }
-            self.pending.pop();
-            self.released = change.ts;
-            let line = &mut self.line;
-            let (ts, pid) = (change.ts, change.pid);
-            let c = self.counters.entry(pid).or_default();
-            match change.what {
-                What::Begin | What::End => {
-                    c.inflight += if change.what == What::Begin { 1 } else { -1 };
-                    let n = c.inflight;
-                    counter(line, "in-flight iocbs", "iocbs", ts, pid, |b| num(b, n));
-                }
-                What::Bytes(bytes) => {
-                    let bin = ts / RATE_BIN_NS;
-                    match c.bin {
-                        Some(b) if b == bin => c.bytes += bytes,
-                        Some(b) => {
-                            rate_points(line, pid, b, c.bytes, bin > b + 1);
-                            c.bin = Some(bin);
-                            c.bytes = bytes;
-                        }
-                        None => {
-                            c.bin = Some(bin);
-                            c.bytes = bytes;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Ends the MB/s bins of processes with nothing in flight and nothing
-    /// since, so that a process gone quiet holds no state.
-    fn close_idle(&mut self) {
-        let released = self.released;
-        self.idle.clear();
-        self.idle
-            .extend(self.counters.iter().filter_map(|(&pid, c)| {
-                (c.inflight == 0 && c.bin.is_none_or(|b| (b + 2) * RATE_BIN_NS <= released))
-                    .then_some(pid)
-            }));
-        // A stable order, so that the same records give the same file.
-        self.idle.sort_unstable();
-        for &pid in &self.idle {
-            if let Some(c) = self.counters.remove(&pid)
-                && let Some(bin) = c.bin
-            {
-                rate_points(&mut self.line, pid, bin, c.bytes, true);
-            }
-        }
-    }
-
     /// Drops the lanes of the contexts destroyed in this batch.
     fn drop_destroyed(&mut self) {
         for (pid, ctx) in self.destroyed.drain(..) {
@@ -480,24 +351,30 @@ impl<W: Write> ChromeJsonWriter<W> {
     fn retained(&self) -> (usize, usize, usize, usize) {
         (
             self.lanes.values().map(Vec::len).sum(),
-            self.pending.len(),
-            self.counters.len(),
+            self.counters.held().0,
+            self.counters.held().1,
             self.line.capacity(),
         )
     }
 }
 
-/// The MB/s point of `bin`, and a zero after it when the next bin has none.
-fn rate_points(line: &mut Vec<u8>, pid: u32, bin: u64, bytes: u64, zero_after: bool) {
-    let value = mbps(bytes);
-    counter(line, "MB/s", "MB/s", bin * RATE_BIN_NS, pid, |b| {
-        let _ = write!(Utf8(b), "{value}");
-    });
-    if zero_after {
-        counter(line, "MB/s", "MB/s", (bin + 1) * RATE_BIN_NS, pid, |b| {
-            b.push(b'0')
-        });
+/// Writes a counter point, after the line so far once it is long (a long
+/// run of counter changes released at once).
+fn point<W: Write>(line: &mut Vec<u8>, out: &mut W, p: Point) -> io::Result<()> {
+    if line.len() >= LINE_SPILL {
+        out.write_all(line)?;
+        line.clear();
     }
+    match p {
+        Point::InFlight { ts, pid, iocbs } => {
+            counter(line, "in-flight iocbs", "iocbs", ts, pid, |b| num(b, iocbs))
+        }
+        Point::Rate { ts, pid, mbps } => counter(line, "MB/s", "MB/s", ts, pid, |b| {
+            let _ = write!(Utf8(b), "{mbps}");
+        }),
+        Point::Idle { .. } => {}
+    }
+    Ok(())
 }
 
 impl<W: Write> Sink for ChromeJsonWriter<W> {
@@ -516,7 +393,13 @@ impl<W: Write> Sink for ChromeJsonWriter<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.begin_line();
         self.drop_destroyed();
-        self.close_idle();
+        let Self {
+            counters,
+            line,
+            out,
+            ..
+        } = self;
+        counters.close_idle(&mut |p| point(line, out, p))?;
         self.out.write_all(&self.line)?;
         self.out.flush()
     }
@@ -527,17 +410,14 @@ impl<W: Write> Exporter for ChromeJsonWriter<W> {
     /// (`args` the JSONL `lost` line) and the `]`.
     fn finish(&mut self, closing: &Closing) -> io::Result<()> {
         self.begin_line();
-        self.release(u64::MAX)?;
-        self.idle.clear();
-        self.idle.extend(self.counters.keys());
-        self.idle.sort_unstable();
-        for &pid in &self.idle {
-            if let Some(bin) = self.counters[&pid].bin {
-                rate_points(&mut self.line, pid, bin, self.counters[&pid].bytes, true);
-            }
-        }
-        self.counters.clear();
-        head(&mut self.line, "i", self.newest, 0, 0);
+        let Self {
+            counters,
+            line,
+            out,
+            ..
+        } = self;
+        counters.finish(&mut |p| point(line, out, p))?;
+        head(&mut self.line, "i", self.counters.newest(), 0, 0);
         self.line.extend_from_slice(b"lost\",\"s\":\"g\",\"args\":");
         serde_json::to_writer(&mut self.line, closing.losses)?;
         self.line.extend_from_slice(b"}\n]\n");

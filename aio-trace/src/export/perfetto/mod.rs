@@ -4,6 +4,7 @@
 //! as a slice from submit to reap with its stages nested in it, on lanes of
 //! its context, and hold lanes, never records.
 
+mod counters;
 mod json;
 mod native;
 mod protos;

@@ -1,13 +1,19 @@
 //! The Perfetto writer's rules: nesting, lanes, counters, bounded state, and
 //! a file readable when cut anywhere.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap, HashSet},
+};
 
 use aio_trace_common::{CtxRecord, IOCB_REJECTED, RECORD_CTX, RECORD_IOCB};
 use serde_json::Value;
 
 use super::*;
-use crate::export::perfetto::slice_name;
+use crate::export::perfetto::{
+    counters::{MAX_PENDING, RATE_BIN_NS},
+    slice_name,
+};
 use crate::model::LossCounts;
 
 fn iocb(pid: u32, ctx: u64, submit: u64, reap: u64, tag: u64) -> IocbRecord {
