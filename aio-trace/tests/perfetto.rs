@@ -114,11 +114,15 @@ fn a_native_trace_decodes_with_perfettos_protos_and_joins_iocbs_to_their_bios() 
         "bios": on_device.iter().map(|r| r["bios"].as_u64().unwrap()).sum::<u64>(),
     });
     let summary = check(&trace, &expected).unwrap_or_else(|e| panic!("{trace}: {e}"));
-    eprintln!("{summary}");
     assert_eq!(summary["flows"], expected["block_slices"], "{summary}");
     let names = summary["track_names"].to_string();
     assert!(names.contains("aio ctx 0x"), "{names}");
     assert!(names.contains("vectored syscalls"), "{names}");
+    assert!(names.contains("in-flight iocbs"), "{names}");
+    assert!(summary["counter_points"].as_u64() > Some(0), "{summary}");
+    // The testee exits before the counters are written: they stay under its
+    // process track, not one of its pid alone.
+    assert!(!names.contains(&format!("\"({pid})\"")), "{names}");
 
     // The checker can fail: the same trace against counts one off, and a
     // file cut inside a packet.

@@ -16,6 +16,7 @@ gives it. Then, as the trace processor would read it:
 - the counts of "iocb" slices, rejected-iocb instants and "block" slices are
   EXPECTED_JSON's `iocb_slices`, `rejected` and `block_slices`, and the
   sum of the block slices' `bios` annotations is its `bios`;
+- counter values are on counter tracks, and not negative;
 - every flow id starts at exactly one "iocb" slice (flow_ids) and ends at
   exactly one "block" slice (terminating_flow_ids), and every block slice
   ends one.
@@ -102,6 +103,14 @@ def main():
             elif event.type == TrackEvent.TYPE_INSTANT:
                 if category == "iocb":
                     counts["rejected"] += 1
+            elif event.type == TrackEvent.TYPE_COUNTER:
+                track = described[event.track_uuid]
+                if not track.HasField("counter"):
+                    fail(f"packet {i}: a counter value on {track.name!r}, not a counter track")
+                value = event.WhichOneof("counter_value_field")
+                if value is None or getattr(event, value) < 0:
+                    fail(f"packet {i}: counter value {value} on {track.name!r}")
+                counts["counter"] += 1
             else:
                 fail(f"packet {i}: event type {event.type}")
         elif not packet.HasField("clock_snapshot"):
@@ -141,6 +150,7 @@ def main():
     got.update(
         tracks=len(described),
         stages=counts["stage"],
+        counter_points=counts["counter"],
         flows=len(flow_starts),
         track_names=sorted({t.name for t in described.values()}),
     )

@@ -20,6 +20,9 @@
 //! - under it, a track per AIO context ("aio ctx 0xa"), io_uring ring
 //!   ("io_uring ring 0xffff…") and, for its vectored syscalls, "vectored
 //!   syscalls";
+//! - under it too, counter tracks "in-flight iocbs" and "MB/s" (per 10 ms),
+//!   computed in time order 100 ms behind the records as in the JSON
+//!   writer (`counters.rs`);
 //! - a track per block device ("vda 254:0"), at the top level.
 //!
 //! Iocbs of a context overlap, and slices on one track must nest, so each
@@ -42,6 +45,7 @@
 
 use std::{
     collections::HashMap,
+    convert::Infallible,
     io::{self, Write},
 };
 
@@ -49,11 +53,14 @@ use aio_trace_common::{CTX_DESTROY, CTX_EXIT, IocbRecord};
 use prost::Message as _;
 
 use super::{
-    STAGES, free_lane,
+    STAGES,
+    counters::{Counters, Point},
+    free_lane,
     protos::{
-        self, CHILD_ORDERING_EXPLICIT, CLOCK_BOOTTIME, CLOCK_MONOTONIC, Clock, ClockSnapshot, Data,
-        DebugAnnotation, EventType, ProcessDescriptor, SEQ_INCREMENTAL_STATE_CLEARED,
-        TRACE_PACKET_FIELD, TracePacket, TrackDescriptor, TrackEvent,
+        self, CHILD_ORDERING_EXPLICIT, CLOCK_BOOTTIME, CLOCK_MONOTONIC, Clock, ClockSnapshot,
+        CounterDescriptor, Data, DebugAnnotation, EventType, ProcessDescriptor,
+        SEQ_INCREMENTAL_STATE_CLEARED, TRACE_PACKET_FIELD, TracePacket, TrackDescriptor,
+        TrackEvent,
     },
     slice_end, slice_name, stages,
 };
@@ -71,6 +78,9 @@ const SEQUENCE: u32 = 1;
 /// The most lanes one context or device gets (as in the JSON writer): past
 /// it, each slice gets a track of its own.
 const MAX_LANES: usize = 1024;
+
+/// The packet buffer is written out once it holds this much.
+const SPILL: usize = 64 * 1024;
 
 /// The most processes remembered: past it the map starts over, and a process
 /// seen again gets a new track (its earlier one stays described).
@@ -118,6 +128,13 @@ struct Group {
     lanes: Vec<Lane>,
 }
 
+/// A process's counter tracks, described at its first point.
+#[derive(Clone, Copy, Debug)]
+struct CounterTracks {
+    inflight: u64,
+    rate: u64,
+}
+
 /// (pid, ctx, api), as in the JSON writer.
 type CtxKey = (u32, u64, Api);
 
@@ -132,14 +149,19 @@ pub struct TraceWriter<W: Write> {
     next_flow: u64,
     /// pid → process track.
     processes: HashMap<u32, u64>,
+    /// pid → track of a process that exited, until its counters are written.
+    exited: HashMap<u32, u64>,
     contexts: HashMap<CtxKey, Group>,
     devices: HashMap<u32, Group>,
     dev_names: DevNames,
+    /// Scratch for the counter points of one record.
+    points: Vec<Point>,
     /// Contexts destroyed in the current batch; their lanes go at its end,
     /// after the iocbs reclaimed from them are written.
     destroyed: Vec<(u32, u64)>,
-    /// The latest slice end seen.
-    newest: u64,
+    counters: Counters,
+    /// pid → its counter tracks, while its counters hold anything.
+    counter_tracks: HashMap<u32, CounterTracks>,
 }
 
 fn packet(ts: Option<u64>, data: Data) -> TracePacket {
@@ -149,6 +171,15 @@ fn packet(ts: Option<u64>, data: Data) -> TracePacket {
         trusted_packet_sequence_id: Some(SEQUENCE),
         sequence_flags: None,
         data: Some(data),
+    }
+}
+
+/// A sink for the counter points released, to write once the counters are
+/// done with them.
+fn collect(points: &mut Vec<Point>) -> impl FnMut(Point) -> Result<(), Infallible> + '_ {
+    |p| {
+        points.push(p);
+        Ok(())
     }
 }
 
@@ -222,11 +253,14 @@ impl<W: Write> TraceWriter<W> {
             next_uuid: 1,
             next_flow: 1,
             processes: HashMap::new(),
+            exited: HashMap::new(),
             contexts: HashMap::new(),
             devices: HashMap::new(),
             dev_names,
             destroyed: Vec::new(),
-            newest: 0,
+            points: Vec::new(),
+            counters: Counters::default(),
+            counter_tracks: HashMap::new(),
         }
     }
 
@@ -490,8 +524,102 @@ impl<W: Write> TraceWriter<W> {
             );
             self.slice_end(to, device);
         }
-        self.newest = self.newest.max(end);
+        let transferred = r.result().filter(|&res| res > 0).unwrap_or(0) as u64;
+        let mut points = std::mem::take(&mut self.points);
+        let Ok(()) = self.counters.iocb(
+            r.pid,
+            r.submit_ns,
+            end,
+            transferred,
+            &mut collect(&mut points),
+        );
+        self.points_out(points)?;
         Ok(())
+    }
+
+    /// Writes counter points, described tracks first; the packets so far go
+    /// out once they are many (a long run of points released at once).
+    fn points_out(&mut self, mut points: Vec<Point>) -> io::Result<()> {
+        for p in points.drain(..) {
+            if self.buf.len() >= SPILL {
+                self.out.write_all(&self.buf)?;
+                self.buf.clear();
+            }
+            match p {
+                Point::InFlight { ts, pid, iocbs } => {
+                    let track = self.counter_tracks(pid).inflight;
+                    self.counter(ts, track, Some(iocbs), None);
+                }
+                Point::Rate { ts, pid, mbps } => {
+                    let track = self.counter_tracks(pid).rate;
+                    self.counter(ts, track, None, Some(mbps));
+                }
+                Point::Idle { pid } => {
+                    self.counter_tracks.remove(&pid);
+                    self.exited.remove(&pid);
+                }
+            }
+        }
+        self.points = points;
+        Ok(())
+    }
+
+    fn counter(&mut self, ts: u64, track: u64, value: Option<i64>, double: Option<f64>) {
+        self.event(
+            ts,
+            TrackEvent {
+                r#type: Some(EventType::Counter as i32),
+                track_uuid: Some(track),
+                counter_value: value,
+                double_counter_value: double,
+                ..Default::default()
+            },
+        );
+    }
+
+    /// `pid`'s counter tracks, under its process track, which an exited
+    /// process keeps until then (or past `MAX_PROCESSES`, a track of the pid
+    /// alone).
+    fn counter_tracks(&mut self, pid: u32) -> CounterTracks {
+        if let Some(&tracks) = self.counter_tracks.get(&pid) {
+            return tracks;
+        }
+        let parent = match self.processes.get(&pid).or(self.exited.get(&pid)) {
+            Some(&uuid) => uuid,
+            None => {
+                let uuid = self.uuid();
+                self.describe(TrackDescriptor {
+                    uuid: Some(uuid),
+                    name: Some(format!("({pid})")),
+                    process: Some(ProcessDescriptor {
+                        pid: Some(pid as i32),
+                        process_name: None,
+                    }),
+                    ..Default::default()
+                });
+                uuid
+            }
+        };
+        let mut counter = |name: &str, unit: &str, rank| {
+            let uuid = self.uuid();
+            self.describe(TrackDescriptor {
+                uuid: Some(uuid),
+                parent_uuid: Some(parent),
+                name: Some(name.to_owned()),
+                counter: Some(CounterDescriptor {
+                    unit_name: Some(unit.to_owned()),
+                }),
+                sibling_order_rank: Some(rank),
+                ..Default::default()
+            });
+            uuid
+        };
+        let tracks = CounterTracks {
+            inflight: counter("in-flight iocbs", "iocbs", 0),
+            rate: counter("MB/s", "MB/s", 1),
+        };
+        self.counter_tracks.insert(pid, tracks);
+        tracks
     }
 
     /// Drops the lanes of the contexts destroyed in this batch.
@@ -501,7 +629,12 @@ impl<W: Write> TraceWriter<W> {
                 // The process exited: all of its contexts, and its track; the
                 // next process with this pid gets a track anew.
                 self.contexts.retain(|k, _| k.0 != pid);
-                self.processes.remove(&pid);
+                if let Some(track) = self.processes.remove(&pid) {
+                    if self.exited.len() >= MAX_PROCESSES {
+                        self.exited.clear();
+                    }
+                    self.exited.insert(pid, track);
+                }
             } else {
                 // io_destroy: an AIO context's.
                 self.contexts.remove(&(pid, ctx, Api::Aio));
@@ -509,16 +642,21 @@ impl<W: Write> TraceWriter<W> {
         }
     }
 
-    /// What the writer holds: lanes of contexts and devices, processes, and
-    /// the packet buffer's capacity.
+    /// What the writer holds: lanes of contexts and devices, processes (with
+    /// tracks, and with counters), counter changes held back, and the packet
+    /// buffer's capacity.
     #[cfg(test)]
-    fn retained(&self) -> (usize, usize, usize) {
+    fn retained(&self) -> (usize, usize, usize, usize) {
         let lanes = |groups: &mut dyn Iterator<Item = &Group>| -> usize {
             groups.map(|g| g.lanes.len() + 1).sum()
         };
+        let (pending, with_counters) = self.counters.held();
         (
             lanes(&mut self.contexts.values()) + lanes(&mut self.devices.values()),
-            self.processes.len(),
+            (self.processes.len() + self.exited.len())
+                .max(with_counters)
+                .max(self.counter_tracks.len()),
+            pending,
             self.buf.capacity(),
         )
     }
@@ -540,6 +678,9 @@ impl<W: Write> Sink for TraceWriter<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.begin();
         self.drop_destroyed();
+        let mut points = std::mem::take(&mut self.points);
+        let Ok(()) = self.counters.close_idle(&mut collect(&mut points));
+        self.points_out(points)?;
         self.out.write_all(&self.buf)?;
         self.out.flush()
     }
@@ -550,6 +691,9 @@ impl<W: Write> Exporter for TraceWriter<W> {
     /// line's fields) on a track of their own.
     fn finish(&mut self, closing: &Closing) -> io::Result<()> {
         self.begin();
+        let mut points = std::mem::take(&mut self.points);
+        let Ok(()) = self.counters.finish(&mut collect(&mut points));
+        self.points_out(points)?;
         let track = self.uuid();
         self.describe(TrackDescriptor {
             uuid: Some(track),
@@ -558,7 +702,7 @@ impl<W: Write> Exporter for TraceWriter<W> {
         });
         let losses = annotations(serde_json::to_value(closing.losses)?);
         self.event(
-            self.newest,
+            self.counters.newest(),
             TrackEvent {
                 categories: vec!["aio-trace".to_owned()],
                 name: Some("lost".to_owned()),

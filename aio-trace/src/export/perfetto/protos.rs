@@ -1,7 +1,7 @@
 //! The few messages of Perfetto's trace format this writer emits, with the
 //! field numbers of Perfetto's public protos (`protos/perfetto/trace/`:
 //! `trace_packet.proto`, `clock_snapshot.proto`, `track_event/track_event.proto`,
-//! `track_descriptor.proto`, `process_descriptor.proto`,
+//! `track_descriptor.proto`, `counter_descriptor.proto`, `process_descriptor.proto`,
 //! `debug_annotation.proto`). Only the fields used are declared; a reader
 //! skips none, since every field here is Perfetto's own.
 //!
@@ -66,6 +66,7 @@ pub enum EventType {
     SliceBegin = 1,
     SliceEnd = 2,
     Instant = 3,
+    Counter = 4,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -78,6 +79,11 @@ pub struct TrackEvent {
     pub r#type: Option<i32>,
     #[prost(uint64, optional, tag = "11")]
     pub track_uuid: Option<u64>,
+    /// `counter_value` and `double_counter_value` are a oneof: one is set.
+    #[prost(int64, optional, tag = "30")]
+    pub counter_value: Option<i64>,
+    #[prost(double, optional, tag = "44")]
+    pub double_counter_value: Option<f64>,
     #[prost(message, repeated, tag = "4")]
     pub debug_annotations: Vec<DebugAnnotation>,
     #[prost(fixed64, repeated, packed = "false", tag = "47")]
@@ -96,6 +102,8 @@ pub struct TrackDescriptor {
     pub name: Option<String>,
     #[prost(message, optional, tag = "3")]
     pub process: Option<ProcessDescriptor>,
+    #[prost(message, optional, tag = "8")]
+    pub counter: Option<CounterDescriptor>,
     /// `ChildTracksOrdering`: 3 is EXPLICIT (by `sibling_order_rank`).
     #[prost(int32, optional, tag = "11")]
     pub child_ordering: Option<i32>,
@@ -105,6 +113,13 @@ pub struct TrackDescriptor {
 
 /// `TrackDescriptor.ChildTracksOrdering.EXPLICIT`.
 pub const CHILD_ORDERING_EXPLICIT: i32 = 3;
+
+/// Makes a track a counter track.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CounterDescriptor {
+    #[prost(string, optional, tag = "6")]
+    pub unit_name: Option<String>,
+}
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ProcessDescriptor {

@@ -12,7 +12,10 @@ use std::{
 use aio_trace_common::{CTX_DESTROY, CtxRecord, IOCB_REJECTED, RECORD_CTX, RECORD_IOCB};
 
 use super::*;
-use crate::model::LossCounts;
+use crate::{
+    export::perfetto::counters::{MAX_PENDING, RATE_BIN_NS},
+    model::LossCounts,
+};
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct Trace {
@@ -82,6 +85,8 @@ struct Summary {
     /// Slices per category.
     slices: HashMap<String, usize>,
     instants: usize,
+    /// (track name, ts, value) of every counter point, in file order.
+    counters: Vec<(String, u64, f64)>,
     /// Track names, in the order described.
     tracks: Vec<String>,
     flows: usize,
@@ -95,7 +100,7 @@ struct Summary {
 fn check(bytes: &[u8]) -> Summary {
     let trace = Trace::decode(bytes).expect("a Trace");
     let mut summary = Summary::default();
-    let mut described = HashSet::new();
+    let mut described = HashMap::new();
     // (track, ts, file order, begin category or None for an end)
     let mut events: Vec<(u64, u64, usize, Option<String>)> = Vec::new();
     let mut flow_starts: HashMap<u64, usize> = HashMap::new();
@@ -112,14 +117,17 @@ fn check(bytes: &[u8]) -> Summary {
                 let uuid = t.uuid.expect("a uuid");
                 assert!(uuid != 0);
                 if let Some(parent) = t.parent_uuid {
-                    assert!(described.contains(&parent), "parent of {t:?}");
+                    assert!(described.contains_key(&parent), "parent of {t:?}");
                 }
-                assert!(described.insert(uuid), "{uuid} described twice");
+                assert!(
+                    described.insert(uuid, t.clone()).is_none(),
+                    "{uuid} described twice"
+                );
                 summary.tracks.push(t.name.clone().unwrap_or_default());
             }
             Data::TrackEvent(e) => {
                 let track = e.track_uuid.expect("a track");
-                assert!(described.contains(&track), "{e:?} before its track");
+                assert!(described.contains_key(&track), "{e:?} before its track");
                 assert_eq!(p.timestamp_clock_id, Some(CLOCK_MONOTONIC));
                 let ts = p.timestamp.expect("a timestamp");
                 let category = e.categories.first().cloned().unwrap_or_default();
@@ -140,6 +148,18 @@ fn check(bytes: &[u8]) -> Summary {
                         events.push((track, ts, i, None));
                     }
                     Some(t) if t == EventType::Instant as i32 => summary.instants += 1,
+                    Some(t) if t == EventType::Counter as i32 => {
+                        let counter = &described[&track];
+                        assert!(counter.counter.is_some(), "{counter:?} is no counter track");
+                        let value = match (e.counter_value, e.double_counter_value) {
+                            (Some(v), None) => v as f64,
+                            (None, Some(v)) => v,
+                            other => panic!("counter values {other:?}"),
+                        };
+                        assert!(value >= 0.0, "{e:?}");
+                        let name = counter.name.clone().unwrap();
+                        summary.counters.push((name, ts, value));
+                    }
                     other => panic!("event type {other:?}"),
                 }
             }
@@ -220,6 +240,11 @@ fn slices_nest_and_flows_join_each_iocb_to_its_bios_out_of_reap_order() {
             "lane 1",
             "lane 3",
             "lane 2",
+            // Written at the end: the counters run 100 ms behind the records.
+            "in-flight iocbs",
+            "MB/s",
+            "in-flight iocbs",
+            "MB/s",
             "aio-trace",
         ],
         "{s:?}"
@@ -289,7 +314,7 @@ fn a_context_with_more_in_flight_than_lanes_overflows_onto_tracks_of_their_own()
     for r in &records {
         w.record(&Record::Iocb(*r)).unwrap();
     }
-    let (lanes, _, _) = w.retained();
+    let (lanes, _, _, _) = w.retained();
     assert!(lanes <= 2 * (MAX_LANES + 1), "{lanes}");
     finish(&mut w);
     let s = check(&w.into_inner());
@@ -313,7 +338,7 @@ fn memory_stays_bounded_over_200k_records() {
     let mut w = writer(io::sink());
     let mut reap_order: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-    let mut most = (0, 0, 0);
+    let mut most = (0, 0, 0, 0);
     let mut deliver = |w: &mut TraceWriter<io::Sink>, end: u64, i: u64| {
         let mut r = staged(1000 + (i % 4) as u32, i % 4, i * 10_000, i);
         r.reap_ns = end;
@@ -321,8 +346,13 @@ fn memory_stays_bounded_over_200k_records() {
         if i.is_multiple_of(64) {
             w.flush().unwrap();
         }
-        let (lanes, processes, buf) = w.retained();
-        most = (most.0.max(lanes), most.1.max(processes), most.2.max(buf));
+        let (lanes, processes, pending, buf) = w.retained();
+        most = (
+            most.0.max(lanes),
+            most.1.max(processes),
+            most.2.max(pending),
+            most.3.max(buf),
+        );
     };
     for i in 0..200_000u64 {
         let submit = i * 10_000;
@@ -346,11 +376,12 @@ fn memory_stays_bounded_over_200k_records() {
     while let Some(Reverse((end, j))) = reap_order.pop() {
         deliver(&mut w, end, j);
     }
-    let (lanes, processes, buf) = most;
+    let (lanes, processes, pending, buf) = most;
     // 4 contexts at about 33 in flight each plus the outliers, one device.
     assert!(lanes <= 5 * 64, "{lanes} lanes");
     assert!(processes <= 4, "{processes} processes");
-    assert!(buf <= 64 * 1024, "a {buf}-byte packet buffer");
+    assert!(pending <= MAX_PENDING, "{pending} counter changes held");
+    assert!(buf <= 2 * SPILL, "a {buf}-byte packet buffer");
 }
 
 #[test]
@@ -391,4 +422,40 @@ fn an_empty_trace_is_the_clock_and_the_losses() {
     let s = check(&trace(&[]));
     assert_eq!(s.instants, 1);
     assert_eq!(s.tracks, ["aio-trace"]);
+}
+
+/// The in-flight counter and the MB/s bins come out as if the records had
+/// been sorted, whatever order they arrive in, on counter tracks.
+#[test]
+fn counters_follow_time_not_arrival() {
+    let mut slow = staged(1, 10, 1_000, 1);
+    slow.reap_ns = 9_000;
+    let s = check(&trace(&[
+        iocb(1, 10, 5_000, 6_000, 2),
+        slow,
+        iocb(1, 11, 1_500, 8_000, 3),
+    ]));
+    let points = |name: &str| -> Vec<(u64, f64)> {
+        s.counters
+            .iter()
+            .filter(|c| c.0 == name)
+            .map(|c| (c.1, c.2))
+            .collect()
+    };
+    assert_eq!(
+        points("in-flight iocbs"),
+        [
+            (1_000, 1.0),
+            (1_500, 2.0),
+            (5_000, 3.0),
+            (6_000, 2.0),
+            (8_000, 1.0),
+            (9_000, 0.0)
+        ]
+    );
+    // 3 × 32K transferred, all in the first 10 ms bin: 9.8304 MB/s.
+    let rates = points("MB/s");
+    assert_eq!(rates.len(), 2, "{rates:?}");
+    assert!((rates[0].1 - 9.8304).abs() < 1e-9, "{rates:?}");
+    assert_eq!(rates[1], (RATE_BIN_NS, 0.0));
 }
