@@ -57,10 +57,9 @@ use super::{
     counters::{Counters, Point},
     free_lane,
     protos::{
-        self, CHILD_ORDERING_EXPLICIT, CLOCK_BOOTTIME, CLOCK_MONOTONIC, Clock, ClockSnapshot,
-        CounterDescriptor, Data, DebugAnnotation, EventType, ProcessDescriptor,
-        SEQ_INCREMENTAL_STATE_CLEARED, TRACE_PACKET_FIELD, TracePacket, TrackDescriptor,
-        TrackEvent,
+        CHILD_ORDERING_EXPLICIT, CLOCK_BOOTTIME, CLOCK_MONOTONIC, Clock, ClockSnapshot,
+        CounterDescriptor, Data, EventType, ProcessDescriptor, SEQ_INCREMENTAL_STATE_CLEARED,
+        TRACE_PACKET_FIELD, TracePacket, TrackDescriptor, TrackEvent, field,
     },
     slice_end, slice_name, stages,
 };
@@ -154,6 +153,8 @@ pub struct TraceWriter<W: Write> {
     contexts: HashMap<CtxKey, Group>,
     devices: HashMap<u32, Group>,
     dev_names: DevNames,
+    /// The encoded annotations of one record.
+    fields: Vec<u8>,
     /// Scratch for the counter points of one record.
     points: Vec<Point>,
     /// Contexts destroyed in the current batch; their lanes go at its end,
@@ -174,47 +175,31 @@ fn packet(ts: Option<u64>, data: Data) -> TracePacket {
     }
 }
 
+/// Appends varint `v`: in one extend, where prost's `encode_varint` writes
+/// a byte at a time through `BufMut`, which led the writer's profile.
+fn put_varint(mut v: u64, buf: &mut Vec<u8>) {
+    let mut bytes = [0u8; 10];
+    let mut n = 0;
+    while v >= 0x80 {
+        bytes[n] = v as u8 | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    bytes[n] = v as u8;
+    buf.extend_from_slice(&bytes[..=n]);
+}
+
+/// Appends a field's key.
+fn put_key(tag: u32, wire_type: prost::encoding::WireType, buf: &mut Vec<u8>) {
+    put_varint(u64::from(tag << 3 | wire_type as u32), buf);
+}
+
 /// A sink for the counter points released, to write once the counters are
 /// done with them.
 fn collect(points: &mut Vec<Point>) -> impl FnMut(Point) -> Result<(), Infallible> + '_ {
     |p| {
         points.push(p);
         Ok(())
-    }
-}
-
-/// A debug annotation per field of `value`, a flat JSON object; nulls (a
-/// stage that does not exist, an unknown result) are left out.
-fn annotations(value: serde_json::Value) -> Vec<DebugAnnotation> {
-    let serde_json::Value::Object(fields) = value else {
-        return Vec::new();
-    };
-    fields
-        .into_iter()
-        .filter_map(|(name, v)| {
-            let value = match v {
-                serde_json::Value::Bool(b) => protos::Value::Bool(b),
-                serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-                    (Some(u), _, _) => protos::Value::Uint(u),
-                    (None, Some(i), _) => protos::Value::Int(i),
-                    (None, None, Some(f)) => protos::Value::Double(f),
-                    _ => return None,
-                },
-                serde_json::Value::String(s) => protos::Value::String(s),
-                _ => return None,
-            };
-            Some(DebugAnnotation {
-                name: Some(name),
-                value: Some(value),
-            })
-        })
-        .collect()
-}
-
-fn uint(name: &str, value: u64) -> DebugAnnotation {
-    DebugAnnotation {
-        name: Some(name.to_owned()),
-        value: Some(protos::Value::Uint(value)),
     }
 }
 
@@ -232,6 +217,41 @@ pub fn looks_like_trace(head: &[u8]) -> bool {
     body.get(..len as usize)
         .and_then(|packet| TracePacket::decode(packet).ok())
         .is_some_and(|p| p.trusted_packet_sequence_id.is_some() && p.data.is_some())
+}
+
+/// A slice's begin or end, or an instant, as [`TraceWriter::slice_event`]
+/// encodes it; an empty category or name is left out.
+#[derive(Clone, Copy, Debug)]
+struct Slice<'a> {
+    kind: EventType,
+    track: u64,
+    category: &'a str,
+    name: &'a str,
+    flow: Option<u64>,
+    terminating_flow: Option<u64>,
+}
+
+impl<'a> Slice<'a> {
+    fn new(kind: EventType, track: u64, category: &'a str, name: &'a str) -> Self {
+        Self {
+            kind,
+            track,
+            category,
+            name,
+            flow: None,
+            terminating_flow: None,
+        }
+    }
+}
+
+/// The annotations of a block slice: which iocb, and its bios.
+#[derive(serde::Serialize)]
+struct BlockFields {
+    pid: u32,
+    ctx: u64,
+    bios: u32,
+    splits: u32,
+    merges: u32,
 }
 
 /// Where a slice goes: a lane, or past the lanes a track described for it
@@ -258,6 +278,7 @@ impl<W: Write> TraceWriter<W> {
             devices: HashMap::new(),
             dev_names,
             destroyed: Vec::new(),
+            fields: Vec::new(),
             points: Vec::new(),
             counters: Counters::default(),
             counter_tracks: HashMap::new(),
@@ -270,7 +291,7 @@ impl<W: Write> TraceWriter<W> {
 
     /// Appends a packet as a `Trace.packet` field.
     fn emit(&mut self, packet: TracePacket) {
-        prost::encoding::encode_key(
+        put_key(
             TRACE_PACKET_FIELD,
             prost::encoding::WireType::LengthDelimited,
             &mut self.buf,
@@ -322,15 +343,84 @@ impl<W: Write> TraceWriter<W> {
         self.emit(packet(Some(ts), Data::TrackEvent(event)));
     }
 
-    fn slice_end(&mut self, ts: u64, track: u64) {
-        self.event(
-            ts,
-            TrackEvent {
-                r#type: Some(EventType::SliceEnd as i32),
-                track_uuid: Some(track),
-                ..Default::default()
-            },
+    /// A slice's begin or end, or an instant, with debug annotations
+    /// `fields` already encoded ([`annotations::write`]).
+    fn slice_event(&mut self, ts: u64, event: Slice<'_>, fields: &[u8]) {
+        use prost::encoding::{WireType, encoded_len_varint, key_len};
+        let string_len = |tag, s: &str| {
+            if s.is_empty() {
+                0
+            } else {
+                key_len(tag) + encoded_len_varint(s.len() as u64) + s.len()
+            }
+        };
+        let flow_len = |tag, flow: Option<u64>| flow.map_or(0, |_| key_len(tag) + 8);
+        let event_len = string_len(field::EVENT_CATEGORIES, event.category)
+            + string_len(field::EVENT_NAME, event.name)
+            + key_len(field::EVENT_TYPE)
+            + encoded_len_varint(event.kind as u64)
+            + key_len(field::EVENT_TRACK_UUID)
+            + encoded_len_varint(event.track)
+            + flow_len(field::EVENT_FLOW_IDS, event.flow)
+            + flow_len(field::EVENT_TERMINATING_FLOW_IDS, event.terminating_flow)
+            + fields.len();
+        let packet_len = key_len(field::PACKET_TIMESTAMP)
+            + encoded_len_varint(ts)
+            + key_len(field::PACKET_TIMESTAMP_CLOCK_ID)
+            + encoded_len_varint(CLOCK_MONOTONIC.into())
+            + key_len(field::PACKET_TRUSTED_PACKET_SEQUENCE_ID)
+            + encoded_len_varint(SEQUENCE.into())
+            + key_len(field::PACKET_TRACK_EVENT)
+            + encoded_len_varint(event_len as u64)
+            + event_len;
+        let buf = &mut self.buf;
+        let varint = |buf: &mut Vec<u8>, tag, value| {
+            put_key(tag, WireType::Varint, buf);
+            put_varint(value, buf);
+        };
+        let string = |buf: &mut Vec<u8>, tag, s: &str| {
+            if !s.is_empty() {
+                put_key(tag, WireType::LengthDelimited, buf);
+                put_varint(s.len() as u64, buf);
+                buf.extend_from_slice(s.as_bytes());
+            }
+        };
+        let fixed = |buf: &mut Vec<u8>, tag, flow: Option<u64>| {
+            if let Some(flow) = flow {
+                put_key(tag, WireType::SixtyFourBit, buf);
+                buf.extend_from_slice(&flow.to_le_bytes());
+            }
+        };
+        put_key(TRACE_PACKET_FIELD, WireType::LengthDelimited, buf);
+        put_varint(packet_len as u64, buf);
+        varint(buf, field::PACKET_TIMESTAMP, ts);
+        varint(
+            buf,
+            field::PACKET_TIMESTAMP_CLOCK_ID,
+            CLOCK_MONOTONIC.into(),
         );
+        varint(
+            buf,
+            field::PACKET_TRUSTED_PACKET_SEQUENCE_ID,
+            SEQUENCE.into(),
+        );
+        put_key(field::PACKET_TRACK_EVENT, WireType::LengthDelimited, buf);
+        put_varint(event_len as u64, buf);
+        string(buf, field::EVENT_CATEGORIES, event.category);
+        string(buf, field::EVENT_NAME, event.name);
+        varint(buf, field::EVENT_TYPE, event.kind as u64);
+        varint(buf, field::EVENT_TRACK_UUID, event.track);
+        fixed(buf, field::EVENT_FLOW_IDS, event.flow);
+        fixed(
+            buf,
+            field::EVENT_TERMINATING_FLOW_IDS,
+            event.terminating_flow,
+        );
+        buf.extend_from_slice(fields);
+    }
+
+    fn slice_end(&mut self, ts: u64, track: u64) {
+        self.slice_event(ts, Slice::new(EventType::SliceEnd, track, "", ""), &[]);
     }
 
     /// The process's track, described the first time.
@@ -447,22 +537,23 @@ impl<W: Write> TraceWriter<W> {
     }
 
     fn iocb(&mut self, r: &IocbRecord) -> io::Result<()> {
-        let fields = annotations(serde_json::to_value(IocbJson::new(r))?);
+        let mut fields = std::mem::take(&mut self.fields);
+        fields.clear();
+        annotations::write(&IocbJson::new(r), &mut fields).map_err(io::Error::other)?;
+        let written = self.iocb_events(r, &fields);
+        self.fields = fields;
+        written
+    }
+
+    /// The events of `r`, whose fields are encoded in `fields`.
+    fn iocb_events(&mut self, r: &IocbRecord, fields: &[u8]) -> io::Result<()> {
         let Some(end) = slice_end(r) else {
             // Rejected by io_submit: no time span, so no lane; an instant on
             // the process's own track.
             let process = self.process(r);
-            self.event(
-                r.submit_ns,
-                TrackEvent {
-                    categories: vec!["iocb".to_owned()],
-                    name: Some(format!("{} (rejected)", slice_name(r))),
-                    r#type: Some(EventType::Instant as i32),
-                    track_uuid: Some(process),
-                    debug_annotations: fields,
-                    ..Default::default()
-                },
-            );
+            let name = format!("{} (rejected)", slice_name(r));
+            let event = Slice::new(EventType::Instant, process, "iocb", &name);
+            self.slice_event(r.submit_ns, event, fields);
             return Ok(());
         };
         let block = (r.bios > 0 && r.first_bio_ts != 0 && r.last_rq_ts >= r.first_bio_ts)
@@ -474,54 +565,37 @@ impl<W: Write> TraceWriter<W> {
         });
         let track = self.context_track(r, end);
         let name = slice_name(r);
-        self.event(
-            r.submit_ns,
-            TrackEvent {
-                categories: vec!["iocb".to_owned()],
-                name: Some(name.clone()),
-                r#type: Some(EventType::SliceBegin as i32),
-                track_uuid: Some(track),
-                debug_annotations: fields,
-                flow_ids: flow.into_iter().collect(),
-                ..Default::default()
-            },
-        );
+        let begin = Slice {
+            flow,
+            ..Slice::new(EventType::SliceBegin, track, "iocb", &name)
+        };
+        self.slice_event(r.submit_ns, begin, fields);
         for (stage, span) in STAGES.iter().zip(stages(r, end)) {
             if let Some((from, to)) = span {
-                self.event(
-                    from,
-                    TrackEvent {
-                        categories: vec!["stage".to_owned()],
-                        name: Some((*stage).to_owned()),
-                        r#type: Some(EventType::SliceBegin as i32),
-                        track_uuid: Some(track),
-                        ..Default::default()
-                    },
-                );
+                let begin = Slice::new(EventType::SliceBegin, track, "stage", stage);
+                self.slice_event(from, begin, &[]);
                 self.slice_end(to, track);
             }
         }
         self.slice_end(end, track);
         if let (Some((from, to)), Some(flow)) = (block, flow) {
             let device = self.device_track(r.dev, from, to);
-            self.event(
-                from,
-                TrackEvent {
-                    categories: vec!["block".to_owned()],
-                    name: Some(name),
-                    r#type: Some(EventType::SliceBegin as i32),
-                    track_uuid: Some(device),
-                    debug_annotations: vec![
-                        uint("pid", r.pid.into()),
-                        uint("ctx", r.ctx),
-                        uint("bios", r.bios.into()),
-                        uint("splits", r.splits.into()),
-                        uint("merges", r.merges.into()),
-                    ],
-                    terminating_flow_ids: vec![flow],
-                    ..Default::default()
-                },
-            );
+            let mut fields = std::mem::take(&mut self.fields);
+            fields.clear();
+            let block_fields = BlockFields {
+                pid: r.pid,
+                ctx: r.ctx,
+                bios: r.bios,
+                splits: r.splits,
+                merges: r.merges,
+            };
+            annotations::write(&block_fields, &mut fields).map_err(io::Error::other)?;
+            let begin = Slice {
+                terminating_flow: Some(flow),
+                ..Slice::new(EventType::SliceBegin, device, "block", &name)
+            };
+            self.slice_event(from, begin, &fields);
+            self.fields = fields;
             self.slice_end(to, device);
         }
         let transferred = r.result().filter(|&res| res > 0).unwrap_or(0) as u64;
@@ -700,22 +774,15 @@ impl<W: Write> Exporter for TraceWriter<W> {
             name: Some("aio-trace".to_owned()),
             ..Default::default()
         });
-        let losses = annotations(serde_json::to_value(closing.losses)?);
-        self.event(
-            self.counters.newest(),
-            TrackEvent {
-                categories: vec!["aio-trace".to_owned()],
-                name: Some("lost".to_owned()),
-                r#type: Some(EventType::Instant as i32),
-                track_uuid: Some(track),
-                debug_annotations: losses,
-                ..Default::default()
-            },
-        );
+        let mut losses = Vec::new();
+        annotations::write(closing.losses, &mut losses).map_err(io::Error::other)?;
+        let lost = Slice::new(EventType::Instant, track, "aio-trace", "lost");
+        self.slice_event(self.counters.newest(), lost, &losses);
         self.out.write_all(&self.buf)?;
         self.out.flush()
     }
 }
 
+mod annotations;
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,23 @@
 /// `Trace.packet`: a trace file is this field, length-delimited, repeated.
 pub const TRACE_PACKET_FIELD: u32 = 1;
 
+/// The fields of a slice's packet, which the writer encodes without
+/// building messages (a record has a dozen such packets): the tags of
+/// [`TracePacket`] and [`TrackEvent`] below, which a unit test decodes the
+/// packets back through.
+pub mod field {
+    pub const PACKET_TIMESTAMP: u32 = 8;
+    pub const PACKET_TIMESTAMP_CLOCK_ID: u32 = 58;
+    pub const PACKET_TRUSTED_PACKET_SEQUENCE_ID: u32 = 10;
+    pub const PACKET_TRACK_EVENT: u32 = 11;
+    pub const EVENT_CATEGORIES: u32 = 22;
+    pub const EVENT_NAME: u32 = 23;
+    pub const EVENT_TYPE: u32 = 9;
+    pub const EVENT_TRACK_UUID: u32 = 11;
+    pub const EVENT_FLOW_IDS: u32 = 47;
+    pub const EVENT_TERMINATING_FLOW_IDS: u32 = 48;
+}
+
 /// `BuiltinClock`.
 pub const CLOCK_MONOTONIC: u32 = 3;
 pub const CLOCK_BOOTTIME: u32 = 6;

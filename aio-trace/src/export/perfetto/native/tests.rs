@@ -12,6 +12,7 @@ use std::{
 use aio_trace_common::{CTX_DESTROY, CtxRecord, IOCB_REJECTED, RECORD_CTX, RECORD_IOCB};
 
 use super::*;
+use crate::export::perfetto::protos::{self, DebugAnnotation};
 use crate::{
     export::perfetto::counters::{MAX_PENDING, RATE_BIN_NS},
     model::LossCounts,
@@ -289,6 +290,58 @@ fn a_trace_cut_after_any_record_is_whole() {
     for cut in cuts {
         check(&bytes[..cut]);
     }
+}
+
+/// The slice packets, encoded without messages, decode through the
+/// messages to what they say: the field numbers agree.
+#[test]
+fn slice_packets_decode_as_the_messages() {
+    let mut w = writer(Vec::new());
+    let mut fields = Vec::new();
+    annotations::write(
+        &BlockFields {
+            pid: 7,
+            ctx: 1 << 40,
+            bios: 3,
+            splits: 1,
+            merges: 0,
+        },
+        &mut fields,
+    )
+    .unwrap();
+    let event = Slice {
+        flow: Some(5),
+        terminating_flow: Some(u64::MAX),
+        ..Slice::new(EventType::SliceBegin, 300, "block", "PREADV 8×4K")
+    };
+    w.slice_event(1 << 50, event, &fields);
+    let trace = Trace::decode(&w.buf[..]).unwrap();
+    let uint = |name: &str, v: u64| DebugAnnotation {
+        name: Some(name.to_owned()),
+        value: Some(protos::Value::Uint(v)),
+    };
+    assert_eq!(
+        trace.packet,
+        [packet(
+            Some(1 << 50),
+            Data::TrackEvent(TrackEvent {
+                categories: vec!["block".to_owned()],
+                name: Some("PREADV 8×4K".to_owned()),
+                r#type: Some(EventType::SliceBegin as i32),
+                track_uuid: Some(300),
+                debug_annotations: vec![
+                    uint("pid", 7),
+                    uint("ctx", 1 << 40),
+                    uint("bios", 3),
+                    uint("splits", 1),
+                    uint("merges", 0),
+                ],
+                flow_ids: vec![5],
+                terminating_flow_ids: vec![u64::MAX],
+                ..Default::default()
+            })
+        )]
+    );
 }
 
 /// Perfetto's protos are proto2: repeated scalars unpacked, so each flow id
