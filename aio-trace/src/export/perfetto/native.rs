@@ -42,6 +42,13 @@
 //! `terminating_flow_ids`. A rejected iocb is an instant on its process's
 //! track. The normal end adds the loss counters as an instant on a track of
 //! its own ("aio-trace").
+//!
+//! Descriptors, counters and the clock snapshot are built as the messages
+//! of `protos.rs`; the dozen slice packets of each record and its
+//! annotations are encoded straight into the buffer with prost's encoding
+//! functions and the same field numbers (`protos::field`, checked by a unit
+//! test decoding them back through the messages), which about halves the
+//! writer's time per record.
 
 use std::{
     collections::HashMap,
@@ -65,6 +72,7 @@ use super::{
 };
 use crate::{
     blockdev::DevNames,
+    clock,
     export::{Closing, Exporter},
     model::{Api, IocbJson, IocbView, comm_str, dev_name},
     reader::Record,
@@ -96,19 +104,9 @@ pub struct Clocks {
 impl Clocks {
     /// This machine's clocks, now.
     pub fn now() -> Self {
-        let read = |clock| {
-            let mut ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            // SAFETY: `ts` is a valid, writable timespec; both clocks exist on
-            // every Linux this runs on, so the call cannot fail.
-            unsafe { libc::clock_gettime(clock, &mut ts) };
-            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-        };
         Self {
-            monotonic_ns: read(libc::CLOCK_MONOTONIC),
-            boottime_ns: read(libc::CLOCK_BOOTTIME),
+            monotonic_ns: clock::monotonic_ns(),
+            boottime_ns: clock::boottime_ns(),
         }
     }
 }
