@@ -135,3 +135,34 @@ fn a_native_trace_decodes_with_perfettos_protos_and_joins_iocbs_to_their_bios() 
     std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
     check(&cut, &expected).expect_err("a torn packet passes");
 }
+
+/// Streamed as it goes: `record --workload` SIGKILLed after 2 s leaves the
+/// packets of the records so far, each whole, which decode and keep every
+/// rule (no `lost` instant: nothing ended the trace).
+#[test]
+fn a_native_record_killed_mid_run_is_a_trace_up_to_the_kill() {
+    ensure_python_module(
+        "perfetto.protos.perfetto.trace.perfetto_trace_pb2",
+        "perfetto",
+    );
+    let dir = TempDir::new("perfetto-killed");
+    let trace = format!("{}/killed.perfetto-trace", dir.path());
+    let mut child = Command::new(AIO_TRACE)
+        .args(["record", "-o", &trace, "--workload", "-d", "10"])
+        // The workload thread's name, so that parallel tests do not feed this file.
+        .args(["-c", "aio-trace-workl"])
+        .env("TMPDIR", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.starts_with("Recording AIO"), "{line:?}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    child.kill().unwrap();
+    assert!(!child.wait().unwrap().success());
+    let summary = check(&trace, &json!({})).unwrap_or_else(|e| panic!("{trace}: {e}"));
+    assert!(summary["iocb_slices"].as_u64() > Some(0), "{summary}");
+}
