@@ -42,7 +42,7 @@ pub enum Command {
     Bench(BenchArgs),
     /// Live per-process AIO table (htop style); --workload shows the built-in workload.
     Top(TopArgs),
-    /// Record every iocb to a file (JSONL, CSV or Perfetto JSON) for analysis elsewhere.
+    /// Record every iocb to a file (JSONL, CSV, Perfetto or Chrome JSON) for analysis elsewhere.
     Record(RecordArgs),
     /// Analyse a recorded JSONL or CSV file: totals, tables, latency percentiles, histograms.
     Report(ReportArgs),
@@ -337,7 +337,10 @@ pub enum BatchFormatArg {
 pub enum RecordFormat {
     Jsonl,
     Csv,
+    /// Perfetto's native protobuf trace.
     Perfetto,
+    /// Chrome trace-event JSON (Perfetto and chrome://tracing open it).
+    ChromeJson,
 }
 
 #[derive(Debug, Args)]
@@ -345,7 +348,8 @@ pub struct RecordArgs {
     /// The file to write (refused if it exists, unless --force).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: std::path::PathBuf,
-    /// The format; by default from the extension (.jsonl, .csv, .json/.perfetto-trace).
+    /// The format; by default from the extension (.jsonl, .csv,
+    /// .perfetto-trace or .pftrace for perfetto, .json for chrome-json).
     #[arg(long, value_enum)]
     pub format: Option<RecordFormat>,
     #[command(flatten)]

@@ -2,6 +2,7 @@
 //! promtool and a Prometheus server.
 
 mod common;
+mod support;
 
 use std::{
     collections::BTreeMap,
@@ -14,6 +15,7 @@ use std::{
 
 use common::{AIO_TRACE, TempDir, Testee, of_type};
 use serde_json::Value;
+use support::tool::ensure_python_module;
 
 /// Starts an aio-trace command and waits for its banner (the tracer is attached).
 fn start(args: &[&str], banner: &str) -> Child {
@@ -47,30 +49,6 @@ fn report_json(file: &str) -> Value {
         .unwrap();
     assert!(out.status.success(), "report {file}: {out:?}");
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn ensure_python_module(module: &str, package: &str) {
-    let have = |m: &str| {
-        Command::new("python3")
-            .args(["-c", &format!("import {m}")])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if have(module) {
-        return;
-    }
-    let installed = Command::new("pip")
-        .args(["install", "--quiet", package])
-        .status()
-        .is_ok_and(|s| s.success())
-        || Command::new("pip")
-            .args(["install", "--quiet", "--break-system-packages", package])
-            .status()
-            .is_ok_and(|s| s.success());
-    assert!(
-        installed && have(module),
-        "cannot install {package} with pip"
-    );
 }
 
 fn ensure_command(command: &str, package: &str) {
@@ -242,7 +220,7 @@ fn record_perfetto(file: &str, dir: &TempDir) -> Child {
         .args([
             "record",
             "--format",
-            "perfetto",
+            "chrome-json",
             "-o",
             file,
             // The workload thread's name, so that parallel tests do not feed this file.

@@ -100,7 +100,7 @@ fn gzip_and_perfetto_files_say_what_they_are() {
     let (code, _, stderr) = report(&trace, &[]);
     assert_eq!(code, Some(2));
     assert!(
-        stderr.contains("is a Perfetto trace (record --format perfetto)"),
+        stderr.contains("is a Perfetto trace (record --format perfetto or chrome-json)"),
         "{stderr}"
     );
 }

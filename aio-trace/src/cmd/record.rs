@@ -4,12 +4,13 @@
 use std::{fs::File, io, process::ExitCode, sync::Arc};
 
 use aio_trace::{
+    blockdev::DevNames,
     export::{
         Closing, Exporter, Filters, Format, Header,
         csv::CsvWriter,
         file::{self, LineFile},
         jsonl::JsonlWriter,
-        perfetto::PerfettoWriter,
+        perfetto::{ChromeJsonWriter, Clocks, TraceWriter},
     },
     loader::Tracer,
     reader::Record,
@@ -58,9 +59,10 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         Some(RecordFormat::Jsonl) => Format::Jsonl,
         Some(RecordFormat::Csv) => Format::Csv,
         Some(RecordFormat::Perfetto) => Format::Perfetto,
+        Some(RecordFormat::ChromeJson) => Format::ChromeJson,
         None => Format::from_path(&args.output).ok_or_else(|| {
             anyhow!(
-                "cannot tell the format of {} from its name: add --format jsonl, csv or perfetto",
+                "cannot tell the format of {} from its name: add --format jsonl, csv, perfetto or chrome-json",
                 args.output.display()
             )
         })?,
@@ -71,7 +73,11 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     // Load the tracer first: a user without privileges gets that error, and no empty file.
     let (tracer, ring) = Tracer::start(&config)?;
     tracer.warn_skipped();
-    let file = LineFile::new(file::create_output(&args.output, args.force)?);
+    let file = file::create_output(&args.output, args.force)?;
+    let file = match format {
+        Format::Perfetto => LineFile::whole_writes(file),
+        _ => LineFile::new(file),
+    };
     let header = Header::here(
         Filters {
             pids: config.pids.clone(),
@@ -101,7 +107,11 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             record(session, sink, &args, &what).await?
         }
         Format::Csv => record(session, CsvWriter::new(file)?, &args, &what).await?,
-        Format::Perfetto => record(session, PerfettoWriter::new(file), &args, &what).await?,
+        Format::Perfetto => {
+            let sink = TraceWriter::new(file, Clocks::now(), DevNames::system());
+            record(session, sink, &args, &what).await?
+        }
+        Format::ChromeJson => record(session, ChromeJsonWriter::new(file), &args, &what).await?,
     };
     if let Some(workload) = workload {
         workload.stop()?;
@@ -174,7 +184,13 @@ impl IntoFile for CsvWriter<LineFile<File>> {
     }
 }
 
-impl IntoFile for PerfettoWriter<LineFile<File>> {
+impl IntoFile for TraceWriter<LineFile<File>> {
+    fn into_file(self) -> io::Result<LineFile<File>> {
+        Ok(self.into_inner())
+    }
+}
+
+impl IntoFile for ChromeJsonWriter<LineFile<File>> {
     fn into_file(self) -> io::Result<LineFile<File>> {
         Ok(self.into_inner())
     }

@@ -1,6 +1,8 @@
-//! The recording's file: buffered, written in whole lines, and cut back to
-//! the last whole line when a write fails (a full disk), so what was
-//! written stays parseable.
+//! The recording's file: buffered, written in whole units, and cut back to
+//! the last whole unit when a write fails (a full disk), so what was
+//! written stays parseable. A unit is a line for the text formats, and one
+//! `write` call for the native Perfetto trace, whose writer hands over a
+//! record's packets whole in one call.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -93,6 +95,8 @@ pub struct LineFile<F: Write + Seek + SetLen> {
     /// File length up to the last complete line written.
     committed: u64,
     failed: bool,
+    /// Every `write` call ends a unit (binary), rather than every `\n`.
+    whole_writes: bool,
 }
 
 /// Truncation, so a test can stand in for a file.
@@ -113,6 +117,16 @@ impl<F: Write + Seek + SetLen> LineFile<F> {
             buf: Vec::with_capacity(CHUNK + 64 * 1024),
             committed: 0,
             failed: false,
+            whole_writes: false,
+        }
+    }
+
+    /// A file of binary units, each one `write` call: flushed and cut back
+    /// at the end of a call, never inside one.
+    pub fn whole_writes(file: F) -> Self {
+        Self {
+            whole_writes: true,
+            ..Self::new(file)
         }
     }
 
@@ -130,7 +144,7 @@ impl<F: Write + Seek + SetLen> LineFile<F> {
         if self.failed {
             return Err(io::Error::other("an earlier write to this file failed"));
         }
-        let end = if all {
+        let end = if all || self.whole_writes {
             self.buf.len()
         } else {
             match self.buf.iter().rposition(|&b| b == b'\n') {
@@ -163,7 +177,7 @@ impl<F: Write + Seek + SetLen> Write for LineFile<F> {
         Ok(data.len())
     }
 
-    /// Writes every complete line; a partial one waits for its end.
+    /// Writes every complete line (unit); a partial one waits for its end.
     fn flush(&mut self) -> io::Result<()> {
         self.write_out(false)?;
         self.file.flush()
@@ -231,6 +245,20 @@ mod tests {
         assert!(f.flush().is_err(), "stays failed");
         let data = f.file.data.into_inner().into_inner();
         assert_eq!(data, b"line one\nline two\n");
+    }
+
+    #[test]
+    fn a_full_disk_leaves_whole_writes_only_in_binary() {
+        let mut f = LineFile::whole_writes(SmallDisk {
+            data: RefCell::default(),
+            room: 6,
+        });
+        f.write_all(b"\x0a\x02ab").unwrap();
+        f.flush().unwrap();
+        f.write_all(b"\x0a\x02cd").unwrap();
+        assert!(f.flush().is_err());
+        let data = f.file.data.into_inner().into_inner();
+        assert_eq!(data, b"\x0a\x02ab");
     }
 
     #[test]

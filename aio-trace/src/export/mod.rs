@@ -28,19 +28,24 @@ pub const FORMAT_VERSION: u32 = 1;
 pub enum Format {
     Jsonl,
     Csv,
+    /// Perfetto's native protobuf trace.
     Perfetto,
+    /// The Chrome trace-event JSON, which Perfetto also opens.
+    ChromeJson,
 }
 
 impl Format {
-    /// By extension: .jsonl, .csv, .json / .perfetto-trace.
+    /// By extension: .jsonl, .csv, .perfetto-trace or .pftrace, .json.
     pub fn from_path(path: &Path) -> Option<Self> {
         let name = path.file_name()?.to_str()?;
         if name.ends_with(".jsonl") {
             Some(Self::Jsonl)
         } else if name.ends_with(".csv") {
             Some(Self::Csv)
-        } else if name.ends_with(".json") || name.ends_with(".perfetto-trace") {
+        } else if name.ends_with(".perfetto-trace") || name.ends_with(".pftrace") {
             Some(Self::Perfetto)
+        } else if name.ends_with(".json") {
+            Some(Self::ChromeJson)
         } else {
             None
         }
@@ -163,6 +168,10 @@ mod tests {
         assert_eq!(Format::from_path(Path::new("/x/a.csv")), Some(Format::Csv));
         assert_eq!(
             Format::from_path(Path::new("a.json")),
+            Some(Format::ChromeJson)
+        );
+        assert_eq!(
+            Format::from_path(Path::new("a.pftrace")),
             Some(Format::Perfetto)
         );
         assert_eq!(

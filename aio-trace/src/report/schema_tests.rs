@@ -10,7 +10,7 @@ use super::{Row, read};
 use crate::{
     export::{
         Closing, Exporter, Filters, Header, csv::CsvWriter, jsonl::JsonlWriter,
-        perfetto::PerfettoWriter,
+        perfetto::ChromeJsonWriter,
     },
     model::{IocbJson, IocbRow, LossCounts, field_names, sample_record, sample_uring_record},
     reader::Record,
@@ -143,7 +143,7 @@ fn every_field_is_in_the_perfetto_args() {
 }
 
 fn perfetto_args(record: &IocbRecord) {
-    let mut w = PerfettoWriter::new(Vec::new());
+    let mut w = ChromeJsonWriter::new(Vec::new());
     w.record(&Record::Iocb(*record)).unwrap();
     closing(|c| w.finish(c)).unwrap();
     let out = w.into_inner();

@@ -363,15 +363,27 @@ fn an_unclosed_csv_quote_is_refused_before_it_swallows_the_file() {
 
 #[test]
 fn a_perfetto_trace_is_named_as_one() {
-    use crate::export::perfetto::PerfettoWriter;
+    use crate::{
+        blockdev::DevNames,
+        export::perfetto::{ChromeJsonWriter, Clocks, TraceWriter},
+    };
     let mut written = Vec::new();
-    let mut sink = PerfettoWriter::new(&mut written);
+    let mut sink = ChromeJsonWriter::new(&mut written);
+    write_recording(&mut sink);
+    let mut native = Vec::new();
+    let mut sink = TraceWriter::new(
+        &mut native,
+        Clocks::default(),
+        DevNames::new("/nonexistent"),
+    );
     write_recording(&mut sink);
     let streamed_object = b"{\"traceEvents\":[\n{\"ph\":\"X\",\"ts\":1},\n";
     let streamed_array = b"[\n{\"ph\":\"X\",\"ts\":1},\n";
     let other_key_order = b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[]}\n";
     for bytes in [
         &written[..],
+        &native[..],
+        &native[..native.len().min(200)],
         streamed_object,
         streamed_array,
         b"[]",
@@ -382,7 +394,7 @@ fn a_perfetto_trace_is_named_as_one() {
             match report_of(bytes, skip_bad) {
                 Err(e @ ReportError::Perfetto { .. }) => assert_eq!(
                     e.to_string(),
-                    "rec is a Perfetto trace (record --format perfetto); report reads JSONL or CSV recordings — record with -o FILE.jsonl"
+                    "rec is a Perfetto trace (record --format perfetto or chrome-json); report reads JSONL or CSV recordings — record with -o FILE.jsonl"
                 ),
                 other => panic!("{:?}: {other:?}", String::from_utf8_lossy(bytes)),
             }

@@ -28,3 +28,30 @@ pub fn available(tool: &str, package: &str) -> bool {
 fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
+
+/// Imports `module` in python3, installing PyPI's `package` with pip first
+/// when it is missing (the root tests' Python consumers: DuckDB, Perfetto's
+/// protos).
+pub fn ensure_python_module(module: &str, package: &str) {
+    let have = |m: &str| {
+        Command::new("python3")
+            .args(["-c", &format!("import {m}")])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if have(module) {
+        return;
+    }
+    let installed = Command::new("pip")
+        .args(["install", "--quiet", package])
+        .status()
+        .is_ok_and(|s| s.success())
+        || Command::new("pip")
+            .args(["install", "--quiet", "--break-system-packages", package])
+            .status()
+            .is_ok_and(|s| s.success());
+    assert!(
+        installed && have(module),
+        "cannot install {package} with pip"
+    );
+}

@@ -64,7 +64,7 @@ pub enum ReportError {
         command: String,
     },
     #[error(
-        "{path} is a Perfetto trace (record --format perfetto); report reads JSONL or CSV recordings — record with -o FILE.jsonl"
+        "{path} is a Perfetto trace (record --format perfetto or chrome-json); report reads JSONL or CSV recordings — record with -o FILE.jsonl"
     )]
     Perfetto { path: String },
     #[error(
@@ -170,8 +170,8 @@ fn looks_binary(bytes: &[u8]) -> bool {
         || std::str::from_utf8(bytes).is_err_and(|e| e.error_len().is_some())
 }
 
-/// Chrome/Perfetto trace-event JSON: `{"traceEvents":[…` (as `record
-/// --format perfetto` writes it), or the bare `[{…},…` array form.
+/// Chrome/Perfetto trace-event JSON: `{"traceEvents":[…`, or the bare
+/// `[{…},…` array form (as `record --format chrome-json` writes it).
 fn looks_like_perfetto(head: &[u8]) -> bool {
     let after = |open: u8| {
         head.strip_prefix(&[open])
@@ -199,6 +199,11 @@ pub fn read(
         error,
     };
     let head = fill(&mut input).map_err(io_err)?;
+    if crate::export::perfetto::looks_like_trace(head) {
+        return Err(ReportError::Perfetto {
+            path: name.to_owned(),
+        });
+    }
     if let Some(&(_, compression, tool, ext)) = COMPRESSED
         .iter()
         .find(|(magic, ..)| head.starts_with(magic))

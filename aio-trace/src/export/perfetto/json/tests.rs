@@ -1,12 +1,19 @@
 //! The Perfetto writer's rules: nesting, lanes, counters, bounded state, and
 //! a file readable when cut anywhere.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap, HashSet},
+};
 
 use aio_trace_common::{CtxRecord, IOCB_REJECTED, RECORD_CTX, RECORD_IOCB};
 use serde_json::Value;
 
 use super::*;
+use crate::export::perfetto::{
+    counters::{MAX_PENDING, RATE_BIN_NS},
+    slice_name,
+};
 use crate::model::LossCounts;
 
 fn iocb(pid: u32, ctx: u64, submit: u64, reap: u64, tag: u64) -> IocbRecord {
@@ -25,7 +32,7 @@ fn iocb(pid: u32, ctx: u64, submit: u64, reap: u64, tag: u64) -> IocbRecord {
     }
 }
 
-fn finish<W: Write>(w: &mut PerfettoWriter<W>) {
+fn finish<W: Write>(w: &mut ChromeJsonWriter<W>) {
     w.finish(&Closing {
         summaries: &[],
         devices: &[],
@@ -35,7 +42,7 @@ fn finish<W: Write>(w: &mut PerfettoWriter<W>) {
 }
 
 fn trace(records: &[IocbRecord]) -> Vec<Value> {
-    let mut w = PerfettoWriter::new(Vec::new());
+    let mut w = ChromeJsonWriter::new(Vec::new());
     for r in records {
         w.record(&Record::Iocb(*r)).unwrap();
     }
@@ -235,7 +242,7 @@ fn counters_follow_time_not_arrival() {
 /// and what was flushed is all there before the end.
 #[test]
 fn a_trace_cut_anywhere_reads_up_to_its_last_whole_line() {
-    let mut w = PerfettoWriter::new(Vec::new());
+    let mut w = ChromeJsonWriter::new(Vec::new());
     for r in out_of_order() {
         w.record(&Record::Iocb(r)).unwrap();
     }
@@ -298,11 +305,11 @@ fn iocbs_in_turn_share_a_lane() {
 /// records.
 #[test]
 fn memory_stays_bounded_over_200k_records() {
-    let mut w = PerfettoWriter::new(io::sink());
+    let mut w = ChromeJsonWriter::new(io::sink());
     let mut reap_order: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     let mut most = (0, 0, 0, 0);
-    let mut deliver = |w: &mut PerfettoWriter<io::Sink>, end: u64, i: u64| {
+    let mut deliver = |w: &mut ChromeJsonWriter<io::Sink>, end: u64, i: u64| {
         let submit = i * 10_000;
         w.record(&Record::Iocb(iocb(
             1000 + (i % 4) as u32,
@@ -357,7 +364,7 @@ fn memory_stays_bounded_over_200k_records() {
 
 #[test]
 fn destroyed_contexts_give_their_lanes_back() {
-    let mut w = PerfettoWriter::new(io::sink());
+    let mut w = ChromeJsonWriter::new(io::sink());
     w.record(&Record::Iocb(iocb(1, 10, 0, 10, 1))).unwrap();
     w.record(&Record::Iocb(iocb(1, 11, 0, 10, 1))).unwrap();
     w.record(&Record::Iocb(iocb(2, 12, 0, 10, 1))).unwrap();
