@@ -3,6 +3,7 @@
 use std::{path::Path, time::Duration};
 
 use aio_trace::blockdev::{Disk, SYSFS};
+use aio_trace::cgroup::Cgroup;
 use aio_trace::duration::parse_duration;
 use aio_trace::workload::{
     Engine, Mode, Rw, Stop, Target, WorkloadConfig,
@@ -270,6 +271,11 @@ pub struct FilterArgs {
     /// device and is dropped.
     #[arg(long, value_name = "DISK", value_parser = parse_disk, conflicts_with = "no_block")]
     pub disk: Option<Disk>,
+    /// Trace only tasks in this cgroup v2 or below it (repeatable): a
+    /// directory on the cgroup2 mount or a path under it, as
+    /// /proc/PID/cgroup writes it (/system.slice/docker-ID.scope).
+    #[arg(long = "cgroup", value_name = "PATH", value_parser = parse_cgroup)]
+    pub cgroups: Vec<Cgroup>,
 }
 
 #[derive(Debug, Args)]
@@ -433,6 +439,11 @@ pub fn parse_http_timeout(s: &str) -> Result<Duration, String> {
 
 /// The kernel keeps a task's name in 16 bytes, the last one a NUL.
 const TASK_COMM_LEN: usize = 15;
+
+/// A `--cgroup` argument, resolved against this machine's cgroup v2 mount.
+pub fn parse_cgroup(s: &str) -> Result<Cgroup, String> {
+    Cgroup::resolve_here(s).map_err(|e| e.to_string())
+}
 
 /// A `--disk` argument, resolved against this machine's sysfs.
 pub fn parse_disk(s: &str) -> Result<Disk, String> {

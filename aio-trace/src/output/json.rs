@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::fast_json;
 use crate::{
+    cgroup::CgroupNames,
     model::{ContextSummary, DeviceSummary, IocbJson, LossCounts},
     reader::Record,
     session::Sink,
@@ -15,8 +16,17 @@ use crate::{
 /// Appends an iocb or syscall record's line (without the newline) with the
 /// fast encoder, which writes what serde_json writes (a unit test holds the
 /// two together) for a fraction of the CPU.
-pub fn write_iocb_line(r: &IocbRecord, out: &mut Vec<u8>) -> io::Result<()> {
-    Ok(fast_json::write(&IocbJson::new(r), out)?)
+/// `cgroups` names the record's cgroup.
+pub fn write_iocb_line(
+    r: &IocbRecord,
+    cgroups: &mut CgroupNames,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let path = cgroups.path(r.cgroup).map(|p| &**p);
+    Ok(fast_json::write(
+        &IocbJson::new(r).with_cgroup_path(path),
+        out,
+    )?)
 }
 
 /// `{"type":"ctx",…}`: an AIO context set up or destroyed.
@@ -54,6 +64,7 @@ pub struct JsonSnoop<W: Write> {
     /// through a generic writer each token cost a `write_all` call — a third
     /// of `record`'s CPU at 400k records/s. A `Vec` takes them inline.
     line: Vec<u8>,
+    cgroups: CgroupNames,
 }
 
 impl<W: Write> JsonSnoop<W> {
@@ -61,6 +72,7 @@ impl<W: Write> JsonSnoop<W> {
         Self {
             out,
             line: Vec::with_capacity(1024),
+            cgroups: CgroupNames::system(),
         }
     }
     pub fn into_inner(self) -> W {
@@ -76,7 +88,9 @@ impl<W: Write> Sink for JsonSnoop<W> {
     fn record(&mut self, record: &Record) -> io::Result<()> {
         self.line.clear();
         match record {
-            Record::Iocb(r) | Record::Syscall(r) => write_iocb_line(r, &mut self.line)?,
+            Record::Iocb(r) | Record::Syscall(r) => {
+                write_iocb_line(r, &mut self.cgroups, &mut self.line)?
+            }
             Record::Ctx(r) => serde_json::to_writer(&mut self.line, &CtxJson::new(r))?,
         }
         self.line.push(b'\n');

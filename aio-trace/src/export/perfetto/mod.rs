@@ -35,6 +35,7 @@ use aio_trace_common::{CTX_DESTROY, CTX_EXIT, IocbRecord};
 
 use super::{Closing, Exporter};
 use crate::{
+    cgroup::CgroupNames,
     model::{Api, IocbView, Op, comm_str},
     output::write_iocb_line,
     reader::Record,
@@ -126,6 +127,8 @@ pub struct PerfettoWriter<W: Write> {
     next_id: u64,
     /// Processes whose `process_name` is written.
     named: HashSet<u32>,
+    /// Names the records' cgroups in their `args`.
+    cgroups: CgroupNames,
     /// Counter changes not yet written, earliest first.
     pending: BinaryHeap<Reverse<Change>>,
     /// The counters' time: every change before it is written.
@@ -302,6 +305,7 @@ impl<W: Write> PerfettoWriter<W> {
             next_tid: FIRST_TID,
             next_id: 1,
             named: HashSet::new(),
+            cgroups: CgroupNames::system(),
             pending: BinaryHeap::new(),
             released: 0,
             newest: 0,
@@ -388,7 +392,7 @@ impl<W: Write> PerfettoWriter<W> {
             head(line, "i", r.submit_ns, r.pid, 0);
             let _ = write_slice_name(&mut Utf8(line), r);
             line.extend_from_slice(b" (rejected)\",\"cat\":\"iocb\",\"s\":\"p\",\"args\":");
-            write_iocb_line(r, line)?;
+            write_iocb_line(r, &mut self.cgroups, line)?;
             line.extend_from_slice(b"},\n");
             return Ok(());
         };
@@ -429,7 +433,7 @@ impl<W: Write> PerfettoWriter<W> {
         line.extend_from_slice(b"\",\"cat\":\"iocb\",\"dur\":");
         micros(line, end - r.submit_ns);
         line.extend_from_slice(b",\"args\":");
-        write_iocb_line(r, line)?;
+        write_iocb_line(r, &mut self.cgroups, line)?;
         line.extend_from_slice(b"},\n");
         for (stage, span) in STAGES.iter().zip(stages(r, end)) {
             if let Some((from, to)) = span {
@@ -457,7 +461,7 @@ impl<W: Write> PerfettoWriter<W> {
         let _ = write_slice_name(&mut Utf8(line), r);
         ids(line);
         line.extend_from_slice(b",\"args\":");
-        write_iocb_line(r, line)?;
+        write_iocb_line(r, &mut self.cgroups, line)?;
         line.extend_from_slice(b"},\n");
         for (stage, span) in STAGES.iter().zip(stages(r, end)) {
             if let Some((from, to)) = span {
