@@ -147,7 +147,15 @@ impl Cgroup {
 
 /// `a/b` as `/a/b`, the root as `/`.
 fn path_under_mount(relative: &Path) -> String {
-    format!("/{}", relative.display())
+    let mut path = String::new();
+    for component in relative.components() {
+        path.push('/');
+        path.push_str(&component.as_os_str().to_string_lossy());
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    path
 }
 
 /// How often a cgroup id not on the mount may make the cache walk the

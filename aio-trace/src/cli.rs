@@ -387,6 +387,8 @@ pub enum ReportBy {
     Api,
     /// The device of the file: its name and MAJ:MIN.
     Dev,
+    /// The submitter's cgroup v2 path (a container's cgroup and what is under it apart).
+    Cgroup,
 }
 
 #[derive(Debug, Args)]
@@ -423,6 +425,28 @@ pub struct ServeArgs {
     /// current response is sent (or --header-timeout later at the latest).
     #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_http_timeout)]
     pub connection_timeout: Duration,
+    /// Labels of the per-op series beside api, op and dev (comma-separated):
+    /// comm, cgroup (the submitter's cgroup v2 path), or none. Each
+    /// multiplies the series by the task names or cgroups doing I/O.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "LABELS",
+        default_value = "comm"
+    )]
+    pub labels: Vec<SeriesLabel>,
+}
+
+/// An optional label of `serve`'s per-op series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SeriesLabel {
+    /// The task name.
+    Comm,
+    /// The submitter's cgroup v2 path.
+    Cgroup,
+    /// Neither.
+    None,
 }
 
 /// A positive duration up to a day: the HTTP server adds it to the

@@ -308,6 +308,8 @@ pub fn sample_record() -> IocbRecord {
         first_bio_ts: 4_000,
         last_rq_ts: 44_000,
         complete_ts: 45_000,
+        // The root cgroup: its id is 1 on every cgroup2 mount.
+        cgroup: 1,
         ..Default::default()
     }
 }

@@ -147,7 +147,8 @@ mod tests {
             "iocb": 0x5000, "aio_data": 99,
             "dev": "254:1", "ino": 12, "dispatches": 1, "bios": 1, "splits": 0, "merges": 0,
             "dispatch_ns": 2000, "queue_ns": 1000, "device_ns": 40000, "end_io_ns": 1000,
-            "complete_ns": 45000, "reap_lag_ns": 6000, "api": "aio"
+            "complete_ns": 45000, "reap_lag_ns": 6000, "api": "aio", "cgroup": 1,
+            "cgroup_path": crate::cgroup::v2_mount().ok().map(|_| "/")
         });
         assert_eq!(v, expected);
     }
@@ -244,10 +245,30 @@ mod tests {
             opcode: 250,
             ..full
         };
-        for r in [full, rejected, syscall, uring, IocbRecord::default()] {
+        let mount = crate::cgroup::fake::FakeMount::new("json");
+        let in_cgroup = IocbRecord {
+            cgroup: mount.add("system.slice/a \"quoted\" unit.scope"),
+            ..full
+        };
+        let unresolved = IocbRecord {
+            cgroup: u64::MAX,
+            ..full
+        };
+        let mut cgroups = CgroupNames::new(Some(mount.root.clone()));
+        for r in [
+            full,
+            rejected,
+            syscall,
+            uring,
+            in_cgroup,
+            unresolved,
+            IocbRecord::default(),
+        ] {
             let mut line = Vec::new();
-            write_iocb_line(&r, &mut line).unwrap();
-            let serde = serde_json::to_vec(&IocbJson::new(&r)).unwrap();
+            write_iocb_line(&r, &mut cgroups, &mut line).unwrap();
+            let path = cgroups.path(r.cgroup).map(|p| p.to_string());
+            let json = IocbJson::new(&r).with_cgroup_path(path.as_deref());
+            let serde = serde_json::to_vec(&json).unwrap();
             assert_eq!(
                 String::from_utf8_lossy(&line),
                 String::from_utf8_lossy(&serde)
