@@ -167,7 +167,7 @@ const REWALK_EVERY: Duration = Duration::from_secs(1);
 /// Cgroup paths by id, from walks of the v2 mount. A hit costs a hash
 /// lookup and no allocation; a miss walks the hierarchy again (at most once
 /// per `REWALK_EVERY`), which finds cgroups created since.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct CgroupNames {
     mount: Option<PathBuf>,
     paths: HashMap<u64, Arc<str>>,
