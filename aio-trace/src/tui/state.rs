@@ -189,6 +189,10 @@ pub(crate) mod tests {
     /// it reaped from the AIO ring (no reap time).
     pub(crate) fn sample_state() -> State {
         let mut s = State::new("testhost", "6.18.0");
+        // Names from a fake sysfs, so the snapshots are the same on every machine.
+        let sysfs = crate::blockdev::fake::FakeSysfs::new("top-state");
+        sysfs.disk("sdb", "8:16");
+        s.names = Names::new(DevNames::new(&sysfs.root), CgroupNames::new(None));
         for i in 0..30 {
             let bios = if i % 6 == 0 { 2 } else { 1 };
             s.record(&named(
