@@ -84,11 +84,12 @@ impl Names {
                 name.map_or_else(|| dev.to_string(), |n| n.to_string()),
             );
         }
-        if r.cgroup != 0 && !self.cgroup.contains_key(&r.cgroup) {
-            if let Some(path) = self.cgroups.path(r.cgroup) {
-                let path = path.to_string();
-                self.cgroup.insert(r.cgroup, path);
-            }
+        if r.cgroup != 0
+            && !self.cgroup.contains_key(&r.cgroup)
+            && let Some(path) = self.cgroups.path(r.cgroup)
+        {
+            let path = path.to_string();
+            self.cgroup.insert(r.cgroup, path);
         }
     }
 
