@@ -13,6 +13,12 @@ pub const REAP_BATCH: usize = 32;
 /// Default ring buffer size in bytes (a power of two, a multiple of the page size).
 pub const DEFAULT_RING_BYTES: u32 = 16 << 20;
 
+/// The most cgroups one trace filters on (`--cgroup`).
+pub const CGROUP_FILTER_ENTRIES: u32 = 64;
+/// The deepest level of the cgroup v2 hierarchy a `--cgroup` may sit at (the
+/// root is level 0): the levels are bits of a u64 global.
+pub const CGROUP_MAX_LEVEL: u32 = 63;
+
 /// The comm filter: a NUL-padded task name, matched exactly when `enabled` is 1.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

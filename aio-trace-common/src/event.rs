@@ -87,8 +87,11 @@ pub struct IocbRecord {
     pub first_bio_ts: u64,
     pub last_rq_ts: u64,
     pub complete_ts: u64,
+    /// The submitter's cgroup v2 id (the inode number of its directory on
+    /// the cgroup2 mount), taken at submit; 0 where the kernel has none.
+    pub cgroup: u64,
 }
-const _: () = assert!(core::mem::size_of::<IocbRecord>() == 168);
+const _: () = assert!(core::mem::size_of::<IocbRecord>() == 176);
 
 /// `CtxRecord::event`.
 pub const CTX_SETUP: u8 = 1;
@@ -149,7 +152,7 @@ const _: () = assert!(core::mem::size_of::<InflightKey>() == 24);
 
 /// An entry of the in-flight table.
 pub type InflightEntry = crate::TableEntry<InflightKey, IocbRecord>;
-const _: () = assert!(core::mem::size_of::<InflightEntry>() == 200);
+const _: () = assert!(core::mem::size_of::<InflightEntry>() == 208);
 
 /// Key of the per-context counters.
 #[repr(C)]
@@ -282,7 +285,7 @@ impl Default for DevCounters {
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
-    // SAFETY: repr(C) integers with explicit padding (size asserted: 168).
+    // SAFETY: repr(C) integers with explicit padding (size asserted: 176).
     unsafe impl aya::Pod for IocbRecord {}
     // SAFETY: repr(C) integers with explicit padding (size asserted: 32).
     unsafe impl aya::Pod for CtxRecord {}

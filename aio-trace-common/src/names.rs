@@ -24,6 +24,8 @@ pub const MAP_DEV_STATS: &str = "DEV_STATS";
 pub const MAP_BIO_OWNER: &str = "BIO_OWNER";
 /// The pids to trace, written before load.
 pub const MAP_PID_FILTER: &str = "PID_FILTER";
+/// The cgroup v2 ids to trace (with their descendants), written before load.
+pub const MAP_CGROUP_FILTER: &str = "CGROUP_FILTER";
 
 /// Every map named above.
 pub const MAPS: &[&str] = &[
@@ -34,12 +36,15 @@ pub const MAPS: &[&str] = &[
     MAP_DEV_STATS,
     MAP_BIO_OWNER,
     MAP_PID_FILTER,
+    MAP_CGROUP_FILTER,
 ];
 
 // Globals the loader sets before load (`EbpfLoader::override_global`).
 
 pub const GLOBAL_FILTER_PIDS: &str = "FILTER_PIDS";
 pub const GLOBAL_FILTER_COMM: &str = "FILTER_COMM";
+/// Bit n set: a traced cgroup sits at level n of the v2 hierarchy.
+pub const GLOBAL_FILTER_CGROUP_LEVELS: &str = "FILTER_CGROUP_LEVELS";
 pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
 pub const GLOBAL_KERNEL_OFFSETS: &str = "KERNEL_OFFSETS";
 /// 1: the syscall exits read their arguments from the caller's registers;
@@ -53,6 +58,7 @@ pub const GLOBAL_MIDFLIGHT_UNTIL_NS: &str = "MIDFLIGHT_UNTIL_NS";
 pub const GLOBALS: &[&str] = &[
     GLOBAL_FILTER_PIDS,
     GLOBAL_FILTER_COMM,
+    GLOBAL_FILTER_CGROUP_LEVELS,
     GLOBAL_WAKEUP_BYTES,
     GLOBAL_KERNEL_OFFSETS,
     GLOBAL_ARGS_FROM_REGS,

@@ -1,13 +1,23 @@
-//! Which processes are traced: a pid set and a comm, both written by the loader.
+//! Which processes are traced: a pid set, a comm and a set of cgroups, all
+//! written by the loader.
 
-use aio_trace_common::{CommFilter, PID_FILTER_SETS};
-use aya_ebpf::helpers::bpf_get_current_comm;
+use aio_trace_common::{CGROUP_MAX_LEVEL, CommFilter, PID_FILTER_SETS};
+use aya_ebpf::helpers::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_comm};
 
-use crate::{maps::PID_FILTER, table};
+use crate::{
+    maps::{CGROUP_FILTER, PID_FILTER},
+    table,
+};
 
 /// 1 when only pids in `PID_FILTER` are traced (set by the loader before load).
 #[unsafe(no_mangle)]
 static FILTER_PIDS: u8 = 0;
+
+/// Bit n set: a cgroup of `CGROUP_FILTER` sits at level n of the v2
+/// hierarchy (the root is level 0); 0 when cgroups are not filtered (set by
+/// the loader before load).
+#[unsafe(no_mangle)]
+static FILTER_CGROUP_LEVELS: u64 = 0;
 
 /// The comm to trace, if enabled (set by the loader before load).
 #[unsafe(no_mangle)]
@@ -37,6 +47,12 @@ pub fn traced_as(pid: u32, comm: Option<&[u8; 16]>) -> bool {
     }
     // SAFETY: a static, so valid and aligned; volatile only so the loader's value is not folded
     // away.
+    let cgroup_levels = unsafe { core::ptr::read_volatile(&FILTER_CGROUP_LEVELS) };
+    if cgroup_levels != 0 && !in_cgroups(cgroup_levels) {
+        return false;
+    }
+    // SAFETY: a static, so valid and aligned; volatile only so the loader's value is not folded
+    // away.
     let comm_filter = unsafe { core::ptr::read_volatile(&FILTER_COMM) };
     if comm_filter.enabled != 0 {
         if let Some(comm) = comm {
@@ -48,4 +64,37 @@ pub fn traced_as(pid: u32, comm: Option<&[u8; 16]>) -> bool {
         return comm == comm_filter.comm;
     }
     true
+}
+
+/// Whether the current task's cgroup is one of `CGROUP_FILTER` or below one:
+/// its ancestor at each level a filtered cgroup sits at is looked up, so a
+/// container's processes match wherever under its cgroup they sit. An SQ
+/// polling thread is in its ring owner's cgroup, so it needs no special case.
+#[inline(always)]
+fn in_cgroups(levels: u64) -> bool {
+    for level in 0..=CGROUP_MAX_LEVEL {
+        if levels >> level == 0 {
+            return false;
+        }
+        if levels & (1 << level) == 0 {
+            continue;
+        }
+        // SAFETY: the helper takes a level and reads the current task's cgroup; no pointers.
+        let id = unsafe { bpf_get_current_ancestor_cgroup_id(level as i32) };
+        if id == 0 {
+            // The task's cgroup is shallower than `level`, so than every level after it too.
+            return false;
+        }
+        if CGROUP_FILTER.get_ptr(id).is_some() {
+            return true;
+        }
+    }
+    false
+}
+
+/// The current task's cgroup v2 id, for its records.
+#[inline(always)]
+pub fn current_cgroup() -> u64 {
+    // SAFETY: the helper takes no arguments and reads the current task's cgroup.
+    unsafe { aya_ebpf::helpers::bpf_get_current_cgroup_id() }
 }

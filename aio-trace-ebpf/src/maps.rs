@@ -2,16 +2,17 @@
 //! ring buffer before load.
 
 use aio_trace_common::{
-    CtxCounters, CtxKey, DEFAULT_RING_BYTES, DEV_STATS_ENTRIES, DevCounters, INFLIGHT_ENTRIES,
-    INFLIGHT_SETS, InflightKey, IoEvent, IocbRecord, Iovec, LOSS_CAUSES, LossCause, OWNER_AIO,
-    OWNER_SYSCALL, Owner, PID_FILTER_SETS, REAP_BATCH, SEQ_ORDER, TABLE_WAYS, UIO_MAXIOV,
+    CGROUP_FILTER_ENTRIES, CtxCounters, CtxKey, DEFAULT_RING_BYTES, DEV_STATS_ENTRIES, DevCounters,
+    INFLIGHT_ENTRIES, INFLIGHT_SETS, InflightKey, IoEvent, IocbRecord, Iovec, LOSS_CAUSES,
+    LossCause, OWNER_AIO, OWNER_SYSCALL, Owner, PID_FILTER_SETS, REAP_BATCH, SEQ_ORDER, TABLE_WAYS,
+    UIO_MAXIOV,
 };
 use aya_ebpf::{
     bindings::{
         BPF_F_MMAPABLE, BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP,
     },
     macros::map,
-    maps::{LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 
 use crate::{
@@ -59,6 +60,11 @@ pub static CTX_BORN: LruHashMap<CtxKey, u64> = LruHashMap::with_max_entries(16_3
 /// lookup (~45 ns) per program.
 #[map]
 pub static PID_FILTER: Table<u64, u64> = Table::with_max_entries(PID_FILTER_SETS * TABLE_WAYS, 0);
+
+/// Cgroup v2 ids to trace when `FILTER_CGROUP_LEVELS` is set, written by the
+/// loader. Looked up only when that filter is on, so a hash costs nobody else.
+#[map]
+pub static CGROUP_FILTER: HashMap<u64, u8> = HashMap::with_max_entries(CGROUP_FILTER_ENTRIES, 0);
 
 /// What a thread's io_submit entry saw, for its exit and for attributing the
 /// dispatches and bios the kernel issues while the call runs.

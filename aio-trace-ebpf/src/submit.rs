@@ -21,7 +21,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    filter::traced,
+    filter::{current_cgroup, traced},
     iovec::{IovecSum, sum_iovecs},
     maps::{
         CTX_BORN, CURRENT_NONE, EVENTS, INFLIGHT, SUBMITS, SubmitState, add, close_slot,
@@ -210,6 +210,9 @@ pub fn decode_iocb<const LATE: bool>(who: &Submitter, iocb_addr: u64) -> Result<
         tid: who.tid,
         fd: iocb.aio_fildes,
         comm: who.comm,
+        // The submitter is the current task, at the entry and where an
+        // iocb is read again alike.
+        cgroup: current_cgroup(),
         ctx: who.ctx,
         iocb: iocb_addr,
         aio_data: iocb.aio_data,
@@ -617,7 +620,9 @@ fn inflight_key(walk: &ExitWalk, index: u64) -> Result<InflightKey, i64> {
 /// count of accepted iocbs and the errno is lost. An iocb the entry could not
 /// read (`unreadable`: a bad pointer, which the kernel refuses with -EFAULT)
 /// is still a record, with what is known: the call, and the iocb's address
-/// if the pointer array was readable.
+/// if the pointer array was readable. Not inlined: its record on the stack
+/// beside the exit's own locals is more than the 512 bytes a frame may have.
+#[inline(never)]
 fn reject(walk: &ExitWalk, ret: i64, tid: u32, unreadable: bool) {
     let pointer = read_iocb_pointer(walk.iocbpp, walk.start);
     let mut out = if unreadable {
@@ -628,6 +633,7 @@ fn reject(walk: &ExitWalk, ret: i64, tid: u32, unreadable: bool) {
             pid: walk.pid,
             tid,
             comm: bpf_get_current_comm().unwrap_or_default(),
+            cgroup: current_cgroup(),
             ctx: walk.ctx,
             iocb: pointer.unwrap_or(0),
             offset: -1,

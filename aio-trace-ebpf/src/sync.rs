@@ -13,7 +13,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    filter::traced,
+    filter::{current_cgroup, traced},
     iovec::{IovecSum, sum_iovecs},
     maps::{EVENTS, SYNC_CALLS, close_slot, count_loss, open_slot, wakeup_flags},
     syscall,
@@ -47,6 +47,7 @@ fn try_enter(ctx: &TracePointContext, opcode: u16, positioned: bool) -> Result<(
             vlen as u32
         },
         comm: bpf_get_current_comm().unwrap_or_default(),
+        cgroup: current_cgroup(),
         offset,
         ..IocbRecord::default()
     };

@@ -32,7 +32,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    filter::{traced, traced_as},
+    filter::{current_cgroup, traced, traced_as},
     iovec::{IovecSum, sum_iovecs},
     kernel::{
         kiocb_pos, leader_comm, read, req_fd, req_kiocb, req_opcode, req_ring, req_rw,
@@ -74,6 +74,7 @@ fn new_record(pid: u32, tid: u32, comm: [u8; 16], ring: u64, req: u64) -> IocbRe
         pid,
         tid,
         comm,
+        cgroup: current_cgroup(),
         ctx: ring,
         iocb: req,
         // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.

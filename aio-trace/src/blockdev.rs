@@ -50,7 +50,7 @@ fn read_name(root: &Path, dev: u32) -> Option<String> {
 
 /// Device names, each read from sysfs once and kept: a device's name does not
 /// change while it exists, and a record's device is looked up per record.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct DevNames {
     root: PathBuf,
     cache: HashMap<u32, Option<Arc<str>>>,

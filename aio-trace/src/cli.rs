@@ -3,6 +3,7 @@
 use std::{path::Path, time::Duration};
 
 use aio_trace::blockdev::{Disk, SYSFS};
+use aio_trace::cgroup::Cgroup;
 use aio_trace::duration::parse_duration;
 use aio_trace::workload::{
     Engine, Mode, Rw, Stop, Target, WorkloadConfig,
@@ -270,6 +271,11 @@ pub struct FilterArgs {
     /// device and is dropped.
     #[arg(long, value_name = "DISK", value_parser = parse_disk, conflicts_with = "no_block")]
     pub disk: Option<Disk>,
+    /// Trace only tasks in this cgroup v2 or below it (repeatable): a
+    /// directory on the cgroup2 mount or a path under it, as
+    /// /proc/PID/cgroup writes it (/system.slice/docker-ID.scope).
+    #[arg(long = "cgroup", value_name = "PATH", value_parser = parse_cgroup)]
+    pub cgroups: Vec<Cgroup>,
 }
 
 #[derive(Debug, Args)]
@@ -385,6 +391,8 @@ pub enum ReportBy {
     Api,
     /// The device of the file: its name and MAJ:MIN.
     Dev,
+    /// The submitter's cgroup v2 path (a container's cgroup and what is under it apart).
+    Cgroup,
 }
 
 #[derive(Debug, Args)]
@@ -421,6 +429,28 @@ pub struct ServeArgs {
     /// current response is sent (or --header-timeout later at the latest).
     #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_http_timeout)]
     pub connection_timeout: Duration,
+    /// Labels of the per-op series beside api, op and dev (comma-separated):
+    /// comm, cgroup (the submitter's cgroup v2 path), or none. Each
+    /// multiplies the series by the task names or cgroups doing I/O.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "LABELS",
+        default_value = "comm"
+    )]
+    pub labels: Vec<SeriesLabel>,
+}
+
+/// An optional label of `serve`'s per-op series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SeriesLabel {
+    /// The task name.
+    Comm,
+    /// The submitter's cgroup v2 path.
+    Cgroup,
+    /// Neither.
+    None,
 }
 
 /// A positive duration up to a day: the HTTP server adds it to the
@@ -437,6 +467,11 @@ pub fn parse_http_timeout(s: &str) -> Result<Duration, String> {
 
 /// The kernel keeps a task's name in 16 bytes, the last one a NUL.
 const TASK_COMM_LEN: usize = 15;
+
+/// A `--cgroup` argument, resolved against this machine's cgroup v2 mount.
+pub fn parse_cgroup(s: &str) -> Result<Cgroup, String> {
+    Cgroup::resolve_here(s).map_err(|e| e.to_string())
+}
 
 /// A `--disk` argument, resolved against this machine's sysfs.
 pub fn parse_disk(s: &str) -> Result<Disk, String> {

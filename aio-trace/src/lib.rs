@@ -4,7 +4,7 @@
 //! listed before it):
 //!
 //! 1. Leaves and system access: [`clock`], [`duration`], [`tracefs`], [`btf`],
-//!    [`blockdev`] (device names from sysfs),
+//!    [`blockdev`] (device names from sysfs), [`cgroup`] (cgroup v2 paths and ids),
 //!    [`privileges`], [`aio`] (the AIO syscalls).
 //! 2. [`model`]: pure logic over decoded records — matching, aggregation,
 //!    histograms, the record schema. No kernel, no I/O. Beside it,
@@ -24,6 +24,7 @@
 pub mod aio;
 pub mod blockdev;
 pub mod btf;
+pub mod cgroup;
 pub mod clock;
 pub mod duration;
 pub mod export;

@@ -143,7 +143,7 @@ mod tests {
             Err(DecodeError::Truncated {
                 kind: RECORD_IOCB,
                 len: 4,
-                expected: 168
+                expected: 176
             })
         );
     }

@@ -151,6 +151,18 @@ fn replay_in_batch_mode_prints_one_json_line_per_interval() {
     assert_eq!(row["comm"], "aio-trace", "{first}");
     assert!(row["ops"]["PREADV"].as_f64().unwrap() > 0.0, "{first}");
     assert!(row["p99_us"].as_f64().unwrap() > 0.0, "{first}");
+    // The detail pane's device rows: the recording's one device, by maj:min
+    // (its name is this machine's, whatever it is).
+    let devices = row["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 1, "{first}");
+    assert_eq!(devices[0]["dev"], "254:0", "{first}");
+    assert!(devices[0]["name"].is_string(), "{first}");
+    assert_eq!(devices[0]["iocbs"], row["iocbs"], "{first}");
+    assert!(devices[0]["bios"].as_u64().unwrap() > 0, "{first}");
+    assert!(
+        devices[0]["avg_latency_us"].as_f64().unwrap() > 0.0,
+        "{first}"
+    );
     assert!(lines[1]["t"].as_f64().unwrap() > first["t"].as_f64().unwrap());
 }
 

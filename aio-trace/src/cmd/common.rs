@@ -31,6 +31,7 @@ pub fn trace_config(filter: &FilterArgs) -> anyhow::Result<TraceConfig> {
         comm: filter.comm.clone(),
         block: !filter.no_block,
         disk: filter.disk.clone(),
+        cgroups: filter.cgroups.clone(),
         ..TraceConfig::default()
     })
 }

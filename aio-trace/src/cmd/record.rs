@@ -82,6 +82,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         Filters {
             pids: config.pids.clone(),
             comm: config.comm.clone(),
+            cgroups: config.cgroups.iter().map(|c| c.path.clone()).collect(),
         },
         tracer.attached_ns,
     );

@@ -23,6 +23,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         ReportBy::File => By::File,
         ReportBy::Api => By::Api,
         ReportBy::Dev => By::Dev,
+        ReportBy::Cgroup => By::Cgroup,
     };
     let mut stats = Stats::new(by);
     stats.name_devices(DevNames::system(), &hostname());

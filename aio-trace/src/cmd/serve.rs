@@ -17,7 +17,8 @@ use std::{
 
 use aio_trace::{
     blockdev::DevNames,
-    export::prometheus::{Metrics, MetricsSink, proc_comm, to_classic_text},
+    cgroup::CgroupNames,
+    export::prometheus::{Metrics, MetricsSink, SeriesLabels, proc_comm, to_classic_text},
     loader::{CounterTable, LossTable, Tracer},
     session::{Session, UserLosses},
 };
@@ -35,7 +36,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{sync::Notify, task::AbortHandle};
 
 use crate::{
-    cli::ServeArgs,
+    cli::{SeriesLabel, ServeArgs},
     cmd::common::{stop_signal, trace_config},
 };
 
@@ -434,7 +435,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("Serving AIO metrics on http://{address}/metrics... Hit Ctrl-C to end.");
-    let mut sink = MetricsSink::new(metrics, comms, DevNames::system());
+    let labels = SeriesLabels {
+        comm: args.labels.contains(&SeriesLabel::Comm),
+        cgroup: args.labels.contains(&SeriesLabel::Cgroup),
+    };
+    let mut sink = MetricsSink::new(metrics, comms, DevNames::system())
+        .with_labels(labels, CgroupNames::system());
     session
         .run(&mut sink, stop)
         .await

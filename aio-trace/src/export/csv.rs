@@ -6,10 +6,11 @@ use std::io::{self, Write};
 use aio_trace_common::IocbRecord;
 
 use super::{Closing, Exporter};
-use crate::{output::IocbJson, reader::Record, session::Sink};
+use crate::{cgroup::CgroupNames, output::IocbJson, reader::Record, session::Sink};
 
 pub struct CsvWriter<W: Write> {
     out: csv::Writer<W>,
+    cgroups: CgroupNames,
 }
 
 fn to_io(e: csv::Error) -> io::Error {
@@ -37,6 +38,7 @@ impl<W: Write> CsvWriter<W> {
             out: csv::WriterBuilder::new()
                 .has_headers(false)
                 .from_writer(out),
+            cgroups: CgroupNames::system(),
         })
     }
 
@@ -49,7 +51,10 @@ impl<W: Write> Sink for CsvWriter<W> {
     fn record(&mut self, record: &Record) -> io::Result<()> {
         match record {
             Record::Iocb(r) | Record::Syscall(r) => {
-                self.out.serialize(IocbJson::new(r)).map_err(to_io)
+                let path = self.cgroups.path(r.cgroup).map(|p| &**p);
+                self.out
+                    .serialize(IocbJson::new(r).with_cgroup_path(path))
+                    .map_err(to_io)
             }
             // Context setup/destroy lines have other columns: JSONL keeps them.
             Record::Ctx(_) => Ok(()),

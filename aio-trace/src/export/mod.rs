@@ -57,6 +57,9 @@ impl Format {
 pub struct Filters {
     pub pids: Vec<u32>,
     pub comm: Option<String>,
+    /// The `--cgroup` paths, under the cgroup2 mount.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<String>,
 }
 
 /// The first line of a JSONL recording.

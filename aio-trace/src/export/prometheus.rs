@@ -1,6 +1,8 @@
 //! `/metrics` for `aio-trace serve`: Prometheus counters and histograms kept
-//! by prometheus-client. Labels stay bounded: task name, api (aio, io_uring,
-//! sync), op and device name, never pid, context, inode or offset.
+//! by prometheus-client. Labels stay bounded: api (aio, io_uring, sync), op
+//! and device name, and those of task name and cgroup the user picks
+//! (`serve --labels`, task name alone by default); never pid, context, inode
+//! or offset.
 
 use std::{
     collections::HashMap,
@@ -10,7 +12,7 @@ use std::{
 
 use aio_trace_common::{CtxCounters, CtxKey, IocbRecord};
 use prometheus_client::{
-    encoding::EncodeLabelSet,
+    encoding::{EncodeLabelSet, LabelSetEncoder},
     metrics::{
         counter::Counter,
         family::{Family, MetricConstructor},
@@ -22,14 +24,20 @@ use prometheus_client::{
 
 use crate::{
     blockdev::DevNames,
+    cgroup::CgroupNames,
     model::{Api, IocbView, LossCounts, comm_str},
     reader::Record,
     session::Sink,
 };
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// The labels of the per-op series; `comm` and `cgroup` only where the
+/// user asked for them (absent, not empty, otherwise).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct OpLabels {
-    pub comm: String,
+    pub comm: Option<String>,
+    /// The cgroup v2 path of the submitter (`/system.slice/foo.scope`), its
+    /// id where it could not be resolved.
+    pub cgroup: Option<String>,
     /// The op's interface: one name is another op in each (READV is
     /// io_uring's or the syscall's).
     pub api: &'static str,
@@ -38,6 +46,34 @@ pub struct OpLabels {
     /// iocb without a dispatch. maj:min is in `device_info`, not here, so a
     /// device is one series per op, not two.
     pub dev: String,
+}
+
+impl EncodeLabelSet for OpLabels {
+    fn encode(&self, encoder: LabelSetEncoder) -> std::fmt::Result {
+        let chosen = [("comm", &self.comm), ("cgroup", &self.cgroup)];
+        let mut labels: Vec<(&str, &str)> = chosen
+            .iter()
+            .filter_map(|(key, value)| Some((*key, value.as_deref()?)))
+            .collect();
+        labels.extend([("api", self.api), ("op", self.op), ("dev", &*self.dev)]);
+        labels.encode(encoder)
+    }
+}
+
+/// Which optional labels the per-op series carry (`serve --labels`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeriesLabels {
+    pub comm: bool,
+    pub cgroup: bool,
+}
+
+impl Default for SeriesLabels {
+    fn default() -> Self {
+        Self {
+            comm: true,
+            cgroup: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -294,7 +330,7 @@ pub fn to_classic_text(openmetrics: &str) -> String {
     out
 }
 
-/// The metrics of one (comm, api, op, dev), cached so a record costs no label lookup.
+/// The metrics of one (comm, cgroup, api, op, dev), cached so a record costs no label lookup.
 #[derive(Clone)]
 struct Handles {
     iocbs: Counter,
@@ -306,8 +342,9 @@ struct Handles {
     bios_per_iocb: Histogram,
 }
 
-/// (comm, api, op, device): what picks a record's series, without allocating.
-type SeriesKey = ([u8; 16], Api, &'static str, Option<u32>);
+/// (comm, cgroup, api, op, device): what picks a record's series, without
+/// allocating; a label not chosen is zero.
+type SeriesKey = ([u8; 16], u64, Api, &'static str, Option<u32>);
 
 /// Feeds each record into the metrics and remembers the task name of each pid.
 pub struct MetricsSink {
@@ -316,6 +353,8 @@ pub struct MetricsSink {
     comms: Arc<Mutex<HashMap<u32, String>>>,
     known_pids: std::collections::HashSet<u32>,
     names: DevNames,
+    labels: SeriesLabels,
+    cgroups: CgroupNames,
 }
 
 impl MetricsSink {
@@ -330,6 +369,17 @@ impl MetricsSink {
             cache: HashMap::new(),
             comms,
             known_pids: std::collections::HashSet::new(),
+            labels: SeriesLabels::default(),
+            cgroups: CgroupNames::new(None),
+        }
+    }
+
+    /// Series labelled by `labels`, cgroups named by `cgroups`.
+    pub fn with_labels(self, labels: SeriesLabels, cgroups: CgroupNames) -> Self {
+        Self {
+            labels,
+            cgroups,
+            ..self
         }
     }
 
@@ -339,10 +389,12 @@ impl MetricsSink {
             comms.insert(r.pid, comm_str(&r.comm).into_owned());
         }
         let (api, op, dev) = (r.api(), r.op(), r.device());
-        let (metrics, names) = (&self.metrics, &mut self.names);
+        let (metrics, names, cgroups) = (&self.metrics, &mut self.names, &mut self.cgroups);
+        let comm = if self.labels.comm { r.comm } else { [0; 16] };
+        let cgroup = if self.labels.cgroup { r.cgroup } else { 0 };
         let handles = self
             .cache
-            .entry((r.comm, api, op.name(), dev.map(|d| d.0)))
+            .entry((comm, cgroup, api, op.name(), dev.map(|d| d.0)))
             .or_insert_with(|| {
                 let dev = dev.map_or_else(String::new, |d| {
                     let maj_min = d.to_string();
@@ -358,8 +410,14 @@ impl MetricsSink {
                         .set(1);
                     dev
                 });
+                let cgroup = (cgroup != 0).then(|| {
+                    cgroups
+                        .path(cgroup)
+                        .map_or_else(|| cgroup.to_string(), |p| p.to_string())
+                });
                 metrics.handles(&OpLabels {
-                    comm: comm_str(&r.comm).into_owned(),
+                    comm: (comm != [0; 16]).then(|| comm_str(&comm).into_owned()),
+                    cgroup,
                     api: api.name(),
                     op: op.name(),
                     dev,
@@ -561,5 +619,45 @@ mod tests {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
         assert!(!text.contains(r#"aio_trace_device_info{dev="""#));
+    }
+
+    /// `--labels cgroup` puts each cgroup in its own series under its path
+    /// (its id when it has none) and drops the comm label; records of one
+    /// cgroup from two task names are one series.
+    #[test]
+    fn the_cgroup_label_is_opt_in_and_replaces_comm_when_chosen_alone() {
+        use crate::cgroup::fake::FakeMount;
+        let mount = FakeMount::new("prometheus");
+        let db = mount.add("system.slice/db.scope");
+        let metrics = Arc::new(Metrics::new());
+        let labels = SeriesLabels {
+            comm: false,
+            cgroup: true,
+        };
+        let mut sink = MetricsSink::new(
+            metrics.clone(),
+            Arc::default(),
+            DevNames::new("/nonexistent"),
+        )
+        .with_labels(labels, CgroupNames::new(Some(mount.root.clone())));
+        let mut other_comm = record(7, 8, 32768, 5_000);
+        other_comm.comm[..3].copy_from_slice(b"abc");
+        for (r, cgroup) in [
+            (record(7, 8, 32768, 5_000), db),
+            (other_comm, db),
+            (record(7, 8, 32768, 5_000), 987_654),
+            (record(7, 8, 32768, 5_000), 0),
+        ] {
+            sink.observe(&IocbRecord { cgroup, ..r });
+        }
+        let text = metrics.render().unwrap();
+        for line in [
+            r#"aio_trace_iocbs_total{cgroup="/system.slice/db.scope",api="aio",op="PREADV",dev=""} 2"#,
+            r#"aio_trace_iocbs_total{cgroup="987654",api="aio",op="PREADV",dev=""} 1"#,
+            r#"aio_trace_iocbs_total{api="aio",op="PREADV",dev=""} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        assert!(!text.contains("comm=\"fio\",api"), "{text}");
     }
 }

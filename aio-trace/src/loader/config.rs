@@ -8,14 +8,14 @@
 use std::{path::Path, time::Duration};
 
 use aio_trace_common::{
-    CommFilter, DEFAULT_RING_BYTES, GLOBAL_ARGS_FROM_REGS, GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS,
-    GLOBAL_KERNEL_OFFSETS, GLOBAL_MIDFLIGHT_UNTIL_NS, GLOBAL_WAKEUP_BYTES, KernelOffsets,
-    MAP_EVENTS,
+    CommFilter, DEFAULT_RING_BYTES, GLOBAL_ARGS_FROM_REGS, GLOBAL_FILTER_CGROUP_LEVELS,
+    GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS, GLOBAL_KERNEL_OFFSETS, GLOBAL_MIDFLIGHT_UNTIL_NS,
+    GLOBAL_WAKEUP_BYTES, KernelOffsets, MAP_EVENTS,
 };
 use aya::EbpfLoader;
 
 use super::LoadError;
-use crate::{blockdev::Disk, btf};
+use crate::{blockdev::Disk, btf, cgroup::Cgroup};
 
 /// What to trace and how much memory to give the kernel half.
 #[derive(Clone, Debug)]
@@ -47,6 +47,8 @@ pub struct TraceConfig {
     /// known only from its dispatch, which comes after the submit the kernel
     /// filters on.
     pub disk: Option<Disk>,
+    /// Only tasks in these cgroups (v2) or below them; empty: every cgroup.
+    pub cgroups: Vec<Cgroup>,
 }
 
 /// The default `start_window`: the default in-flight timeout.
@@ -63,6 +65,7 @@ impl Default for TraceConfig {
             saved_args: false,
             start_window: DEFAULT_START_WINDOW,
             disk: None,
+            cgroups: Vec::new(),
         }
     }
 }
@@ -71,6 +74,8 @@ impl Default for TraceConfig {
 pub(super) struct Globals {
     pub filter_pids: u8,
     pub comm: CommFilter,
+    /// Bit n: a filtered cgroup sits at level n; 0: no cgroup filter.
+    pub cgroup_levels: u64,
     pub wakeup_bytes: u64,
     /// Zero when unknown (see `offsets_error`).
     pub offsets: KernelOffsets,
@@ -95,6 +100,10 @@ impl Globals {
         Ok(Self {
             filter_pids: u8::from(!config.pids.is_empty()),
             comm: comm_filter(config.comm.as_deref())?,
+            cgroup_levels: config
+                .cgroups
+                .iter()
+                .fold(0, |levels, c| levels | 1 << c.level),
             wakeup_bytes: wakeup_bytes(config.ring_bytes),
             offsets_error: offsets.as_ref().err().map(ToString::to_string),
             offsets: offsets.unwrap_or_default(),
@@ -112,6 +121,7 @@ impl Globals {
             .override_global(GLOBAL_ARGS_FROM_REGS, &self.args_from_regs, true)
             .override_global(GLOBAL_FILTER_PIDS, &self.filter_pids, true)
             .override_global(GLOBAL_FILTER_COMM, &self.comm, true)
+            .override_global(GLOBAL_FILTER_CGROUP_LEVELS, &self.cgroup_levels, true)
             .override_global(GLOBAL_WAKEUP_BYTES, &self.wakeup_bytes, true)
             .override_global(GLOBAL_KERNEL_OFFSETS, &self.offsets, true)
             .override_global(GLOBAL_MIDFLIGHT_UNTIL_NS, &self.midflight_until_ns, true)

@@ -1,7 +1,7 @@
 //! Typed handles on the kernel half's maps that the user half reads: the
 //! ring buffer, the in-flight table, the counters, the loss counters, the
-//! device counters and the bio owners; and the pid filter it writes before
-//! load.
+//! device counters and the bio owners; and the pid and cgroup filters it
+//! writes before load.
 //!
 //! Layer: loader (user half). Imports aya's map types, the shared types and
 //! map names of `aio-trace-common`, and `model` for the sums.
@@ -9,17 +9,21 @@
 use std::collections::BTreeMap;
 
 use aio_trace_common::{
-    CTX_URING_FD, CtxCounters, CtxKey, DEV_STATS_ENTRIES, DevCounters, LOSS_CAUSES, MAP_BIO_OWNER,
-    MAP_COUNTERS, MAP_DEV_STATS, MAP_EVENTS, MAP_INFLIGHT, MAP_LOSS, MAP_PID_FILTER, Owner,
-    PID_FILTER_SETS, TABLE_WAYS, TableEntry, TableKey,
+    CGROUP_FILTER_ENTRIES, CTX_URING_FD, CtxCounters, CtxKey, DEV_STATS_ENTRIES, DevCounters,
+    LOSS_CAUSES, MAP_BIO_OWNER, MAP_CGROUP_FILTER, MAP_COUNTERS, MAP_DEV_STATS, MAP_EVENTS,
+    MAP_INFLIGHT, MAP_LOSS, MAP_PID_FILTER, Owner, PID_FILTER_SETS, TABLE_WAYS, TableEntry,
+    TableKey,
 };
 use aya::{
     Ebpf,
-    maps::{Array, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 
 use super::{LoadError, inflight_table::InflightTable};
-use crate::model::{self, LossCounts};
+use crate::{
+    cgroup::Cgroup,
+    model::{self, LossCounts},
+};
 
 /// The maps the user half keeps after load.
 pub(super) struct KernelMaps {
@@ -95,6 +99,25 @@ pub(super) fn fill_pid_filter(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), LoadE
         Array::try_from(map).map_err(|e| LoadError::Map(MAP_PID_FILTER, e))?;
     for &pid in pids {
         add_to_pid_filter(&mut table, pid)?;
+    }
+    Ok(())
+}
+
+/// Puts every cgroup id in the kernel's cgroup filter (before load of the
+/// programs, so none races the writes).
+pub(super) fn fill_cgroup_filter(ebpf: &mut Ebpf, cgroups: &[Cgroup]) -> Result<(), LoadError> {
+    if cgroups.len() > CGROUP_FILTER_ENTRIES as usize {
+        return Err(LoadError::TooManyCgroups(CGROUP_FILTER_ENTRIES));
+    }
+    let map = ebpf
+        .map_mut(MAP_CGROUP_FILTER)
+        .ok_or_else(|| no_such_map(MAP_CGROUP_FILTER))?;
+    let mut filter: HashMap<_, u64, u8> =
+        HashMap::try_from(map).map_err(|e| LoadError::Map(MAP_CGROUP_FILTER, e))?;
+    for cgroup in cgroups {
+        filter
+            .insert(cgroup.id, 1, 0)
+            .map_err(|e| LoadError::Map(MAP_CGROUP_FILTER, e))?;
     }
     Ok(())
 }

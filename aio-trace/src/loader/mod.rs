@@ -69,6 +69,8 @@ pub enum LoadError {
     Map(&'static str, MapError),
     #[error("too many --pid values: pid {0} found no room in the kernel's pid table")]
     TooManyPids(u32),
+    #[error("too many --cgroup values: at most {0}")]
+    TooManyCgroups(u32),
 }
 
 /// The loaded, attached kernel half and the maps the user half reads.
@@ -138,6 +140,7 @@ impl Tracer {
             .load(EBPF_OBJECT)
             .map_err(LoadError::Load)?;
         maps::fill_pid_filter(&mut ebpf, &config.pids)?;
+        maps::fill_cgroup_filter(&mut ebpf, &config.cgroups)?;
         let maps = KernelMaps::take(&mut ebpf)?;
         let plan = Plan {
             block: config.block,

@@ -84,6 +84,14 @@ pub struct IocbFields<S, D> {
     /// io_uring tracing, which [`IocbRow::api`] reads as they meant it.
     #[serde(default)]
     pub api: Option<Api>,
+    /// The submitter's cgroup v2 id (the inode number of its directory on
+    /// the cgroup2 mount); null where the record has none.
+    #[serde(default)]
+    pub cgroup: Option<u64>,
+    /// That cgroup's path under the cgroup2 mount (`/system.slice/foo.scope`),
+    /// resolved when the record was written; null if it could not be.
+    #[serde(default)]
+    pub cgroup_path: Option<S>,
 }
 
 /// A record as it is written: borrows the record's comm, no allocation.
@@ -128,6 +136,16 @@ impl<'a> IocbJson<'a> {
             complete_ns: r.complete_ns(),
             reap_lag_ns: r.reap_lag_ns(),
             api: Some(r.api()),
+            cgroup: (r.cgroup != 0).then_some(r.cgroup),
+            cgroup_path: None,
+        }
+    }
+
+    /// The record with its cgroup's path, as the writer resolved it.
+    pub fn with_cgroup_path(self, path: Option<&'a str>) -> Self {
+        Self {
+            cgroup_path: path.map(Cow::Borrowed),
+            ..self
         }
     }
 }
@@ -221,6 +239,7 @@ impl IocbRow {
             first_bio_ts,
             last_rq_ts,
             complete_ts,
+            cgroup: self.cgroup.unwrap_or(0),
             ..IocbRecord::default()
         }
     }
@@ -289,6 +308,8 @@ pub fn sample_record() -> IocbRecord {
         first_bio_ts: 4_000,
         last_rq_ts: 44_000,
         complete_ts: 45_000,
+        // The root cgroup: its id is 1 on every cgroup2 mount.
+        cgroup: 1,
         ..Default::default()
     }
 }
@@ -317,9 +338,9 @@ mod tests {
     #[test]
     fn field_names_are_the_structs_in_order() {
         let names = field_names();
-        assert_eq!(names.len(), 29);
+        assert_eq!(names.len(), 31);
         assert_eq!(names[..3], ["type", "pid", "tid"]);
-        assert_eq!(names.last(), Some(&"api"));
+        assert_eq!(names[names.len() - 3..], ["api", "cgroup", "cgroup_path"]);
     }
 
     #[test]

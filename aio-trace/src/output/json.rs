@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::fast_json;
 use crate::{
+    cgroup::CgroupNames,
     model::{ContextSummary, DeviceSummary, IocbJson, LossCounts},
     reader::Record,
     session::Sink,
@@ -15,8 +16,17 @@ use crate::{
 /// Appends an iocb or syscall record's line (without the newline) with the
 /// fast encoder, which writes what serde_json writes (a unit test holds the
 /// two together) for a fraction of the CPU.
-pub fn write_iocb_line(r: &IocbRecord, out: &mut Vec<u8>) -> io::Result<()> {
-    Ok(fast_json::write(&IocbJson::new(r), out)?)
+/// `cgroups` names the record's cgroup.
+pub fn write_iocb_line(
+    r: &IocbRecord,
+    cgroups: &mut CgroupNames,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let path = cgroups.path(r.cgroup).map(|p| &**p);
+    Ok(fast_json::write(
+        &IocbJson::new(r).with_cgroup_path(path),
+        out,
+    )?)
 }
 
 /// `{"type":"ctx",…}`: an AIO context set up or destroyed.
@@ -54,6 +64,7 @@ pub struct JsonSnoop<W: Write> {
     /// through a generic writer each token cost a `write_all` call — a third
     /// of `record`'s CPU at 400k records/s. A `Vec` takes them inline.
     line: Vec<u8>,
+    cgroups: CgroupNames,
 }
 
 impl<W: Write> JsonSnoop<W> {
@@ -61,6 +72,7 @@ impl<W: Write> JsonSnoop<W> {
         Self {
             out,
             line: Vec::with_capacity(1024),
+            cgroups: CgroupNames::system(),
         }
     }
     pub fn into_inner(self) -> W {
@@ -76,7 +88,9 @@ impl<W: Write> Sink for JsonSnoop<W> {
     fn record(&mut self, record: &Record) -> io::Result<()> {
         self.line.clear();
         match record {
-            Record::Iocb(r) | Record::Syscall(r) => write_iocb_line(r, &mut self.line)?,
+            Record::Iocb(r) | Record::Syscall(r) => {
+                write_iocb_line(r, &mut self.cgroups, &mut self.line)?
+            }
             Record::Ctx(r) => serde_json::to_writer(&mut self.line, &CtxJson::new(r))?,
         }
         self.line.push(b'\n');
@@ -133,7 +147,8 @@ mod tests {
             "iocb": 0x5000, "aio_data": 99,
             "dev": "254:1", "ino": 12, "dispatches": 1, "bios": 1, "splits": 0, "merges": 0,
             "dispatch_ns": 2000, "queue_ns": 1000, "device_ns": 40000, "end_io_ns": 1000,
-            "complete_ns": 45000, "reap_lag_ns": 6000, "api": "aio"
+            "complete_ns": 45000, "reap_lag_ns": 6000, "api": "aio", "cgroup": 1,
+            "cgroup_path": crate::cgroup::v2_mount().ok().map(|_| "/")
         });
         assert_eq!(v, expected);
     }
@@ -230,10 +245,30 @@ mod tests {
             opcode: 250,
             ..full
         };
-        for r in [full, rejected, syscall, uring, IocbRecord::default()] {
+        let mount = crate::cgroup::fake::FakeMount::new("json");
+        let in_cgroup = IocbRecord {
+            cgroup: mount.add("system.slice/a \"quoted\" unit.scope"),
+            ..full
+        };
+        let unresolved = IocbRecord {
+            cgroup: u64::MAX,
+            ..full
+        };
+        let mut cgroups = CgroupNames::new(Some(mount.root.clone()));
+        for r in [
+            full,
+            rejected,
+            syscall,
+            uring,
+            in_cgroup,
+            unresolved,
+            IocbRecord::default(),
+        ] {
             let mut line = Vec::new();
-            write_iocb_line(&r, &mut line).unwrap();
-            let serde = serde_json::to_vec(&IocbJson::new(&r)).unwrap();
+            write_iocb_line(&r, &mut cgroups, &mut line).unwrap();
+            let path = cgroups.path(r.cgroup).map(|p| p.to_string());
+            let json = IocbJson::new(&r).with_cgroup_path(path.as_deref());
+            let serde = serde_json::to_vec(&json).unwrap();
             assert_eq!(
                 String::from_utf8_lossy(&line),
                 String::from_utf8_lossy(&serde)

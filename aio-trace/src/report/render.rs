@@ -120,6 +120,7 @@ pub fn render_text(r: &Report) -> String {
         super::By::File => "FILE",
         super::By::Api => "API",
         super::By::Dev => "DEVICE",
+        super::By::Cgroup => "CGROUP",
     };
     let width = r
         .groups

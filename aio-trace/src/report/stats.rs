@@ -26,6 +26,9 @@ pub enum By {
     Api,
     /// The device of the file (`-` without a dispatch), named at `report`.
     Dev,
+    /// The submitter's cgroup v2 path (`cgroup ID` where the recording could
+    /// not resolve it, `-` in recordings without cgroups).
+    Cgroup,
 }
 
 impl By {
@@ -40,6 +43,11 @@ impl By {
             By::Op => r.op.clone(),
             By::Dev => r.dev.clone().unwrap_or_else(|| "-".into()),
             By::Api => r.api().name().to_owned(),
+            By::Cgroup => match (&r.cgroup_path, r.cgroup) {
+                (Some(path), _) => path.clone(),
+                (None, Some(id)) => format!("cgroup {id}"),
+                (None, None) => "-".into(),
+            },
             By::File => match (&r.dev, r.ino) {
                 (Some(dev), Some(ino)) => format!("{dev} ino {ino}"),
                 _ => format!("pid {} fd {}", r.pid, r.fd),

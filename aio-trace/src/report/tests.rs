@@ -97,6 +97,7 @@ fn jsonl() -> Vec<u8> {
         Filters {
             pids: vec![7],
             comm: None,
+            cgroups: Vec::new(),
         },
         1,
     );
@@ -719,4 +720,33 @@ fn report_groups_by_dev_and_names_devices_of_this_host() {
     );
     let elsewhere = groups("there");
     assert_eq!(elsewhere[0], ("254:0".to_owned(), 2));
+}
+
+/// `--by cgroup` groups by the path the recording resolved, by the id where
+/// it could not, and puts recordings without cgroups under `-`.
+#[test]
+fn report_groups_by_cgroup_path() {
+    let lines = concat!(
+        r#"{"type":"iocb","pid":1,"tid":1,"comm":"a","ctx":1,"op":"PREAD","fd":3,"offset":0,"segs":1,"bytes":4096,"res":4096,"submit_ns":200,"reap_ns":300,"latency_ns":100,"cgroup":40,"cgroup_path":"/system.slice/db.scope"}"#,
+        "\n",
+        r#"{"type":"iocb","pid":1,"tid":1,"comm":"a","ctx":1,"op":"PREAD","fd":3,"offset":0,"segs":1,"bytes":4096,"res":4096,"submit_ns":200,"reap_ns":300,"latency_ns":100,"cgroup":40,"cgroup_path":"/system.slice/db.scope"}"#,
+        "\n",
+        r#"{"type":"iocb","pid":2,"tid":2,"comm":"b","ctx":1,"op":"PREAD","fd":3,"offset":0,"segs":1,"bytes":4096,"res":4096,"submit_ns":200,"reap_ns":300,"latency_ns":100,"cgroup":41,"cgroup_path":null}"#,
+        "\n",
+        r#"{"type":"iocb","pid":3,"tid":3,"comm":"c","ctx":1,"op":"PREAD","fd":3,"offset":0,"segs":1,"bytes":4096,"res":4096,"submit_ns":200,"reap_ns":300,"latency_ns":100}"#,
+        "\n",
+    );
+    let mut stats = Stats::new(By::Cgroup);
+    let info = read(lines.as_bytes(), "rec", false, &mut |row| stats.add(row)).unwrap();
+    let report = stats.report("rec", info);
+    assert!(render_text(&report).contains("\nCGROUP "));
+    let groups: Vec<_> = report
+        .groups
+        .iter()
+        .map(|g| (g.key.as_str(), g.iocbs))
+        .collect();
+    assert_eq!(
+        groups,
+        [("/system.slice/db.scope", 2), ("-", 1), ("cgroup 41", 1)]
+    );
 }

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value, json};
 
 use super::{
+    super::model::DevName,
     state::State,
     stats::Stats,
     store::{Kind, RowKey},
@@ -126,8 +127,29 @@ pub fn batch_snapshot(state: &State) -> Value {
                 row.insert("ctx".into(), json!(format!("{:x}", ctx.id)));
                 row.insert("api".into(), json!(ctx.api.name()));
             }
+            if let Some(process) = shown.processes.get(&key.pid)
+                && let Some(path) = state.names.cgroup(process.cgroup)
+            {
+                row.insert("cgroup".into(), json!(process.cgroup));
+                row.insert("cgroup_path".into(), json!(path));
+            }
             row.extend(stats_json(group.stats(key.kind)));
             row.insert("in_flight".into(), json!(in_flight(state, key)));
+            let devices: Vec<Value> = group
+                .devices
+                .iter()
+                .map(|(&dev, share)| {
+                    json!({
+                        "dev": DevName(dev).to_string(),
+                        "name": state.names.device(dev),
+                        "iocbs": share.iocbs,
+                        "bios": share.bios,
+                        "bytes": share.bytes,
+                        "avg_latency_us": us(share.avg_latency_ns()),
+                    })
+                })
+                .collect();
+            row.insert("devices".into(), Value::Array(devices));
             if key.kind.is_none() {
                 let mut kinds = Map::new();
                 for kind in [Kind::Scalar, Kind::Vectored] {

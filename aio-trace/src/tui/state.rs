@@ -6,13 +6,18 @@
 //! goes to a context the view expanded; expanding turns the store's
 //! histograms on). It holds no kernel handle: the app feeds it.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use aio_trace_common::IocbRecord;
 
 use super::{
     store::{Aggregates, Snapshot, Store},
     view::View,
+};
+use crate::{
+    blockdev::DevNames,
+    cgroup::CgroupNames,
+    model::{DevName, IocbView as _},
 };
 
 /// Where a replay (`top --replay`) stands, for the header.
@@ -44,6 +49,67 @@ pub struct State {
     pub replay: Option<ReplayView>,
     pub store: Store,
     pub view: View,
+    /// Names of the devices and cgroups the records name, resolved as they
+    /// first appear: what the panels show beside maj:min and cgroup ids.
+    pub names: Names,
+}
+
+/// Device names and cgroup paths, looked up once per device or cgroup.
+#[derive(Clone, Debug)]
+pub struct Names {
+    devices: DevNames,
+    cgroups: CgroupNames,
+    pub device: BTreeMap<u32, String>,
+    pub cgroup: BTreeMap<u64, String>,
+}
+
+impl Names {
+    /// Names from `devices` and `cgroups` (a test's fakes or the system's).
+    pub fn new(devices: DevNames, cgroups: CgroupNames) -> Self {
+        Self {
+            devices,
+            cgroups,
+            device: BTreeMap::new(),
+            cgroup: BTreeMap::new(),
+        }
+    }
+
+    fn learn(&mut self, r: &IocbRecord) {
+        if let Some(dev) = r.device()
+            && !self.device.contains_key(&dev.0)
+        {
+            let name = self.devices.name(dev.0);
+            self.device.insert(
+                dev.0,
+                name.map_or_else(|| dev.to_string(), |n| n.to_string()),
+            );
+        }
+        if r.cgroup != 0
+            && !self.cgroup.contains_key(&r.cgroup)
+            && let Some(path) = self.cgroups.path(r.cgroup)
+        {
+            let path = path.to_string();
+            self.cgroup.insert(r.cgroup, path);
+        }
+    }
+
+    /// The device's name (`vda`), its maj:min when it has none.
+    pub fn device(&self, dev: u32) -> String {
+        self.device
+            .get(&dev)
+            .cloned()
+            .unwrap_or_else(|| DevName(dev).to_string())
+    }
+
+    /// The cgroup's path under the v2 mount, its id when not resolved; None for 0.
+    pub fn cgroup(&self, id: u64) -> Option<String> {
+        (id != 0).then(|| {
+            self.cgroup
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| id.to_string())
+        })
+    }
 }
 
 impl State {
@@ -57,12 +123,14 @@ impl State {
             replay: None,
             store: Store::new(),
             view: View::default(),
+            names: Names::new(DevNames::system(), CgroupNames::system()),
         }
     }
 
     /// A context's latencies are seen only under its expanded process:
     /// until then it keeps counts.
     pub fn record(&mut self, r: &IocbRecord) {
+        self.names.learn(r);
         let expanded = self.view.expanded.contains(&r.pid);
         self.store.record(r, expanded);
     }
@@ -122,6 +190,10 @@ pub(crate) mod tests {
     /// it reaped from the AIO ring (no reap time).
     pub(crate) fn sample_state() -> State {
         let mut s = State::new("testhost", "6.18.0");
+        // Names from a fake sysfs, so the snapshots are the same on every machine.
+        let sysfs = crate::blockdev::fake::FakeSysfs::new("top-state");
+        sysfs.disk("sdb", "8:16");
+        s.names = Names::new(DevNames::new(&sysfs.root), CgroupNames::new(None));
         for i in 0..30 {
             let bios = if i % 6 == 0 { 2 } else { 1 };
             s.record(&named(

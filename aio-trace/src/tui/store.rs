@@ -39,16 +39,50 @@ impl Kind {
     }
 }
 
-/// A process's or a context's stats, whole and split by kind.
+/// One block device's part of a group's iocbs (those whose file the
+/// filesystem dispatched to it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceShare {
+    pub iocbs: u64,
+    pub bios: u64,
+    /// Bytes transferred (positive results).
+    pub bytes: u64,
+    pub latency_sum_ns: u64,
+    /// Iocbs with a latency (not refused).
+    pub latency_n: u64,
+}
+
+impl DeviceShare {
+    fn record(&mut self, r: &IocbRecord) {
+        self.iocbs += 1;
+        self.bios += u64::from(r.bios);
+        self.bytes += r.result().filter(|&res| res > 0).unwrap_or(0) as u64;
+        if let Some((latency, _)) = end_to_end_ns(r) {
+            self.latency_sum_ns += latency;
+            self.latency_n += 1;
+        }
+    }
+
+    pub fn avg_latency_ns(&self) -> Option<u64> {
+        (self.latency_n > 0).then(|| self.latency_sum_ns / self.latency_n)
+    }
+}
+
+/// A process's or a context's stats, whole and split by kind, and by device.
 #[derive(Clone, Debug, Default)]
 pub struct Group {
     pub total: Stats,
     pub split: [Stats; 2],
     pub recent: VecDeque<IocbRecord>,
+    /// By device (`dev_t`), since the last clear.
+    pub devices: BTreeMap<u32, DeviceShare>,
 }
 
 impl Group {
     fn record(&mut self, r: &IocbRecord) {
+        if let Some(dev) = r.device() {
+            self.devices.entry(dev.0).or_default().record(r);
+        }
         self.total.record(r);
         self.split[Kind::of(r) as usize].record(r);
         if self.recent.len() == RECENT_IOCBS {
@@ -63,6 +97,7 @@ impl Group {
             total: Stats::counts_only(),
             split: [Stats::counts_only(), Stats::counts_only()],
             recent: VecDeque::new(),
+            devices: BTreeMap::new(),
         }
     }
 
@@ -110,6 +145,8 @@ impl Ctx {
 #[derive(Clone, Debug, Default)]
 pub struct Process {
     pub comm: String,
+    /// The cgroup v2 id of its latest iocb (0: none recorded).
+    pub cgroup: u64,
     pub group: Group,
     pub contexts: BTreeMap<Ctx, Group>,
 }
@@ -233,6 +270,7 @@ impl Store {
             comm: comm_str(&r.comm).into_owned(),
             ..Process::default()
         });
+        process.cgroup = r.cgroup;
         process.group.record(r);
         process
             .contexts

@@ -39,6 +39,7 @@ use super::{
 };
 use crate::export::{Closing, Exporter};
 use crate::{
+    cgroup::CgroupNames,
     model::{Api, IocbView, comm_str},
     output::write_iocb_line,
     reader::Record,
@@ -87,6 +88,8 @@ pub struct ChromeJsonWriter<W: Write> {
     next_id: u64,
     /// Processes whose `process_name` is written.
     named: HashSet<u32>,
+    /// Names the records' cgroups in their `args`.
+    cgroups: CgroupNames,
     counters: Counters,
     /// Contexts destroyed in the current batch; their lanes go at its end,
     /// after the iocbs reclaimed from them are written.
@@ -181,6 +184,7 @@ impl<W: Write> ChromeJsonWriter<W> {
             next_tid: FIRST_TID,
             next_id: 1,
             named: HashSet::new(),
+            cgroups: CgroupNames::system(),
             counters: Counters::default(),
             destroyed: Vec::new(),
         }
@@ -254,7 +258,7 @@ impl<W: Write> ChromeJsonWriter<W> {
             head(line, "i", r.submit_ns, r.pid, 0);
             let _ = write_slice_name(&mut Utf8(line), r);
             line.extend_from_slice(b" (rejected)\",\"cat\":\"iocb\",\"s\":\"p\",\"args\":");
-            write_iocb_line(r, line)?;
+            write_iocb_line(r, &mut self.cgroups, line)?;
             line.extend_from_slice(b"},\n");
             return Ok(());
         };
@@ -283,7 +287,7 @@ impl<W: Write> ChromeJsonWriter<W> {
         line.extend_from_slice(b"\",\"cat\":\"iocb\",\"dur\":");
         micros(line, end - r.submit_ns);
         line.extend_from_slice(b",\"args\":");
-        write_iocb_line(r, line)?;
+        write_iocb_line(r, &mut self.cgroups, line)?;
         line.extend_from_slice(b"},\n");
         for (stage, span) in STAGES.iter().zip(stages(r, end)) {
             if let Some((from, to)) = span {
@@ -311,7 +315,7 @@ impl<W: Write> ChromeJsonWriter<W> {
         let _ = write_slice_name(&mut Utf8(line), r);
         ids(line);
         line.extend_from_slice(b",\"args\":");
-        write_iocb_line(r, line)?;
+        write_iocb_line(r, &mut self.cgroups, line)?;
         line.extend_from_slice(b"},\n");
         for (stage, span) in STAGES.iter().zip(stages(r, end)) {
             if let Some((from, to)) = span {

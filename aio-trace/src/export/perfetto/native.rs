@@ -72,6 +72,7 @@ use super::{
 };
 use crate::{
     blockdev::DevNames,
+    cgroup::CgroupNames,
     clock,
     export::{Closing, Exporter},
     model::{Api, IocbJson, IocbView, comm_str, dev_name},
@@ -151,6 +152,8 @@ pub struct TraceWriter<W: Write> {
     contexts: HashMap<CtxKey, Group>,
     devices: HashMap<u32, Group>,
     dev_names: DevNames,
+    /// Names the records' cgroups in their annotations.
+    cgroups: CgroupNames,
     /// The encoded annotations of one record.
     fields: Vec<u8>,
     /// Scratch for the counter points of one record.
@@ -275,6 +278,7 @@ impl<W: Write> TraceWriter<W> {
             contexts: HashMap::new(),
             devices: HashMap::new(),
             dev_names,
+            cgroups: CgroupNames::system(),
             destroyed: Vec::new(),
             fields: Vec::new(),
             points: Vec::new(),
@@ -537,7 +541,9 @@ impl<W: Write> TraceWriter<W> {
     fn iocb(&mut self, r: &IocbRecord) -> io::Result<()> {
         let mut fields = std::mem::take(&mut self.fields);
         fields.clear();
-        annotations::write(&IocbJson::new(r), &mut fields).map_err(io::Error::other)?;
+        let path = self.cgroups.path(r.cgroup).map(|p| &**p);
+        annotations::write(&IocbJson::new(r).with_cgroup_path(path), &mut fields)
+            .map_err(io::Error::other)?;
         let written = self.iocb_events(r, &fields);
         self.fields = fields;
         written

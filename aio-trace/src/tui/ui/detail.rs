@@ -20,7 +20,7 @@ use super::{
     stages::render_stages,
 };
 use crate::{
-    model::Api,
+    model::{Api, DevName},
     tui::{
         state::State,
         stats::{Sample, Stats},
@@ -42,23 +42,31 @@ pub(super) fn render_detail(frame: &mut Frame, area: Rect, state: &State) {
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
 
-    let [top, stages, kinds, charts, recent] = layout(inner);
+    let [top, stages, kinds, devices, charts, recent] = layout(inner, group.devices.len());
     let [latency, sizes] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(top);
     render_latency(frame, latency, stats);
     render_sizes(frame, sizes, stats);
     render_stages(frame, stages, stats);
     render_kinds(frame, kinds, group);
+    render_devices(frame, devices, state, group);
     render_charts(frame, charts, stats);
     render_recent(frame, recent, group);
 }
 
-/// pid, comm, and the context and kind when the row is one.
+/// pid, comm, and the context and kind when the row is one; the process's
+/// cgroup when its records carry one.
 fn title(state: &State, key: &RowKey) -> String {
+    let shown = state.shown();
+    let cgroup = shown
+        .processes
+        .get(&key.pid)
+        .and_then(|p| state.names.cgroup(p.cgroup))
+        .map_or_else(String::new, |path| format!(" in {path}"));
     format!(
-        " {} {}{}{} — Esc to go back ",
+        " {} {}{}{}{cgroup} — Esc to go back ",
         key.pid,
-        state.shown().comm(key.pid),
+        shown.comm(key.pid),
         key.ctx
             .map_or_else(String::new, |Ctx { api, id }| match api {
                 Api::Aio => format!(" ctx {id:x}"),
@@ -71,14 +79,21 @@ fn title(state: &State, key: &RowKey) -> String {
 }
 
 /// At 80×24 the histograms, the stages and vectored vs scalar fill the
-/// screen; the charts and the recent iocbs come with more rows.
-fn layout(inner: Rect) -> [Rect; 5] {
+/// screen; the devices (a row each, up to four), the charts and the recent
+/// iocbs come with more rows.
+fn layout(inner: Rect, devices: usize) -> [Rect; 6] {
     let height = inner.height;
     let tall = height >= 30;
+    let device_rows = if devices == 0 || height < 25 {
+        0
+    } else {
+        devices.min(4) as u16 + 3
+    };
     Layout::vertical([
         Constraint::Min(6),
         Constraint::Length(7),
         Constraint::Length(if tall { 7 } else { 6 }),
+        Constraint::Length(device_rows),
         Constraint::Length(if height >= 25 { 4 } else { 0 }),
         if tall {
             Constraint::Percentage(25)
@@ -179,6 +194,38 @@ fn kind_lines(s: &Stats) -> Vec<Line<'static>> {
         )),
         Line::from(format!("splits {}  merges {}", s.splits, s.merges)),
     ]
+}
+
+/// The devices the group's iocbs went to: the name users know (`vda`)
+/// beside maj:min, with iocbs, bios, bytes and mean latency, busiest first.
+fn render_devices(frame: &mut Frame, area: Rect, state: &State, group: &Group) {
+    if area.height == 0 {
+        return;
+    }
+    let mut devices: Vec<_> = group.devices.iter().collect();
+    devices.sort_by(|a, b| b.1.iocbs.cmp(&a.1.iocbs).then(a.0.cmp(b.0)));
+    let mut lines = vec![
+        Line::from(format!(
+            "{:<12} {:>9} {:>8} {:>8} {:>10} {:>9}",
+            "DEVICE", "MAJ:MIN", "IOCBS", "BIOS", "MB", "AVG LAT"
+        ))
+        .bold(),
+    ];
+    lines.extend(devices.iter().map(|&(&dev, share)| {
+        Line::from(format!(
+            "{:<12} {:>9} {:>8} {:>8} {:>10} {:>9}",
+            state.names.device(dev),
+            DevName(dev).to_string(),
+            share.iocbs,
+            share.bios,
+            format!("{:.1}", share.bytes as f64 / 1e6),
+            fmt_opt_ns(share.avg_latency_ns()),
+        ))
+    }));
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title("devices")),
+        area,
+    );
 }
 
 /// Throughput and p99 over the last ticks, as many as the charts are wide.
