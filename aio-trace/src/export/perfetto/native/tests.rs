@@ -270,7 +270,9 @@ fn every_record_field_is_an_annotation_of_its_slice() {
         .iter()
         .map(|a| a.name.clone().unwrap())
         .collect();
-    let json = serde_json::to_value(IocbJson::new(&record)).unwrap();
+    let mut cgroups = crate::cgroup::CgroupNames::system();
+    let path = cgroups.path(record.cgroup).map(|p| &**p);
+    let json = serde_json::to_value(IocbJson::new(&record).with_cgroup_path(path)).unwrap();
     for (field, value) in json.as_object().unwrap() {
         assert_eq!(names.contains(field), !value.is_null(), "{field}");
     }
