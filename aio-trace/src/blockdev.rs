@@ -200,16 +200,26 @@ fn sysfs_error(path: &Path, e: &io::Error) -> DiskError {
 pub mod fake {
     //! A sysfs tree with the files `blockdev` reads, for tests.
 
-    use std::{fs, os::unix::fs::symlink, path::PathBuf};
+    use std::{
+        fs,
+        os::unix::fs::symlink,
+        path::PathBuf,
+        sync::atomic::{AtomicU64, Ordering},
+    };
 
     pub struct FakeSysfs {
         pub root: PathBuf,
     }
 
     impl FakeSysfs {
+        /// A tree of its own: tests running at once may use the same tag.
         pub fn new(tag: &str) -> Self {
-            let root =
-                std::env::temp_dir().join(format!("aio-trace-sysfs-{tag}-{}", std::process::id()));
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let root = std::env::temp_dir().join(format!(
+                "aio-trace-sysfs-{tag}-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
             let _ = fs::remove_dir_all(&root);
             fs::create_dir_all(root.join("dev/block")).unwrap();
             fs::create_dir_all(root.join("class/block")).unwrap();

@@ -114,6 +114,7 @@ fn handle_key(state: &mut State, key: KeyEvent) -> bool {
         KeyCode::Char('S') => view.reverse_sort(store),
         KeyCode::Char('f') | KeyCode::Char('/') => view.begin_filter(),
         KeyCode::Char('v') => view.toggle_split(store),
+        KeyCode::Char('g') => view.toggle_by_cgroup(store),
         KeyCode::Char('p') | KeyCode::Char(' ') => view.toggle_pause(store),
         KeyCode::Char('c') => state.clear(),
         KeyCode::Char('?') | KeyCode::Char('h') => view.help = !view.help,

@@ -153,7 +153,8 @@ impl State {
     /// Expanding turns the contexts' histograms on (their latency columns
     /// fill from the next tick); collapsing turns them off.
     pub fn toggle_expand(&mut self) {
-        if let Some(row) = self.view.selected_row() {
+        // A cgroup row has no contexts of its own to expand.
+        if let Some(row) = self.view.selected_row().filter(|r| r.cgroup.is_none()) {
             let expanded = self.view.toggle_expanded(row.pid);
             self.store.set_contexts_detailed(row.pid, expanded);
         }

@@ -160,13 +160,16 @@ pub struct RowKey {
     pub ctx: Option<Ctx>,
     /// One half of a split row (`v`).
     pub kind: Option<Kind>,
+    /// A cgroup's row while `top` groups by cgroup (`g`): every process of
+    /// the cgroup together; `pid` is then 0.
+    pub cgroup: Option<u64>,
 }
 
 impl RowKey {
     /// The kernel counts in flight per process and AIO context: not per
     /// kind, and not for an io_uring ring.
     pub fn has_in_flight(&self) -> bool {
-        self.kind.is_none() && self.ctx.is_none_or(|c| c.api == Api::Aio)
+        self.kind.is_none() && self.ctx.is_none_or(|c| c.api == Api::Aio) && self.cgroup.is_none()
     }
 }
 
@@ -193,6 +196,9 @@ pub struct Snapshot {
 #[derive(Clone, Debug)]
 pub struct Aggregates {
     pub processes: BTreeMap<u32, Process>,
+    /// Every iocb again by the cgroup v2 id it was submitted from (0: none
+    /// recorded), for the rows grouped by cgroup.
+    pub cgroups: BTreeMap<u64, Group>,
     pub totals: Stats,
     pub rates: SyscallRates,
 }
@@ -201,12 +207,16 @@ impl Aggregates {
     fn new() -> Self {
         Self {
             processes: BTreeMap::new(),
+            cgroups: BTreeMap::new(),
             totals: Stats::counts_only(),
             rates: SyscallRates::default(),
         }
     }
 
     pub fn group(&self, key: &RowKey) -> Option<&Group> {
+        if let Some(cgroup) = key.cgroup {
+            return self.cgroups.get(&cgroup);
+        }
         let process = self.processes.get(&key.pid)?;
         match key.ctx {
             None => Some(&process.group),
@@ -272,6 +282,7 @@ impl Store {
         });
         process.cgroup = r.cgroup;
         process.group.record(r);
+        self.live.cgroups.entry(r.cgroup).or_default().record(r);
         process
             .contexts
             .entry(Ctx::of(r))
@@ -298,6 +309,9 @@ impl Store {
     /// Closes a tick of `secs` seconds with the kernel's counters and losses.
     pub fn tick(&mut self, secs: f64, snapshot: Snapshot) {
         self.live.totals.tick(secs);
+        for group in self.live.cgroups.values_mut() {
+            group.tick(secs);
+        }
         for process in self.live.processes.values_mut() {
             process.group.tick(secs);
             for ctx in process.contexts.values_mut() {
@@ -360,6 +374,7 @@ impl Store {
     /// absolute; the rates stay: they are the last tick's).
     pub fn clear(&mut self) {
         self.live.processes.clear();
+        self.live.cgroups.clear();
         self.live.totals = Stats::counts_only();
     }
 }

@@ -120,6 +120,8 @@ pub struct View {
     /// Text being typed after `f` or `/`.
     pub filter_input: Option<String>,
     pub split: bool,
+    /// Rows are cgroups, each the sum of its processes (`g`).
+    pub by_cgroup: bool,
     pub expanded: BTreeSet<u32>,
     pub paused: bool,
     pub help: bool,
@@ -139,6 +141,7 @@ impl Default for View {
             filter: None,
             filter_input: None,
             split: false,
+            by_cgroup: false,
             expanded: BTreeSet::new(),
             paused: false,
             help: false,
@@ -160,8 +163,12 @@ impl View {
     pub fn refresh(&mut self, store: &Store) {
         let selected = self.selected_row();
         let mut rows = Vec::new();
-        for pid in self.sorted_pids(store) {
-            self.push_rows(&mut rows, store, pid);
+        if self.by_cgroup {
+            self.push_cgroup_rows(&mut rows, store);
+        } else {
+            for pid in self.sorted_pids(store) {
+                self.push_rows(&mut rows, store, pid);
+            }
         }
         self.rows = rows;
         self.selected = selected
@@ -183,6 +190,7 @@ impl View {
             pid,
             ctx: None,
             kind: None,
+            cgroup: None,
         };
         pids.sort_by(|&a, &b| {
             let order = self.compare(store, &key(a), &key(b));
@@ -207,7 +215,53 @@ impl View {
         for (ctx, group) in groups {
             for &kind in kinds {
                 if kind.is_none() || group.stats(kind).iocbs > 0 {
-                    rows.push(RowKey { pid, ctx, kind });
+                    rows.push(RowKey {
+                        pid,
+                        ctx,
+                        kind,
+                        cgroup: None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// One row per cgroup with a process the filter admits, in the order of
+    /// the sort (PID and COMM: by cgroup id); split rows as for processes.
+    fn push_cgroup_rows(&self, rows: &mut Vec<RowKey>, store: &Store) {
+        let shown = self.shown(store);
+        let admitted: BTreeSet<u64> = shown
+            .processes
+            .iter()
+            .filter(|(pid, p)| self.filter.as_ref().is_none_or(|f| f.admits(**pid, p)))
+            .map(|(_, p)| p.cgroup)
+            .collect();
+        let key = |cgroup, kind| RowKey {
+            pid: 0,
+            ctx: None,
+            kind,
+            cgroup: Some(cgroup),
+        };
+        let mut cgroups: Vec<u64> = admitted.into_iter().collect();
+        cgroups.sort_by(|&a, &b| {
+            let order = match self.sort {
+                SortBy::Pid | SortBy::Comm => a.cmp(&b),
+                _ => self.compare(store, &key(a, None), &key(b, None)),
+            };
+            if self.reverse { order.reverse() } else { order }
+        });
+        let kinds: &[Option<Kind>] = if self.split {
+            &[Some(Kind::Vectored), Some(Kind::Scalar)]
+        } else {
+            &[None]
+        };
+        for cgroup in cgroups {
+            let Some(group) = shown.cgroups.get(&cgroup) else {
+                continue;
+            };
+            for &kind in kinds {
+                if kind.is_none() || group.stats(kind).iocbs > 0 {
+                    rows.push(key(cgroup, kind));
                 }
             }
         }
@@ -266,6 +320,12 @@ impl View {
 
     pub fn toggle_split(&mut self, store: &Store) {
         self.split = !self.split;
+        self.refresh(store);
+    }
+
+    pub fn toggle_by_cgroup(&mut self, store: &Store) {
+        self.by_cgroup = !self.by_cgroup;
+        self.selected = 0;
         self.refresh(store);
     }
 

@@ -55,9 +55,16 @@ pub(super) fn render_detail(frame: &mut Frame, area: Rect, state: &State) {
 }
 
 /// pid, comm, and the context and kind when the row is one; the process's
-/// cgroup when its records carry one.
+/// cgroup when its records carry one. A cgroup's row: its path.
 fn title(state: &State, key: &RowKey) -> String {
     let shown = state.shown();
+    if let Some(cgroup) = key.cgroup {
+        let path = state.names.cgroup(cgroup).unwrap_or_else(|| "-".into());
+        let kind = key
+            .kind
+            .map_or_else(String::new, |k| format!(" ({})", k.name()));
+        return format!(" cgroup {path}{kind} — Esc to go back ");
+    }
     let cgroup = shown
         .processes
         .get(&key.pid)

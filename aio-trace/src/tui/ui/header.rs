@@ -158,6 +158,9 @@ fn status_line(state: &State) -> Vec<Field> {
     if view.split {
         fields.push(Field::new(2, "split v/s"));
     }
+    if view.by_cgroup {
+        fields.push(Field::new(2, "by cgroup"));
+    }
     fields
 }
 

@@ -10,7 +10,7 @@ use ratatui::{
     widgets::{Block, Clear, Paragraph},
 };
 
-pub const KEYS: [(&str, &str); 14] = [
+pub const KEYS: [(&str, &str); 15] = [
     ("↑/↓ j/k", "select a row"),
     ("Enter", "detail of the selected row"),
     ("Esc", "back to the table / close help"),
@@ -20,6 +20,7 @@ pub const KEYS: [(&str, &str); 14] = [
     ("f /", "filter: pid, op (preadv…), api (io_uring) or comm"),
     ("", "(Enter applies, empty clears, Esc cancels)"),
     ("v", "split rows: vectored / scalar"),
+    ("g", "group rows by cgroup (container, service)"),
     ("p space", "pause the display (the trace keeps counting)"),
     ("c", "clear the statistics"),
     ("?", "this help"),

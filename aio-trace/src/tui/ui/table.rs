@@ -13,6 +13,7 @@ use ratatui::{
 
 use super::format::{fmt_count, fmt_opt_ns, fmt_ratio, fmt_segments, mb};
 use crate::{
+    cgroup::short_name,
     model::Api,
     tui::{
         state::State,
@@ -29,8 +30,13 @@ pub(super) fn render_table(frame: &mut Frame, area: Rect, state: &State) {
         return render_empty(frame, area, state);
     }
     let wide = area.width >= WIDE;
+    let (who, name) = if state.view.by_cgroup {
+        ("PROCS", "CGROUP")
+    } else {
+        ("PID", "COMM")
+    };
     let header = column_header([
-        "PID", "COMM", "IOCB/s", "MB/s", "OPS", "SEGS", "BIO", "INFL", "P50", "P99", "ERR",
+        who, name, "IOCB/s", "MB/s", "OPS", "SEGS", "BIO", "INFL", "P50", "P99", "ERR",
     ]);
     let rows = state.view.rows.iter().map(|key| row(state, key, wide));
     let widths = [
@@ -91,9 +97,16 @@ fn row<'a>(state: &State, key: &RowKey, wide: bool) -> Row<'a> {
     } else {
         Style::new()
     });
+    let (who, label) = match key.cgroup {
+        Some(cgroup) => (
+            cgroup_processes(state, cgroup).to_string(),
+            cgroup_label(state, cgroup, key.kind),
+        ),
+        None => (key.pid.to_string(), row_label(state, key)),
+    };
     Row::new(vec![
-        Cell::from(key.pid.to_string()),
-        Cell::from(row_label(state, key)),
+        Cell::from(who),
+        Cell::from(label),
         Cell::from(fmt_count(stats.last.iocbs_per_s)),
         Cell::from(mb(stats.last.bytes_per_s)),
         Cell::from(op_mix(stats, wide)),
@@ -120,6 +133,35 @@ fn in_flight(state: &State, key: &RowKey) -> String {
     }
 }
 
+/// How many of the shown processes last submitted from `cgroup`.
+fn cgroup_processes(state: &State, cgroup: u64) -> usize {
+    state
+        .shown()
+        .processes
+        .values()
+        .filter(|p| p.cgroup == cgroup)
+        .count()
+}
+
+/// A cgroup by what identifies a container or service: the last component
+/// of its path (`docker-3f2a….scope`, `mariadb.service`), its id while the
+/// path is unknown, `-` for iocbs without one; with the kind of a split row.
+fn cgroup_label(state: &State, cgroup: u64, kind: Option<Kind>) -> String {
+    let base = state
+        .names
+        .cgroup(cgroup)
+        .map_or_else(|| "-".to_string(), |path| short_name(&path).to_string());
+    with_kind(base, kind)
+}
+
+fn with_kind(base: String, kind: Option<Kind>) -> String {
+    match kind {
+        Some(Kind::Vectored) => format!("{base} [vec]"),
+        Some(Kind::Scalar) => format!("{base} [scl]"),
+        None => base,
+    }
+}
+
 /// `+comm`/`-comm` for a process (collapsed/expanded), ` └ctx` for an AIO
 /// context, ` └ring ctx` for an io_uring ring, ` └sync` for a replayed
 /// recording's syscalls, with the kind of a split row.
@@ -140,11 +182,7 @@ fn row_label(state: &State, key: &RowKey) -> String {
             Api::Sync => " └sync".to_string(),
         },
     };
-    match key.kind {
-        Some(Kind::Vectored) => format!("{base} [vec]"),
-        Some(Kind::Scalar) => format!("{base} [scl]"),
-        None => base,
-    }
+    with_kind(base, key.kind)
 }
 
 /// Wide: every op with its share; narrow: the dominant op, starred when

@@ -256,3 +256,78 @@ fn snapshots() {
         }
     }
 }
+
+/// `g`: one row per cgroup, each the sum of its processes, named by the last
+/// component of its path; the detail of a row names the whole path.
+#[test]
+fn rows_grouped_by_cgroup_sum_their_processes() {
+    use aio_trace_common::{IOCB_CMD_PREAD, IocbRecord};
+
+    use crate::{
+        blockdev::DevNames,
+        cgroup::{CgroupNames, fake::FakeMount},
+        tui::{state::Names, stats::tests::iocb},
+    };
+    let mount = FakeMount::new("top-group");
+    let db = mount.add("system.slice/mariadb.service");
+    let web = mount.add("system.slice/docker-3f2a.scope");
+    let mut s = State::new("testhost", "6.18.0");
+    s.names = Names::new(
+        DevNames::new(&mount.root),
+        CgroupNames::new(Some(mount.root.clone())),
+    );
+    for (pid, cgroup, iocbs) in [(10, db, 3), (11, db, 4), (20, web, 5)] {
+        for _ in 0..iocbs {
+            s.record(&IocbRecord {
+                cgroup,
+                ..iocb(pid, 0xa, IOCB_CMD_PREAD, 1, 50_000)
+            });
+        }
+    }
+    let mut s = fixed(ticked(s));
+    s.view.toggle_by_cgroup(&s.store);
+    let rows: Vec<_> = s.view.rows.iter().map(|r| (r.pid, r.cgroup)).collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let iocbs = |cgroup| {
+        s.view
+            .rows
+            .iter()
+            .find(|r| r.cgroup == Some(cgroup))
+            .and_then(|r| s.shown().stats(r))
+            .map(|st| st.iocbs)
+    };
+    assert_eq!(iocbs(db), Some(7));
+    assert_eq!(iocbs(web), Some(5));
+
+    let screen = draw(&s, 160, 48);
+    assert!(
+        screen.contains("PROCS") && screen.contains("CGROUP"),
+        "{screen}"
+    );
+    let line = |name: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{screen}"))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(line("mariadb.service"), "2", "two processes in the service");
+    assert_eq!(line("docker-3f2a.scope"), "1");
+
+    let at = s
+        .view
+        .rows
+        .iter()
+        .position(|r| r.cgroup == Some(db))
+        .unwrap();
+    s.view.selected = at;
+    s.view.enter();
+    let detail = draw(&s, 160, 48);
+    assert!(
+        detail.contains("cgroup /system.slice/mariadb.service"),
+        "{detail}"
+    );
+}
