@@ -1,10 +1,7 @@
 //! The Perfetto writer's rules: nesting, lanes, counters, bounded state, and
 //! a file readable when cut anywhere.
 
-use std::{
-    cmp::Reverse,
-    collections::{BinaryHeap, HashMap, HashSet},
-};
+use std::collections::{HashMap, HashSet};
 
 use aio_trace_common::{CtxRecord, IOCB_REJECTED, RECORD_CTX, RECORD_IOCB};
 use serde_json::Value;
@@ -306,8 +303,6 @@ fn iocbs_in_turn_share_a_lane() {
 #[test]
 fn memory_stays_bounded_over_200k_records() {
     let mut w = ChromeJsonWriter::new(io::sink());
-    let mut reap_order: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
-    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     let mut most = (0, 0, 0, 0);
     let mut deliver = |w: &mut ChromeJsonWriter<io::Sink>, end: u64, i: u64| {
         let submit = i * 10_000;
@@ -330,29 +325,7 @@ fn memory_stays_bounded_over_200k_records() {
             most.3.max(line),
         );
     };
-    for i in 0..200_000u64 {
-        let submit = i * 10_000;
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        // 20 µs to 1.3 ms, one in a thousand 300 ms.
-        let latency = if seed.is_multiple_of(1000) {
-            300_000_000
-        } else {
-            20_000 + seed % 1_280_000
-        };
-        reap_order.push(Reverse((submit + latency, i)));
-        while let Some(&Reverse((end, j))) = reap_order.peek() {
-            if end > submit {
-                break;
-            }
-            reap_order.pop();
-            deliver(&mut w, end, j);
-        }
-    }
-    while let Some(Reverse((end, j))) = reap_order.pop() {
-        deliver(&mut w, end, j);
-    }
+    crate::export::perfetto::in_reap_order(|end, i| deliver(&mut w, end, i));
     finish(&mut w);
     let (lanes, pending, counters, line) = most;
     // 4 contexts at about 33 in flight each, plus the outliers.

@@ -4,10 +4,7 @@
 //! state. Its field numbers against Perfetto's published schema are the
 //! root test's (`tests/perfetto.rs`, with Perfetto's own Python protos).
 
-use std::{
-    cmp::Reverse,
-    collections::{BinaryHeap, HashMap, HashSet},
-};
+use std::collections::{HashMap, HashSet};
 
 use aio_trace_common::{CTX_DESTROY, CtxRecord, IOCB_REJECTED, RECORD_CTX, RECORD_IOCB};
 
@@ -391,8 +388,6 @@ fn iocbs_in_turn_share_a_lane() {
 #[test]
 fn memory_stays_bounded_over_200k_records() {
     let mut w = writer(io::sink());
-    let mut reap_order: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
-    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     let mut most = (0, 0, 0, 0);
     let mut deliver = |w: &mut TraceWriter<io::Sink>, end: u64, i: u64| {
         let mut r = staged(1000 + (i % 4) as u32, i % 4, i * 10_000, i);
@@ -409,28 +404,7 @@ fn memory_stays_bounded_over_200k_records() {
             most.3.max(buf),
         );
     };
-    for i in 0..200_000u64 {
-        let submit = i * 10_000;
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let latency = if seed.is_multiple_of(1000) {
-            300_000_000
-        } else {
-            20_000 + seed % 1_280_000
-        };
-        reap_order.push(Reverse((submit + latency, i)));
-        while let Some(&Reverse((end, j))) = reap_order.peek() {
-            if end > submit {
-                break;
-            }
-            reap_order.pop();
-            deliver(&mut w, end, j);
-        }
-    }
-    while let Some(Reverse((end, j))) = reap_order.pop() {
-        deliver(&mut w, end, j);
-    }
+    crate::export::perfetto::in_reap_order(|end, i| deliver(&mut w, end, i));
     let (lanes, processes, pending, buf) = most;
     // 4 contexts at about 33 in flight each plus the outliers, one device.
     assert!(lanes <= 5 * 64, "{lanes} lanes");
