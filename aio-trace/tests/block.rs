@@ -9,21 +9,9 @@ use std::{os::unix::fs::MetadataExt, time::Duration};
 use aio_trace::{model::IocbView, reader::Record};
 use aio_trace_common::IocbRecord;
 use common::{
-    LoopDevice, Testee, ZramDevice, of_type, trace_records, trace_records_with, trace_run,
+    LoopDevice, Testee, ZramDevice, max_io_bytes, of_type, trace_records, trace_records_with,
+    trace_run,
 };
-
-/// max_sectors_kb of the device holding the test directory, in bytes.
-fn max_io_bytes() -> usize {
-    let dev = std::fs::metadata(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap()
-        .dev();
-    let sys = format!("/sys/dev/block/{}:{}", libc::major(dev), libc::minor(dev));
-    let queue = ["queue/max_sectors_kb", "../queue/max_sectors_kb"]
-        .iter()
-        .find_map(|q| std::fs::read_to_string(format!("{sys}/{q}")).ok())
-        .expect("max_sectors_kb of the test filesystem's device");
-    queue.trim().parse::<usize>().unwrap() * 1024
-}
 
 fn by_tag(records: &[Record], tag: u64) -> IocbRecord {
     records

@@ -17,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use common::{AIO_TRACE, TempDir};
+use common::{AIO_TRACE, TempDir, assert_usage_error};
 use serde_json::Value;
 
 /// A cgroup of the test's own under the v2 mount, removed when dropped
@@ -292,16 +292,8 @@ fn serve_labels_series_with_the_cgroup_when_asked() {
 
 #[test]
 fn a_bad_cgroup_is_one_sentence_and_status_2() {
-    let out = Command::new(AIO_TRACE)
-        .args(["snoop", "--cgroup", "/no/such/cgroup"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.starts_with(
-            "error: invalid value '/no/such/cgroup' for '--cgroup <PATH>': /no/such/cgroup is not a cgroup"
-        ),
-        "{stderr}"
+    assert_usage_error(
+        &["snoop", "--cgroup", "/no/such/cgroup"],
+        "error: invalid value '/no/such/cgroup' for '--cgroup <PATH>': /no/such/cgroup is not a cgroup",
     );
 }

@@ -12,7 +12,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use common::{AIO_TRACE, LoopDevice, TempDir};
+use common::{AIO_TRACE, LoopDevice, TempDir, assert_usage_error};
 use serde_json::Value;
 
 /// "maj:min" of the filesystem holding `path`.
@@ -114,16 +114,8 @@ fn disk_keeps_only_that_devices_records_and_report_names_it() {
 
 #[test]
 fn an_unknown_disk_is_one_sentence_and_status_2() {
-    let out = Command::new(AIO_TRACE)
-        .args(["snoop", "--disk", "nosuchdisk0"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.starts_with(
-            "error: invalid value 'nosuchdisk0' for '--disk <DISK>': no block device is named nosuchdisk0"
-        ),
-        "{stderr}"
+    assert_usage_error(
+        &["snoop", "--disk", "nosuchdisk0"],
+        "error: invalid value 'nosuchdisk0' for '--disk <DISK>': no block device is named nosuchdisk0",
     );
 }

@@ -9,11 +9,10 @@ mod support;
 
 use std::{
     io::{BufRead, BufReader},
-    os::unix::fs::MetadataExt,
     process::{Child, Command, Stdio},
 };
 
-use common::{AIO_TRACE, TempDir, Testee, of_type};
+use common::{AIO_TRACE, TempDir, Testee, max_io_bytes, of_type};
 use serde_json::{Value, json};
 use support::tool::ensure_python_module;
 
@@ -21,19 +20,6 @@ const CHECK: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/support/perfetto_check.py"
 );
-
-/// max_sectors_kb of the device holding the test directory, in bytes.
-fn max_io_bytes() -> usize {
-    let dev = std::fs::metadata(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap()
-        .dev();
-    let sys = format!("/sys/dev/block/{}:{}", libc::major(dev), libc::minor(dev));
-    let queue = ["queue/max_sectors_kb", "../queue/max_sectors_kb"]
-        .iter()
-        .find_map(|q| std::fs::read_to_string(format!("{sys}/{q}")).ok())
-        .expect("max_sectors_kb of the test filesystem's device");
-    queue.trim().parse::<usize>().unwrap() * 1024
-}
 
 /// `aio-trace record -o FILE -p PID`, once its banner says it is attached.
 fn record(file: &str, pid: &str) -> Child {

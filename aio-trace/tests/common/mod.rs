@@ -439,3 +439,26 @@ pub fn trace_command(comm: &str, mut command: Command) -> CommandTrace {
     );
     trace
 }
+
+/// max_sectors_kb of the device holding the test directory, in bytes.
+pub fn max_io_bytes() -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .dev();
+    let sys = format!("/sys/dev/block/{}:{}", libc::major(dev), libc::minor(dev));
+    let queue = ["queue/max_sectors_kb", "../queue/max_sectors_kb"]
+        .iter()
+        .find_map(|q| std::fs::read_to_string(format!("{sys}/{q}")).ok())
+        .expect("max_sectors_kb of the test filesystem's device");
+    queue.trim().parse::<usize>().unwrap() * 1024
+}
+
+/// Runs aio-trace with `args` and checks that it fails as a usage error
+/// (status 2) whose message starts with `message`.
+pub fn assert_usage_error(args: &[&str], message: &str) {
+    let out = Command::new(AIO_TRACE).args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with(message), "{stderr}");
+}
