@@ -59,6 +59,11 @@ enum Task {
         /// Records per second aio-trace writes to a file, and loss above that.
         #[arg(long)]
         capacity: bool,
+        /// Where the bench file lives: `disk` (the checkout's filesystem) or
+        /// `memory` (ext4 on a loop device over /dev/shm: CPU-bound, without
+        /// the host's noise).
+        #[arg(long, value_enum, default_value = "disk")]
+        rig: bench::Rig,
     },
     /// Fuzz every target of aio-trace/fuzz for SECONDS each (nightly; installs
     /// cargo-fuzz into .tools if missing). Not part of `test`.
@@ -169,12 +174,15 @@ fn run(cli: Cli) -> Result<()> {
             engines,
             overhead,
             capacity,
+            rig,
         } => {
             let env = setup::ensure(&root)?;
             setup::ensure_packages(&[
                 ("fio", "fio"),
                 ("bpftrace", "bpftrace"),
                 ("bpftool", "bpftool"),
+                ("losetup", "util-linux"),
+                ("mkfs.ext4", "e2fsprogs"),
             ])?;
             cargo(&root, &env, &["build", "--release", "-p", "aio-trace"])?;
             bench::run(
@@ -187,6 +195,7 @@ fn run(cli: Cli) -> Result<()> {
                     engines,
                     overhead,
                     capacity,
+                    rig,
                 },
             )
         }

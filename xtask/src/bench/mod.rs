@@ -14,6 +14,9 @@ use serde_json::Value;
 
 mod capacity;
 mod overhead;
+mod rig;
+
+pub use rig::Rig;
 
 /// The I/O interface of the generator-vs-fio rounds and of the sweep: the
 /// names of `aio-trace workload --engine`.
@@ -54,6 +57,8 @@ pub struct BenchOptions {
     pub overhead: bool,
     /// The highest record rate to a JSONL file, and what happens above it.
     pub capacity: bool,
+    /// Where the bench file lives.
+    pub rig: Rig,
 }
 
 pub fn json_of(cmd: &mut Command, what: &str) -> Result<Value> {
@@ -128,7 +133,18 @@ pub fn run(root: &Path, options: &BenchOptions) -> Result<()> {
     let binary = root.join("target/release/aio-trace");
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("while creating {}", dir.display()))?;
-    let file: PathBuf = dir.join("randread-1g.dat");
+    // Dropped at the end of the run: the rig is unmounted and freed.
+    let memory_rig = match options.rig {
+        Rig::Disk => None,
+        Rig::Memory => {
+            println!("xtask bench: the memory rig (ext4 on a loop device over /dev/shm)");
+            Some(rig::MemoryRig::new(&dir)?)
+        }
+    };
+    let file: PathBuf = memory_rig
+        .as_ref()
+        .map_or(dir.as_path(), |rig| rig.mount.as_path())
+        .join("randread-1g.dat");
     if !file.exists() {
         println!(
             "xtask bench: creating and filling {} (1 GiB)",
