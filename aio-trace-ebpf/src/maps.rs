@@ -47,10 +47,11 @@ pub static LOSS: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_CAUSES, 0
 #[map]
 pub static AIO_PIDS: LruHashMap<u32, u8> = LruHashMap::with_max_entries(16_384, 0);
 
-/// When io_setup last handed out each (process, context id): the kernel
-/// reuses a destroyed context's id (see `submit::born`). Read only when an
-/// iocb address is submitted again while an earlier submission of it is in
-/// the table. LRU: bounded without bookkeeping.
+/// When io_setup last handed out, or io_destroy gave back, each (process,
+/// context id): the kernel reuses a destroyed context's id (see
+/// `submit::born`). Read only when an iocb address is submitted again while
+/// an earlier submission of it is in the table, or when an in-flight set is
+/// full. LRU: bounded without bookkeeping.
 #[map]
 pub static CTX_BORN: LruHashMap<CtxKey, u64> = LruHashMap::with_max_entries(16_384, 0);
 

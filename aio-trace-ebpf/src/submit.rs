@@ -360,15 +360,7 @@ fn of_destroyed_context(key: &InflightKey, entry: *mut IocbRecord) -> bool {
     if kind != RECORD_IOCB || completed == 0 || key.seq == SEQ_URING {
         return false;
     }
-    let ctx = CtxKey {
-        pid: key.pid,
-        _pad: 0,
-        ctx: key.ctx,
-    };
-    // SAFETY: HashMap::get is unsafe because another CPU may delete the entry under the returned
-    // reference; the u64 is copied at once.
-    let born = unsafe { CTX_BORN.get(ctx) }.copied().unwrap_or(0);
-    submitted < born
+    submitted < born_at(key.pid, key.ctx)
 }
 
 /// Kernel completion seen this long before the address was submitted again,
@@ -402,18 +394,20 @@ fn ring_reaped(who: &Submitter, previous: *mut IocbRecord) -> bool {
     }
 }
 
-/// When the context id `who.ctx` was last handed out by io_setup (0 if
-/// before the trace). The kernel reuses a destroyed context's id, and an
+/// When the context id `who.ctx` was last handed out by io_setup or given
+/// back by io_destroy (0 if before the trace). The kernel reuses a destroyed context's id, and an
 /// application its iocb memory: an entry of the same address submitted
 /// before that was the destroyed context's, which no io_getevents of this
 /// one will return (the user half delivers it from the destroy).
 #[inline(always)]
 fn born(who: &Submitter) -> u64 {
-    let key = CtxKey {
-        pid: who.pid,
-        _pad: 0,
-        ctx: who.ctx,
-    };
+    born_at(who.pid, who.ctx)
+}
+
+/// `CTX_BORN` of (pid, ctx): 0 when unknown.
+#[inline(always)]
+fn born_at(pid: u32, ctx: u64) -> u64 {
+    let key = CtxKey { pid, _pad: 0, ctx };
     // SAFETY: HashMap::get is unsafe because another CPU may delete the entry under the returned
     // reference; the u64 is copied at once.
     unsafe { CTX_BORN.get(key) }.copied().unwrap_or(0)
