@@ -14,7 +14,7 @@ const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/repla
 
 mod support;
 
-use support::tmux::{Session, row_with, tmux};
+use support::tmux::{Session, exit_line, row_with, tmux};
 
 #[test]
 fn replay_shows_the_recorded_rows_speeds_up_and_quits_cleanly() {
@@ -81,12 +81,7 @@ fn replay_shows_the_recorded_rows_speeds_up_and_quits_cleanly() {
     );
 
     tmux(&["send-keys", "-t", &name, "q"]);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !exit_file.exists() && Instant::now() < deadline {
-        sleep(Duration::from_millis(100));
-    }
-    let exit = std::fs::read_to_string(&exit_file).expect("top did not exit after q");
-    assert_eq!(exit.trim(), "EXIT=0");
+    assert_eq!(exit_line(&exit_file), "EXIT=0", "top did not exit after q");
     let after = tmux(&["capture-pane", "-p", "-t", &name]);
     assert!(
         !after.contains("IOCB/s"),

@@ -2,17 +2,13 @@
 //! (a detached tmux session): the table shows PREAD and PREADV rows with the
 //! workload's segment counts, and `q` exits 0 leaving the alternate screen.
 
-use std::{
-    process::Command,
-    thread::sleep,
-    time::{Duration, Instant},
-};
+use std::{process::Command, thread::sleep, time::Duration};
 
 const AIO_TRACE: &str = env!("CARGO_BIN_EXE_aio-trace");
 
 mod support;
 
-use support::tmux::{Session, row_with, tmux};
+use support::tmux::{Session, exit_line, row_with, tmux};
 
 #[test]
 fn top_shows_vectored_and_scalar_rows_and_quits_cleanly() {
@@ -67,12 +63,7 @@ fn top_shows_vectored_and_scalar_rows_and_quits_cleanly() {
     assert!(scalar.is_some(), "no PREAD row with 1.00 segments:\n{pane}");
 
     tmux(&["send-keys", "-t", &name, "q"]);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !exit_file.exists() && Instant::now() < deadline {
-        sleep(Duration::from_millis(100));
-    }
-    let exit = std::fs::read_to_string(&exit_file).expect("top did not exit after q");
-    assert_eq!(exit.trim(), "EXIT=0");
+    assert_eq!(exit_line(&exit_file), "EXIT=0", "top did not exit after q");
     // Back on the main screen: the table is gone.
     let after = tmux(&["capture-pane", "-p", "-t", &name]);
     assert!(

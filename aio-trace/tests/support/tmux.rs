@@ -1,6 +1,11 @@
 //! tmux helpers shared by the terminal tests (`top.rs`, `replay.rs`).
 
-use std::process::Command;
+use std::{
+    path::Path,
+    process::Command,
+    thread::sleep,
+    time::{Duration, Instant},
+};
 
 pub fn tmux(args: &[&str]) -> String {
     let out = Command::new("tmux").args(args).output().expect("run tmux");
@@ -20,4 +25,17 @@ impl Drop for Session {
 pub fn row_with<'a>(pane: &'a str, op: &str, segs: &str) -> Option<&'a str> {
     pane.lines()
         .find(|l| l.split_whitespace().any(|w| w == op) && l.split_whitespace().any(|w| w == segs))
+}
+
+/// The line a pane's shell writes to `path` once the command under test
+/// exits (`echo EXIT=$? > path`), trimmed; empty if none within 15 s. The
+/// shell creates the file before it writes the line: wait for the line.
+pub fn exit_line(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut line = String::new();
+    while !line.ends_with('\n') && Instant::now() < deadline {
+        sleep(Duration::from_millis(100));
+        line = std::fs::read_to_string(path).unwrap_or_default();
+    }
+    line.trim().to_owned()
 }
