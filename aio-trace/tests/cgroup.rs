@@ -17,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use common::{AIO_TRACE, TempDir, assert_usage_error};
+use common::{AIO_TRACE, TempDir, assert_usage_error, report_json};
 use serde_json::Value;
 
 /// A cgroup of the test's own under the v2 mount, removed when dropped
@@ -175,12 +175,7 @@ fn cgroup_keeps_only_its_tasks_and_names_them_in_records_and_report() {
         assert_eq!(r["cgroup_path"], cgroup.path.as_str(), "{r}");
     }
 
-    let report = Command::new(AIO_TRACE)
-        .args(["report", &file, "--by", "cgroup", "--json"])
-        .output()
-        .unwrap();
-    assert!(report.status.success(), "{report:?}");
-    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    let report = report_json(&file, "cgroup");
     let groups = report["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 1, "{groups:?}");
     assert_eq!(groups[0]["key"], cgroup.path.as_str());

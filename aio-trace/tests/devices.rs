@@ -12,7 +12,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use common::{AIO_TRACE, LoopDevice, TempDir, assert_usage_error};
+use common::{AIO_TRACE, LoopDevice, TempDir, assert_usage_error, report_json};
 use serde_json::Value;
 
 /// "maj:min" of the filesystem holding `path`.
@@ -100,12 +100,7 @@ fn disk_keeps_only_that_devices_records_and_report_names_it() {
     assert_eq!(devices[0]["dev"], loop_dev.as_str());
     assert_eq!(devices[0]["name"], name.as_str());
 
-    let report = Command::new(AIO_TRACE)
-        .args(["report", &file, "--by", "dev", "--json"])
-        .output()
-        .unwrap();
-    assert!(report.status.success(), "{report:?}");
-    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    let report = report_json(&file, "dev");
     let groups = report["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 1, "{groups:?}");
     assert_eq!(groups[0]["key"], format!("{name} {loop_dev}").as_str());

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{AIO_TRACE, TempDir, Testee, of_type};
+use common::{AIO_TRACE, TempDir, Testee, of_type, report_json};
 use serde_json::Value;
 use support::tool::ensure_python_module;
 
@@ -40,15 +40,6 @@ fn start_command(command: &mut Command, banner: &str) -> Child {
 fn signal(child: &Child, sig: i32) {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, sig) };
-}
-
-fn report_json(file: &str) -> Value {
-    let out = Command::new(AIO_TRACE)
-        .args(["report", "--json", "--by", "op", file])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "report {file}: {out:?}");
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn ensure_command(command: &str, package: &str) {
@@ -131,7 +122,7 @@ fn record_report_and_duckdb_agree_with_the_live_counts() {
     assert_eq!(lines.last().unwrap()["type"], "lost");
     let summary = of_type(&lines, "summary").next().unwrap();
 
-    let report = report_json(&jsonl);
+    let report = report_json(&jsonl, "op");
     assert_eq!(report["complete"], true);
     assert_eq!(report["records"], iocbs);
     assert_eq!(
@@ -145,7 +136,7 @@ fn record_report_and_duckdb_agree_with_the_live_counts() {
     );
     assert_eq!(report["lost"]["ring_full"], 0);
     // Each recorder has its own tracer and timestamps: counts agree, times differ slightly.
-    let csv_report = report_json(&csv);
+    let csv_report = report_json(&csv, "op");
     assert_eq!(csv_report["records"], report["records"]);
     assert_eq!(
         csv_report["total"]["bytes_transferred"],
@@ -280,7 +271,7 @@ fn a_record_killed_mid_run_leaves_a_file_report_reads() {
     signal(&workload, libc::SIGTERM);
     let _ = workload.wait();
     assert!(out.status.success(), "{out:?}");
-    let report = report_json(&file);
+    let report = report_json(&file, "op");
     assert_eq!(report["complete"], true);
     assert!(report["records"].as_u64().unwrap() > 0, "{report}");
 }
@@ -309,7 +300,7 @@ fn record_with_the_built_in_workload_has_both_modes() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let report = report_json(&file);
+    let report = report_json(&file, "op");
     let ops: Vec<&str> = report["ops"]
         .as_array()
         .unwrap()
@@ -485,7 +476,7 @@ fn threaded_and_io_uring_recordings_count_once_downstream() {
         let requests = of_type(&truth, "iocb").count() as u64;
         assert_eq!(recorded + missing, requests, "{scenario}: {lost}");
 
-        let report = report_json(&file);
+        let report = report_json(&file, "op");
         assert_eq!(report["records"], recorded, "{scenario}: report");
 
         let replay = Command::new(AIO_TRACE)

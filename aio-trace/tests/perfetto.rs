@@ -23,8 +23,13 @@ const CHECK: &str = concat!(
 
 /// `aio-trace record -o FILE -p PID`, once its banner says it is attached.
 fn record(file: &str, pid: &str) -> Child {
-    let mut child = Command::new(AIO_TRACE)
-        .args(["record", "-o", file, "-p", pid])
+    attached(Command::new(AIO_TRACE).args(["record", "-o", file, "-p", pid]))
+}
+
+/// `record`, started and past its banner (its probes attached); the rest of
+/// its stderr is drained.
+fn attached(record: &mut Command) -> Child {
+    let mut child = record
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -133,19 +138,13 @@ fn a_native_record_killed_mid_run_is_a_trace_up_to_the_kill() {
     );
     let dir = TempDir::new("perfetto-killed");
     let trace = format!("{}/killed.perfetto-trace", dir.path());
-    let mut child = Command::new(AIO_TRACE)
-        .args(["record", "-o", &trace, "--workload", "-d", "10"])
-        // The workload thread's name, so that parallel tests do not feed this file.
-        .args(["-c", "aio-trace-workl"])
-        .env("TMPDIR", dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert!(line.starts_with("Recording AIO"), "{line:?}");
+    let mut child = attached(
+        Command::new(AIO_TRACE)
+            .args(["record", "-o", &trace, "--workload", "-d", "10"])
+            // The workload thread's name, so that parallel tests do not feed this file.
+            .args(["-c", "aio-trace-workl"])
+            .env("TMPDIR", dir.path()),
+    );
     std::thread::sleep(std::time::Duration::from_secs(2));
     child.kill().unwrap();
     assert!(!child.wait().unwrap().success());

@@ -462,3 +462,13 @@ pub fn assert_usage_error(args: &[&str], message: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with(message), "{stderr}");
 }
+
+/// `aio-trace report FILE --by BY --json`, parsed.
+pub fn report_json(file: &str, by: &str) -> serde_json::Value {
+    let out = Command::new(AIO_TRACE)
+        .args(["report", "--json", "--by", by, file])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "report {file}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
