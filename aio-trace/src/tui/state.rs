@@ -286,7 +286,11 @@ pub(crate) mod tests {
         calls: u64,
     ) -> (CtxKey, CtxCounters) {
         (
-            CtxKey { pid, _pad: 0, ctx },
+            CtxKey {
+                pid,
+                op: aio_trace_common::CTX_OP_CALLS,
+                ctx,
+            },
             CtxCounters {
                 io_submit_calls: submitted,
                 iocbs_submitted: submitted,
