@@ -89,7 +89,11 @@ fn queuing_owner(bio: u64) -> Option<Owner> {
     if let Some(state) = active_slot(&SUBMITS, tid) {
         // SAFETY: the thread's io_submit state, a map value pointer (see the crate doc's Safety)
         // that only this thread's programs use.
-        let key = current_iocb(unsafe { &mut *state }, (pid_tgid >> 32) as u32, bio);
+        let state = unsafe { &mut *state };
+        if state.untraced() {
+            return None;
+        }
+        let key = current_iocb(state, (pid_tgid >> 32) as u32, bio);
         // Sampling leaves most iocbs out of the table: not a loss then.
         if key.is_none() && full_mode() {
             count_loss(LossCause::UnattributedBio);

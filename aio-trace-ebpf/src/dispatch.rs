@@ -55,6 +55,11 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
     // reading the kiocb. io_submit first: it is the common case here, and a
     // thread is in at most one of the two.
     let caller = if let Some(state) = active_slot(&SUBMITS, tid) {
+        // SAFETY: the thread's io_submit state, a map value pointer (see the crate doc's Safety)
+        // that only this thread's programs use.
+        if unsafe { (*state).untraced() } {
+            return Ok(());
+        }
         Caller::Submit(state)
     } else if let Some(record) = active_slot(&SYNC_CALLS, tid) {
         Caller::Sync(record)

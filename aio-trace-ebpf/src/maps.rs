@@ -92,6 +92,18 @@ pub struct SubmitState {
     /// Bit i: iocb i is in the in-flight table, but its iovec array could
     /// not be read at entry (`IOCB_BYTES_UNKNOWN`); read again likewise.
     pub unsummed: u64,
+    /// Iocbs of the call the entry sampled (`sample_iocb`).
+    pub sampled: u64,
+}
+
+impl SubmitState {
+    /// Whether no iocb of the call can be in the in-flight table: none
+    /// sampled and none pending a late read. Its dispatches and bios then
+    /// stop at once: with 1 in N sampled, most calls.
+    #[inline(always)]
+    pub fn untraced(&self) -> bool {
+        self.sampled == 0 && self.unreadable | self.unsummed == 0
+    }
 }
 
 /// `SubmitState::current_by`.

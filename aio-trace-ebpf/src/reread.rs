@@ -90,6 +90,8 @@ pub fn reread(state: &mut SubmitState, upto: u64) {
             0,
         )
     };
+    // Decoded now: in the in-flight table, as if sampled at entry.
+    state.sampled += u64::from((state.unreadable & !walk.unreadable).count_ones());
     state.unreadable = walk.unreadable;
     state.unsummed = walk.unsummed;
 }

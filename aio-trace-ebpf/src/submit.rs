@@ -59,9 +59,10 @@ struct SubmitWalk {
     /// The chunk of the pointer array holding the current index, if read.
     pointers: [u64; POINTER_CHUNK],
     pointers_read: u64,
-    /// `SubmitState::unreadable` and `unsummed`.
+    /// `SubmitState::unreadable`, `unsummed` and `sampled`.
     unreadable: u64,
     unsummed: u64,
+    sampled: u64,
 }
 
 #[tracepoint]
@@ -101,6 +102,7 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
         pointers_read: 0,
         unreadable: 0,
         unsummed: 0,
+        sampled: 0,
     };
     // bpf_loop: the callback is verified once, whatever nr is.
     // SAFETY: bpf_loop calls the extern "C" callback with the context pointer, a local that
@@ -125,6 +127,7 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
         submit_ns: walk.who.submit_ns,
         unreadable: walk.unreadable,
         unsummed: walk.unsummed,
+        sampled: walk.sampled,
     };
     if !open_slot(&SUBMITS, tid, &state) {
         count_loss(LossCause::SyscallStateFull);
@@ -183,7 +186,9 @@ fn iocb_pointer(walk: &mut SubmitWalk, index: u64) -> Result<u64, i64> {
 
 fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<u64, i64> {
     let iocb_addr = iocb_pointer(walk, index)?;
-    decode_iocb::<false>(&walk.who, iocb_addr, sample_iocb())
+    let sampled = sample_iocb();
+    walk.sampled += u64::from(sampled);
+    decode_iocb::<false>(&walk.who, iocb_addr, sampled)
 }
 
 /// Decodes the iocb at `iocb_addr` into the in-flight table; Err if it could

@@ -304,6 +304,7 @@ pub(crate) mod tests {
     pub(crate) fn ticked(mut s: State) -> State {
         let snapshot = Snapshot {
             counters: vec![counters(100, 0xa, 40, 36, 0), counters(200, 0xc, 8, 6, 0)],
+            ops: Vec::new(),
             losses: LossCounts::default(),
             overhead_sample: None,
         };
