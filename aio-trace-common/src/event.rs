@@ -154,13 +154,49 @@ const _: () = assert!(core::mem::size_of::<InflightKey>() == 24);
 pub type InflightEntry = crate::TableEntry<InflightKey, IocbRecord>;
 const _: () = assert!(core::mem::size_of::<InflightEntry>() == 208);
 
-/// Key of the per-context counters.
+/// Key of the per-context counters: the context's syscall counters
+/// (`op` = `CTX_OP_CALLS`), and one entry per iocb opcode submitted in it
+/// (`op` = `ctx_op(opcode)`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CtxKey {
     pub pid: u32,
-    pub _pad: u32,
+    pub op: u32,
     pub ctx: u64,
+}
+
+/// `CtxKey::op` of a context's syscall counters.
+pub const CTX_OP_CALLS: u32 = 0;
+
+/// `CtxKey::op` of the iocbs of `IOCB_CMD_*` opcode `opcode` (an iocb whose
+/// opcode could not be read has none: it is never counted by opcode).
+pub const fn ctx_op(opcode: u16) -> u32 {
+    opcode as u32 + 1
+}
+
+/// The `IOCB_CMD_*` opcode of a per-opcode `CtxKey::op`; None for the calls.
+pub const fn op_of_ctx(op: u32) -> Option<u16> {
+    if op == CTX_OP_CALLS {
+        None
+    } else {
+        Some((op - 1) as u16)
+    }
+}
+
+/// Buckets of the per-opcode segments histogram (`CtxCounters::segs_log2`):
+/// bucket 0 holds iocbs without segments (FSYNC), bucket b ≥ 1 holds
+/// [2^(b-1), 2^b) segments, the last also everything above (UIO_MAXIOV,
+/// 1,024 segments, is bucket 11).
+pub const SEGS_BUCKETS: usize = 12;
+
+/// The `segs_log2` bucket of an iocb of `segs` segments.
+pub const fn segs_bucket(segs: u32) -> usize {
+    let b = (u32::BITS - segs.leading_zeros()) as usize;
+    if b >= SEGS_BUCKETS {
+        SEGS_BUCKETS - 1
+    } else {
+        b
+    }
 }
 const _: () = assert!(core::mem::size_of::<CtxKey>() == 16);
 
@@ -174,7 +210,10 @@ const _: () = assert!(core::mem::size_of::<CtxKey>() == 16);
 pub const CTX_URING_FD: u64 = 1 << 63;
 
 /// Per (process, context) syscall counters, kept in the kernel: no record is
-/// needed per call, only these sums.
+/// needed per call, only these sums. An entry of the calls (`CTX_OP_CALLS`)
+/// uses the call fields and `events_failed`; an entry of one opcode uses
+/// `iocbs_submitted`, `bytes` and `segs_log2`, exact whether or not its
+/// iocbs are sampled (counted at io_submit, see `SAMPLE_EVERY`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtxCounters {
@@ -193,8 +232,17 @@ pub struct CtxCounters {
     pub min_nr_sum: u64,
     pub nr_sum: u64,
     pub io_cancel_calls: u64,
+    /// Events io_getevents returned with a negative `res` (an errno).
+    pub events_failed: u64,
+    /// Bytes requested by the iocbs submitted (`IocbRecord::bytes`; 0 for
+    /// an iocb whose iovec array could not be read, counted as `user_read`).
+    pub bytes: u64,
+    /// Segments of the iocbs submitted (`IocbRecord::segs`), for the average.
+    pub segments: u64,
+    /// Iocbs submitted by segments (`segs_bucket`).
+    pub segs_log2: [u64; SEGS_BUCKETS],
 }
-const _: () = assert!(core::mem::size_of::<CtxCounters>() == 80);
+const _: () = assert!(core::mem::size_of::<CtxCounters>() == 104 + 8 * SEGS_BUCKETS);
 
 /// Indexes of the per-CPU loss counters: every event the tracer missed is
 /// counted under one cause.
@@ -293,7 +341,7 @@ mod pod {
     unsafe impl aya::Pod for InflightKey {}
     // SAFETY: repr(C) integers with explicit padding (size asserted: 16).
     unsafe impl aya::Pod for CtxKey {}
-    // SAFETY: repr(C) u64 counters only (size asserted: 80).
+    // SAFETY: repr(C) u64 counters only (size asserted: 200).
     unsafe impl aya::Pod for CtxCounters {}
     // SAFETY: repr(C) integers with explicit padding (size asserted).
     unsafe impl aya::Pod for DevCounters {}

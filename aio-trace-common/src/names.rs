@@ -53,6 +53,9 @@ pub const GLOBAL_ARGS_FROM_REGS: &str = "ARGS_FROM_REGS";
 /// `MIDFLIGHT_UNTIL_NS`: until when an unmatched io_event is an iocb of the
 /// trace's start (`LossCause::InflightAtStart`).
 pub const GLOBAL_MIDFLIGHT_UNTIL_NS: &str = "MIDFLIGHT_UNTIL_NS";
+/// `SAMPLE_EVERY`: 1 in this many AIO iocbs is traced in full (0 and 1:
+/// every iocb); the others are only counted.
+pub const GLOBAL_SAMPLE_EVERY: &str = "SAMPLE_EVERY";
 
 /// Every global named above.
 pub const GLOBALS: &[&str] = &[
@@ -63,6 +66,7 @@ pub const GLOBALS: &[&str] = &[
     GLOBAL_KERNEL_OFFSETS,
     GLOBAL_ARGS_FROM_REGS,
     GLOBAL_MIDFLIGHT_UNTIL_NS,
+    GLOBAL_SAMPLE_EVERY,
 ];
 
 // Programs, each named after the tracepoint it attaches to.

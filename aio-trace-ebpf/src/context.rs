@@ -1,7 +1,7 @@
 //! io_setup / io_destroy / io_cancel: context lifetime and cancel counts.
 
 use aio_trace_common::{
-    CTX_DESTROY, CTX_EXIT, CTX_SETUP, CtxKey, CtxRecord, LossCause, RECORD_CTX,
+    CTX_DESTROY, CTX_EXIT, CTX_OP_CALLS, CTX_SETUP, CtxKey, CtxRecord, LossCause, RECORD_CTX,
 };
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
@@ -107,7 +107,7 @@ fn try_exit_ctx_call(ctx: &TracePointContext, event: u8) -> Result<(), i64> {
     // destroyed context are known as such (`submit::put_inflight`).
     let key = CtxKey {
         pid,
-        _pad: 0,
+        op: CTX_OP_CALLS,
         ctx: aio_ctx,
     };
     // A destroy's exit may run after another thread's io_setup got the id

@@ -4,8 +4,8 @@
 use aio_trace_common::{
     CGROUP_FILTER_ENTRIES, CtxCounters, CtxKey, DEFAULT_RING_BYTES, DEV_STATS_ENTRIES, DevCounters,
     INFLIGHT_ENTRIES, INFLIGHT_SETS, InflightKey, IoEvent, IocbRecord, Iovec, LOSS_CAUSES,
-    LossCause, OWNER_AIO, OWNER_SYSCALL, Owner, PID_FILTER_SETS, REAP_BATCH, SEQ_ORDER, TABLE_WAYS,
-    UIO_MAXIOV,
+    LossCause, OWNER_AIO, OWNER_SYSCALL, Owner, PID_FILTER_SETS, REAP_BATCH, SEGS_BUCKETS,
+    SEQ_ORDER, TABLE_WAYS, UIO_MAXIOV, ctx_op, segs_bucket,
 };
 use aya_ebpf::{
     bindings::{
@@ -93,6 +93,18 @@ pub struct SubmitState {
     /// Bit i: iocb i is in the in-flight table, but its iovec array could
     /// not be read at entry (`IOCB_BYTES_UNKNOWN`); read again likewise.
     pub unsummed: u64,
+    /// Iocbs of the call the entry sampled (`sample_iocb`).
+    pub sampled: u64,
+}
+
+impl SubmitState {
+    /// Whether no iocb of the call can be in the in-flight table: none
+    /// sampled and none pending a late read. Its dispatches and bios then
+    /// stop at once: with 1 in N sampled, most calls.
+    #[inline(always)]
+    pub fn untraced(&self) -> bool {
+        self.sampled == 0 && self.unreadable | self.unsummed == 0
+    }
 }
 
 /// `SubmitState::current_by`.
@@ -317,6 +329,8 @@ pub struct ReapBatch {
     pub batched: u64,
     /// Whether this CPU's `REAP_EVENTS` slot holds the current chunk.
     pub chunk_read: u64,
+    /// Events of the call with a negative `res` (`CtxCounters::events_failed`).
+    pub failed: u64,
     pub records: [IocbRecord; REAP_BATCH],
 }
 #[map]
@@ -365,14 +379,24 @@ pub fn count_losses(cause: LossCause, n: u64) {
     }
 }
 
-/// The counters of (pid, ctx), created on first use. None only if the table is full.
+/// The call counters of (pid, ctx), created on first use. None only if the table is full.
+#[inline(always)]
+pub fn counters(pid: u32, ctx: u64) -> Option<*mut CtxCounters> {
+    counters_of(CtxKey {
+        pid,
+        op: aio_trace_common::CTX_OP_CALLS,
+        ctx,
+    })
+}
+
+/// The counters of `key`, created on first use (see `counters`).
 #[inline(always)]
 #[expect(
     clippy::needless_borrows_for_generic_args,
     reason = "aya-ebpf's map methods take `impl Borrow<K>`: borrows pass keys and the zero template in place instead of copying them onto the 512-byte stack"
 )]
-pub fn counters(pid: u32, ctx: u64) -> Option<*mut CtxCounters> {
-    let key = CtxKey { pid, _pad: 0, ctx };
+fn counters_of(key: CtxKey) -> Option<*mut CtxCounters> {
+    let pid = key.pid;
     if let Some(c) = COUNTERS.get_ptr_mut(&key) {
         return Some(c);
     }
@@ -383,6 +407,81 @@ pub fn counters(pid: u32, ctx: u64) -> Option<*mut CtxCounters> {
     // Registered here, once per context, rather than on every io_submit.
     let _ = AIO_PIDS.insert(&pid, &1, 0);
     COUNTERS.get_ptr_mut(&key)
+}
+
+/// Adds `iocbs` iocbs of `opcode` submitted in (pid, ctx), of `segs`
+/// segments and `bytes` bytes in all, to its counters: 1 at submit, 0 to
+/// add bytes read late, -1 (`u64::MAX`, with the bytes negated) to take
+/// back an iocb io_submit refused or never attempted. Per-CPU copies may
+/// wrap below zero when the two run on different CPUs; the user half sums
+/// them with wrapping adds.
+#[inline(always)]
+pub fn count_iocb(pid: u32, ctx: u64, opcode: u16, segs: u32, bytes: u64, iocbs: u64) {
+    let Some(c) = counters_of(CtxKey {
+        pid,
+        op: ctx_op(opcode),
+        ctx,
+    }) else {
+        return;
+    };
+    let bucket = segs_bucket(segs);
+    if bucket >= SEGS_BUCKETS {
+        return;
+    }
+    // SAFETY: a counters pointer from `counters_of` (see the crate doc's Safety); the bucket is
+    // bounds-checked above.
+    unsafe {
+        (*c).iocbs_submitted = (*c).iocbs_submitted.wrapping_add(iocbs);
+        (*c).bytes = (*c).bytes.wrapping_add(bytes);
+        (*c).segments = (*c)
+            .segments
+            .wrapping_add(u64::from(segs).wrapping_mul(iocbs));
+        (*c).segs_log2[bucket] = (*c).segs_log2[bucket].wrapping_add(iocbs);
+    }
+}
+
+/// 1 in this many AIO iocbs is traced in full (set by the loader before
+/// load; 0 and 1: every iocb). The others are counted (`count_iocb`) and
+/// never enter the in-flight table, so their dispatch, bios and reap find
+/// nothing and stop there.
+#[unsafe(no_mangle)]
+static SAMPLE_EVERY: u64 = 0;
+
+/// Iocbs this CPU has seen submitted since its last sampled one.
+#[map]
+pub static SAMPLE_TICK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Whether every iocb is traced in full.
+#[inline(always)]
+pub fn full_mode() -> bool {
+    // SAFETY: a plain read of a read-only global the loader set before load.
+    let every = unsafe { core::ptr::read_volatile(&SAMPLE_EVERY) };
+    every <= 1
+}
+
+/// Whether the iocb being submitted now is traced in full: decided once, at
+/// submit, so that its whole chain follows. A per-CPU count rather than a
+/// random draw: exactly 1 in N of each CPU's iocbs, and no helper call.
+#[inline(always)]
+pub fn sample_iocb() -> bool {
+    // SAFETY: a plain read of a read-only global the loader set before load.
+    let every = unsafe { core::ptr::read_volatile(&SAMPLE_EVERY) };
+    if every <= 1 {
+        return true;
+    }
+    let Some(tick) = SAMPLE_TICK.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's slot of a per-CPU array; syscall tracepoint programs run with preemption
+    // off, and only io_submit's programs use it.
+    unsafe {
+        *tick += 1;
+        if *tick >= every {
+            *tick = 0;
+            return true;
+        }
+    }
+    false
 }
 
 /// Adds to this CPU's copy of a counter (see `COUNTERS`).

@@ -18,7 +18,7 @@ use crate::{
     filter::traced,
     maps::{
         EVENTS, INFLIGHT, REAP_BATCHES, REAP_EVENTS, ReapBatch, add, count_loss, count_losses,
-        counters, inflight, order_key, wakeup_flags,
+        counters, full_mode, inflight, order_key, wakeup_flags,
     },
     syscall, table,
 };
@@ -75,6 +75,12 @@ fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
     };
     let ret = syscall::ret(ctx);
     let reaped = if ret > 0 { ret as u64 } else { 0 };
+    let failed = if reaped == 0 {
+        0
+    } else {
+        reap_events(pid, aio_ctx, events, reaped)
+    };
+    // All of the call's counters after its events: one lookup per call.
     if let Some(c) = counters(pid, aio_ctx) {
         // SAFETY: a counters pointer from `counters` (see the crate doc's Safety); `add` is given
         // fields inside it.
@@ -86,12 +92,17 @@ fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
                 add(&raw mut (*c).empty_getevents, 1);
             } else {
                 add(&raw mut (*c).events_reaped, reaped);
+                add(&raw mut (*c).events_failed, failed);
             }
         }
     }
-    if reaped == 0 {
-        return Ok(());
-    }
+    Ok(())
+}
+
+/// Matches the `reaped` io_events at `events` to their iocbs and sends
+/// their records; the events that carried an errno, counted.
+#[inline(always)]
+fn reap_events(pid: u32, aio_ctx: u64, events: u64, reaped: u64) -> u64 {
     let mut walked = reaped;
     if walked > MAX_IOCBS_PER_CALL as u64 {
         count_loss(LossCause::BatchTruncated);
@@ -107,13 +118,14 @@ fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
         walked,
     };
     let Some(batch) = REAP_BATCHES.get_ptr_mut(0) else {
-        return Ok(());
+        return 0;
     };
     // SAFETY: this CPU's reap batch slot, a map value pointer (see the crate doc's Safety) that
     // only the reap programs on this CPU use.
     unsafe {
         (*batch).batched = 0;
         (*batch).chunk_read = 0;
+        (*batch).failed = 0;
     }
     // SAFETY: bpf_loop calls the extern "C" callback with the context pointer, a local that
     // outlives the call; flags are 0.
@@ -126,7 +138,8 @@ fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
         )
     };
     flush(batch);
-    Ok(())
+    // SAFETY: as above.
+    unsafe { (*batch).failed }
 }
 
 /// Sends the batched records as one ring buffer item.
@@ -233,6 +246,10 @@ extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
     };
     // SAFETY: this CPU's io_event chunk slot; `at` < REAP_BATCH (the index within the chunk).
     let event = unsafe { &(*chunk).events[at] };
+    if event.res < 0 {
+        // SAFETY: this CPU's reap batch slot, a map value pointer (see the crate doc's Safety).
+        unsafe { (*batch).failed += 1 };
+    }
     let key = InflightKey {
         pid: walk.pid,
         seq: 0,
@@ -253,7 +270,10 @@ extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
         None => table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, Some(out)),
     };
     if !taken {
-        count_loss(unmatched_cause(walk.reap_ns));
+        // Sampling leaves most iocbs out of the table: not a loss then.
+        if full_mode() {
+            count_loss(unmatched_cause(walk.reap_ns));
+        }
         return 0;
     }
     // SAFETY: `out` points into this CPU's reap batch slot, in bounds (see above).

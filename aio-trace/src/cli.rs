@@ -296,10 +296,35 @@ pub struct SnoopArgs {
     pub inflight_timeout: Duration,
 }
 
+/// The tracing tier of `top` and `serve`.
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Trace 1 in N AIO iocbs in full (latency, stages, bios, devices); count
+    /// every iocb, its bytes and segments exactly in the kernel. 1 traces
+    /// every iocb.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SAMPLE, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "full")]
+    pub sample: u64,
+    /// Trace every iocb in full: the same as --sample 1.
+    #[arg(long)]
+    pub full: bool,
+}
+
+/// The light tier's default sample of `top` and `serve`.
+pub const DEFAULT_SAMPLE: u64 = 64;
+
+impl SampleArgs {
+    /// 1 in how many AIO iocbs gets a record.
+    pub fn every(&self) -> u64 {
+        if self.full { 1 } else { self.sample }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct TopArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub sample: SampleArgs,
     /// Refresh interval in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..))]
     pub interval: u64,
@@ -418,6 +443,8 @@ pub struct ServeArgs {
     pub listen: std::net::SocketAddr,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub sample: SampleArgs,
     /// Give up on an iocb not reaped after this long (counted as aged_out).
     #[arg(long, value_name = "DURATION", default_value = "30", value_parser = parse_duration)]
     pub inflight_timeout: Duration,

@@ -17,7 +17,8 @@ use std::{
 };
 
 use aio_trace_common::{
-    CTX_DESTROY, CTX_EXIT, CtxKey, IOCB_RES_UNKNOWN, IocbRecord, RECORD_ORDER, SEQ_URING,
+    CTX_DESTROY, CTX_EXIT, CTX_OP_CALLS, CtxKey, IOCB_RES_UNKNOWN, IocbRecord, RECORD_ORDER,
+    SEQ_URING,
 };
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
@@ -254,7 +255,7 @@ impl Session {
                         {
                             let key = CtxKey {
                                 pid: ctx.pid,
-                                _pad: 0,
+                                op: CTX_OP_CALLS,
                                 ctx: ctx.ctx,
                             };
                             self.destroyed.push((key, ctx.ts_ns));

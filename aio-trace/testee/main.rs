@@ -836,6 +836,17 @@ fn threads(dir: &Path, memory: IocbMemory, timeout: bool) -> io::Result<Truth> {
 /// The built-in workload, randrw with --verify, as `aio-trace workload`
 /// runs it on `engine`.
 fn workload(dir: &Path, engine: Engine, mode: Mode) -> io::Result<Truth> {
+    workload_of(dir, engine, mode, 100, 4)
+}
+
+/// The built-in workload of `units` (8 × 4 KiB each) at `iodepth`.
+fn workload_of(
+    dir: &Path,
+    engine: Engine,
+    mode: Mode,
+    units: u64,
+    iodepth: u32,
+) -> io::Result<Truth> {
     let config = workload::WorkloadConfig {
         target: workload::Target::TempIn(dir.to_owned()),
         engine,
@@ -843,9 +854,9 @@ fn workload(dir: &Path, engine: Engine, mode: Mode) -> io::Result<Truth> {
         segments: 8,
         segment_size: 4096,
         rw: workload::Rw::RandRw,
-        iodepth: 4,
+        iodepth,
         size: Some(4 << 20),
-        stop: workload::Stop::Units(100),
+        stop: workload::Stop::Units(units),
         seed: 7,
         verify: true,
         ..workload::WorkloadConfig::default()
@@ -920,6 +931,8 @@ fn main() -> io::Result<()> {
         "threads_distinct_iocbs" => threads(Path::new(dir), IocbMemory::DistinctHeap, true)?,
         "workload-vectored" => workload(Path::new(dir), Engine::Aio, Mode::Vectored)?,
         "workload-scalar" => workload(Path::new(dir), Engine::Aio, Mode::Scalar)?,
+        // 16,384 iocbs: enough for a 1-in-64 sample of a few hundred.
+        "workload-scalar-long" => workload_of(Path::new(dir), Engine::Aio, Mode::Scalar, 2048, 32)?,
         "workload-uring-vectored" => workload(Path::new(dir), Engine::IoUring, Mode::Vectored)?,
         "workload-uring-scalar" => workload(Path::new(dir), Engine::IoUring, Mode::Scalar)?,
         other => match uring::scenario(other, Path::new(dir)) {

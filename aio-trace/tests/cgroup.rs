@@ -233,7 +233,15 @@ fn serve_labels_series_with_the_cgroup_when_asked() {
     };
     let work = TempDir::new("cgroup-serve");
     let mut serve = Command::new(AIO_TRACE)
-        .args(["serve", "--listen", "127.0.0.1:0", "--labels", "cgroup"])
+        // Every iocb a record: the cgroup label is on the per-record series.
+        .args([
+            "serve",
+            "--full",
+            "--listen",
+            "127.0.0.1:0",
+            "--labels",
+            "cgroup",
+        ])
         .args(["--cgroup", &cgroup.path])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

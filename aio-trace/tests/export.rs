@@ -347,9 +347,12 @@ fn serve_passes_promtool_and_a_prometheus_scrapes_it() {
     let testee = Testee::spawn("workload-vectored");
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
+    // Every iocb a record (`--full`): the per-record series are checked
+    // against the truth, beside the kernel's counts.
     let mut serve = start(
         &[
             "serve",
+            "--full",
             "--listen",
             &listen,
             "-p",
@@ -368,6 +371,13 @@ fn serve_passes_promtool_and_a_prometheus_scrapes_it() {
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(counted, iocbs, "{metrics}");
+    let submitted: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("aio_trace_submitted_iocbs_total{comm=\"aio-trace-teste\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(submitted, iocbs, "the kernel's count: {metrics}");
+    assert!(metrics.contains("aio_trace_sample_every 1\n"), "{metrics}");
     // The testee's file is on the build's filesystem: its device's name is the
     // dev label, and device_info gives its maj:min.
     let dev = std::fs::metadata(dir.path()).unwrap().dev();

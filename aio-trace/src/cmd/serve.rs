@@ -19,7 +19,7 @@ use aio_trace::{
     blockdev::DevNames,
     cgroup::CgroupNames,
     export::prometheus::{Metrics, MetricsSink, SeriesLabels, proc_comm, to_classic_text},
-    loader::{CounterTable, LossTable, Tracer},
+    loader::{CounterTable, LossTable, TraceConfig, Tracer},
     session::{Session, UserLosses},
 };
 use anyhow::Context as _;
@@ -56,6 +56,11 @@ impl Scrape {
             .as_ref()
             .map(CounterTable::snapshot)
             .unwrap_or_default();
+        let ops = self
+            .counters
+            .as_ref()
+            .map(CounterTable::op_snapshot)
+            .unwrap_or_default();
         let losses = self.user_losses.add_to(
             self.kernel_losses
                 .as_ref()
@@ -69,7 +74,8 @@ impl Scrape {
                 .or_insert_with(|| proc_comm(pid).unwrap_or_else(|| "unknown".into()))
                 .clone()
         };
-        self.metrics.update_kernel(&counters, comm_of, &losses);
+        self.metrics
+            .update_kernel(&counters, &ops, comm_of, &losses);
         self.metrics.render()
     }
 }
@@ -387,7 +393,10 @@ fn serve_http(
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = trace_config(&args.filter)?;
+    let config = TraceConfig {
+        sample_every: args.sample.every(),
+        ..trace_config(&args.filter)?
+    };
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     listener
@@ -406,7 +415,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let (tracer, ring) = Tracer::start(&config)?;
     tracer.warn_skipped();
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::sampled(config.sample_every));
     let comms = Arc::new(Mutex::new(HashMap::new()));
     let counters = tracer.counter_table().ok();
     let kernel_losses = tracer.loss_table().ok();

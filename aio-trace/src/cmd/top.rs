@@ -9,6 +9,7 @@ use std::{
 };
 
 use aio_trace::{
+    loader::TraceConfig,
     model::{IocbView, comm_str},
     tui::{
         app::{self, Batch, ReplayOptions, TopOptions},
@@ -115,7 +116,10 @@ pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
         )?;
     }
     let options = TopOptions {
-        trace: trace_config(&args.filter)?,
+        trace: TraceConfig {
+            sample_every: args.sample.every(),
+            ..trace_config(&args.filter)?
+        },
         interval,
         workload: args
             .workload

@@ -25,7 +25,7 @@ use prometheus_client::{
 use crate::{
     blockdev::DevNames,
     cgroup::CgroupNames,
-    model::{Api, IocbView, LossCounts, comm_str},
+    model::{Api, IocbView, LossCounts, Op, OpCounts, comm_str},
     reader::Record,
     session::Sink,
 };
@@ -87,6 +87,15 @@ pub struct CommLabels {
     pub comm: String,
 }
 
+/// The labels of the kernel's exact per-op counts: AIO only, and no device
+/// (an iocb's device is known only from its dispatch, which only a sampled
+/// iocb's record carries).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommOpLabels {
+    pub comm: String,
+    pub op: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CauseLabels {
     pub cause: &'static str,
@@ -114,7 +123,9 @@ fn count_buckets() -> Histogram {
 /// Cumulative kernel counters last seen, to turn snapshots into increments.
 #[derive(Default)]
 struct Seen {
-    contexts: HashMap<CtxKey, (u64, u64)>,
+    contexts: HashMap<CtxKey, (u64, u64, u64)>,
+    /// (iocbs, bytes) by (pid, ctx, opcode).
+    ops: HashMap<(u32, u64, u16), (u64, u64)>,
     losses: LossCounts,
 }
 
@@ -129,6 +140,9 @@ pub struct Metrics {
     bios_per_iocb: Family<OpLabels, Histogram, Buckets>,
     io_submit_calls: Family<CommLabels, Counter>,
     io_getevents_calls: Family<CommLabels, Counter>,
+    failed_events: Family<CommLabels, Counter>,
+    submitted_iocbs: Family<CommOpLabels, Counter>,
+    submitted_bytes: Family<CommOpLabels, Counter>,
     lost: Family<CauseLabels, Counter>,
     devices: Family<DeviceLabels, Gauge>,
     seen: Mutex<Seen>,
@@ -142,6 +156,13 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
+        Self::sampled(1)
+    }
+
+    /// The metrics of a trace that records 1 in `sample_every` AIO iocbs:
+    /// the per-record series are that sample's, the `submitted_*` series
+    /// count every iocb.
+    pub fn sampled(sample_every: u64) -> Self {
         let mut registry = Registry::with_prefix("aio_trace");
         let iocbs = Family::default();
         let bytes = Family::default();
@@ -154,6 +175,11 @@ impl Metrics {
         let io_getevents_calls = Family::default();
         let lost = Family::default();
         let devices = Family::default();
+        let failed_events = Family::default();
+        let submitted_iocbs = Family::default();
+        let submitted_bytes = Family::default();
+        let sample: Gauge = Gauge::default();
+        sample.set(i64::try_from(sample_every).unwrap_or(i64::MAX));
         registry.register(
             "iocbs",
             "Iocbs and io_uring requests reaped or refused, and vectored syscalls",
@@ -187,6 +213,27 @@ impl Metrics {
             "io_getevents and io_pgetevents calls (kernel counters)",
             io_getevents_calls.clone(),
         );
+        registry.register(
+            "failed_events",
+            "io_getevents events with a negative result (kernel counters)",
+            failed_events.clone(),
+        );
+        registry.register(
+            "submitted_iocbs",
+            "AIO iocbs io_submit accepted, every one whatever the sample (kernel counters)",
+            submitted_iocbs.clone(),
+        );
+        registry.register(
+            "submitted_bytes",
+            "Bytes the AIO iocbs io_submit accepted asked for, whatever the sample (kernel counters)",
+            submitted_bytes.clone(),
+        );
+        registry.register(
+            "sample_every",
+            "1 in this many AIO iocbs feeds the per-record series (iocbs, bytes, errors, bios, \
+             latency, segments, bios per iocb); 1: every iocb",
+            sample,
+        );
         registry.register("lost", "Records the tracer missed, by cause", lost.clone());
         registry.register(
             "device_info",
@@ -204,6 +251,9 @@ impl Metrics {
             bios_per_iocb,
             io_submit_calls,
             io_getevents_calls,
+            failed_events,
+            submitted_iocbs,
+            submitted_bytes,
             lost,
             devices,
             seen: Mutex::default(),
@@ -222,11 +272,12 @@ impl Metrics {
         }
     }
 
-    /// Adds what the kernel counted since the last call: syscall counters per
-    /// task name (`comm_of` names a pid) and the loss counters.
+    /// Adds what the kernel counted since the last call: syscall counters and
+    /// iocb counts per task name (`comm_of` names a pid) and the loss counters.
     pub fn update_kernel(
         &self,
         counters: &[(CtxKey, CtxCounters)],
+        ops: &[OpCounts],
         comm_of: impl Fn(u32) -> String,
         losses: &LossCounts,
     ) {
@@ -236,8 +287,9 @@ impl Metrics {
             let last = seen.contexts.entry(*key).or_default();
             let submits = grew(c.io_submit_calls, last.0);
             let getevents = grew(c.io_getevents_calls, last.1);
-            *last = (c.io_submit_calls, c.io_getevents_calls);
-            if submits + getevents == 0 {
+            let failed = grew(c.events_failed, last.2);
+            *last = (c.io_submit_calls, c.io_getevents_calls, c.events_failed);
+            if submits + getevents + failed == 0 {
                 continue;
             }
             let labels = CommLabels {
@@ -247,6 +299,22 @@ impl Metrics {
             self.io_getevents_calls
                 .get_or_create(&labels)
                 .inc_by(getevents);
+            self.failed_events.get_or_create(&labels).inc_by(failed);
+        }
+        for c in ops {
+            let last = seen.ops.entry((c.pid, c.ctx, c.opcode)).or_default();
+            let iocbs = grew(c.iocbs, last.0);
+            let bytes = grew(c.bytes, last.1);
+            *last = (c.iocbs, c.bytes);
+            if iocbs + bytes == 0 {
+                continue;
+            }
+            let labels = CommOpLabels {
+                comm: comm_of(c.pid),
+                op: Op::new(Api::Aio, c.opcode).name(),
+            };
+            self.submitted_iocbs.get_or_create(&labels).inc_by(iocbs);
+            self.submitted_bytes.get_or_create(&labels).inc_by(bytes);
         }
         let then = seen.losses;
         let causes = [
@@ -506,7 +574,7 @@ mod tests {
         sink.observe(&rejected);
         let key = CtxKey {
             pid: 4,
-            _pad: 0,
+            op: aio_trace_common::CTX_OP_CALLS,
             ctx: 9,
         };
         let counters = CtxCounters {
@@ -518,14 +586,23 @@ mod tests {
             ring_full: 2,
             ..Default::default()
         };
-        metrics.update_kernel(&[(key, counters)], |_| "fio".into(), &losses);
+        let mut ops = vec![OpCounts {
+            pid: 4,
+            ctx: 9,
+            opcode: 7,
+            iocbs: 64,
+            bytes: 64 * 32768,
+            ..Default::default()
+        }];
+        metrics.update_kernel(&[(key, counters)], &ops, |_| "fio".into(), &losses);
         // A second snapshot adds only the growth.
         let counters = CtxCounters {
             io_submit_calls: 5,
             io_getevents_calls: 2,
             ..Default::default()
         };
-        metrics.update_kernel(&[(key, counters)], |_| "fio".into(), &losses);
+        ops[0].iocbs = 128;
+        metrics.update_kernel(&[(key, counters)], &ops, |_| "fio".into(), &losses);
         let text = metrics.render().unwrap();
         for line in [
             r#"aio_trace_iocbs_total{comm="fio",api="aio",op="PREADV",dev=""} 3"#,
@@ -535,6 +612,9 @@ mod tests {
             r#"aio_trace_iocb_latency_seconds_count{comm="fio",api="aio",op="PREADV",dev=""} 2"#,
             r#"aio_trace_io_submit_calls_total{comm="fio"} 5"#,
             r#"aio_trace_io_getevents_calls_total{comm="fio"} 2"#,
+            r#"aio_trace_submitted_iocbs_total{comm="fio",op="PREADV"} 128"#,
+            r#"aio_trace_submitted_bytes_total{comm="fio",op="PREADV"} 2097152"#,
+            "aio_trace_sample_every 1",
             r#"aio_trace_lost_total{cause="ring_full"} 2"#,
             r#"aio_trace_lost_total{cause="aged_out"} 0"#,
             "# TYPE aio_trace_iocb_segments histogram",

@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 
 use aio_trace_common::{
-    CGROUP_FILTER_ENTRIES, CTX_URING_FD, CtxCounters, CtxKey, DEV_STATS_ENTRIES, DevCounters,
-    LOSS_CAUSES, MAP_BIO_OWNER, MAP_CGROUP_FILTER, MAP_COUNTERS, MAP_DEV_STATS, MAP_EVENTS,
-    MAP_INFLIGHT, MAP_LOSS, MAP_PID_FILTER, Owner, PID_FILTER_SETS, TABLE_WAYS, TableEntry,
-    TableKey,
+    CGROUP_FILTER_ENTRIES, CTX_OP_CALLS, CTX_URING_FD, CtxCounters, CtxKey, DEV_STATS_ENTRIES,
+    DevCounters, LOSS_CAUSES, MAP_BIO_OWNER, MAP_CGROUP_FILTER, MAP_COUNTERS, MAP_DEV_STATS,
+    MAP_EVENTS, MAP_INFLIGHT, MAP_LOSS, MAP_PID_FILTER, Owner, PID_FILTER_SETS, TABLE_WAYS,
+    TableEntry, TableKey,
 };
 use aya::{
     Ebpf,
@@ -179,10 +179,24 @@ impl CounterTable {
             .iter()
             .filter_map(Result::ok)
             // AIO contexts only: an io_uring ring's calls are read by its key.
-            .filter(|(key, _)| key.ctx & CTX_URING_FD == 0)
+            .filter(|(key, _)| key.ctx & CTX_URING_FD == 0 && key.op == CTX_OP_CALLS)
             .map(|(key, per_cpu)| (key, model::sum_counters(per_cpu.iter())))
             .collect();
         all.sort_by_key(|(key, _)| *key);
+        all
+    }
+
+    /// Every (pid, ctx, opcode)'s iocb counts, summed over CPUs, in key order.
+    pub fn op_snapshot(&self) -> Vec<model::OpCounts> {
+        let mut all: Vec<_> = self
+            .0
+            .iter()
+            .filter_map(Result::ok)
+            .filter_map(|(key, per_cpu)| {
+                model::OpCounts::new(&key, &model::sum_counters(per_cpu.iter()))
+            })
+            .collect();
+        all.sort_by_key(|c| (c.pid, c.ctx, c.opcode));
         all
     }
 

@@ -192,6 +192,12 @@ impl Tracer {
         self.counters.snapshot()
     }
 
+    /// Per (pid, AIO context, opcode) iocb counts, summed over CPUs: exact
+    /// whatever the sampling.
+    pub fn op_counts(&self) -> Vec<crate::model::OpCounts> {
+        self.counters.op_snapshot()
+    }
+
     /// Run count and run time of each of our programs so far (run time only
     /// counts while BPF stats are enabled: see `TraceConfig::bpf_stats`).
     pub fn program_costs(&self) -> Vec<ProgramCost> {

@@ -1,25 +1,65 @@
 //! Per (process, context) counters the kernel keeps per CPU.
 
-use aio_trace_common::{CtxCounters, CtxKey};
+use aio_trace_common::{CtxCounters, CtxKey, SEGS_BUCKETS, op_of_ctx};
 use serde::Serialize;
 
-/// Sums one context's per-CPU copies.
+/// Sums one context's per-CPU copies. Wrapping: a copy goes below zero
+/// where an iocb counted at submit on one CPU is taken back on another.
 pub fn sum_counters<'a>(per_cpu: impl IntoIterator<Item = &'a CtxCounters>) -> CtxCounters {
     per_cpu
         .into_iter()
         .fold(CtxCounters::default(), |mut acc, c| {
-            acc.io_submit_calls += c.io_submit_calls;
-            acc.iocbs_requested += c.iocbs_requested;
-            acc.iocbs_submitted += c.iocbs_submitted;
-            acc.short_submits += c.short_submits;
-            acc.io_getevents_calls += c.io_getevents_calls;
-            acc.empty_getevents += c.empty_getevents;
-            acc.events_reaped += c.events_reaped;
-            acc.min_nr_sum += c.min_nr_sum;
-            acc.nr_sum += c.nr_sum;
-            acc.io_cancel_calls += c.io_cancel_calls;
+            acc.io_submit_calls = acc.io_submit_calls.wrapping_add(c.io_submit_calls);
+            acc.iocbs_requested = acc.iocbs_requested.wrapping_add(c.iocbs_requested);
+            acc.iocbs_submitted = acc.iocbs_submitted.wrapping_add(c.iocbs_submitted);
+            acc.short_submits = acc.short_submits.wrapping_add(c.short_submits);
+            acc.io_getevents_calls = acc.io_getevents_calls.wrapping_add(c.io_getevents_calls);
+            acc.empty_getevents = acc.empty_getevents.wrapping_add(c.empty_getevents);
+            acc.events_reaped = acc.events_reaped.wrapping_add(c.events_reaped);
+            acc.min_nr_sum = acc.min_nr_sum.wrapping_add(c.min_nr_sum);
+            acc.nr_sum = acc.nr_sum.wrapping_add(c.nr_sum);
+            acc.io_cancel_calls = acc.io_cancel_calls.wrapping_add(c.io_cancel_calls);
+            acc.events_failed = acc.events_failed.wrapping_add(c.events_failed);
+            acc.bytes = acc.bytes.wrapping_add(c.bytes);
+            acc.segments = acc.segments.wrapping_add(c.segments);
+            for (sum, n) in acc.segs_log2.iter_mut().zip(c.segs_log2) {
+                *sum = sum.wrapping_add(n);
+            }
             acc
         })
+}
+
+/// One opcode's iocbs in one (pid, ctx), exact whatever the sampling: the
+/// kernel counts every iocb io_submit accepted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpCounts {
+    pub pid: u32,
+    pub ctx: u64,
+    /// `IOCB_CMD_*`.
+    pub opcode: u16,
+    pub iocbs: u64,
+    pub bytes: u64,
+    /// Their segments, for the average.
+    pub segments: u64,
+    /// Iocbs by segments, in `Log2Hist` buckets (bucket 0: no segments,
+    /// b ≥ 1: [2^(b-1), 2^b); the last also holds everything above).
+    pub segs_log2: [u64; SEGS_BUCKETS],
+}
+
+impl OpCounts {
+    /// The per-opcode entry `key` of the kernel's counters; None for a
+    /// context's call counters.
+    pub fn new(key: &CtxKey, c: &CtxCounters) -> Option<Self> {
+        Some(Self {
+            pid: key.pid,
+            ctx: key.ctx,
+            opcode: op_of_ctx(key.op)?,
+            iocbs: c.iocbs_submitted,
+            bytes: c.bytes,
+            segments: c.segments,
+            segs_log2: c.segs_log2,
+        })
+    }
 }
 
 /// The `{"type":"summary",…}` line of one (pid, ctx).
@@ -38,6 +78,8 @@ pub struct ContextSummary {
     pub empty_getevents: u64,
     pub events_reaped: u64,
     pub events_per_getevents: f64,
+    /// Events with a negative `res` (an errno).
+    pub events_failed: u64,
     pub avg_min_nr: f64,
     pub avg_nr: f64,
     pub io_cancel_calls: u64,
@@ -62,6 +104,7 @@ impl ContextSummary {
             empty_getevents: c.empty_getevents,
             events_reaped: c.events_reaped,
             events_per_getevents: ratio(c.events_reaped, c.io_getevents_calls),
+            events_failed: c.events_failed,
             avg_min_nr: ratio(c.min_nr_sum, c.io_getevents_calls),
             avg_nr: ratio(c.nr_sum, c.io_getevents_calls),
             io_cancel_calls: c.io_cancel_calls,
@@ -72,6 +115,7 @@ impl ContextSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aio_trace_common::CTX_OP_CALLS;
 
     #[test]
     fn sums_cpus_and_derives_averages() {
@@ -100,7 +144,7 @@ mod tests {
         let s = ContextSummary::new(
             &CtxKey {
                 pid: 7,
-                _pad: 0,
+                op: CTX_OP_CALLS,
                 ctx: 9,
             },
             &total,

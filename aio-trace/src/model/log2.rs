@@ -47,6 +47,14 @@ impl Log2Hist {
         h
     }
 
+    /// Adds counts kept in the same buckets elsewhere (the kernel's
+    /// segments histogram, `CtxCounters::segs_log2`): bucket i to bucket i.
+    pub fn add_buckets(&mut self, counts: &[u64]) {
+        for (bucket, n) in self.buckets.iter_mut().zip(counts) {
+            *bucket += n;
+        }
+    }
+
     pub fn record(&mut self, value: u64) {
         self.buckets[Self::bucket_of(value)] += 1;
     }

@@ -12,7 +12,7 @@ mod overhead;
 mod schema;
 mod staleness;
 
-pub use counters::{ContextSummary, sum_counters};
+pub use counters::{ContextSummary, OpCounts, sum_counters};
 pub use device::{DeviceSummary, log2_quantile_us, sum_devices};
 pub use iocb::{Api, DevName, IocbView, Op, comm_str, dev_name};
 pub use log2::Log2Hist;

@@ -74,7 +74,7 @@ fn closing_lines() -> (Vec<ContextSummary>, LossCounts) {
     let summary = ContextSummary::new(
         &aio_trace_common::CtxKey {
             pid: 7,
-            _pad: 0,
+            op: aio_trace_common::CTX_OP_CALLS,
             ctx: 0x7f00,
         },
         &aio_trace_common::CtxCounters {

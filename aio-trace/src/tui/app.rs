@@ -232,6 +232,7 @@ impl ReplayTicks {
             self.last_pos = pos;
             let snapshot = Snapshot {
                 counters: Vec::new(),
+                ops: Vec::new(),
                 losses: if ended {
                     self.losses
                 } else {
@@ -318,6 +319,7 @@ pub async fn run(options: TopOptions) -> anyhow::Result<()> {
     if !described.is_empty() {
         state.trace_filter = described.join(", ");
     }
+    state.store.sample_every = options.trace.sample_every;
     if stats_off.is_some() {
         collector.probes.programs = None;
     }

@@ -58,6 +58,11 @@ impl Probes {
                 .as_ref()
                 .map(CounterTable::snapshot)
                 .unwrap_or_default(),
+            ops: self
+                .counters
+                .as_ref()
+                .map(CounterTable::op_snapshot)
+                .unwrap_or_default(),
             losses: self.user_losses.add_to(
                 self.kernel_losses
                     .as_ref()

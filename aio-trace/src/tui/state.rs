@@ -287,7 +287,11 @@ pub(crate) mod tests {
         calls: u64,
     ) -> (CtxKey, CtxCounters) {
         (
-            CtxKey { pid, _pad: 0, ctx },
+            CtxKey {
+                pid,
+                op: aio_trace_common::CTX_OP_CALLS,
+                ctx,
+            },
             CtxCounters {
                 io_submit_calls: submitted,
                 iocbs_submitted: submitted,
@@ -301,6 +305,7 @@ pub(crate) mod tests {
     pub(crate) fn ticked(mut s: State) -> State {
         let snapshot = Snapshot {
             counters: vec![counters(100, 0xa, 40, 36, 0), counters(200, 0xc, 8, 6, 0)],
+            ops: Vec::new(),
             losses: LossCounts::default(),
             overhead_sample: None,
         };

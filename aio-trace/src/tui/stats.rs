@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use aio_trace_common::{
     IORING_OP_FSYNC, IORING_OP_READ, IORING_OP_READ_FIXED, IORING_OP_READV, IORING_OP_READV_FIXED,
     IORING_OP_WRITE, IORING_OP_WRITE_FIXED, IORING_OP_WRITEV, IORING_OP_WRITEV_FIXED, IocbRecord,
+    SEGS_BUCKETS,
 };
 use hdrhistogram::Histogram;
 
@@ -20,8 +21,9 @@ pub const HISTORY_TICKS: usize = 300;
 
 /// The op mix columns. AIO's and io_uring's reads and writes apart (PREADV
 /// is AIO's, READV io_uring's); syncs and the rest together.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum OpClass {
+    #[default]
     Pread,
     Pwrite,
     Preadv,
@@ -182,6 +184,18 @@ pub fn end_to_end_ns(r: &IocbRecord) -> Option<(u64, bool)> {
         .map(|done| (done.saturating_sub(r.submit_ns), true))
 }
 
+/// AIO iocbs of one opcode class the kernel counted over a tick: in the
+/// light tier, the exact counts that records (a sample) do not give.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counted {
+    pub class: OpClass,
+    pub iocbs: u64,
+    /// Bytes requested (a record's count is bytes transferred).
+    pub bytes: u64,
+    pub segments: u64,
+    pub segs_log2: [u64; SEGS_BUCKETS],
+}
+
 /// One tick's point of the time charts.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Sample {
@@ -282,6 +296,39 @@ impl Stats {
     }
 
     pub fn record(&mut self, r: &IocbRecord) {
+        self.count_record(r);
+        self.record_sampled(r);
+    }
+
+    /// Adds one record of a sample whose counts the kernel keeps
+    /// (`add_counted`): to the latencies, stages and bios only.
+    pub fn record_sampled(&mut self, r: &IocbRecord) {
+        if self.detailed {
+            self.record_depth(r);
+        }
+    }
+
+    /// Adds iocbs the kernel counted (the light tier's exact counts).
+    pub fn add_counted(&mut self, c: &Counted) {
+        self.iocbs += c.iocbs;
+        self.tick_iocbs += c.iocbs;
+        self.ops[c.class.index()] += c.iocbs;
+        self.apis[Api::Aio as usize] += c.iocbs;
+        if c.class.moves_data() {
+            self.data_iocbs += c.iocbs;
+            self.segments_sum += c.segments;
+            self.segments.add_buckets(&c.segs_log2);
+        }
+        self.bytes += c.bytes;
+        self.tick_bytes += c.bytes;
+    }
+
+    /// Adds errors the kernel counted: failed events and refused iocbs.
+    pub fn count_errors(&mut self, n: u64) {
+        self.errors += n;
+    }
+
+    fn count_record(&mut self, r: &IocbRecord) {
         let class = OpClass::of(r.op());
         self.iocbs += 1;
         self.tick_iocbs += 1;
@@ -301,9 +348,9 @@ impl Stats {
             None if r.rejected() => self.errors += 1,
             _ => {}
         }
-        if !self.detailed {
-            return;
-        }
+    }
+
+    fn record_depth(&mut self, r: &IocbRecord) {
         if let Some((latency, ring_reaped)) = end_to_end_ns(r) {
             self.ring_reaped += u64::from(ring_reaped);
             self.latency_log2.record(latency);
@@ -412,6 +459,12 @@ impl Stats {
             .collect();
         mix.sort_by(|a, b| b.1.total_cmp(&a.1));
         mix
+    }
+
+    /// Iocbs with a latency in the percentile window: the sample size of
+    /// `p50_ns` and `last.p99_ns`.
+    pub fn window_len(&self) -> u64 {
+        self.window.len()
     }
 
     pub fn quantile(&self, q: f64) -> Option<u64> {

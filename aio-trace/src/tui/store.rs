@@ -10,8 +10,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use aio_trace_common::{CtxCounters, CtxKey, IocbRecord};
 
-use super::stats::{Stats, end_to_end_ns};
-use crate::model::{Api, IocbView as _, LossCounts, Overhead, OverheadSample, comm_str};
+use super::stats::{Counted, OpClass, Stats, end_to_end_ns};
+use crate::model::{
+    Api, IocbView as _, LossCounts, Op, OpCounts, Overhead, OverheadSample, comm_str,
+};
 
 /// Iocbs kept per process and context for the detail view.
 pub const RECENT_IOCBS: usize = 32;
@@ -79,12 +81,18 @@ pub struct Group {
 }
 
 impl Group {
-    fn record(&mut self, r: &IocbRecord) {
+    fn record(&mut self, r: &IocbRecord, counted: bool) {
         if let Some(dev) = r.device() {
             self.devices.entry(dev.0).or_default().record(r);
         }
-        self.total.record(r);
-        self.split[Kind::of(r) as usize].record(r);
+        let split = &mut self.split[Kind::of(r) as usize];
+        if counted {
+            self.total.record_sampled(r);
+            split.record_sampled(r);
+        } else {
+            self.total.record(r);
+            split.record(r);
+        }
         if self.recent.len() == RECENT_IOCBS {
             self.recent.pop_front();
         }
@@ -99,6 +107,11 @@ impl Group {
             recent: VecDeque::new(),
             devices: BTreeMap::new(),
         }
+    }
+
+    fn count(&mut self, kind: Kind, c: &Counted) {
+        self.total.add_counted(c);
+        self.split[kind as usize].add_counted(c);
     }
 
     fn set_detailed(&mut self, on: bool) {
@@ -186,6 +199,8 @@ pub struct SyscallRates {
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     pub counters: Vec<(CtxKey, CtxCounters)>,
+    /// The kernel's per-opcode iocb counts (cumulative).
+    pub ops: Vec<OpCounts>,
     pub losses: LossCounts,
     /// What tracing costs so far (None when replaying).
     pub overhead_sample: Option<OverheadSample>,
@@ -242,6 +257,15 @@ pub struct Store {
     /// never sees them, so in flight subtracts them.
     ring_reaped: BTreeMap<(u32, u64), u64>,
     prev_counter_sums: Option<(u64, u64, u64)>,
+    /// 1 in this many AIO iocbs is a record; above 1 (the light tier), AIO
+    /// counts, bytes, ops, segments and errors come from the kernel's
+    /// counters and records add only their depth (latency, stages, bios).
+    pub sample_every: u64,
+    /// The kernel's counts at the last tick: (iocbs, bytes, segments,
+    /// segments histogram) by (pid, ctx, opcode), and (failed events, short
+    /// submits) by context.
+    prev_ops: BTreeMap<(u32, u64, u16), OpCounts>,
+    prev_errors: BTreeMap<CtxKey, u64>,
     pub losses: LossCounts,
     /// aio-trace's own cost over the last tick, for the header.
     pub overhead: Option<Overhead>,
@@ -261,6 +285,9 @@ impl Store {
             counters: BTreeMap::new(),
             ring_reaped: BTreeMap::new(),
             prev_counter_sums: None,
+            sample_every: 1,
+            prev_ops: BTreeMap::new(),
+            prev_errors: BTreeMap::new(),
             losses: LossCounts::default(),
             overhead: None,
             prev_overhead_sample: None,
@@ -275,14 +302,19 @@ impl Store {
         if r.api() == Api::Aio && matches!(end_to_end_ns(r), Some((_, true))) {
             *self.ring_reaped.entry((r.pid, r.ctx)).or_default() += 1;
         }
-        self.live.totals.record(r);
-        let process = self.live.processes.entry(r.pid).or_insert_with(|| Process {
-            comm: comm_str(&r.comm).into_owned(),
-            ..Process::default()
-        });
+        let counted = self.sample_every > 1 && r.api() == Api::Aio;
+        if counted {
+            self.live.totals.record_sampled(r);
+        } else {
+            self.live.totals.record(r);
+        }
+        let process = self.live.processes.entry(r.pid).or_default();
+        if process.comm.is_empty() {
+            process.comm = comm_str(&r.comm).into_owned();
+        }
         process.cgroup = r.cgroup;
-        process.group.record(r);
-        self.live.cgroups.entry(r.cgroup).or_default().record(r);
+        process.group.record(r, counted);
+        self.live.cgroups.entry(r.cgroup).or_default().record(r, counted);
         process
             .contexts
             .entry(Ctx::of(r))
@@ -293,7 +325,66 @@ impl Store {
                     Group::counts_only()
                 }
             })
-            .record(r);
+            .record(r, counted);
+    }
+
+    /// The light tier: what the kernel counted since the last tick, into
+    /// the totals, each process and each of its AIO contexts. A process
+    /// none of whose iocbs was sampled yet has no name until one is.
+    fn count_kernel(&mut self, snapshot: &Snapshot) {
+        for now in &snapshot.ops {
+            let key = (now.pid, now.ctx, now.opcode);
+            let then = self.prev_ops.get(&key).cloned().unwrap_or_default();
+            let c = Counted {
+                class: OpClass::of(Op::new(Api::Aio, now.opcode)),
+                iocbs: now.iocbs.wrapping_sub(then.iocbs),
+                bytes: now.bytes.wrapping_sub(then.bytes),
+                segments: now.segments.wrapping_sub(then.segments),
+                segs_log2: std::array::from_fn(|b| {
+                    now.segs_log2[b].wrapping_sub(then.segs_log2[b])
+                }),
+            };
+            self.prev_ops.insert(key, now.clone());
+            if c.iocbs == 0 {
+                continue;
+            }
+            let kind = if matches!(c.class, OpClass::Preadv | OpClass::Pwritev) {
+                Kind::Vectored
+            } else {
+                Kind::Scalar
+            };
+            self.live.totals.add_counted(&c);
+            let process = self.live.processes.entry(now.pid).or_default();
+            process.group.count(kind, &c);
+            process
+                .contexts
+                .entry(Ctx {
+                    api: Api::Aio,
+                    id: now.ctx,
+                })
+                .or_insert_with(Group::counts_only)
+                .count(kind, &c);
+        }
+        for (key, c) in &snapshot.counters {
+            let now = c.events_failed.wrapping_add(c.short_submits);
+            let then = self.prev_errors.insert(*key, now).unwrap_or(0);
+            let errors = now.wrapping_sub(then);
+            if errors == 0 {
+                continue;
+            }
+            self.live.totals.count_errors(errors);
+            let process = self.live.processes.entry(key.pid).or_default();
+            process.group.total.count_errors(errors);
+            process
+                .contexts
+                .entry(Ctx {
+                    api: Api::Aio,
+                    id: key.ctx,
+                })
+                .or_insert_with(Group::counts_only)
+                .total
+                .count_errors(errors);
+        }
     }
 
     /// Turns the histograms of a process's contexts on (they fill from the
@@ -308,6 +399,9 @@ impl Store {
 
     /// Closes a tick of `secs` seconds with the kernel's counters and losses.
     pub fn tick(&mut self, secs: f64, snapshot: Snapshot) {
+        if self.sample_every > 1 {
+            self.count_kernel(&snapshot);
+        }
         self.live.totals.tick(secs);
         for group in self.live.cgroups.values_mut() {
             group.tick(secs);
@@ -383,7 +477,7 @@ impl Store {
 mod tests {
     use std::time::Duration;
 
-    use aio_trace_common::IOCB_CMD_PREAD;
+    use aio_trace_common::{IOCB_CMD_PREAD, IOCB_CMD_PREADV};
 
     use super::*;
     use crate::tui::{
@@ -406,6 +500,7 @@ mod tests {
                 counters(100, 0xa, 140, 136, 50),
                 counters(200, 0xc, 8, 6, 0),
             ],
+            ops: Vec::new(),
             losses: LossCounts::default(),
             overhead_sample: None,
         };
@@ -415,6 +510,55 @@ mod tests {
         assert_eq!(rates.io_getevents_per_s, 25.0);
         assert_eq!(rates.events_per_getevents, Some(2.0));
         assert_eq!(s.uptime, Duration::from_secs(3));
+    }
+
+    /// 1 in 64: the kernel's counts make the rates, op mix, segments and
+    /// errors; the one sampled record, the latencies.
+    #[test]
+    fn light_tier_counts_from_the_kernel_and_latencies_from_the_sample() {
+        let mut store = Store::new();
+        store.sample_every = 64;
+        store.record(&iocb(100, 0xa, IOCB_CMD_PREADV, 8, 50_000), true);
+        let preadv = OpCounts {
+            pid: 100,
+            ctx: 0xa,
+            opcode: IOCB_CMD_PREADV,
+            iocbs: 128,
+            bytes: 128 * 32768,
+            segments: 128 * 8,
+            segs_log2: std::array::from_fn(|b| if b == 4 { 128 } else { 0 }),
+        };
+        let mut failed = counters(100, 0xa, 2, 128, 0);
+        failed.1.events_failed = 3;
+        let snapshot = |ops: Vec<OpCounts>, calls| Snapshot {
+            counters: vec![calls],
+            ops,
+            ..Snapshot::default()
+        };
+        store.tick(1.0, snapshot(vec![preadv.clone()], failed));
+        let totals = &store.live.totals;
+        assert_eq!(totals.iocbs, 128, "the kernel's count, not the sample's");
+        assert_eq!(totals.bytes, 128 * 32768);
+        assert_eq!(totals.last.iocbs_per_s, 128.0);
+        assert_eq!(totals.avg_segments(), Some(8.0));
+        assert_eq!(totals.segments.buckets[4], 128);
+        assert_eq!(totals.errors, 3);
+        let process = &store.live.processes[&100];
+        assert_eq!(process.comm, "fio");
+        assert_eq!(process.group.split[Kind::Vectored as usize].iocbs, 128);
+        assert_eq!(process.group.total.latency.len(), 1, "the sample's");
+        // The next tick adds what grew since.
+        let grown = OpCounts {
+            iocbs: 192,
+            bytes: 192 * 32768,
+            segments: 192 * 8,
+            segs_log2: std::array::from_fn(|b| if b == 4 { 192 } else { 0 }),
+            ..preadv
+        };
+        store.tick(1.0, snapshot(vec![grown], failed));
+        assert_eq!(store.live.totals.iocbs, 192);
+        assert_eq!(store.live.totals.last.iocbs_per_s, 64.0);
+        assert_eq!(store.live.totals.errors, 3);
     }
 
     #[test]

@@ -177,6 +177,8 @@ pub struct TracedRun {
     pub truth: Vec<Value>,
     pub records: Vec<Record>,
     pub contexts: Vec<ContextSummary>,
+    /// Per (pid, ctx, opcode) iocb counts the kernel kept.
+    pub ops: Vec<aio_trace::model::OpCounts>,
     /// Per block device counters (every device, whatever the pid filter).
     pub devices: Vec<(u32, DevCounters)>,
     /// Bio owner entries left at the end (bios whose completion was missed).
@@ -220,6 +222,7 @@ pub fn trace_run(testee: Testee, inflight_timeout: Duration, config: TraceConfig
                 .iter()
                 .map(|(k, c)| ContextSummary::new(k, c))
                 .collect(),
+            ops: session.tracer.op_counts(),
             devices: session.tracer.devices(),
             bio_owners: session.tracer.bio_owners(),
             losses: session.losses(),

@@ -68,6 +68,9 @@ enum Tracer {
     /// `record -p 1`: tracing a process that does no I/O, so what fio pays
     /// is what the hooks cost other processes' I/O.
     AioTraceOther,
+    /// `serve --sample 64`: the light tier (every iocb counted, 1 in 64
+    /// traced in full), as `top` and `serve` run by default.
+    AioTraceLight,
     Bpftrace,
 }
 
@@ -77,6 +80,7 @@ impl Tracer {
             Self::None => "fio alone",
             Self::AioTrace => "fio + aio-trace",
             Self::AioTraceOther => "aio-trace -p 1",
+            Self::AioTraceLight => "fio + light 1/64",
             Self::Bpftrace => "fio + bpftrace",
         }
     }
@@ -107,6 +111,12 @@ fn start(tracer: Tracer, binary: &Path, root: &Path) -> Result<Option<Running>> 
             .stderr(Stdio::piped())
             .spawn()
             .context("while starting aio-trace")?,
+        Tracer::AioTraceLight => Command::new(binary)
+            .args(["serve", "--sample", "64", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("while starting aio-trace serve")?,
         Tracer::Bpftrace => Command::new("bpftrace")
             .arg(root.join("xtask/scripts/aio-latency.bt"))
             .stdout(Stdio::piped())
@@ -116,12 +126,17 @@ fn start(tracer: Tracer, binary: &Path, root: &Path) -> Result<Option<Running>> 
     };
     // aio-trace says "Recording AIO..." on stderr, bpftrace "Attaching N probes..." on stdout.
     let banner: Box<dyn std::io::Read + Send> = match tracer {
-        Tracer::AioTrace | Tracer::AioTraceOther => Box::new(child.stderr.take().expect("piped")),
+        Tracer::AioTrace | Tracer::AioTraceOther | Tracer::AioTraceLight => {
+            Box::new(child.stderr.take().expect("piped"))
+        }
         _ => Box::new(child.stdout.take().expect("piped")),
     };
     let mut lines = BufReader::new(banner).lines();
     let ready = lines.next().transpose()?.unwrap_or_default();
-    if !(ready.starts_with("Recording AIO") || ready.starts_with("Attaching")) {
+    if !["Recording AIO", "Serving AIO metrics", "Attaching"]
+        .iter()
+        .any(|banner| ready.starts_with(banner))
+    {
         bail!("{} did not start: {ready}", tracer.name());
     }
     let startup = started.elapsed();
@@ -218,6 +233,7 @@ pub fn run(binary: &Path, file: &Path, root: &Path, rounds: u32, seconds: u32) -
         Tracer::AioTrace,
         Tracer::Bpftrace,
         Tracer::AioTraceOther,
+        Tracer::AioTraceLight,
     ];
     let mut results: HashMap<&'static str, Vec<Round>> = HashMap::new();
     for round in 0..rounds {
@@ -239,8 +255,9 @@ pub fn run(binary: &Path, file: &Path, root: &Path, rounds: u32, seconds: u32) -
     {
         let _stats = Stats::enable()?;
         for round in 0..stat_rounds {
-            for k in 0..2 {
-                let tracer = [Tracer::AioTrace, Tracer::Bpftrace][(round as usize + k) % 2];
+            let tracers = [Tracer::AioTrace, Tracer::Bpftrace, Tracer::AioTraceLight];
+            for k in 0..tracers.len() {
+                let tracer = tracers[(round as usize + k) % tracers.len()];
                 let r = measure(tracer, binary, root, file, seconds)?;
                 let ns = r.bpf_ns as f64 / r.ios.max(1) as f64;
                 println!(
@@ -265,6 +282,16 @@ pub fn run(binary: &Path, file: &Path, root: &Path, rounds: u32, seconds: u32) -
         -100.0 * ours_cost,
         -100.0 * theirs_cost
     );
+    let light = med(Tracer::AioTraceLight.name(), &|r| r.iops);
+    println!(
+        "  light tier (serve --sample 64): {light:.0} ({:+.1} %), {:.2}× what bpftrace costs",
+        -100.0 * (1.0 - light / alone),
+        if theirs_cost > 0.0 {
+            (1.0 - light / alone).max(0.0) / theirs_cost
+        } else {
+            f64::NAN
+        }
+    );
     let other = med(Tracer::AioTraceOther.name(), &|r| r.iops);
     println!(
         "  fio under aio-trace tracing another process (-p 1): {other:.0} ({:+.1} %): what the hooks cost I/O that is not traced",
@@ -278,8 +305,9 @@ pub fn run(binary: &Path, file: &Path, root: &Path, rounds: u32, seconds: u32) -
     }
     let ns = |name: &str| median(&mut bpf[name].clone());
     println!(
-        "  median BPF time per I/O: aio-trace {:.0} ns (full record with block attribution), bpftrace {:.0} ns",
+        "  median BPF time per I/O: aio-trace {:.0} ns (full record with block attribution), light 1/64 {:.0} ns, bpftrace {:.0} ns",
         ns(Tracer::AioTrace.name()),
+        ns(Tracer::AioTraceLight.name()),
         ns(Tracer::Bpftrace.name())
     );
     let startup = med(Tracer::AioTrace.name(), &|r| r.startup.as_secs_f64() * 1e3);

@@ -18,7 +18,7 @@ use aio_trace::{
         target::{self, OpenTarget},
     },
 };
-use aio_trace_common::{API_AIO, API_IO_URING, CtxCounters, CtxKey};
+use aio_trace_common::{API_AIO, API_IO_URING, CTX_OP_CALLS, CtxCounters, CtxKey};
 use anyhow::{Context as _, Result};
 use hdrhistogram::Histogram;
 
@@ -295,7 +295,11 @@ pub async fn run(
                     // counters: zeros, which the check then reports.
                     let syscalls = result.counters_key.map(|ctx| {
                         counters
-                            .take(&CtxKey { pid, _pad: 0, ctx })
+                            .take(&CtxKey {
+                                pid,
+                                op: CTX_OP_CALLS,
+                                ctx,
+                            })
                             .unwrap_or_default()
                     });
                     phases.push(Phase {

@@ -43,8 +43,14 @@ impl Sink for CountIocbs {
 
 /// Runs 4 KiB random O_DIRECT reads at iodepth 32 for `duration` on a
 /// temporary file through `engine`, traced (with dispatch and block
-/// attribution if `block`), and reports the BPF time per request.
-pub async fn measure(duration: Duration, block: bool, engine: Engine) -> Result<OverheadRun> {
+/// attribution if `block`; 1 in `sample_every` AIO iocbs in full, the
+/// others counted), and reports the BPF time per request.
+pub async fn measure(
+    duration: Duration,
+    block: bool,
+    engine: Engine,
+    sample_every: u64,
+) -> Result<OverheadRun> {
     let config = WorkloadConfig {
         engine,
         mode: Mode::Scalar,
@@ -61,6 +67,7 @@ pub async fn measure(duration: Duration, block: bool, engine: Engine) -> Result<
         pids: vec![std::process::id()],
         bpf_stats: true,
         block,
+        sample_every,
         ..TraceConfig::default()
     };
     let (tracer, ring) = Tracer::start(&trace)?;
@@ -89,10 +96,16 @@ pub async fn measure(duration: Duration, block: bool, engine: Engine) -> Result<
         .context("while reading the trace")?;
     let result = worker.await.context("the workload thread panicked")??;
     let programs = session.tracer.program_costs();
+    // Sampling, the records are 1 in N: every iocb is the workload's count.
+    let iocbs = if sample_every > 1 {
+        result.iocbs
+    } else {
+        count.0
+    };
     Ok(OverheadRun {
-        iocbs: count.0,
+        iocbs,
         iocbs_per_s: result.iops,
-        bpf_ns_per_iocb: ns_per_iocb(&programs, count.0),
+        bpf_ns_per_iocb: ns_per_iocb(&programs, iocbs),
         programs,
         skipped,
     })

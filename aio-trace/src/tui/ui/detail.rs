@@ -13,7 +13,7 @@ use ratatui::{
 };
 
 use super::{
-    format::{fmt_count, fmt_ns, fmt_opt_ns, fmt_ratio, fmt_segments, mb, plain},
+    format::{fmt_count, fmt_ns, fmt_opt_ns, fmt_ratio, fmt_sample, fmt_segments, mb, plain},
     halves,
     histogram::histogram_lines,
     recent::render_recent,
@@ -45,10 +45,11 @@ pub(super) fn render_detail(frame: &mut Frame, area: Rect, state: &State) {
     let [top, stages, kinds, devices, charts, recent] = layout(inner, group.devices.len());
     let [latency, sizes] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(top);
-    render_latency(frame, latency, stats);
+    let sampled = state.store.sample_every > 1 && state.replay.is_none();
+    render_latency(frame, latency, stats, sampled);
     render_sizes(frame, sizes, stats);
     render_stages(frame, stages, stats);
-    render_kinds(frame, kinds, group);
+    render_kinds(frame, kinds, group, sampled);
     render_devices(frame, devices, state, group);
     render_charts(frame, charts, stats);
     render_recent(frame, recent, group);
@@ -112,15 +113,17 @@ fn layout(inner: Rect, devices: usize) -> [Rect; 6] {
 }
 
 /// Quantiles since the last clear, over the log2 latency histogram.
-fn render_latency(frame: &mut Frame, area: Rect, stats: &Stats) {
+/// In the light tier they are a sample's, and say its size.
+fn render_latency(frame: &mut Frame, area: Rect, stats: &Stats, sampled: bool) {
     let q = |q| fmt_opt_ns(stats.quantile(q));
     let mut lines = vec![Line::from(format!(
-        "p50 {} p90 {} p99 {} p99.9 {} max {}",
+        "p50 {} p90 {} p99 {} p99.9 {} max {}{}",
         q(0.5),
         q(0.9),
         q(0.99),
         q(0.999),
-        fmt_opt_ns((!stats.latency.is_empty()).then(|| stats.latency.max()))
+        fmt_opt_ns((!stats.latency.is_empty()).then(|| stats.latency.max())),
+        fmt_sample(sampled, stats.latency.len()),
     ))];
     lines.extend(histogram_lines(
         &stats.latency_log2,
@@ -165,17 +168,17 @@ fn render_sizes(frame: &mut Frame, area: Rect, stats: &Stats) {
 }
 
 /// Vectored and scalar iocbs of the group side by side.
-fn render_kinds(frame: &mut Frame, area: Rect, group: &Group) {
+fn render_kinds(frame: &mut Frame, area: Rect, group: &Group, sampled: bool) {
     for (kind, area) in [Kind::Vectored, Kind::Scalar].into_iter().zip(halves(area)) {
         frame.render_widget(
-            Paragraph::new(kind_lines(&group.split[kind as usize]))
+            Paragraph::new(kind_lines(&group.split[kind as usize], sampled))
                 .block(Block::bordered().title(kind.name())),
             area,
         );
     }
 }
 
-fn kind_lines(s: &Stats) -> Vec<Line<'static>> {
+fn kind_lines(s: &Stats, sampled: bool) -> Vec<Line<'static>> {
     vec![
         Line::from(format!(
             "iocbs {}  {}/s  MB/s {}  err {}",
@@ -190,9 +193,10 @@ fn kind_lines(s: &Stats) -> Vec<Line<'static>> {
             fmt_ratio(s.bios_per_iocb()),
         )),
         Line::from(format!(
-            "p50 {}  p99 {}  (window)",
+            "p50 {}  p99 {}  (window){}",
             fmt_opt_ns(s.p50_ns),
-            fmt_opt_ns(s.last.p99_ns)
+            fmt_opt_ns(s.last.p99_ns),
+            fmt_sample(sampled, s.window_len()),
         )),
         Line::from(format!(
             "p50 {}  p99 {}  (all)",

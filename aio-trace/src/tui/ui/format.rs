@@ -51,6 +51,38 @@ pub(crate) fn fmt_uptime(d: std::time::Duration) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
+/// A count with thousands separators: 2,314.
+pub(crate) fn fmt_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+#[cfg(test)]
+#[test]
+fn thousands_are_separated() {
+    assert_eq!(fmt_thousands(0), "0");
+    assert_eq!(fmt_thousands(999), "999");
+    assert_eq!(fmt_thousands(2_314), "2,314");
+    assert_eq!(fmt_thousands(1_234_567), "1,234,567");
+}
+
+/// A sampled figure's sample size, ` (n=2,314)`; nothing when every iocb is
+/// traced.
+pub(crate) fn fmt_sample(sampled: bool, n: u64) -> String {
+    if sampled {
+        format!(" (n={})", fmt_thousands(n))
+    } else {
+        String::new()
+    }
+}
+
 pub(crate) fn plain(n: u64) -> String {
     n.to_string()
 }

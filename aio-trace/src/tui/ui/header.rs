@@ -65,12 +65,19 @@ fn throughput(totals: &Stats) -> [Field; 2] {
 }
 
 fn live_title(state: &State) -> Vec<Field> {
-    let what = vec![
+    let mut what = vec![
         Field::new(4, state.host.clone()),
         Field::new(3, format!("Linux {}", state.kernel)),
         Field::new(2, format!("up {}", fmt_uptime(state.uptime))),
         Field::new(1, format!("tracing {}", state.trace_filter)),
     ];
+    if state.store.sample_every > 1 {
+        // Counts are exact; latencies, stages and bios are this sample's.
+        what.push(Field::new(
+            1,
+            format!("sampled 1/{}", state.store.sample_every),
+        ));
+    }
     title(what, state.view.paused.then(paused))
 }
 

@@ -1,0 +1,190 @@
+//! Root integration tests of the light tier (`--sample N`): the kernel's
+//! per-opcode counts are exact against the testee's ground truth and equal
+//! to a full trace of the same run, and the sampled iocbs, about 1 in N,
+//! each get a whole record.
+
+mod common;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use aio_trace::{
+    loader::TraceConfig,
+    model::{IocbView, Log2Hist, OpCounts},
+};
+use aio_trace_common::{IOCB_REJECTED, IocbRecord, SEGS_BUCKETS, segs_bucket};
+use common::{Testee, TracedRun, of_type, trace_run};
+use serde_json::Value;
+
+const SAMPLE: u64 = 64;
+
+/// What one opcode's iocbs add up to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Totals {
+    iocbs: u64,
+    bytes: u64,
+    segments: u64,
+    segs_log2: [u64; SEGS_BUCKETS],
+}
+
+impl Totals {
+    fn add(&mut self, segs: u64, bytes: u64) {
+        self.iocbs += 1;
+        self.bytes += bytes;
+        self.segments += segs;
+        self.segs_log2[segs_bucket(segs.min(u64::from(u32::MAX)) as u32)] += 1;
+    }
+}
+
+/// The kernel's counts by opcode name, over every context of the run.
+fn kernel_totals(ops: &[OpCounts]) -> BTreeMap<String, Totals> {
+    let mut by_op: BTreeMap<String, Totals> = BTreeMap::new();
+    for c in ops {
+        let name = aio_trace::model::Op::new(aio_trace::model::Api::Aio, c.opcode)
+            .name()
+            .to_owned();
+        let t = by_op.entry(name).or_default();
+        t.iocbs += c.iocbs;
+        t.bytes += c.bytes;
+        t.segments += c.segments;
+        for (sum, n) in t.segs_log2.iter_mut().zip(c.segs_log2) {
+            *sum += n;
+        }
+    }
+    by_op.retain(|_, t| *t != Totals::default());
+    by_op
+}
+
+/// The accepted iocbs of a full trace's records, by opcode name.
+fn record_totals(records: &[IocbRecord]) -> BTreeMap<String, Totals> {
+    let mut by_op: BTreeMap<String, Totals> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.flags & IOCB_REJECTED == 0) {
+        by_op
+            .entry(r.op().name().to_owned())
+            .or_default()
+            .add(u64::from(r.segs), r.bytes);
+    }
+    by_op
+}
+
+/// The iocbs the testee says the kernel accepted (it reaped them), by opcode name.
+fn truth_totals(truth: &[Value]) -> BTreeMap<String, Totals> {
+    let mut by_op: BTreeMap<String, Totals> = BTreeMap::new();
+    for line in of_type(truth, "iocb").filter(|l| l["reaped"] == true) {
+        by_op
+            .entry(line["op"].as_str().unwrap().to_owned())
+            .or_default()
+            .add(
+                line["segs"].as_u64().unwrap(),
+                line["bytes"].as_u64().unwrap_or(0),
+            );
+    }
+    by_op
+}
+
+fn traced(scenario: &str, sample_every: u64) -> TracedRun {
+    trace_run(
+        Testee::spawn(scenario),
+        Duration::from_secs(30),
+        TraceConfig {
+            sample_every,
+            ..TraceConfig::default()
+        },
+    )
+}
+
+fn iocbs(run: &TracedRun) -> Vec<IocbRecord> {
+    run.records
+        .iter()
+        .filter_map(|r| match r {
+            aio_trace::reader::Record::Iocb(r) => Some(*r),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every opcode, segment count and size of the basic scenario, a refused
+/// 1,025-segment PREADV among them: counted exactly when 1 in 64 is traced.
+#[test]
+fn light_counts_are_exact_and_match_a_full_trace() {
+    let light = traced("basic", SAMPLE);
+    let full = traced("basic", 1);
+    let expected = truth_totals(&light.truth);
+    assert!(expected.len() >= 5, "{expected:?}");
+    assert_eq!(
+        kernel_totals(&light.ops),
+        expected,
+        "light, against the truth"
+    );
+    assert_eq!(truth_totals(&full.truth), expected, "the two runs");
+    assert_eq!(kernel_totals(&full.ops), expected, "full, kernel counts");
+    assert_eq!(
+        record_totals(&iocbs(&full)),
+        expected,
+        "full, from its records"
+    );
+    let truth_calls = of_type(&light.truth, "calls").next().unwrap();
+    let light_calls = &light.contexts[0];
+    assert_eq!(
+        light_calls.io_submit_calls,
+        truth_calls["io_submit_calls"].as_u64().unwrap()
+    );
+    assert_eq!(
+        light_calls.events_reaped,
+        truth_calls["events_reaped"].as_u64().unwrap()
+    );
+    let failed = of_type(&light.truth, "iocb")
+        .filter(|l| l["reaped"] == true && l["res"].as_i64().unwrap() < 0)
+        .count() as u64;
+    assert_eq!(light.contexts[0].events_failed, failed);
+    assert_eq!(light.losses.total(), 0, "{:?}", light.losses);
+}
+
+/// 16,384 iocbs of the built-in workload: exact counts, a sample of 1 in 64
+/// (per CPU, so off by at most one per CPU), each sampled iocb whole.
+#[test]
+fn light_samples_one_in_n_with_whole_records() {
+    let scenario = "workload-scalar-long";
+    let light = traced(scenario, SAMPLE);
+    let result = of_type(&light.truth, "workload").next().unwrap();
+    let (total, bytes) = (
+        result["iocbs"].as_u64().unwrap(),
+        result["bytes"].as_u64().unwrap(),
+    );
+    let counted = kernel_totals(&light.ops);
+    assert_eq!(counted.values().map(|t| t.iocbs).sum::<u64>(), total);
+    assert_eq!(counted.values().map(|t| t.bytes).sum::<u64>(), bytes);
+    let mut one_segment = [0u64; SEGS_BUCKETS];
+    one_segment[Log2Hist::bucket_of(1)] = total;
+    let mut segs = [0u64; SEGS_BUCKETS];
+    for t in counted.values() {
+        for (sum, n) in segs.iter_mut().zip(t.segs_log2) {
+            *sum += n;
+        }
+    }
+    assert_eq!(segs, one_segment);
+
+    // The same seed makes the same reads and writes: a full trace's records
+    // add up to the light trace's counts, opcode by opcode.
+    let full = traced(scenario, 1);
+    assert_eq!(record_totals(&iocbs(&full)), counted);
+
+    let sampled = iocbs(&light);
+    let cpus = std::thread::available_parallelism().map_or(64, |n| n.get()) as u64;
+    let n = sampled.len() as u64;
+    assert!(
+        n <= total / SAMPLE && n + cpus >= total / SAMPLE,
+        "{n} sampled records of {total} iocbs at 1 in {SAMPLE}"
+    );
+    for r in &sampled {
+        assert!(
+            r.dispatches >= 1
+                && r.bios >= 1
+                && r.complete_ts != 0
+                && r.reap_ns > r.submit_ns
+                && r.res == r.bytes as i64,
+            "a sampled record is whole: {r:?}"
+        );
+    }
+    assert_eq!(light.losses.total(), 0, "{:?}", light.losses);
+    assert_eq!(full.losses.total(), 0, "{:?}", full.losses);
+}
