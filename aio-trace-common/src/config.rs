@@ -15,6 +15,23 @@ pub const DEFAULT_RING_BYTES: u32 = 16 << 20;
 
 /// The most cgroups one trace filters on (`--cgroup`).
 pub const CGROUP_FILTER_ENTRIES: u32 = 64;
+
+/// Entries of the kernel's counter table (`COUNTERS`): one per (process, AIO
+/// context or io_uring ring) for the calls, and in the light tier one per
+/// opcode it submits.
+pub const COUNTER_ENTRIES: u32 = 16_384;
+
+/// `TIER` bit: the light tier. io_submit's exit counts iocbs by opcode
+/// (`CtxKey::op`), and an io_event or dispatch of an iocb missing from the
+/// in-flight table is one submitted outside a sampling window, not a loss.
+pub const TIER_LIGHT: u64 = 1;
+/// `TIER` bit: a light tier's sampling window is open or its iocbs may
+/// still be in flight: io_getevents matches its events to in-flight iocbs.
+pub const TIER_DEEP: u64 = 2;
+/// `TIER` bit: a light tier's sampling window is open: io_uring requests
+/// submitted now are traced in full (an AIO iocb is when io_submit's entry
+/// program, attached only in windows, sees it).
+pub const TIER_WINDOW: u64 = 4;
 /// The deepest level of the cgroup v2 hierarchy a `--cgroup` may sit at (the
 /// root is level 0): the levels are bits of a u64 global.
 pub const CGROUP_MAX_LEVEL: u32 = 63;

@@ -213,7 +213,8 @@ pub const CTX_URING_FD: u64 = 1 << 63;
 /// needed per call, only these sums. An entry of the calls (`CTX_OP_CALLS`)
 /// uses the call fields and `events_failed`; an entry of one opcode uses
 /// `iocbs_submitted`, `bytes` and `segs_log2`, exact whether or not its
-/// iocbs are sampled (counted at io_submit, see `SAMPLE_EVERY`).
+/// iocbs are sampled (counted at io_submit's exit in the light tier, see
+/// `TIER_LIGHT`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtxCounters {
@@ -273,8 +274,11 @@ pub enum LossCause {
     /// while its programs were being attached), seen while the trace is
     /// younger than the in-flight timeout. Later such events are `Unmatched`.
     InflightAtStart = 9,
+    /// The kernel's counter table had no room for a (process, context,
+    /// opcode): its counts are missing.
+    CounterTableFull = 10,
 }
-pub const LOSS_CAUSES: u32 = 10;
+pub const LOSS_CAUSES: u32 = 11;
 
 /// Who caused a dispatch or a bio: an in-flight iocb or a thread's syscall.
 pub const OWNER_AIO: u8 = 1;

@@ -26,6 +26,9 @@ pub const MAP_BIO_OWNER: &str = "BIO_OWNER";
 pub const MAP_PID_FILTER: &str = "PID_FILTER";
 /// The cgroup v2 ids to trace (with their descendants), written before load.
 pub const MAP_CGROUP_FILTER: &str = "CGROUP_FILTER";
+/// The tier and its sampling window (`TIER_LIGHT`, `TIER_DEEP`), written
+/// while tracing.
+pub const MAP_TIER: &str = "TIER";
 
 /// Every map named above.
 pub const MAPS: &[&str] = &[
@@ -37,6 +40,7 @@ pub const MAPS: &[&str] = &[
     MAP_BIO_OWNER,
     MAP_PID_FILTER,
     MAP_CGROUP_FILTER,
+    MAP_TIER,
 ];
 
 // Globals the loader sets before load (`EbpfLoader::override_global`).
@@ -53,9 +57,6 @@ pub const GLOBAL_ARGS_FROM_REGS: &str = "ARGS_FROM_REGS";
 /// `MIDFLIGHT_UNTIL_NS`: until when an unmatched io_event is an iocb of the
 /// trace's start (`LossCause::InflightAtStart`).
 pub const GLOBAL_MIDFLIGHT_UNTIL_NS: &str = "MIDFLIGHT_UNTIL_NS";
-/// `SAMPLE_EVERY`: 1 in this many AIO iocbs is traced in full (0 and 1:
-/// every iocb); the others are only counted.
-pub const GLOBAL_SAMPLE_EVERY: &str = "SAMPLE_EVERY";
 
 /// Every global named above.
 pub const GLOBALS: &[&str] = &[
@@ -66,7 +67,6 @@ pub const GLOBALS: &[&str] = &[
     GLOBAL_KERNEL_OFFSETS,
     GLOBAL_ARGS_FROM_REGS,
     GLOBAL_MIDFLIGHT_UNTIL_NS,
-    GLOBAL_SAMPLE_EVERY,
 ];
 
 // Programs, each named after the tracepoint it attaches to.

@@ -19,7 +19,7 @@ use crate::{
     maps::{
         BIO_OWNER, BIO_SETS, CURRENT_BY_DISPATCH, CURRENT_BY_SECTOR, RQ_ISSUE, RQ_SETS, SUBMITS,
         SYNC_CALLS, SubmitState, THREAD_SETS, URING_ISSUE, active_slot, aio_owner, count_loss,
-        dev_stats, full_mode, inflight, owner_record, syscall_owner,
+        dev_stats, inflight, owner_record, syscall_owner,
     },
     reread::reread,
     table::{self, WhenFull},
@@ -89,13 +89,8 @@ fn queuing_owner(bio: u64) -> Option<Owner> {
     if let Some(state) = active_slot(&SUBMITS, tid) {
         // SAFETY: the thread's io_submit state, a map value pointer (see the crate doc's Safety)
         // that only this thread's programs use.
-        let state = unsafe { &mut *state };
-        if state.untraced() {
-            return None;
-        }
-        let key = current_iocb(state, (pid_tgid >> 32) as u32, bio);
-        // Sampling leaves most iocbs out of the table: not a loss then.
-        if key.is_none() && full_mode() {
+        let key = current_iocb(unsafe { &mut *state }, (pid_tgid >> 32) as u32, bio);
+        if key.is_none() {
             count_loss(LossCause::UnattributedBio);
         }
         return key.map(aio_owner);

@@ -14,7 +14,7 @@ use crate::{
     maps::{
         CURRENT_BY_DISPATCH, DIO_OWNER, DIO_SETS, SUBMITS, SYNC_CALLS, SubmitState, THREAD_SETS,
         URING_ISSUE, URING_PID_SETS, URING_PIDS, UringIssue, active_slot, aio_owner, count_loss,
-        full_mode, inflight, owner_record, submitted_key, syscall_owner, uring_key,
+        inflight, owner_record, submitted_key, syscall_owner, uring_key,
     },
     reread,
     table::{self, WhenFull},
@@ -55,11 +55,6 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
     // reading the kiocb. io_submit first: it is the common case here, and a
     // thread is in at most one of the two.
     let caller = if let Some(state) = active_slot(&SUBMITS, tid) {
-        // SAFETY: the thread's io_submit state, a map value pointer (see the crate doc's Safety)
-        // that only this thread's programs use.
-        if unsafe { (*state).untraced() } {
-            return Ok(());
-        }
         Caller::Submit(state)
     } else if let Some(record) = active_slot(&SYNC_CALLS, tid) {
         Caller::Sync(record)
@@ -108,10 +103,7 @@ fn try_dio_begin(ctx: &RawTracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let Some((key, record)) = dispatched_iocb(state, pid, kiocb, pos) else {
-        // Sampling leaves most iocbs out of the table: not a loss then.
-        if full_mode() {
-            count_loss(LossCause::UnmatchedDispatch);
-        }
+        count_loss(LossCause::UnmatchedDispatch);
         return Ok(());
     };
     note_dispatch(record, dev, ino, now);
@@ -164,10 +156,7 @@ fn dispatched_iocb(
 ) -> Option<(InflightKey, *mut IocbRecord)> {
     // Straight from the kernel's aio_kiocb: one read and one lookup.
     if let Some(iocb) = aio_user_iocb(kiocb) {
-        // Sampling: an iocb found in no table may be one the entry counted
-        // and left out, so it is not decoded here; the exit reads what is
-        // pending by its place in the call, where that is known.
-        let found = if full_mode() && state.unreadable | state.unsummed != 0 {
+        let found = if state.unreadable | state.unsummed != 0 {
             // The entry could not read some of the call's iocbs; the kernel
             // has just read this one.
             reread::dispatched(state, iocb)

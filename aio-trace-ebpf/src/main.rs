@@ -40,6 +40,7 @@ mod dispatch;
 mod filter;
 mod iovec;
 mod kernel;
+mod light;
 mod maps;
 mod reap;
 mod reread;

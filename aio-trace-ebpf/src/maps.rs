@@ -2,17 +2,18 @@
 //! ring buffer before load.
 
 use aio_trace_common::{
-    CGROUP_FILTER_ENTRIES, CtxCounters, CtxKey, DEFAULT_RING_BYTES, DEV_STATS_ENTRIES, DevCounters,
-    INFLIGHT_ENTRIES, INFLIGHT_SETS, InflightKey, IoEvent, IocbRecord, Iovec, LOSS_CAUSES,
-    LossCause, OWNER_AIO, OWNER_SYSCALL, Owner, PID_FILTER_SETS, REAP_BATCH, SEGS_BUCKETS,
-    SEQ_ORDER, TABLE_WAYS, UIO_MAXIOV, ctx_op, segs_bucket,
+    CGROUP_FILTER_ENTRIES, COUNTER_ENTRIES, CtxCounters, CtxKey, DEFAULT_RING_BYTES,
+    DEV_STATS_ENTRIES, DevCounters, INFLIGHT_ENTRIES, INFLIGHT_SETS, InflightKey, IoEvent,
+    IocbRecord, Iovec, LOSS_CAUSES, LossCause, OWNER_AIO, OWNER_SYSCALL, Owner, PID_FILTER_SETS,
+    REAP_BATCH, SEQ_ORDER, TABLE_WAYS, TIER_DEEP, TIER_LIGHT, TIER_WINDOW, UIO_MAXIOV,
 };
 use aya_ebpf::{
     bindings::{
-        BPF_F_MMAPABLE, BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP,
+        BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP,
+        BPF_RB_NO_WAKEUP,
     },
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 
 use crate::{
@@ -31,12 +32,17 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 pub static INFLIGHT: Table<InflightKey, IocbRecord> =
     Table::with_max_entries(INFLIGHT_ENTRIES, BPF_F_MMAPABLE);
 
-/// Per (process, context) syscall counters. Per-CPU: threads of one process
+/// Per (process, context) syscall counters, and per (process, context,
+/// opcode) iocb counters in the light tier. Per-CPU: threads of one process
 /// on different CPUs add without atomics or shared cache lines; the user half
-/// sums the CPUs.
+/// sums the CPUs. Not preallocated: a CPU's copy costs memory only once
+/// created, so the bound is entries in use × CPUs × 200 bytes, not the
+/// whole table × CPUs. The user half removes a context's entries once it
+/// has its last counts (io_destroy, process exit); a full table refuses
+/// (`LossCause::CounterTableFull`).
 #[map]
 pub static COUNTERS: PerCpuHashMap<CtxKey, CtxCounters> =
-    PerCpuHashMap::with_max_entries(16_384, 0);
+    PerCpuHashMap::with_max_entries(COUNTER_ENTRIES, BPF_F_NO_PREALLOC);
 
 /// Loss counters, indexed by `LossCause`.
 #[map]
@@ -93,18 +99,6 @@ pub struct SubmitState {
     /// Bit i: iocb i is in the in-flight table, but its iovec array could
     /// not be read at entry (`IOCB_BYTES_UNKNOWN`); read again likewise.
     pub unsummed: u64,
-    /// Iocbs of the call the entry sampled (`sample_iocb`).
-    pub sampled: u64,
-}
-
-impl SubmitState {
-    /// Whether no iocb of the call can be in the in-flight table: none
-    /// sampled and none pending a late read. Its dispatches and bios then
-    /// stop at once: with 1 in N sampled, most calls.
-    #[inline(always)]
-    pub fn untraced(&self) -> bool {
-        self.sampled == 0 && self.unreadable | self.unsummed == 0
-    }
 }
 
 /// `SubmitState::current_by`.
@@ -395,7 +389,7 @@ pub fn counters(pid: u32, ctx: u64) -> Option<*mut CtxCounters> {
     clippy::needless_borrows_for_generic_args,
     reason = "aya-ebpf's map methods take `impl Borrow<K>`: borrows pass keys and the zero template in place instead of copying them onto the 512-byte stack"
 )]
-fn counters_of(key: CtxKey) -> Option<*mut CtxCounters> {
+pub fn counters_of(key: CtxKey) -> Option<*mut CtxCounters> {
     let pid = key.pid;
     if let Some(c) = COUNTERS.get_ptr_mut(&key) {
         return Some(c);
@@ -406,82 +400,47 @@ fn counters_of(key: CtxKey) -> Option<*mut CtxCounters> {
     // A process's first AIO call in a context: from now on its exit matters.
     // Registered here, once per context, rather than on every io_submit.
     let _ = AIO_PIDS.insert(&pid, &1, 0);
-    COUNTERS.get_ptr_mut(&key)
+    let c = COUNTERS.get_ptr_mut(&key);
+    if c.is_none() {
+        count_loss(LossCause::CounterTableFull);
+    }
+    c
 }
 
-/// Adds `iocbs` iocbs of `opcode` submitted in (pid, ctx), of `segs`
-/// segments and `bytes` bytes in all, to its counters: 1 at submit, 0 to
-/// add bytes read late, -1 (`u64::MAX`, with the bytes negated) to take
-/// back an iocb io_submit refused or never attempted. Per-CPU copies may
-/// wrap below zero when the two run on different CPUs; the user half sums
-/// them with wrapping adds.
-#[inline(always)]
-pub fn count_iocb(pid: u32, ctx: u64, opcode: u16, segs: u32, bytes: u64, iocbs: u64) {
-    let Some(c) = counters_of(CtxKey {
-        pid,
-        op: ctx_op(opcode),
-        ctx,
-    }) else {
-        return;
-    };
-    let bucket = segs_bucket(segs);
-    if bucket >= SEGS_BUCKETS {
-        return;
-    }
-    // SAFETY: a counters pointer from `counters_of` (see the crate doc's Safety); the bucket is
-    // bounds-checked above.
-    unsafe {
-        (*c).iocbs_submitted = (*c).iocbs_submitted.wrapping_add(iocbs);
-        (*c).bytes = (*c).bytes.wrapping_add(bytes);
-        (*c).segments = (*c)
-            .segments
-            .wrapping_add(u64::from(segs).wrapping_mul(iocbs));
-        (*c).segs_log2[bucket] = (*c).segs_log2[bucket].wrapping_add(iocbs);
-    }
-}
-
-/// 1 in this many AIO iocbs is traced in full (set by the loader before
-/// load; 0 and 1: every iocb). The others are counted (`count_iocb`) and
-/// never enter the in-flight table, so their dispatch, bios and reap find
-/// nothing and stop there.
-#[unsafe(no_mangle)]
-static SAMPLE_EVERY: u64 = 0;
-
-/// Iocbs this CPU has seen submitted since its last sampled one.
+/// The tier the user half runs the kernel half in (`TIER_*` bits), written
+/// by it while tracing: `top` switches tier live, and the light tier's
+/// sampling windows come and go. An array of one: the verifier turns the
+/// lookup into a load.
 #[map]
-pub static SAMPLE_TICK: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+pub static TIER: Array<u64> = Array::with_max_entries(1, 0);
 
-/// Whether every iocb is traced in full.
+#[inline(always)]
+fn tier() -> u64 {
+    TIER.get(0).copied().unwrap_or(0)
+}
+
+/// Whether every iocb the entry programs can see is traced in full: off in
+/// the light tier, where an io_event or dispatch of an iocb not in the
+/// in-flight table is one submitted outside a sampling window, not a loss.
 #[inline(always)]
 pub fn full_mode() -> bool {
-    // SAFETY: a plain read of a read-only global the loader set before load.
-    let every = unsafe { core::ptr::read_volatile(&SAMPLE_EVERY) };
-    every <= 1
+    tier() & TIER_LIGHT == 0
 }
 
-/// Whether the iocb being submitted now is traced in full: decided once, at
-/// submit, so that its whole chain follows. A per-CPU count rather than a
-/// random draw: exactly 1 in N of each CPU's iocbs, and no helper call.
+/// Whether a request submitted now is traced in full: always in the full
+/// tier, and in the light tier while a sampling window is open.
 #[inline(always)]
-pub fn sample_iocb() -> bool {
-    // SAFETY: a plain read of a read-only global the loader set before load.
-    let every = unsafe { core::ptr::read_volatile(&SAMPLE_EVERY) };
-    if every <= 1 {
-        return true;
-    }
-    let Some(tick) = SAMPLE_TICK.get_ptr_mut(0) else {
-        return false;
-    };
-    // SAFETY: this CPU's slot of a per-CPU array; syscall tracepoint programs run with preemption
-    // off, and only io_submit's programs use it.
-    unsafe {
-        *tick += 1;
-        if *tick >= every {
-            *tick = 0;
-            return true;
-        }
-    }
-    false
+pub fn sampling() -> bool {
+    let tier = tier();
+    tier & TIER_LIGHT == 0 || tier & TIER_WINDOW != 0
+}
+
+/// Whether io_getevents matches its events to in-flight iocbs: always in the
+/// full tier, and in the light tier while a window's iocbs may be in flight.
+#[inline(always)]
+pub fn reap_deep() -> bool {
+    let tier = tier();
+    tier & TIER_LIGHT == 0 || tier & TIER_DEEP != 0
 }
 
 /// Adds to this CPU's copy of a counter (see `COUNTERS`).

@@ -16,9 +16,10 @@ use aya_ebpf::{
 
 use crate::{
     filter::traced,
+    light,
     maps::{
         EVENTS, INFLIGHT, REAP_BATCHES, REAP_EVENTS, ReapBatch, add, count_loss, count_losses,
-        counters, full_mode, inflight, order_key, wakeup_flags,
+        counters, full_mode, inflight, order_key, reap_deep, wakeup_flags,
     },
     syscall, table,
 };
@@ -77,8 +78,10 @@ fn try_exit_reap(ctx: &TracePointContext) -> Result<(), i64> {
     let reaped = if ret > 0 { ret as u64 } else { 0 };
     let failed = if reaped == 0 {
         0
-    } else {
+    } else if reap_deep() {
         reap_events(pid, aio_ctx, events, reaped)
+    } else {
+        light::count_failed(events, reaped)
     };
     // All of the call's counters after its events: one lookup per call.
     if let Some(c) = counters(pid, aio_ctx) {

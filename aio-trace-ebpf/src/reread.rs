@@ -44,7 +44,7 @@ fn submitter(ctx: u64, submit_ns: u64) -> Submitter {
 #[inline(always)]
 pub fn dispatched(state: &SubmitState, iocb: u64) -> Option<(InflightKey, *mut IocbRecord)> {
     let who = submitter(state.ctx, state.submit_ns);
-    let _ = decode_iocb::<true>(&who, iocb, true);
+    let _ = decode_iocb::<true>(&who, iocb);
     let key = submitted_key(who.pid, who.ctx, iocb);
     let record = inflight(&key)?;
     // Not an earlier submission of the address (see `decode_iocb`).
@@ -90,8 +90,6 @@ pub fn reread(state: &mut SubmitState, upto: u64) {
             0,
         )
     };
-    // Decoded now: in the in-flight table, as if sampled at entry.
-    state.sampled += u64::from((state.unreadable & !walk.unreadable).count_ones());
     state.unreadable = walk.unreadable;
     state.unsummed = walk.unsummed;
 }
@@ -111,7 +109,7 @@ extern "C" fn reread_one(index: u64, walk: *mut c_void) -> i64 {
     let Ok(iocb) = read_iocb_pointer(walk.iocbpp, index) else {
         return 0;
     };
-    if let Ok(unsummed) = decode_iocb::<true>(&walk.who, iocb, true) {
+    if let Ok(unsummed) = decode_iocb::<true>(&walk.who, iocb) {
         walk.unreadable &= !bit;
         walk.unsummed = (walk.unsummed & !bit) | (unsummed << index);
     }

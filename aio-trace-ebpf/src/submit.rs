@@ -24,10 +24,11 @@ use aya_ebpf::{
 use crate::{
     filter::{current_cgroup, traced},
     iovec::{IovecSum, sum_iovecs},
+    light,
     maps::{
         CTX_BORN, CURRENT_NONE, EVENTS, INFLIGHT, SUBMITS, SubmitState, add, close_slot,
-        count_iocb, count_loss, count_losses, counters, deliver, inflight, open_slot, order_key,
-        sample_iocb, submitted_key, wakeup_flags,
+        count_loss, count_losses, counters, deliver, full_mode, inflight, open_slot, order_key,
+        reap_deep, submitted_key, wakeup_flags,
     },
     reread::reread,
     syscall,
@@ -59,10 +60,9 @@ struct SubmitWalk {
     /// The chunk of the pointer array holding the current index, if read.
     pointers: [u64; POINTER_CHUNK],
     pointers_read: u64,
-    /// `SubmitState::unreadable`, `unsummed` and `sampled`.
+    /// `SubmitState::unreadable` and `unsummed`.
     unreadable: u64,
     unsummed: u64,
-    sampled: u64,
 }
 
 #[tracepoint]
@@ -102,7 +102,6 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
         pointers_read: 0,
         unreadable: 0,
         unsummed: 0,
-        sampled: 0,
     };
     // bpf_loop: the callback is verified once, whatever nr is.
     // SAFETY: bpf_loop calls the extern "C" callback with the context pointer, a local that
@@ -127,7 +126,6 @@ fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
         submit_ns: walk.who.submit_ns,
         unreadable: walk.unreadable,
         unsummed: walk.unsummed,
-        sampled: walk.sampled,
     };
     if !open_slot(&SUBMITS, tid, &state) {
         count_loss(LossCause::SyscallStateFull);
@@ -186,9 +184,7 @@ fn iocb_pointer(walk: &mut SubmitWalk, index: u64) -> Result<u64, i64> {
 
 fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<u64, i64> {
     let iocb_addr = iocb_pointer(walk, index)?;
-    let sampled = sample_iocb();
-    walk.sampled += u64::from(sampled);
-    decode_iocb::<false>(&walk.who, iocb_addr, sampled)
+    decode_iocb::<false>(&walk.who, iocb_addr)
 }
 
 /// Decodes the iocb at `iocb_addr` into the in-flight table; Err if it could
@@ -203,22 +199,12 @@ fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<u64, i64> {
 /// of the address is still in the table: telling the two apart takes the
 /// upkeep of the address's order entry, which costs the verifier more than
 /// all the rest of a dispatch or exit program that includes it.
-///
-/// Every iocb decoded is counted by opcode (`count_iocb`): at the entry,
-/// or, if the entry could not read it, when it is decoded late. Only a
-/// `sampled` one goes on into the in-flight table; an iocb not sampled
-/// whose iovec array could not be read is a `user_read` loss at once (it
-/// is in no table a later reading could complete).
-pub fn decode_iocb<const LATE: bool>(
-    who: &Submitter,
-    iocb_addr: u64,
-    sampled: bool,
-) -> Result<u64, i64> {
+pub fn decode_iocb<const LATE: bool>(who: &Submitter, iocb_addr: u64) -> Result<u64, i64> {
     // SAFETY: bpf_probe_read_user tolerates any address: a fault is returned as an error, not
     // taken.
     let iocb: Iocb = unsafe { bpf_probe_read_user(iocb_addr as *const Iocb) }.map_err(i64::from)?;
 
-    let extent = iocb_extent(&iocb);
+    let mut unsummed = 0;
     let mut record = IocbRecord {
         kind: RECORD_IOCB,
         opcode: iocb.aio_lio_opcode,
@@ -234,27 +220,30 @@ pub fn decode_iocb<const LATE: bool>(
         aio_data: iocb.aio_data,
         offset: iocb.aio_offset,
         submit_ns: who.submit_ns,
-        segs: extent.segs,
-        bytes: extent.bytes,
-        flags: extent.flags,
         ..IocbRecord::default()
     };
-    let unsummed = extent.unsummed;
-    if !LATE {
-        count_iocb(
-            who.pid,
-            who.ctx,
-            record.opcode,
-            record.segs,
-            record.bytes,
-            1,
-        );
-        if !sampled {
-            if unsummed != 0 {
-                count_loss(LossCause::UserRead);
+    match iocb.aio_lio_opcode {
+        IOCB_CMD_PREADV | IOCB_CMD_PWRITEV => {
+            let segs = iocb.aio_nbytes;
+            record.segs = if segs > u32::MAX as u64 {
+                u32::MAX
+            } else {
+                segs as u32
+            };
+            match sum_iovecs(iocb.aio_buf, segs) {
+                IovecSum::Bytes(bytes) => record.bytes = bytes,
+                IovecSum::TooMany => record.flags |= IOCB_BYTES_UNKNOWN,
+                IovecSum::Unreadable => {
+                    record.flags |= IOCB_BYTES_UNKNOWN;
+                    unsummed = 1;
+                }
             }
-            return Ok(0);
         }
+        IOCB_CMD_PREAD | IOCB_CMD_PWRITE => {
+            record.segs = 1;
+            record.bytes = iocb.aio_nbytes;
+        }
+        _ => {}
     }
 
     let mut key = InflightKey {
@@ -275,15 +264,6 @@ pub fn decode_iocb<const LATE: bool>(
                 if (*known).flags & IOCB_BYTES_UNKNOWN == 0 {
                     return Ok(0);
                 }
-                // Counted at the entry without its bytes.
-                count_iocb(
-                    who.pid,
-                    who.ctx,
-                    record.opcode,
-                    record.segs,
-                    record.bytes,
-                    0,
-                );
                 (*known).bytes = record.bytes;
                 (*known).flags =
                     ((*known).flags & !IOCB_BYTES_UNKNOWN) | (record.flags & IOCB_BYTES_UNKNOWN);
@@ -293,14 +273,6 @@ pub fn decode_iocb<const LATE: bool>(
         if inflight(&order).is_some() {
             return Err(-1);
         }
-        count_iocb(
-            who.pid,
-            who.ctx,
-            record.opcode,
-            record.segs,
-            record.bytes,
-            1,
-        );
     } else if let Some(o) = inflight(&order) {
         // Earlier submissions of this address are (or were) in flight at
         // once: this one takes the next number.
@@ -342,88 +314,6 @@ pub fn decode_iocb<const LATE: bool>(
         return Ok(0);
     }
     Ok(unsummed)
-}
-
-/// An iocb's size: what its record and its opcode's counters take.
-struct Extent {
-    segs: u32,
-    bytes: u64,
-    /// `IOCB_BYTES_UNKNOWN` or 0.
-    flags: u16,
-    /// 1 if the iovec array could not be read (see `decode_iocb`).
-    unsummed: u64,
-}
-
-#[inline(always)]
-fn iocb_extent(iocb: &Iocb) -> Extent {
-    let mut extent = Extent {
-        segs: 0,
-        bytes: 0,
-        flags: 0,
-        unsummed: 0,
-    };
-    match iocb.aio_lio_opcode {
-        IOCB_CMD_PREADV | IOCB_CMD_PWRITEV => {
-            let segs = iocb.aio_nbytes;
-            extent.segs = if segs > u32::MAX as u64 {
-                u32::MAX
-            } else {
-                segs as u32
-            };
-            match sum_iovecs(iocb.aio_buf, segs) {
-                IovecSum::Bytes(bytes) => extent.bytes = bytes,
-                IovecSum::TooMany => extent.flags = IOCB_BYTES_UNKNOWN,
-                IovecSum::Unreadable => {
-                    extent.flags = IOCB_BYTES_UNKNOWN;
-                    extent.unsummed = 1;
-                }
-            }
-        }
-        IOCB_CMD_PREAD | IOCB_CMD_PWRITE => {
-            extent.segs = 1;
-            extent.bytes = iocb.aio_nbytes;
-        }
-        _ => {}
-    }
-    extent
-}
-
-/// Takes back the count of an iocb io_submit refused or never attempted
-/// that is in no table (not sampled): read again for its opcode and size,
-/// as the entry read it. Not inlined: the iocb on the stack beside the
-/// exit's own locals.
-#[inline(never)]
-fn uncount_unsampled(pid: u32, ctx: u64, iocb_addr: u64) {
-    // SAFETY: bpf_probe_read_user tolerates any address: a fault is returned as an error, not
-    // taken.
-    let Ok(iocb) = (unsafe { bpf_probe_read_user(iocb_addr as *const Iocb) }) else {
-        return;
-    };
-    let extent = iocb_extent(&iocb);
-    count_iocb(
-        pid,
-        ctx,
-        iocb.aio_lio_opcode,
-        extent.segs,
-        extent.bytes.wrapping_neg(),
-        u64::MAX,
-    );
-}
-
-/// Takes back the count of the in-flight iocb `record` (see `uncount_unsampled`).
-#[inline(always)]
-fn uncount_record(record: *const IocbRecord) {
-    // SAFETY: a map value pointer to an in-flight record, or a record of the caller's (see the
-    // crate doc's Safety); plain integers.
-    let r = unsafe { &*record };
-    count_iocb(
-        r.pid,
-        r.ctx,
-        r.opcode,
-        r.segs,
-        r.bytes.wrapping_neg(),
-        u64::MAX,
-    );
 }
 
 /// Puts an iocb's entry in the in-flight table. A full set first gives up a
@@ -643,24 +533,32 @@ struct ExitWalk {
     iocbpp: u64,
     /// First index the callback handles.
     start: u64,
-    /// `SubmitState::unreadable` after the exit's reread: iocbs never counted.
-    unreadable: u64,
 }
 
 fn try_exit_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    let ret = syscall::ret(ctx);
+    // The light tier counts every call here, sampled (its entry ran in a
+    // window) or not; the full tier counts from the entry's state below.
+    let full = full_mode();
+    if !full {
+        light::count_submit(pid, tid, ret);
+        // Between windows no entry ran: no state to look for.
+        if !reap_deep() {
+            return Ok(());
+        }
+    }
     let Some(mut state) = close_slot(&SUBMITS, tid) else {
         return Ok(());
     };
-    let ret = syscall::ret(ctx);
 
     let accepted = if ret > 0 { ret as u64 } else { 0 };
     // The kernel has read every iocb it accepted, and the one it refused if
     // it could: what the entry could not read of them is readable now.
     reread(&mut state, accepted + 1);
     // All of the call's counters here: one lookup per call, not two.
-    if let Some(c) = counters(pid, state.ctx) {
+    if let Some(c) = counters(pid, state.ctx).filter(|_| full) {
         // SAFETY: a counters pointer from `counters` (see the crate doc's Safety); `add` is given
         // fields inside it.
         unsafe {
@@ -696,7 +594,6 @@ fn try_exit_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
         ctx: state.ctx,
         iocbpp: state.iocbpp,
         start: accepted,
-        unreadable: state.unreadable,
     };
     let unreadable = accepted < 64 && state.unreadable & (1 << accepted) != 0;
     reject(&walk, ret, tid, unreadable);
@@ -718,6 +615,14 @@ fn try_exit_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
         };
     }
     Ok(())
+}
+
+fn inflight_key(walk: &ExitWalk, index: u64) -> Result<InflightKey, i64> {
+    Ok(submitted_key(
+        walk.pid,
+        walk.ctx,
+        read_iocb_pointer(walk.iocbpp, index)?,
+    ))
 }
 
 /// Reports the iocb io_submit refused. Its errno is known only when it was the
@@ -753,15 +658,12 @@ fn reject(walk: &ExitWalk, ret: i64, tid: u32, unreadable: bool) {
         };
         let key = submitted_key(walk.pid, walk.ctx, iocb);
         let Some(record) = inflight(&key) else {
-            // Counted at the entry, not sampled.
-            uncount_unsampled(walk.pid, walk.ctx, iocb);
             return;
         };
         // SAFETY: a map value pointer to an in-flight record (see the crate doc's Safety); other
         // CPUs may update other fields of it, plain integers, at the same time.
         let out = unsafe { *record };
         let _ = table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, None);
-        uncount_record(&out);
         out
     };
     out.flags |= IOCB_REJECTED;
@@ -780,22 +682,9 @@ extern "C" fn forget_one(index: u64, walk: *mut c_void) -> i64 {
     // SAFETY: bpf_loop hands back the pointer to the caller's `ExitWalk`, live and untouched by
     // the caller until the loop returns.
     let walk = unsafe { &*(walk as *const ExitWalk) };
-    let at = walk.start + index;
     // Unreadable now, it was at entry too: never in the table.
-    let Ok(iocb) = read_iocb_pointer(walk.iocbpp, at) else {
-        return 0;
-    };
-    if at < 64 && walk.unreadable & (1 << at) != 0 {
-        // Never read, never counted.
-        return 0;
-    }
-    let key = submitted_key(walk.pid, walk.ctx, iocb);
-    match inflight(&key) {
-        Some(record) => {
-            uncount_record(record);
-            let _ = table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, None);
-        }
-        None => uncount_unsampled(walk.pid, walk.ctx, iocb),
+    if let Ok(key) = inflight_key(walk, walk.start + index) {
+        let _ = table::take_into(&INFLIGHT, INFLIGHT_SETS, &key, None);
     }
     0
 }

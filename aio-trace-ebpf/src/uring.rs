@@ -38,10 +38,11 @@ use crate::{
         kiocb_pos, leader_comm, read, req_fd, req_kiocb, req_opcode, req_ring, req_rw,
         req_user_data, ring_flags, task_flags, uring_known,
     },
+    light,
     maps::{
         INFLIGHT, REAP_BATCHES, RING_SETS, ReapBatch, RingHeld, THREAD_SETS, URING_HELD_MAX,
         URING_PID_SETS, URING_PIDS, URING_RINGS, URING_WAITERS, ZERO_RING_HELD, add, count_loss,
-        counters, deliver, uring_key,
+        counters, deliver, full_mode, sampling, uring_key,
     },
     reap::{flush, unmatched_cause},
     syscall,
@@ -158,6 +159,10 @@ fn try_submit_req(ctx: &RawTracePointContext) -> Result<(), i64> {
         set_data(&mut record, addr, len);
         record.offset = kiocb_pos(req_kiocb(req))?;
     }
+    if !sampling() {
+        light::count_request(pid, ring, record.opcode, record.segs, record.bytes);
+        return Ok(());
+    }
     track(&record, req);
     Ok(())
 }
@@ -216,7 +221,7 @@ fn try_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(record) = table::get_ptr(&INFLIGHT, INFLIGHT_SETS, &key) else {
-        if uring_known() && traced(pid) {
+        if uring_known() && full_mode() && traced(pid) {
             count_loss(unmatched_cause(now));
         }
         return Ok(());

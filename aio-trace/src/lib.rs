@@ -14,7 +14,8 @@
 //!    [`loader`] loads and attaches the kernel programs (aio-trace-ebpf) and
 //!    owns the handles to their maps, the kernel's in-flight table among them.
 //! 4. [`reader`] decodes the ring buffer into records; [`session`] drains it
-//!    into a sink and reclaims what nothing will reap.
+//!    into a sink and reclaims what nothing will reap; [`sampler`] schedules
+//!    the light tier's sampling windows for it.
 //! 5. Views over records: [`output`] (snoop lines), [`export`] (JSONL, CSV,
 //!    Perfetto, Prometheus), [`report`] (recordings read back), [`tui`] (`top`).
 //!
@@ -34,6 +35,7 @@ pub mod output;
 pub mod privileges;
 pub mod reader;
 pub mod report;
+pub mod sampler;
 pub mod session;
 pub mod tracefs;
 pub mod tui;

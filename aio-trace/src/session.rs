@@ -28,6 +28,7 @@ use crate::{
     loader::Tracer,
     model::{ContextSummary, DeviceSummary, IocbView, LossCounts, Staleness, staleness},
     reader::{Record, records},
+    sampler::{self, Sampler, Step},
 };
 
 /// Where records go: snoop lines, JSON, aggregates.
@@ -72,6 +73,23 @@ pub const DEFAULT_INFLIGHT_TIMEOUT: Duration = Duration::from_secs(30);
 /// reaped from the user-space AIO ring.
 pub const REAP_GRACE: Duration = Duration::from_secs(2);
 
+/// The next tier switch asked for; never, without a channel or once its
+/// sender is gone.
+async fn next_request(
+    requests: &mut Option<tokio::sync::mpsc::UnboundedReceiver<bool>>,
+) -> Option<bool> {
+    match requests {
+        Some(rx) => match rx.recv().await {
+            Some(light) => Some(light),
+            None => {
+                *requests = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// In-flight entries the user half gave up on (the kernel counts the rest).
 #[derive(Debug, Default)]
 pub struct UserLosses {
@@ -99,6 +117,10 @@ pub struct Session {
     completed_unreaped: u64,
     /// Contexts destroyed in the current batch, with when, swept after it.
     destroyed: Vec<(CtxKey, u64)>,
+    /// The light tier's windows (None in the full tier).
+    sampler: Option<Sampler>,
+    /// Tier switches asked for while running (`top`'s key): true for light.
+    tier_requests: Option<tokio::sync::mpsc::UnboundedReceiver<bool>>,
 }
 
 impl Session {
@@ -108,7 +130,6 @@ impl Session {
         inflight_timeout: Duration,
     ) -> io::Result<Self> {
         Ok(Self {
-            tracer,
             // SAFETY: the ring buffer owns its fd, and the AsyncFd owns the
             // ring buffer, so the fd stays open for as long as it is registered.
             ring: unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
@@ -117,7 +138,73 @@ impl Session {
             user_losses: Arc::default(),
             completed_unreaped: 0,
             destroyed: Vec::new(),
+            sampler: tracer
+                .light()
+                .then(|| Sampler::new(tracer.sample_every, crate::clock::monotonic_ns())),
+            tier_requests: None,
+            tracer,
         })
+    }
+
+    /// Moves the light tier's window schedule on.
+    fn step_sampler(&mut self) {
+        let Some(sampler) = self.sampler.as_mut() else {
+            return;
+        };
+        if !self.tracer.light() {
+            return;
+        }
+        match sampler.step(crate::clock::monotonic_ns()) {
+            Some(Step::Open) => {
+                for (probe, reason) in self.tracer.open_window() {
+                    eprintln!(
+                        "aio-trace: a sampling window goes without {}: {}",
+                        probe.tracepoint(),
+                        reason
+                    );
+                }
+            }
+            Some(Step::Close) => self.tracer.close_window(),
+            Some(Step::EndDepth) => self.tracer.end_window_depth(),
+            Some(Step::EndReaps) => self.tracer.end_window_reaps(),
+            None => {}
+        }
+    }
+
+    /// Takes tier switches from `requests` while running (see `switch_tier`).
+    pub fn listen_for_tier(&mut self, requests: tokio::sync::mpsc::UnboundedReceiver<bool>) {
+        self.tier_requests = Some(requests);
+    }
+
+    /// Whether this session runs the light tier now.
+    pub fn light(&self) -> bool {
+        self.tracer.light()
+    }
+
+    /// 1 in how many units of time the light tier traces in full.
+    pub fn sample_every(&self) -> u64 {
+        self.sampler.as_ref().map_or(1, Sampler::every)
+    }
+
+    /// Switches tier live (`top`'s key): into the full tier every probe is
+    /// attached; back into the light tier, what is in flight is waited for
+    /// as after a window. A trace started in the full tier has no window
+    /// probes to detach, so it stays there (false).
+    pub fn switch_tier(&mut self, light: bool) -> bool {
+        let Some(sampler) = self.sampler.as_mut() else {
+            return false;
+        };
+        for (probe, reason) in self.tracer.switch_tier(light) {
+            eprintln!(
+                "aio-trace: the full tier goes without {}: {}",
+                probe.tracepoint(),
+                reason
+            );
+        }
+        if light {
+            sampler.resume(crate::clock::monotonic_ns());
+        }
+        true
     }
 
     /// The exit lines: per (pid, ctx) counters, and the block devices that saw I/O.
@@ -178,6 +265,10 @@ impl Session {
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut windows = tokio::time::interval(sampler::TICK);
+        windows.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let sampling = self.sampler.is_some();
+        let mut tier_requests = self.tier_requests.take();
         tokio::pin!(stop);
         let result = loop {
             tokio::select! {
@@ -201,6 +292,10 @@ impl Session {
                     if let Err(e) = self.sweep(sink) {
                         break Err(e);
                     }
+                }
+                _ = windows.tick(), if sampling => self.step_sampler(),
+                Some(light) = next_request(&mut tier_requests) => {
+                    self.switch_tier(light);
                 }
             }
         };
@@ -249,6 +344,9 @@ impl Session {
                 taken += 1;
                 match record {
                     Ok(record) => {
+                        if let (Some(sampler), Record::Iocb(r)) = (self.sampler.as_mut(), &record) {
+                            sampler.saw(r);
+                        }
                         // ctx 0 (never a context id) stands for all of the process's.
                         if let Record::Ctx(ctx) = &record
                             && (ctx.event == CTX_DESTROY || ctx.event == CTX_EXIT)

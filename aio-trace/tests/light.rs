@@ -1,7 +1,7 @@
 //! Root integration tests of the light tier (`--sample N`): the kernel's
 //! per-opcode counts are exact against the testee's ground truth and equal
-//! to a full trace of the same run, and the sampled iocbs, about 1 in N,
-//! each get a whole record.
+//! to a full trace of the same run, the iocbs of its sampling windows each
+//! get a whole record, and their latencies agree with a full trace's.
 
 mod common;
 
@@ -116,7 +116,11 @@ fn light_counts_are_exact_and_match_a_full_trace() {
         "light, against the truth"
     );
     assert_eq!(truth_totals(&full.truth), expected, "the two runs");
-    assert_eq!(kernel_totals(&full.ops), expected, "full, kernel counts");
+    assert!(
+        full.ops.is_empty(),
+        "the full tier counts from its records, not in the kernel: {:?}",
+        full.ops
+    );
     assert_eq!(
         record_totals(&iocbs(&full)),
         expected,
@@ -139,10 +143,11 @@ fn light_counts_are_exact_and_match_a_full_trace() {
     assert_eq!(light.losses.total(), 0, "{:?}", light.losses);
 }
 
-/// 16,384 iocbs of the built-in workload: exact counts, a sample of 1 in 64
-/// (per CPU, so off by at most one per CPU), each sampled iocb whole.
+/// 16,384 iocbs of the built-in workload: exact counts, the iocbs of its
+/// sampling windows (the first opens as the trace starts) each whole, the
+/// others only counted.
 #[test]
-fn light_samples_one_in_n_with_whole_records() {
+fn light_samples_whole_records_of_its_windows() {
     let scenario = "workload-scalar-long";
     let light = traced(scenario, SAMPLE);
     let result = of_type(&light.truth, "workload").next().unwrap();
@@ -169,11 +174,10 @@ fn light_samples_one_in_n_with_whole_records() {
     assert_eq!(record_totals(&iocbs(&full)), counted);
 
     let sampled = iocbs(&light);
-    let cpus = std::thread::available_parallelism().map_or(64, |n| n.get()) as u64;
     let n = sampled.len() as u64;
     assert!(
-        n <= total / SAMPLE && n + cpus >= total / SAMPLE,
-        "{n} sampled records of {total} iocbs at 1 in {SAMPLE}"
+        n > 0 && n < total / 2,
+        "{n} sampled records of {total} iocbs: a window's worth"
     );
     for r in &sampled {
         assert!(

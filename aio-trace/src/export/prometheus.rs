@@ -347,6 +347,11 @@ impl Metrics {
                 losses.device_table_full,
                 then.device_table_full,
             ),
+            (
+                "counter_table_full",
+                losses.counter_table_full,
+                then.counter_table_full,
+            ),
             ("aged_out", losses.aged_out, then.aged_out),
             ("abandoned", losses.abandoned, then.abandoned),
             (

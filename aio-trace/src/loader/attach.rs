@@ -14,7 +14,7 @@ use aya::{
 
 use super::{
     LoadError,
-    probes::{Attach, PROBES, Probe},
+    probes::{Attach, PROBES, Probe, Sampled},
 };
 use crate::tracefs;
 
@@ -41,6 +41,8 @@ pub(super) struct Plan<'a> {
     /// Why the raw tracepoint programs cannot run, if they cannot (no
     /// kernel struct offsets).
     pub no_offsets: Option<&'a str>,
+    /// The light tier: the sampled probes wait for a window.
+    pub light: bool,
 }
 
 enum AttachError {
@@ -66,9 +68,17 @@ impl std::fmt::Display for AttachError {
 /// (otherwise `top`'s INFL drifts by every iocb reaped between the two
 /// attaches). Exits that read their arguments from the registers count
 /// calls already under way at attach.
-pub(super) fn attach_all(ebpf: &mut Ebpf, plan: &Plan) -> Result<(Links, Skipped), LoadError> {
+///
+/// In the light tier, the probes of its sampling windows (`Sampled::Entry`
+/// and `Deep`) are loaded, so that a refusal shows now, and returned
+/// unattached: the windows attach them (`attach_each`).
+pub(super) fn attach_all(
+    ebpf: &mut Ebpf,
+    plan: &Plan,
+) -> Result<(Links, Skipped, Vec<Probe>), LoadError> {
     let mut links = Vec::new();
     let mut skipped = Vec::new();
+    let mut deferred = Vec::new();
     let (exits, rest): (Vec<&Probe>, Vec<&Probe>) = PROBES.iter().partition(|p| p.is_exit());
     for probe in exits.into_iter().chain(rest) {
         let raw = probe.attach == Attach::Raw;
@@ -79,8 +89,15 @@ pub(super) fn attach_all(ebpf: &mut Ebpf, plan: &Plan) -> Result<(Links, Skipped
             skipped.push((*probe, reason.to_owned()));
             continue;
         }
-        match attach(ebpf, probe) {
-            Ok(link) => links.push((probe.program, link)),
+        let defer = plan.light && probe.sampled != Sampled::No;
+        let attached = if defer {
+            load(ebpf, probe).map(|()| None)
+        } else {
+            attach(ebpf, probe).map(Some)
+        };
+        match attached {
+            Ok(Some(link)) => links.push((probe.program, link)),
+            Ok(None) => deferred.push(*probe),
             Err(reason) if !probe.required => skipped.push((*probe, reason.to_string())),
             Err(AttachError::Absent) => {
                 return Err(LoadError::MissingTracepoint(probe.tracepoint()));
@@ -93,27 +110,60 @@ pub(super) fn attach_all(ebpf: &mut Ebpf, plan: &Plan) -> Result<(Links, Skipped
             }
         }
     }
-    Ok((links, skipped))
+    Ok((links, skipped, deferred))
 }
 
-fn attach(ebpf: &mut Ebpf, probe: &Probe) -> Result<LinkId, AttachError> {
+/// Attaches `probes`, loaded before (`attach_all`), in order; one that
+/// fails now is left out, with its reason.
+pub(super) fn attach_each(ebpf: &mut Ebpf, probes: &[Probe], links: &mut Links) -> Skipped {
+    let mut skipped = Vec::new();
+    for probe in probes {
+        match attach(ebpf, probe) {
+            Ok(link) => links.push((probe.program, link)),
+            Err(reason) => skipped.push((*probe, reason.to_string())),
+        }
+    }
+    skipped
+}
+
+/// Loads a probe's program (once: a loaded one is left as it is).
+fn load(ebpf: &mut Ebpf, probe: &Probe) -> Result<(), AttachError> {
     if !tracefs::tracepoint_exists(probe.group, probe.program) {
         return Err(AttachError::Absent);
     }
     let program = ebpf
         .program_mut(probe.program)
         .ok_or(AttachError::Program(ProgramError::UnexpectedProgramType))?;
+    let loaded = match probe.attach {
+        Attach::TracePoint => {
+            let program: &mut TracePoint = program.try_into().map_err(AttachError::Program)?;
+            load_retrying(|| program.load())
+        }
+        Attach::Raw => {
+            let program: &mut RawTracePoint = program.try_into().map_err(AttachError::Program)?;
+            load_retrying(|| program.load())
+        }
+    };
+    match loaded {
+        Err(AttachError::Program(ProgramError::AlreadyLoaded)) => Ok(()),
+        other => other,
+    }
+}
+
+fn attach(ebpf: &mut Ebpf, probe: &Probe) -> Result<LinkId, AttachError> {
+    load(ebpf, probe)?;
+    let program = ebpf
+        .program_mut(probe.program)
+        .ok_or(AttachError::Program(ProgramError::UnexpectedProgramType))?;
     match probe.attach {
         Attach::TracePoint => {
             let program: &mut TracePoint = program.try_into().map_err(AttachError::Program)?;
-            load_retrying(|| program.load())?;
             program
                 .attach(probe.group, probe.program)
                 .map(LinkId::TracePoint)
         }
         Attach::Raw => {
             let program: &mut RawTracePoint = program.try_into().map_err(AttachError::Program)?;
-            load_retrying(|| program.load())?;
             program.attach(probe.program).map(LinkId::Raw)
         }
     }
@@ -187,6 +237,27 @@ pub(super) fn detach_all(ebpf: &mut Ebpf, links: Links) {
             let _ = std::thread::Builder::new().spawn_scoped(scope, move || drop(link));
         }
     });
+}
+
+/// Detaches `links` without waiting: a thread closes them (each close waits
+/// out an RCU grace period, ~70 ms), so a sampling window's end does not
+/// hold up the reader.
+pub(super) fn detach_later(ebpf: &mut Ebpf, links: Links) {
+    let owned: Vec<Box<dyn Send>> = links
+        .into_iter()
+        .filter_map(|(name, link)| take_link(ebpf, name, link))
+        .collect();
+    if owned.is_empty() {
+        return;
+    }
+    // One thread each, as in `detach_all`: closed one after another, ten
+    // raw tracepoint links took longer than the time between two windows.
+    // Out of threads, the failed spawn drops (closes) the link here.
+    for link in owned {
+        let _ = std::thread::Builder::new()
+            .name("aio-trace-detach".into())
+            .spawn(move || drop(link));
+    }
 }
 
 /// The owned link, which closes when dropped.

@@ -10,7 +10,7 @@ use std::{path::Path, time::Duration};
 use aio_trace_common::{
     CommFilter, DEFAULT_RING_BYTES, GLOBAL_ARGS_FROM_REGS, GLOBAL_FILTER_CGROUP_LEVELS,
     GLOBAL_FILTER_COMM, GLOBAL_FILTER_PIDS, GLOBAL_KERNEL_OFFSETS, GLOBAL_MIDFLIGHT_UNTIL_NS,
-    GLOBAL_SAMPLE_EVERY, GLOBAL_WAKEUP_BYTES, KernelOffsets, MAP_EVENTS,
+    GLOBAL_WAKEUP_BYTES, KernelOffsets, MAP_EVENTS,
 };
 use aya::EbpfLoader;
 
@@ -49,9 +49,17 @@ pub struct TraceConfig {
     pub disk: Option<Disk>,
     /// Only tasks in these cgroups (v2) or below them; empty: every cgroup.
     pub cgroups: Vec<Cgroup>,
-    /// 1 in this many AIO iocbs gets a record (the light tier when above 1);
-    /// every iocb is counted by opcode in the kernel either way.
+    /// The light tier when above 1: iocbs are counted in the kernel, and the
+    /// I/O of 1 in this many units of time (a sampling window) is traced in
+    /// full (see `session::Sampler`).
     pub sample_every: u64,
+}
+
+impl TraceConfig {
+    /// Whether this trace runs the light tier.
+    pub fn light(&self) -> bool {
+        self.sample_every > 1
+    }
 }
 
 /// The default `start_window`: the default in-flight timeout.
@@ -90,7 +98,6 @@ pub(super) struct Globals {
     pub args_from_regs: u8,
     pub ring_bytes: u32,
     pub midflight_until_ns: u64,
-    pub sample_every: u64,
 }
 
 impl Globals {
@@ -116,7 +123,6 @@ impl Globals {
             ring_bytes: config.ring_bytes,
             midflight_until_ns: crate::clock::monotonic_ns()
                 .saturating_add(u64::try_from(config.start_window.as_nanos()).unwrap_or(u64::MAX)),
-            sample_every: config.sample_every.max(1),
         })
     }
 
@@ -131,7 +137,6 @@ impl Globals {
             .override_global(GLOBAL_WAKEUP_BYTES, &self.wakeup_bytes, true)
             .override_global(GLOBAL_KERNEL_OFFSETS, &self.offsets, true)
             .override_global(GLOBAL_MIDFLIGHT_UNTIL_NS, &self.midflight_until_ns, true)
-            .override_global(GLOBAL_SAMPLE_EVERY, &self.sample_every, true)
             .map_max_entries(MAP_EVENTS, self.ring_bytes);
         loader
     }

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use aio_trace_common::{
     CGROUP_FILTER_ENTRIES, CTX_OP_CALLS, CTX_URING_FD, CtxCounters, CtxKey, DEV_STATS_ENTRIES,
     DevCounters, LOSS_CAUSES, MAP_BIO_OWNER, MAP_CGROUP_FILTER, MAP_COUNTERS, MAP_DEV_STATS,
-    MAP_EVENTS, MAP_INFLIGHT, MAP_LOSS, MAP_PID_FILTER, Owner, PID_FILTER_SETS, TABLE_WAYS,
-    TableEntry, TableKey,
+    MAP_EVENTS, MAP_INFLIGHT, MAP_LOSS, MAP_PID_FILTER, MAP_TIER, Owner, PID_FILTER_SETS,
+    TABLE_WAYS, TableEntry, TableKey,
 };
 use aya::{
     Ebpf,
@@ -37,6 +37,7 @@ pub(super) struct KernelMaps {
     pub loss_id: Option<u32>,
     pub devices: DeviceTable,
     pub bio_owners: BioOwnerTable,
+    pub tier: aya::maps::Array<MapData, u64>,
 }
 
 impl KernelMaps {
@@ -61,6 +62,7 @@ impl KernelMaps {
             loss_id,
             devices: DeviceTable(typed(ebpf, MAP_DEV_STATS)?),
             bio_owners: BioOwnerTable(typed(ebpf, MAP_BIO_OWNER)?),
+            tier: typed(ebpf, MAP_TIER)?,
         })
     }
 }

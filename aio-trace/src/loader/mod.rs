@@ -31,7 +31,7 @@ pub use self::{
     maps::{CounterTable, LossTable},
     probes::{Attach, PROBES, Probe, short_reason},
 };
-use aio_trace_common::{CtxCounters, CtxKey, DevCounters};
+use aio_trace_common::{CtxCounters, CtxKey, DevCounters, TIER_DEEP, TIER_LIGHT, TIER_WINDOW};
 
 use crate::{
     blockdev::Disk,
@@ -92,6 +92,14 @@ pub struct Tracer {
     program_ids: Vec<(String, u32)>,
     /// Every attachment, to detach them all at once (see `detach`).
     links: Links,
+    /// The light tier's window probes, loaded, attached only around a
+    /// sampling window (`open_window`), and their links while attached.
+    sampled: Vec<Probe>,
+    entry_links: Links,
+    deep_links: Links,
+    /// The kernel half's tier (`TIER_*` bits), as last written.
+    tier: aya::maps::Array<MapData, u64>,
+    tier_bits: u64,
     /// The programs' costs when they were detached.
     final_costs: Vec<ProgramCost>,
     /// Optional probes that could not be attached, with the reason.
@@ -100,6 +108,8 @@ pub struct Tracer {
     pub attached_ns: u64,
     /// The disk the session keeps records of (`TraceConfig::disk`).
     pub disk: Option<Disk>,
+    /// `TraceConfig::sample_every`: the light tier's sampling period.
+    pub sample_every: u64,
 }
 
 /// RLIMIT_MEMLOCK only matters before kernel 5.11 (memcg accounting since):
@@ -142,12 +152,25 @@ impl Tracer {
         maps::fill_pid_filter(&mut ebpf, &config.pids)?;
         maps::fill_cgroup_filter(&mut ebpf, &config.cgroups)?;
         let maps = KernelMaps::take(&mut ebpf)?;
+        let light = config.light() && globals.args_from_regs != 0;
+        if config.light() && !light {
+            eprintln!(
+                "aio-trace: the light tier reads io_submit's arguments from the caller's \
+                 registers, which needs the kernel's BTF: tracing every iocb in full"
+            );
+        }
         let plan = Plan {
             block: config.block,
             args_from_regs: globals.args_from_regs != 0,
             no_offsets: globals.offsets_error.as_deref(),
+            light,
         };
-        let (links, skipped) = attach::attach_all(&mut ebpf, &plan)?;
+        let mut tier = maps.tier;
+        let tier_bits = if light { TIER_LIGHT } else { 0 };
+        // Before any attach: the first program to run sees its tier.
+        tier.set(0, tier_bits, 0)
+            .map_err(|e| LoadError::Map(aio_trace_common::MAP_TIER, e))?;
+        let (links, skipped, sampled) = attach::attach_all(&mut ebpf, &plan)?;
         // Stats count from here: no program runs before its attach anyway.
         let bpf_stats = config.bpf_stats.then(enable_bpf_stats).transpose()?;
         let program_ids = ebpf
@@ -159,6 +182,11 @@ impl Tracer {
             bpf_stats,
             program_ids,
             links,
+            sampled,
+            entry_links: Vec::new(),
+            deep_links: Vec::new(),
+            tier,
+            tier_bits,
             final_costs: Vec::new(),
             inflight: maps.inflight,
             counters: maps.counters,
@@ -170,6 +198,7 @@ impl Tracer {
             skipped,
             attached_ns: crate::clock::monotonic_ns(),
             disk: config.disk.clone(),
+            sample_every: config.sample_every,
         };
         Ok((tracer, maps.events))
     }
@@ -183,8 +212,102 @@ impl Tracer {
         let Some(mut ebpf) = self.ebpf.take() else {
             return;
         };
-        attach::detach_all(&mut ebpf, std::mem::take(&mut self.links));
+        let mut links = std::mem::take(&mut self.links);
+        links.append(&mut self.entry_links);
+        links.append(&mut self.deep_links);
+        attach::detach_all(&mut ebpf, links);
         drop(ebpf);
+    }
+
+    /// Whether the kernel half runs the light tier.
+    pub fn light(&self) -> bool {
+        self.tier_bits & TIER_LIGHT != 0
+    }
+
+    /// Whether a light tier's sampling window is open.
+    pub fn window_open(&self) -> bool {
+        !self.entry_links.is_empty()
+    }
+
+    fn set_tier(&mut self, bits: u64) {
+        // An array of one, index 0: the write cannot fail while the map is open.
+        if self.tier.set(0, bits, 0).is_ok() {
+            self.tier_bits = bits;
+        }
+    }
+
+    /// Opens a light tier's sampling window: iocbs submitted from now until
+    /// `close_window` are traced in full. Returns the probes that failed to
+    /// attach, with why (their programs loaded at start, so rarely any).
+    pub fn open_window(&mut self) -> Vec<(Probe, String)> {
+        if !self.light() || self.window_open() {
+            return Vec::new();
+        }
+        let skipped = self.attach_window_probes();
+        self.set_tier(TIER_LIGHT | TIER_DEEP | TIER_WINDOW);
+        skipped
+    }
+
+    /// The deep programs first, then the entries, so that every call an
+    /// entry sees has its dispatch, bios and completion seen too.
+    fn attach_window_probes(&mut self) -> Vec<(Probe, String)> {
+        let Some(ebpf) = self.ebpf.as_mut() else {
+            return Vec::new();
+        };
+        let (entries, deep): (Vec<Probe>, Vec<Probe>) = self
+            .sampled
+            .iter()
+            .partition(|p| p.sampled == probes::Sampled::Entry);
+        let mut skipped = Vec::new();
+        if self.deep_links.is_empty() {
+            skipped.extend(attach::attach_each(ebpf, &deep, &mut self.deep_links));
+        }
+        if self.entry_links.is_empty() {
+            skipped.extend(attach::attach_each(ebpf, &entries, &mut self.entry_links));
+        }
+        skipped
+    }
+
+    /// Closes the window: no call is traced in full from now on, while the
+    /// deep programs stay for the window's iocbs still in flight.
+    pub fn close_window(&mut self) {
+        self.set_tier(TIER_LIGHT | TIER_DEEP);
+        if let Some(ebpf) = self.ebpf.as_mut() {
+            attach::detach_later(ebpf, std::mem::take(&mut self.entry_links));
+        }
+    }
+
+    /// The window's iocbs have completed: the deep programs go.
+    pub fn end_window_depth(&mut self) {
+        if let Some(ebpf) = self.ebpf.as_mut() {
+            attach::detach_later(ebpf, std::mem::take(&mut self.deep_links));
+        }
+    }
+
+    /// The window's iocbs have been reaped (or are left to the sweep):
+    /// io_getevents stops looking its events up.
+    pub fn end_window_reaps(&mut self) {
+        if self.light() && !self.window_open() {
+            self.set_tier(TIER_LIGHT);
+        }
+    }
+
+    /// Switches tier while tracing. Into the full tier, every window probe is
+    /// attached (deep before entries) before the tier says so; into the
+    /// light tier, the tier says so first and the entries go, as at the end
+    /// of a window (the caller ends its depth and reaps).
+    pub fn switch_tier(&mut self, light: bool) -> Vec<(Probe, String)> {
+        if light == self.light() {
+            return Vec::new();
+        }
+        if light {
+            self.set_tier(TIER_LIGHT | TIER_DEEP);
+            self.close_window();
+            return Vec::new();
+        }
+        let skipped = self.attach_window_probes();
+        self.set_tier(0);
+        skipped
     }
 
     /// Per (pid, AIO context) counters, summed over CPUs, in key order.

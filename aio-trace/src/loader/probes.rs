@@ -32,6 +32,22 @@ pub struct Probe {
     /// the caller's registers (a kernel without BTF, or
     /// `TraceConfig::saved_args`).
     pub saved_args: bool,
+    /// In the light tier, attached only around its sampling windows (see
+    /// `Sampled`); always attached in the full tier.
+    pub sampled: Sampled,
+}
+
+/// When a probe runs in the light tier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sampled {
+    /// Always: the light tier's counters, or a cost per call, not per I/O.
+    No,
+    /// While a window is open: the entries that decide which calls are
+    /// traced in full.
+    Entry,
+    /// From a window's opening until its iocbs have completed: the deep
+    /// programs that run per dispatch, bio, request or completion.
+    Deep,
 }
 
 impl Probe {
@@ -42,6 +58,7 @@ impl Probe {
             required: true,
             attach: Attach::TracePoint,
             saved_args: false,
+            sampled: Sampled::No,
         }
     }
 
@@ -64,6 +81,31 @@ impl Probe {
             attach: Attach::Raw,
             ..Self::optional(group, program)
         }
+        .deep()
+    }
+
+    /// Attached in the light tier too: it decides for itself (`TIER`).
+    const fn always(self) -> Self {
+        Self {
+            sampled: Sampled::No,
+            ..self
+        }
+    }
+
+    /// Attached only while a light tier's window is open.
+    const fn window_entry(self) -> Self {
+        Self {
+            sampled: Sampled::Entry,
+            ..self
+        }
+    }
+
+    /// Attached only while a light tier's window's iocbs may be in flight.
+    const fn deep(self) -> Self {
+        Self {
+            sampled: Sampled::Deep,
+            ..self
+        }
     }
 
     /// Whether this is a syscall exit program (attached before the entries:
@@ -85,7 +127,7 @@ const SYSCALLS: &str = "syscalls";
 /// lifetimes, dispatch and block attribution, synchronous vectored calls,
 /// io_uring) degrade with a reason when absent.
 pub const PROBES: &[Probe] = &[
-    Probe::required(SYSCALLS, PROG_SYS_ENTER_IO_SUBMIT),
+    Probe::required(SYSCALLS, PROG_SYS_ENTER_IO_SUBMIT).window_entry(),
     Probe::required(SYSCALLS, PROG_SYS_EXIT_IO_SUBMIT),
     Probe::required(SYSCALLS, PROG_SYS_EXIT_IO_GETEVENTS),
     Probe::optional(SYSCALLS, PROG_SYS_EXIT_IO_PGETEVENTS),
@@ -107,23 +149,23 @@ pub const PROBES: &[Probe] = &[
     Probe::raw("block", PROG_BLOCK_RQ_ISSUE),
     Probe::raw("block", PROG_BLOCK_RQ_COMPLETE),
     Probe::raw("block", PROG_BLOCK_BIO_COMPLETE),
-    Probe::raw("io_uring", PROG_IO_URING_SUBMIT_REQ),
-    Probe::raw("io_uring", PROG_IO_URING_REQ_FAILED),
+    Probe::raw("io_uring", PROG_IO_URING_SUBMIT_REQ).always(),
+    Probe::raw("io_uring", PROG_IO_URING_REQ_FAILED).always(),
     Probe::raw("io_uring", PROG_IO_URING_COMPLETE),
-    Probe::raw("io_uring", PROG_IO_URING_CQRING_WAIT),
+    Probe::raw("io_uring", PROG_IO_URING_CQRING_WAIT).always(),
     Probe::optional(SYSCALLS, PROG_SYS_EXIT_IO_URING_ENTER),
-    Probe::optional(SYSCALLS, PROG_SYS_ENTER_READV),
-    Probe::optional(SYSCALLS, PROG_SYS_EXIT_READV),
-    Probe::optional(SYSCALLS, PROG_SYS_ENTER_WRITEV),
-    Probe::optional(SYSCALLS, PROG_SYS_EXIT_WRITEV),
-    Probe::optional(SYSCALLS, PROG_SYS_ENTER_PREADV),
-    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PREADV),
-    Probe::optional(SYSCALLS, PROG_SYS_ENTER_PWRITEV),
-    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PWRITEV),
-    Probe::optional(SYSCALLS, PROG_SYS_ENTER_PREADV2),
-    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PREADV2),
-    Probe::optional(SYSCALLS, PROG_SYS_ENTER_PWRITEV2),
-    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PWRITEV2),
+    Probe::optional(SYSCALLS, PROG_SYS_ENTER_READV).window_entry(),
+    Probe::optional(SYSCALLS, PROG_SYS_EXIT_READV).deep(),
+    Probe::optional(SYSCALLS, PROG_SYS_ENTER_WRITEV).window_entry(),
+    Probe::optional(SYSCALLS, PROG_SYS_EXIT_WRITEV).deep(),
+    Probe::optional(SYSCALLS, PROG_SYS_ENTER_PREADV).window_entry(),
+    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PREADV).deep(),
+    Probe::optional(SYSCALLS, PROG_SYS_ENTER_PWRITEV).window_entry(),
+    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PWRITEV).deep(),
+    Probe::optional(SYSCALLS, PROG_SYS_ENTER_PREADV2).window_entry(),
+    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PREADV2).deep(),
+    Probe::optional(SYSCALLS, PROG_SYS_ENTER_PWRITEV2).window_entry(),
+    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PWRITEV2).deep(),
 ];
 
 /// Fails with the user's next step if this process or kernel cannot trace

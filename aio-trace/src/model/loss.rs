@@ -31,6 +31,9 @@ pub struct LossCounts {
     /// counters cover every device whatever the filters, the total is about
     /// what was traced.
     pub device_table_full: u64,
+    /// (process, context, opcode) counters the kernel's counter table had
+    /// no room for: their counts are missing.
+    pub counter_table_full: u64,
     /// In-flight iocbs never reaped within the timeout (e.g. reaped from the
     /// user-space ring without io_getevents).
     pub aged_out: u64,
@@ -67,6 +70,7 @@ impl LossCounts {
             unattributed_bios: at(LossCause::UnattributedBio),
             unmatched_dispatches: at(LossCause::UnmatchedDispatch),
             device_table_full: at(LossCause::DeviceTableFull),
+            counter_table_full: at(LossCause::CounterTableFull),
             aged_out: 0,
             abandoned: 0,
             inflight_at_start: at(LossCause::InflightAtStart),
@@ -82,6 +86,7 @@ impl LossCounts {
             + self.syscall_state_full
             + self.unattributed_bios
             + self.unmatched_dispatches
+            + self.counter_table_full
             + self.aged_out
             + self.abandoned
     }
@@ -92,7 +97,7 @@ impl std::fmt::Display for LossCounts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "lost: {} (ring_full {}, inflight_full {}, user_read {}, unmatched {}, batch_truncated {}, syscall_state_full {}, unattributed_bios {}, unmatched_dispatches {}, device_table_full {}, aged_out {}, abandoned {}); in flight at start: {}",
+            "lost: {} (ring_full {}, inflight_full {}, user_read {}, unmatched {}, batch_truncated {}, syscall_state_full {}, unattributed_bios {}, unmatched_dispatches {}, device_table_full {}, counter_table_full {}, aged_out {}, abandoned {}); in flight at start: {}",
             self.total(),
             self.ring_full,
             self.inflight_full,
@@ -103,6 +108,7 @@ impl std::fmt::Display for LossCounts {
             self.unattributed_bios,
             self.unmatched_dispatches,
             self.device_table_full,
+            self.counter_table_full,
             self.aged_out,
             self.abandoned,
             self.inflight_at_start
@@ -116,7 +122,7 @@ mod tests {
 
     #[test]
     fn maps_each_kernel_cause_to_its_field() {
-        let l = LossCounts::from_kernel([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        let l = LossCounts::from_kernel([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
         assert_eq!(
             (l.ring_full, l.inflight_full, l.user_read, l.unmatched),
             (1, 2, 3, 4)
@@ -125,9 +131,10 @@ mod tests {
         assert_eq!((l.unattributed_bios, l.unmatched_dispatches), (7, 8));
         assert_eq!(l.device_table_full, 9);
         assert_eq!(l.inflight_at_start, 10);
+        assert_eq!(l.counter_table_full, 11);
         assert_eq!(
             l.total(),
-            36,
+            47,
             "neither device_table_full nor inflight_at_start is in the total"
         );
         let json = serde_json::to_string(&l).unwrap();

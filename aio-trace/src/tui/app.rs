@@ -18,7 +18,7 @@ use super::{
     batch::{BatchFormat, batch_output},
     collect::Collector,
     replay::{self, Recording, ReplayClock},
-    state::{ReplayView, State},
+    state::{ReplayView, State, TierSwitch},
     store::Snapshot,
     terminal::TerminalGuard,
     ui,
@@ -115,6 +115,7 @@ fn handle_key(state: &mut State, key: KeyEvent) -> bool {
         KeyCode::Char('f') | KeyCode::Char('/') => view.begin_filter(),
         KeyCode::Char('v') => view.toggle_split(store),
         KeyCode::Char('g') => view.toggle_by_cgroup(store),
+        KeyCode::Char('t') => state.toggle_tier(),
         KeyCode::Char('p') | KeyCode::Char(' ') => view.toggle_pause(store),
         KeyCode::Char('c') => state.clear(),
         KeyCode::Char('?') | KeyCode::Char('h') => view.help = !view.help,
@@ -320,6 +321,9 @@ pub async fn run(options: TopOptions) -> anyhow::Result<()> {
         state.trace_filter = described.join(", ");
     }
     state.store.sample_every = options.trace.sample_every;
+    if options.trace.light() {
+        state.tier = Some(TierSwitch::new(options.trace.sample_every));
+    }
     if stats_off.is_some() {
         collector.probes.programs = None;
     }
@@ -369,7 +373,10 @@ async fn event_loop(
 ) -> anyhow::Result<()> {
     let mut last_tick = Instant::now();
     let Collector {
-        batches, probes, ..
+        batches,
+        probes,
+        tier,
+        ..
     } = collector;
     let on_tick = |state: &mut State| -> anyhow::Result<()> {
         let now = Instant::now();
@@ -379,7 +386,14 @@ async fn event_loop(
         state.tick(secs, uptime, probes.snapshot());
         Ok(())
     };
-    let on_key = |state: &mut State, key| Ok(handle_key(state, key));
+    let on_key = |state: &mut State, key| {
+        let go_on = handle_key(state, key);
+        if let Some(light) = state.tier.as_mut().and_then(|t| t.requested.take()) {
+            // The session gone means we are stopping.
+            let _ = tier.send(light);
+        }
+        Ok(go_on)
+    };
     drive(sink, state, batches, interval, on_tick, on_key).await
 }
 

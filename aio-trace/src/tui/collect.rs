@@ -83,6 +83,8 @@ impl Probes {
 pub struct Collector {
     pub batches: mpsc::UnboundedReceiver<Vec<IocbRecord>>,
     pub probes: Probes,
+    /// Tier switches for the session: true for the light tier.
+    pub tier: mpsc::UnboundedSender<bool>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
@@ -98,6 +100,7 @@ impl Collector {
         let programs = Some(tracer.program_table());
         let (tx, batches) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (tier, tier_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("aio-trace-session".into())
@@ -113,6 +116,7 @@ impl Collector {
                             return Err(e);
                         }
                     };
+                    session.listen_for_tier(tier_rx);
                     let _ = ready_tx.send(Ok(session.user_losses()));
                     let mut sink = BatchSink {
                         batch: Vec::with_capacity(256),
@@ -137,6 +141,7 @@ impl Collector {
                 programs,
                 workload_clock: None,
             },
+            tier,
             stop: Some(stop_tx),
             thread: Some(thread),
         })

@@ -33,6 +33,7 @@ pub fn losses_from_row(row: &LossRow) -> LossCounts {
         unattributed_bios: get("unattributed_bios"),
         unmatched_dispatches: get("unmatched_dispatches"),
         device_table_full: get("device_table_full"),
+        counter_table_full: get("counter_table_full"),
         aged_out: get("aged_out"),
         abandoned: get("abandoned"),
         inflight_at_start: get("inflight_at_start"),

@@ -52,6 +52,28 @@ pub struct State {
     /// Names of the devices and cgroups the records name, resolved as they
     /// first appear: what the panels show beside maj:min and cgroup ids.
     pub names: Names,
+    /// The tier switch (`t`), for a live trace started in the light tier.
+    pub tier: Option<TierSwitch>,
+}
+
+/// `top`'s live tier switch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TierSwitch {
+    /// The light tier's sampling (1 in N).
+    pub every: u64,
+    pub light: bool,
+    /// A switch the session has not been told of yet.
+    pub requested: Option<bool>,
+}
+
+impl TierSwitch {
+    pub fn new(every: u64) -> Self {
+        Self {
+            every,
+            light: true,
+            requested: None,
+        }
+    }
 }
 
 /// Device names and cgroup paths, looked up once per device or cgroup.
@@ -124,7 +146,20 @@ impl State {
             store: Store::new(),
             view: View::default(),
             names: Names::new(DevNames::system(), CgroupNames::system()),
+            tier: None,
         }
+    }
+
+    /// `t`: the other tier. The store counts records submitted from now on
+    /// as the new tier does.
+    pub fn toggle_tier(&mut self) {
+        let Some(tier) = self.tier.as_mut() else {
+            return;
+        };
+        tier.light = !tier.light;
+        tier.requested = Some(tier.light);
+        let every = if tier.light { tier.every } else { 1 };
+        self.store.set_tier(every, crate::clock::monotonic_ns());
     }
 
     /// A context's latencies are seen only under its expanded process:

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use aio_trace_common::{CtxCounters, CtxKey, IocbRecord};
+use aio_trace_common::{CTX_URING_FD, CtxCounters, CtxKey, IocbRecord};
 
 use super::stats::{Counted, OpClass, Stats, end_to_end_ns};
 use crate::model::{
@@ -261,6 +261,12 @@ pub struct Store {
     /// counts, bytes, ops, segments and errors come from the kernel's
     /// counters and records add only their depth (latency, stages, bios).
     pub sample_every: u64,
+    /// When the tier last switched (`set_tier`, monotonic ns), and the
+    /// sampling before: a record submitted before is counted as then.
+    tier_since_ns: u64,
+    every_before: u64,
+    /// What each tier cost when it last ran: light, full.
+    pub tier_costs: [Option<Overhead>; 2],
     /// The kernel's counts at the last tick: (iocbs, bytes, segments,
     /// segments histogram) by (pid, ctx, opcode), and (failed events, short
     /// submits) by context.
@@ -286,6 +292,9 @@ impl Store {
             ring_reaped: BTreeMap::new(),
             prev_counter_sums: None,
             sample_every: 1,
+            tier_since_ns: 0,
+            every_before: 1,
+            tier_costs: [None, None],
             prev_ops: BTreeMap::new(),
             prev_errors: BTreeMap::new(),
             losses: LossCounts::default(),
@@ -302,7 +311,13 @@ impl Store {
         if r.api() == Api::Aio && matches!(end_to_end_ns(r), Some((_, true))) {
             *self.ring_reaped.entry((r.pid, r.ctx)).or_default() += 1;
         }
-        let counted = self.sample_every > 1 && r.api() == Api::Aio;
+        // Counted by the kernel if the tier at its submission was light.
+        let every = if r.submit_ns < self.tier_since_ns {
+            self.every_before
+        } else {
+            self.sample_every
+        };
+        let counted = every > 1;
         if counted {
             self.live.totals.record_sampled(r);
         } else {
@@ -314,7 +329,11 @@ impl Store {
         }
         process.cgroup = r.cgroup;
         process.group.record(r, counted);
-        self.live.cgroups.entry(r.cgroup).or_default().record(r, counted);
+        self.live
+            .cgroups
+            .entry(r.cgroup)
+            .or_default()
+            .record(r, counted);
         process
             .contexts
             .entry(Ctx::of(r))
@@ -335,8 +354,15 @@ impl Store {
         for now in &snapshot.ops {
             let key = (now.pid, now.ctx, now.opcode);
             let then = self.prev_ops.get(&key).cloned().unwrap_or_default();
+            // An io_uring ring's counts are keyed by its kernel address (high
+            // bit set), an AIO context's by its user-space id.
+            let api = if now.ctx & CTX_URING_FD != 0 {
+                Api::IoUring
+            } else {
+                Api::Aio
+            };
             let c = Counted {
-                class: OpClass::of(Op::new(Api::Aio, now.opcode)),
+                class: OpClass::of(Op::new(api, now.opcode)),
                 iocbs: now.iocbs.wrapping_sub(then.iocbs),
                 bytes: now.bytes.wrapping_sub(then.bytes),
                 segments: now.segments.wrapping_sub(then.segments),
@@ -356,12 +382,18 @@ impl Store {
             self.live.totals.add_counted(&c);
             let process = self.live.processes.entry(now.pid).or_default();
             process.group.count(kind, &c);
+            // The kernel's counts carry no cgroup: the process's, as its
+            // sampled records last gave it.
+            if process.cgroup != 0 {
+                self.live
+                    .cgroups
+                    .entry(process.cgroup)
+                    .or_default()
+                    .count(kind, &c);
+            }
             process
                 .contexts
-                .entry(Ctx {
-                    api: Api::Aio,
-                    id: now.ctx,
-                })
+                .entry(Ctx { api, id: now.ctx })
                 .or_insert_with(Group::counts_only)
                 .count(kind, &c);
         }
@@ -397,6 +429,16 @@ impl Store {
         }
     }
 
+    /// The tier switched at `now_ns` to 1 in `every` (1: the full tier).
+    /// The overhead interval restarts: a tick straddling the switch is
+    /// neither tier's cost.
+    pub fn set_tier(&mut self, every: u64, now_ns: u64) {
+        self.every_before = self.sample_every;
+        self.sample_every = every;
+        self.tier_since_ns = now_ns;
+        self.prev_overhead_sample = None;
+    }
+
     /// Closes a tick of `secs` seconds with the kernel's counters and losses.
     pub fn tick(&mut self, secs: f64, snapshot: Snapshot) {
         if self.sample_every > 1 {
@@ -416,7 +458,9 @@ impl Store {
         if let Some(now) = snapshot.overhead_sample {
             if let Some(prev) = &self.prev_overhead_sample {
                 let iocbs = (self.live.totals.last.iocbs_per_s * secs).round() as u64;
-                self.overhead = Some(Overhead::between(prev, &now, secs, iocbs));
+                let overhead = Overhead::between(prev, &now, secs, iocbs);
+                self.tier_costs[usize::from(self.sample_every <= 1)] = Some(overhead);
+                self.overhead = Some(overhead);
             }
             self.prev_overhead_sample = Some(now);
         }

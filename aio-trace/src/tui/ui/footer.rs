@@ -21,7 +21,7 @@ pub(super) fn render_footer(frame: &mut Frame, area: Rect, state: &State) {
         None => Line::from(if state.replay.is_some() {
             "?:help q:quit p:play/pause +/-:speed ↑↓:select Enter:detail e:expand s/S:sort f:filter v:split c:clear g:cgroup"
         } else {
-            "?:help q:quit ↑↓:select Enter:detail e:expand s/S:sort f:filter v:split p:pause c:clear g:cgroup"
+            "?:help q:quit ↑↓:select Enter:detail e:expand s/S:sort f:filter v:split p:pause c:clear g:cgroup t:tier"
         })
         .style(Style::new().fg(Color::Black).bg(Color::Gray)),
     };

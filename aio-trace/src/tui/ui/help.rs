@@ -10,7 +10,7 @@ use ratatui::{
     widgets::{Block, Clear, Paragraph},
 };
 
-pub const KEYS: [(&str, &str); 15] = [
+pub const KEYS: [(&str, &str); 16] = [
     ("↑/↓ j/k", "select a row"),
     ("Enter", "detail of the selected row"),
     ("Esc", "back to the table / close help"),
@@ -21,6 +21,7 @@ pub const KEYS: [(&str, &str); 15] = [
     ("", "(Enter applies, empty clears, Esc cancels)"),
     ("v", "split rows: vectored / scalar"),
     ("g", "group rows by cgroup (container, service)"),
+    ("t", "light / full tier (a trace started light)"),
     ("p space", "pause the display (the trace keeps counting)"),
     ("c", "clear the statistics"),
     ("?", "this help"),

@@ -1,6 +1,7 @@
 //! The self-overhead panel: what tracing costs, live — BPF time per iocb and
 //! as a share of one CPU, and this process's CPU and memory, apart from the
-//! built-in workload's CPU when it runs alongside — followed by a
+//! built-in workload's CPU when it runs alongside, and in a light trace
+//! what each tier cost when it last ran — followed by a
 //! notice when something is off (statistics off, probes not attached).
 //!
 //! Layer: reads the store's overhead and the state's notice; returns fields
@@ -36,6 +37,27 @@ pub(super) fn overhead_fields(state: &State) -> Vec<Field> {
         if let Some(pct) = o.workload_cpu_pct {
             fields.push(Field::new(3, format!("workload {pct:.1}%cpu")).style(cyan));
         }
+    }
+    if let Some(tier) = &state.tier {
+        // What each tier cost when it last ran, so that `t` shows the price.
+        let cost = |i: usize| {
+            state.store.tier_costs[i]
+                .and_then(|o| o.bpf_ns_per_iocb)
+                .map_or("-".to_owned(), |ns| format!("{:.2}", ns / 1_000.0))
+        };
+        let now = if tier.light {
+            format!("light 1/{}", tier.every)
+        } else {
+            "full".to_owned()
+        };
+        fields.push(
+            Field::new(
+                3,
+                format!("tier {now} (t: µs/iocb light {} full {})", cost(0), cost(1)),
+            )
+            .short(format!("tier {now}"))
+            .style(cyan),
+        );
     }
     if let Some(n) = &state.notice {
         fields.push(Field::new(4, n.clone()).style(cyan));

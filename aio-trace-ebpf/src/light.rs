@@ -1,0 +1,361 @@
+//! The light tier's count of io_submit: at the call's exit, the iocbs the
+//! kernel accepted are read once each and added to the per-(process,
+//! context, opcode) counters. No in-flight entry, no record: the depth of
+//! the light tier comes from its sampling windows, in which the full
+//! programs run beside this one (see `maps::TIER`).
+
+use core::ffi::c_void;
+
+use aio_trace_common::{
+    CtxKey, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_CMD_PWRITE, IOCB_CMD_PWRITEV, IoEvent, LossCause,
+    MAX_IOCBS_PER_CALL, REAP_BATCH, SEGS_BUCKETS, ctx_op, segs_bucket,
+};
+use aya_ebpf::{
+    helpers::{bpf_probe_read_user, bpf_probe_read_user_buf, generated::bpf_loop},
+    macros::map,
+    maps::PerCpuArray,
+};
+
+use crate::{
+    filter::traced,
+    iovec::{IovecSum, sum_iovecs},
+    maps::{REAP_EVENTS, add, count_loss, count_losses, counters, counters_of},
+    syscall,
+};
+
+/// Iocb pointers read from the caller's array per user read (as at entry).
+const POINTER_CHUNK: usize = 16;
+
+/// The part of a `struct iocb` the counters need: opcode to size, at
+/// offset 16 (one 24-byte read instead of the whole 64).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct IocbHead {
+    opcode: u16,
+    _reqprio: i16,
+    _fildes: u32,
+    buf: u64,
+    nbytes: u64,
+}
+const IOCB_HEAD_OFFSET: u64 = 16;
+
+/// One opcode's tally within a call: an application submits runs of one
+/// opcode, so the counters are looked up once per run, not per iocb.
+#[repr(C)]
+pub struct Tally {
+    opcode: u64,
+    iocbs: u64,
+    bytes: u64,
+    segments: u64,
+    segs_log2: [u64; SEGS_BUCKETS],
+}
+
+/// What the per-iocb callback needs. In a per-CPU map slot, not on the
+/// exit's stack: the verifier tracks stack values exactly, and walked the
+/// callback once for every value the tally could take.
+#[repr(C)]
+pub struct CountWalk {
+    pid: u32,
+    _pad: u32,
+    ctx: u64,
+    iocbpp: u64,
+    accepted: u64,
+    pointers: [u64; POINTER_CHUNK],
+    pointers_read: u64,
+    unreadable: u64,
+    tally: Tally,
+}
+
+/// At io_submit's exit in the light tier: counts the call and the iocbs it
+/// accepted. Arguments come from the caller's registers (the light tier
+/// needs them: see the loader).
+#[inline(always)]
+pub fn count_submit(pid: u32, tid: u32, ret: i64) {
+    if !traced(pid) {
+        return;
+    }
+    let Some([ctx, nr, iocbpp, _]) = syscall::exit_args(tid) else {
+        return;
+    };
+    let requested = (nr as i64).max(0) as u64;
+    let accepted = if ret > 0 { ret as u64 } else { 0 };
+    if let Some(c) = counters(pid, ctx) {
+        // SAFETY: a counters pointer from `counters` (see the crate doc's Safety); `add` is given
+        // fields inside it.
+        unsafe {
+            add(&raw mut (*c).io_submit_calls, 1);
+            add(&raw mut (*c).iocbs_requested, requested);
+            add(&raw mut (*c).iocbs_submitted, accepted);
+            if accepted < requested {
+                add(&raw mut (*c).short_submits, 1);
+            }
+        }
+    }
+    if accepted == 0 {
+        return;
+    }
+    let mut walked = accepted;
+    if walked > MAX_IOCBS_PER_CALL as u64 {
+        count_loss(LossCause::BatchTruncated);
+        walked = MAX_IOCBS_PER_CALL as u64;
+    }
+    let Some(walk) = COUNT_WALKS.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's walk slot, a map value pointer (see the crate doc's Safety) that only
+    // io_submit's exit on this CPU uses, and not re-entered: syscall tracepoint programs run
+    // with preemption off.
+    let walk = unsafe { &mut *walk };
+    walk.pid = pid;
+    walk.ctx = ctx;
+    walk.iocbpp = iocbpp;
+    walk.accepted = walked;
+    walk.pointers_read = 0;
+    walk.unreadable = 0;
+    walk.tally.opcode = u64::MAX;
+    walk.tally.clear();
+    // One iocb (fio, most databases' reads): no loop.
+    if walked == 1 {
+        count_iocb(walk, 0);
+    } else {
+        // The callback finds the slot itself: bpf_loop passes only a stack
+        // pointer (or null) through.
+        // SAFETY: bpf_loop calls the extern "C" callback with a null context, which it ignores;
+        // flags are 0.
+        unsafe {
+            bpf_loop(
+                walked as u32,
+                count_one as *mut c_void,
+                core::ptr::null_mut(),
+                0,
+            )
+        };
+    }
+    flush(walk);
+    if walk.unreadable != 0 {
+        count_losses(LossCause::UserRead, walk.unreadable);
+    }
+}
+
+/// `bpf_loop` callback: count iocb number `index` of the call.
+extern "C" fn count_one(index: u64, _: *mut c_void) -> i64 {
+    let Some(walk) = COUNT_WALKS.get_ptr_mut(0) else {
+        return 1;
+    };
+    // SAFETY: this CPU's walk slot (see `count_submit`), filled before the loop.
+    count_iocb(unsafe { &mut *walk }, index);
+    0
+}
+
+/// Counts iocb number `index` of the call into the walk's tally.
+#[inline(always)]
+fn count_iocb(walk: &mut CountWalk, index: u64) {
+    let Ok(iocb) = iocb_pointer(walk, index) else {
+        walk.unreadable += 1;
+        return;
+    };
+    // SAFETY: bpf_probe_read_user tolerates any address: a fault is returned as an error, not
+    // taken.
+    let head =
+        unsafe { bpf_probe_read_user(iocb.wrapping_add(IOCB_HEAD_OFFSET) as *const IocbHead) };
+    let Ok(head) = head else {
+        walk.unreadable += 1;
+        return;
+    };
+    let (segs, bytes) = match head.opcode {
+        IOCB_CMD_PREADV | IOCB_CMD_PWRITEV => {
+            let segs = head.nbytes.min(u64::from(u32::MAX)) as u32;
+            match sum_iovecs(head.buf, head.nbytes) {
+                IovecSum::Bytes(bytes) => (segs, bytes),
+                // The kernel refuses more than UIO_MAXIOV without reading them.
+                IovecSum::TooMany => (segs, 0),
+                IovecSum::Unreadable => {
+                    walk.unreadable += 1;
+                    (segs, 0)
+                }
+            }
+        }
+        IOCB_CMD_PREAD | IOCB_CMD_PWRITE => (1, head.nbytes),
+        _ => (0, 0),
+    };
+    if walk.tally.opcode != u64::from(head.opcode) {
+        flush(walk);
+        walk.tally.opcode = u64::from(head.opcode);
+    }
+    let bucket = segs_bucket(segs);
+    if bucket < SEGS_BUCKETS {
+        walk.tally.segs_log2[bucket] += 1;
+    }
+    walk.tally.iocbs += 1;
+    walk.tally.bytes += bytes;
+    walk.tally.segments += u64::from(segs);
+}
+
+/// The address of iocb number `index`, from a chunk of the caller's pointer
+/// array read when the walk reached it.
+#[inline(always)]
+fn iocb_pointer(walk: &mut CountWalk, index: u64) -> Result<u64, i64> {
+    let at = (index % POINTER_CHUNK as u64) as usize;
+    if at == 0 {
+        walk.pointers_read = 0;
+        let n = (walk.accepted - index).min(POINTER_CHUNK as u64) as usize;
+        if n == 0 || n > POINTER_CHUNK {
+            return Err(-1);
+        }
+        let src = walk.iocbpp.wrapping_add(index.wrapping_mul(8)) as *const u8;
+        // SAFETY: `pointers` is the walk's own array and `n` is at most its length (checked
+        // above).
+        let dst = unsafe {
+            core::slice::from_raw_parts_mut(walk.pointers.as_mut_ptr().cast::<u8>(), n * 8)
+        };
+        // SAFETY: bpf_probe_read_user_buf tolerates any source address (a fault is returned as an
+        // error) and writes only within `dst`.
+        if unsafe { bpf_probe_read_user_buf(src, dst) }.is_ok() {
+            walk.pointers_read = 1;
+        }
+    }
+    if walk.pointers_read == 0 || at >= POINTER_CHUNK {
+        let slot = walk.iocbpp.wrapping_add(index.wrapping_mul(8)) as *const u64;
+        // SAFETY: bpf_probe_read_user tolerates any address: a fault is returned as an error.
+        return unsafe { bpf_probe_read_user(slot) }.map_err(i64::from);
+    }
+    Ok(walk.pointers[at])
+}
+
+/// Adds the current run's tally to its opcode's counters and clears it.
+#[inline(always)]
+fn flush(walk: &mut CountWalk) {
+    let t = &mut walk.tally;
+    if t.iocbs == 0 {
+        return;
+    }
+    let key = CtxKey {
+        pid: walk.pid,
+        op: ctx_op(t.opcode as u16),
+        ctx: walk.ctx,
+    };
+    if let Some(c) = counters_of(key) {
+        // SAFETY: a counters pointer from `counters_of` (see the crate doc's Safety); `add` is
+        // given fields inside it.
+        unsafe {
+            add(&raw mut (*c).iocbs_submitted, t.iocbs);
+            add(&raw mut (*c).bytes, t.bytes);
+            add(&raw mut (*c).segments, t.segments);
+            for b in 0..SEGS_BUCKETS {
+                add(&raw mut (*c).segs_log2[b], t.segs_log2[b]);
+            }
+        }
+    }
+    t.clear();
+}
+
+impl Tally {
+    #[inline(always)]
+    fn clear(&mut self) {
+        self.iocbs = 0;
+        self.bytes = 0;
+        self.segments = 0;
+        self.segs_log2 = [0; SEGS_BUCKETS];
+    }
+}
+
+#[map]
+static COUNT_WALKS: PerCpuArray<CountWalk> = PerCpuArray::with_max_entries(1, 0);
+
+#[repr(C)]
+struct FailedWalk {
+    events: u64,
+    reaped: u64,
+    failed: u64,
+}
+
+/// An io_uring request submitted outside a sampling window in the light
+/// tier: counted against its ring (`ring`, the ring's address, as its
+/// records have it) and opcode, one at a time (the tracepoint fires per
+/// request).
+#[inline(always)]
+pub fn count_request(pid: u32, ring: u64, opcode: u16, segs: u32, bytes: u64) {
+    let key = CtxKey {
+        pid,
+        op: ctx_op(opcode),
+        ctx: ring,
+    };
+    let Some(c) = counters_of(key) else {
+        return;
+    };
+    let bucket = segs_bucket(segs);
+    // SAFETY: a counters pointer from `counters_of` (see the crate doc's Safety); `add` is given
+    // fields inside it, the bucket bounds-checked.
+    unsafe {
+        add(&raw mut (*c).iocbs_submitted, 1);
+        add(&raw mut (*c).bytes, bytes);
+        add(&raw mut (*c).segments, u64::from(segs));
+        if bucket < SEGS_BUCKETS {
+            add(&raw mut (*c).segs_log2[bucket], 1);
+        }
+    }
+}
+
+/// At io_getevents' exit in the light tier, outside a sampling window: how
+/// many of the `reaped` io_events at `events` carry an errno. Only their
+/// `res` is looked at, a chunk of the array per user read; no in-flight
+/// lookup, since no iocb of the call can be in the table.
+#[inline(always)]
+pub fn count_failed(events: u64, reaped: u64) -> u64 {
+    let reaped = reaped.min(MAX_IOCBS_PER_CALL as u64);
+    let mut walk = FailedWalk {
+        events,
+        reaped,
+        failed: 0,
+    };
+    let chunks = reaped.div_ceil(REAP_BATCH as u64);
+    // SAFETY: bpf_loop calls the extern "C" callback with the context pointer, a local that
+    // outlives the call; flags are 0.
+    unsafe {
+        bpf_loop(
+            chunks as u32,
+            count_failed_chunk as *mut c_void,
+            (&raw mut walk).cast(),
+            0,
+        )
+    };
+    walk.failed
+}
+
+/// `bpf_loop` callback: count the failed events of chunk `chunk`.
+extern "C" fn count_failed_chunk(chunk: u64, walk: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop hands back the pointer to the caller's `FailedWalk`, live and untouched by
+    // the caller until the loop returns.
+    let walk = unsafe { &mut *(walk as *mut FailedWalk) };
+    let Some(slot) = REAP_EVENTS.get_ptr_mut(0) else {
+        return 1;
+    };
+    let first = chunk * REAP_BATCH as u64;
+    let n = (walk.reaped.saturating_sub(first)).min(REAP_BATCH as u64) as usize;
+    if n == 0 || n > REAP_BATCH {
+        return 1;
+    }
+    // SAFETY: this CPU's io_event chunk slot, valid for REAP_BATCH events, of which `n` is a
+    // prefix; only this CPU's reap programs use it, and not while this one runs.
+    let dst =
+        unsafe { core::slice::from_raw_parts_mut(slot.cast::<u8>(), n * size_of::<IoEvent>()) };
+    let src = walk
+        .events
+        .wrapping_add(first * size_of::<IoEvent>() as u64) as *const u8;
+    // SAFETY: bpf_probe_read_user_buf tolerates any source address (a fault is returned as an
+    // error) and writes only within `dst`.
+    if unsafe { bpf_probe_read_user_buf(src, dst) }.is_err() {
+        count_losses(LossCause::UserRead, n as u64);
+        return 0;
+    }
+    for i in 0..REAP_BATCH {
+        if i >= n {
+            break;
+        }
+        // SAFETY: as above; `i` < n <= REAP_BATCH.
+        if unsafe { (*slot).events[i].res } < 0 {
+            walk.failed += 1;
+        }
+    }
+    0
+}

@@ -1,0 +1,192 @@
+//! The light tier's sampling windows: when they open and close.
+//!
+//! In the light tier the kernel half counts every iocb at io_submit's exit
+//! and traces none in full, except during a window: for `WINDOW` out of
+//! every `sample_every` × `WINDOW`, io_submit's entry and the deep programs
+//! (dispatch, block, completion) are attached, and every iocb submitted
+//! meanwhile gets today's full record. After the window the deep programs
+//! stay until its iocbs have completed (a grace scaled by the slowest
+//! latency sampled so far), then io_getevents stops looking events up a
+//! grace later. A window is a sample in time, decided at submit: an iocb is
+//! either traced whole or only counted.
+//!
+//! Layer: session. Drives the loader's `Tracer`; pure timing otherwise, so
+//! the schedule is tested without a kernel.
+
+use std::time::Duration;
+
+use aio_trace_common::IocbRecord;
+
+/// How long a window stays open.
+pub const WINDOW: Duration = Duration::from_millis(10);
+/// The least and most a window's iocbs are waited for after it closes.
+const MIN_GRACE: Duration = Duration::from_millis(10);
+const MAX_GRACE: Duration = Duration::from_secs(1);
+/// Grace as a multiple of the slowest latency sampled so far.
+const GRACE_PER_LATENCY: u64 = 4;
+/// How often the session looks at the schedule.
+pub const TICK: Duration = Duration::from_millis(5);
+
+/// What the session should do to the tracer now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Open,
+    Close,
+    EndDepth,
+    EndReaps,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Between windows: only the light programs run.
+    Idle,
+    Open,
+    /// Closed, its iocbs may be in flight: the deep programs stay.
+    Depth,
+    /// Its iocbs have completed; their events may be in io_getevents' hands.
+    Reaps,
+}
+
+/// The schedule of one light trace, in monotonic ns.
+#[derive(Debug)]
+pub struct Sampler {
+    every: u64,
+    phase: Phase,
+    /// When the current phase ends.
+    until_ns: u64,
+    /// When the current (or last) window opened.
+    opened_ns: u64,
+    /// The slowest submit-to-completion latency sampled, in ns.
+    slowest_ns: u64,
+}
+
+impl Sampler {
+    /// A schedule tracing 1/`every` of the time in full, its first window at
+    /// `now_ns`.
+    pub fn new(every: u64, now_ns: u64) -> Self {
+        Self {
+            every: every.max(2),
+            phase: Phase::Idle,
+            until_ns: now_ns,
+            opened_ns: now_ns,
+            slowest_ns: 0,
+        }
+    }
+
+    /// 1 in how many units of time is traced in full.
+    pub fn every(&self) -> u64 {
+        self.every
+    }
+
+    /// A sampled record's latency: the grace after a window follows the
+    /// slowest iocb seen.
+    pub fn saw(&mut self, record: &IocbRecord) {
+        if record.complete_ts > record.submit_ns && record.submit_ns != 0 {
+            self.slowest_ns = self.slowest_ns.max(record.complete_ts - record.submit_ns);
+        }
+    }
+
+    fn grace_ns(&self) -> u64 {
+        let grace = self.slowest_ns.saturating_mul(GRACE_PER_LATENCY);
+        grace.clamp(MIN_GRACE.as_nanos() as u64, MAX_GRACE.as_nanos() as u64)
+    }
+
+    /// The step due at `now_ns`, if any; the schedule moves past it.
+    pub fn step(&mut self, now_ns: u64) -> Option<Step> {
+        if now_ns < self.until_ns {
+            return None;
+        }
+        let window = WINDOW.as_nanos() as u64;
+        let (phase, until, step) = match self.phase {
+            Phase::Idle => {
+                self.opened_ns = now_ns;
+                (Phase::Open, now_ns + window, Step::Open)
+            }
+            Phase::Open => (Phase::Depth, now_ns + self.grace_ns(), Step::Close),
+            Phase::Depth => (Phase::Reaps, now_ns + self.grace_ns(), Step::EndDepth),
+            Phase::Reaps => {
+                // The next window opens a period after this one did; a grace
+                // longer than the period pushes it back rather than overlap.
+                let next = self.opened_ns + window.saturating_mul(self.every);
+                (Phase::Idle, next.max(now_ns), Step::EndReaps)
+            }
+        };
+        self.phase = phase;
+        self.until_ns = until;
+        Some(step)
+    }
+
+    /// The light tier resumes at `now_ns` after a stretch in the full tier:
+    /// what was in flight then is waited for as after a window.
+    pub fn resume(&mut self, now_ns: u64) {
+        self.phase = Phase::Depth;
+        self.opened_ns = now_ns;
+        self.until_ns = now_ns + self.grace_ns();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn steps(sampler: &mut Sampler, from: u64, to: u64) -> Vec<(u64, Step)> {
+        (from..=to)
+            .step_by(TICK.as_nanos() as usize)
+            .filter_map(|t| sampler.step(t).map(|s| (t / MS, s)))
+            .collect()
+    }
+
+    #[test]
+    fn a_window_opens_once_a_period_and_its_depth_follows_it() {
+        let mut s = Sampler::new(64, 0);
+        let got = steps(&mut s, 0, 1_295 * MS);
+        assert_eq!(
+            got,
+            vec![
+                (0, Step::Open),
+                (10, Step::Close),
+                (20, Step::EndDepth),
+                (30, Step::EndReaps),
+                (640, Step::Open),
+                (650, Step::Close),
+                (660, Step::EndDepth),
+                (670, Step::EndReaps),
+                (1280, Step::Open),
+                (1290, Step::Close),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_grace_follows_the_slowest_sampled_iocb() {
+        let mut s = Sampler::new(64, 0);
+        assert_eq!(s.step(0), Some(Step::Open));
+        s.saw(&IocbRecord {
+            submit_ns: 1_000,
+            complete_ts: 1_000 + 25 * MS,
+            ..IocbRecord::default()
+        });
+        assert_eq!(s.step(10 * MS), Some(Step::Close));
+        // 4 × 25 ms.
+        assert_eq!(s.step(109 * MS), None);
+        assert_eq!(s.step(110 * MS), Some(Step::EndDepth));
+    }
+
+    #[test]
+    fn a_grace_past_the_period_pushes_the_next_window_back() {
+        let mut s = Sampler::new(2, 0);
+        s.saw(&IocbRecord {
+            submit_ns: 1,
+            complete_ts: 1 + 10 * 1_000 * MS,
+            ..IocbRecord::default()
+        });
+        assert_eq!(s.step(0), Some(Step::Open));
+        assert_eq!(s.step(10 * MS), Some(Step::Close));
+        // Capped at a second.
+        assert_eq!(s.step(1_010 * MS), Some(Step::EndDepth));
+        assert_eq!(s.step(2_010 * MS), Some(Step::EndReaps));
+        assert_eq!(s.step(2_010 * MS), Some(Step::Open));
+    }
+}
