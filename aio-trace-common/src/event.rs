@@ -245,6 +245,26 @@ pub struct CtxCounters {
 }
 const _: () = assert!(core::mem::size_of::<CtxCounters>() == 104 + 8 * SEGS_BUCKETS);
 
+/// A CPU's counts for one key not yet added to the counter table: the
+/// light tier adds to the slot while the CPU keeps counting the same key
+/// (one process, one context, one opcode: no table lookup) and adds the
+/// slot to the table when the key changes. `seq` is odd while the kernel
+/// moves the slot into the table; the user half adds the slots to what it
+/// reads from the table, and reads again if a `seq` moved meanwhile.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CounterSlot {
+    pub seq: u64,
+    pub key: CtxKey,
+    pub pending: CtxCounters,
+}
+const _: () = assert!(core::mem::size_of::<CounterSlot>() == 24 + 104 + 8 * SEGS_BUCKETS);
+
+/// `COUNTER_SLOTS` indexes: a context's calls entry, and an opcode's entry.
+pub const SLOT_CALLS: u32 = 0;
+pub const SLOT_OPS: u32 = 1;
+pub const COUNTER_SLOTS: u32 = 2;
+
 /// Indexes of the per-CPU loss counters: every event the tracer missed is
 /// counted under one cause.
 #[repr(u32)]
@@ -347,6 +367,8 @@ mod pod {
     unsafe impl aya::Pod for CtxKey {}
     // SAFETY: repr(C) u64 counters only (size asserted: 200).
     unsafe impl aya::Pod for CtxCounters {}
+    // SAFETY: repr(C) of a u64, a CtxKey and a CtxCounters, no padding (size asserted: 224).
+    unsafe impl aya::Pod for CounterSlot {}
     // SAFETY: repr(C) integers with explicit padding (size asserted).
     unsafe impl aya::Pod for DevCounters {}
     // SAFETY: repr(C) u64, u64 and an 8-aligned Pod value: no gap between them.

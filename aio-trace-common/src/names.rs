@@ -26,6 +26,8 @@ pub const MAP_BIO_OWNER: &str = "BIO_OWNER";
 pub const MAP_PID_FILTER: &str = "PID_FILTER";
 /// The cgroup v2 ids to trace (with their descendants), written before load.
 pub const MAP_CGROUP_FILTER: &str = "CGROUP_FILTER";
+/// Each CPU's counts not yet in `COUNTERS` (`CounterSlot`).
+pub const MAP_COUNTER_SLOTS: &str = "COUNTER_SLOTS";
 /// The tier and its sampling window (`TIER_LIGHT`, `TIER_DEEP`), written
 /// while tracing.
 pub const MAP_TIER: &str = "TIER";
@@ -35,6 +37,7 @@ pub const MAPS: &[&str] = &[
     MAP_EVENTS,
     MAP_INFLIGHT,
     MAP_COUNTERS,
+    MAP_COUNTER_SLOTS,
     MAP_LOSS,
     MAP_DEV_STATS,
     MAP_BIO_OWNER,

@@ -19,7 +19,7 @@ use aya_ebpf::{
 use crate::{
     filter::traced,
     iovec::{IovecSum, sum_iovecs},
-    maps::{REAP_EVENTS, add, count_loss, count_losses, counters, counters_of},
+    maps::{REAP_EVENTS, add, count_loss, count_losses, counters, counters_for},
     syscall,
 };
 
@@ -63,6 +63,11 @@ pub struct CountWalk {
     pointers: [u64; POINTER_CHUNK],
     pointers_read: u64,
     unreadable: u64,
+    /// 1 until the call's counters are added (with its first opcode).
+    call_pending: u64,
+    requested: u64,
+    /// 1 if io_submit accepted fewer iocbs than asked.
+    short: u64,
     tally: Tally,
 }
 
@@ -79,19 +84,9 @@ pub fn count_submit(pid: u32, tid: u32, ret: i64) {
     };
     let requested = (nr as i64).max(0) as u64;
     let accepted = if ret > 0 { ret as u64 } else { 0 };
-    if let Some(c) = counters(pid, ctx) {
-        // SAFETY: a counters pointer from `counters` (see the crate doc's Safety); `add` is given
-        // fields inside it.
-        unsafe {
-            add(&raw mut (*c).io_submit_calls, 1);
-            add(&raw mut (*c).iocbs_requested, requested);
-            add(&raw mut (*c).iocbs_submitted, accepted);
-            if accepted < requested {
-                add(&raw mut (*c).short_submits, 1);
-            }
-        }
-    }
+    let short = u64::from(accepted < requested);
     if accepted == 0 {
+        count_call(pid, ctx, 1, requested, short, 0);
         return;
     }
     let mut walked = accepted;
@@ -112,6 +107,9 @@ pub fn count_submit(pid: u32, tid: u32, ret: i64) {
     walk.accepted = walked;
     walk.pointers_read = 0;
     walk.unreadable = 0;
+    walk.call_pending = 1;
+    walk.requested = requested;
+    walk.short = short;
     walk.tally.opcode = u64::MAX;
     walk.tally.clear();
     // One iocb (fio, most databases' reads): no loop.
@@ -134,6 +132,35 @@ pub fn count_submit(pid: u32, tid: u32, ret: i64) {
     flush(walk);
     if walk.unreadable != 0 {
         count_losses(LossCause::UserRead, walk.unreadable);
+    }
+    // Accepted, but not counted by opcode: still the context's.
+    if walk.call_pending != 0 || walk.unreadable != 0 {
+        count_call(
+            pid,
+            ctx,
+            walk.call_pending,
+            walk.requested * walk.call_pending,
+            walk.short * walk.call_pending,
+            walk.unreadable,
+        );
+    }
+}
+
+/// An io_submit call counted in the context's calls entry: one that
+/// accepted no iocb (or none the walk could read), and iocbs accepted but
+/// unreadable. The others are counted with the call's first opcode
+/// (`flush`).
+#[inline(always)]
+fn count_call(pid: u32, ctx: u64, calls: u64, requested: u64, short: u64, iocbs: u64) {
+    if let Some(c) = counters(pid, ctx) {
+        // SAFETY: a counters pointer from `counters` (see the crate doc's Safety); `add` is given
+        // fields inside it.
+        unsafe {
+            add(&raw mut (*c).io_submit_calls, calls);
+            add(&raw mut (*c).iocbs_requested, requested);
+            add(&raw mut (*c).short_submits, short);
+            add(&raw mut (*c).iocbs_submitted, iocbs);
+        }
     }
 }
 
@@ -234,11 +261,18 @@ fn flush(walk: &mut CountWalk) {
         op: ctx_op(t.opcode as u16),
         ctx: walk.ctx,
     };
-    if let Some(c) = counters_of(key) {
+    if let Some(c) = counters_for(key) {
         // SAFETY: a counters pointer from `counters_of` (see the crate doc's Safety); `add` is
         // given fields inside it.
         unsafe {
             add(&raw mut (*c).iocbs_submitted, t.iocbs);
+            // The call itself, with its first opcode: one lookup per call.
+            add(&raw mut (*c).io_submit_calls, walk.call_pending);
+            add(
+                &raw mut (*c).iocbs_requested,
+                walk.requested * walk.call_pending,
+            );
+            add(&raw mut (*c).short_submits, walk.short * walk.call_pending);
             add(&raw mut (*c).bytes, t.bytes);
             add(&raw mut (*c).segments, t.segments);
             for b in 0..SEGS_BUCKETS {
@@ -246,6 +280,7 @@ fn flush(walk: &mut CountWalk) {
             }
         }
     }
+    walk.call_pending = 0;
     t.clear();
 }
 
@@ -280,7 +315,7 @@ pub fn count_request(pid: u32, ring: u64, opcode: u16, segs: u32, bytes: u64) {
         op: ctx_op(opcode),
         ctx: ring,
     };
-    let Some(c) = counters_of(key) else {
+    let Some(c) = counters_for(key) else {
         return;
     };
     let bucket = segs_bucket(segs);
@@ -302,6 +337,19 @@ pub fn count_request(pid: u32, ring: u64, opcode: u16, segs: u32, bytes: u64) {
 /// lookup, since no iocb of the call can be in the table.
 #[inline(always)]
 pub fn count_failed(events: u64, reaped: u64) -> u64 {
+    // One event (fio, and any reaper that takes them one at a time): its
+    // `res` alone, no loop.
+    if reaped == 1 {
+        let res = events.wrapping_add(core::mem::offset_of!(IoEvent, res) as u64);
+        // SAFETY: bpf_probe_read_user tolerates any address: a fault is returned as an error.
+        return match unsafe { bpf_probe_read_user(res as *const i64) } {
+            Ok(res) => u64::from(res < 0),
+            Err(_) => {
+                count_loss(LossCause::UserRead);
+                0
+            }
+        };
+    }
     let reaped = reaped.min(MAX_IOCBS_PER_CALL as u64);
     let mut walk = FailedWalk {
         events,

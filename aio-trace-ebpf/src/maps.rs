@@ -2,10 +2,11 @@
 //! ring buffer before load.
 
 use aio_trace_common::{
-    CGROUP_FILTER_ENTRIES, COUNTER_ENTRIES, CtxCounters, CtxKey, DEFAULT_RING_BYTES,
-    DEV_STATS_ENTRIES, DevCounters, INFLIGHT_ENTRIES, INFLIGHT_SETS, InflightKey, IoEvent,
-    IocbRecord, Iovec, LOSS_CAUSES, LossCause, OWNER_AIO, OWNER_SYSCALL, Owner, PID_FILTER_SETS,
-    REAP_BATCH, SEQ_ORDER, TABLE_WAYS, TIER_DEEP, TIER_LIGHT, TIER_WINDOW, UIO_MAXIOV,
+    CGROUP_FILTER_ENTRIES, COUNTER_ENTRIES, CTX_OP_CALLS, CounterSlot, CtxCounters, CtxKey,
+    DEFAULT_RING_BYTES, DEV_STATS_ENTRIES, DevCounters, INFLIGHT_ENTRIES, INFLIGHT_SETS,
+    InflightKey, IoEvent, IocbRecord, Iovec, LOSS_CAUSES, LossCause, OWNER_AIO, OWNER_SYSCALL,
+    Owner, PID_FILTER_SETS, REAP_BATCH, SEGS_BUCKETS, SEQ_ORDER, SLOT_CALLS, SLOT_OPS, TABLE_WAYS,
+    TIER_DEEP, TIER_LIGHT, TIER_WINDOW, UIO_MAXIOV,
 };
 use aya_ebpf::{
     bindings::{
@@ -373,14 +374,102 @@ pub fn count_losses(cause: LossCause, n: u64) {
     }
 }
 
-/// The call counters of (pid, ctx), created on first use. None only if the table is full.
+/// The call counters of (pid, ctx) to add to (see `counters_for`).
 #[inline(always)]
 pub fn counters(pid: u32, ctx: u64) -> Option<*mut CtxCounters> {
-    counters_of(CtxKey {
+    counters_for(CtxKey {
         pid,
-        op: aio_trace_common::CTX_OP_CALLS,
+        op: CTX_OP_CALLS,
         ctx,
     })
+}
+
+/// The counters of `key` to add to: its table entry in the full tier, this
+/// CPU's slot in the light tier, where one table lookup (~80 ns here) per
+/// call was the largest part of its cost. None only if the table is full.
+#[inline(always)]
+pub fn counters_for(key: CtxKey) -> Option<*mut CtxCounters> {
+    if full_mode() {
+        counters_of(key)
+    } else {
+        slot_counters(key)
+    }
+}
+
+/// Each CPU's counts not yet in `COUNTERS`, one slot for calls entries and
+/// one for opcode entries (see `CounterSlot`). Only task-context programs
+/// (syscall tracepoints, io_uring submission) use them, and one program
+/// cannot interrupt another on a CPU there.
+#[map]
+pub static COUNTER_SLOTS: PerCpuArray<CounterSlot> =
+    PerCpuArray::with_max_entries(aio_trace_common::COUNTER_SLOTS, 0);
+
+/// This CPU's slot's counts of `key`: the slot's earlier key's counts are
+/// added to the table first, and `key`'s table entry made, so that its
+/// process's exit is reported (`counters_of`).
+#[inline(always)]
+fn slot_counters(key: CtxKey) -> Option<*mut CtxCounters> {
+    let index = if key.op == CTX_OP_CALLS {
+        SLOT_CALLS
+    } else {
+        SLOT_OPS
+    };
+    let slot = COUNTER_SLOTS.get_ptr_mut(index)?;
+    // SAFETY: this CPU's slot, a map value pointer (see the crate doc's Safety); only
+    // task-context programs use it, which do not interrupt one another on a CPU.
+    unsafe {
+        if (*slot).key == key {
+            return Some(&raw mut (*slot).pending);
+        }
+        move_slot(slot, key)
+    }
+}
+
+/// Adds the slot's counts to its key's table entry and gives the slot to
+/// `key`. Not inlined: once per change of key, not per call.
+#[inline(never)]
+fn move_slot(slot: *mut CounterSlot, key: CtxKey) -> Option<*mut CtxCounters> {
+    // SAFETY: as in `slot_counters`; `seq` is odd while the slot is moved, for the user half.
+    unsafe {
+        core::ptr::write_volatile(&raw mut (*slot).seq, (*slot).seq + 1);
+        let old = (*slot).key;
+        if old.pid != 0 {
+            if let Some(c) = counters_of(old) {
+                add_all(c, &raw const (*slot).pending);
+            }
+        }
+        let made = counters_of(key).is_some();
+        (*slot).pending = ZERO_CTX_COUNTERS;
+        (*slot).key = key;
+        core::ptr::write_volatile(&raw mut (*slot).seq, (*slot).seq + 1);
+        made.then_some(&raw mut (*slot).pending)
+    }
+}
+
+/// Adds every counter of `from` to `to`.
+#[inline(always)]
+fn add_all(to: *mut CtxCounters, from: *const CtxCounters) {
+    // SAFETY: `to` is a counters pointer from `counters_of`, `from` a slot's pending counts
+    // (see the crate doc's Safety); both plain integers.
+    unsafe {
+        let (to, from) = (&mut *to, &*from);
+        to.io_submit_calls = to.io_submit_calls.wrapping_add(from.io_submit_calls);
+        to.iocbs_requested = to.iocbs_requested.wrapping_add(from.iocbs_requested);
+        to.iocbs_submitted = to.iocbs_submitted.wrapping_add(from.iocbs_submitted);
+        to.short_submits = to.short_submits.wrapping_add(from.short_submits);
+        to.io_getevents_calls = to.io_getevents_calls.wrapping_add(from.io_getevents_calls);
+        to.empty_getevents = to.empty_getevents.wrapping_add(from.empty_getevents);
+        to.events_reaped = to.events_reaped.wrapping_add(from.events_reaped);
+        to.min_nr_sum = to.min_nr_sum.wrapping_add(from.min_nr_sum);
+        to.nr_sum = to.nr_sum.wrapping_add(from.nr_sum);
+        to.io_cancel_calls = to.io_cancel_calls.wrapping_add(from.io_cancel_calls);
+        to.events_failed = to.events_failed.wrapping_add(from.events_failed);
+        to.bytes = to.bytes.wrapping_add(from.bytes);
+        to.segments = to.segments.wrapping_add(from.segments);
+        for b in 0..SEGS_BUCKETS {
+            to.segs_log2[b] = to.segs_log2[b].wrapping_add(from.segs_log2[b]);
+        }
+    }
 }
 
 /// The counters of `key`, created on first use (see `counters`).

@@ -558,7 +558,7 @@ fn try_exit_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
     // it could: what the entry could not read of them is readable now.
     reread(&mut state, accepted + 1);
     // All of the call's counters here: one lookup per call, not two.
-    if let Some(c) = counters(pid, state.ctx).filter(|_| full) {
+    if let Some(c) = full.then(|| counters(pid, state.ctx)).flatten() {
         // SAFETY: a counters pointer from `counters` (see the crate doc's Safety); `add` is given
         // fields inside it.
         unsafe {

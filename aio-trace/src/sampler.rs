@@ -20,10 +20,13 @@ use aio_trace_common::IocbRecord;
 /// How long a window stays open.
 pub const WINDOW: Duration = Duration::from_millis(10);
 /// The least and most a window's iocbs are waited for after it closes.
-const MIN_GRACE: Duration = Duration::from_millis(10);
+const MIN_GRACE: Duration = Duration::from_millis(5);
 const MAX_GRACE: Duration = Duration::from_secs(1);
-/// Grace as a multiple of the slowest latency sampled so far.
+/// Grace as a multiple of the slowest latency of the last windows.
 const GRACE_PER_LATENCY: u64 = 4;
+/// Windows whose slowest latency sets the grace: one slow outlier does not
+/// keep the deep programs attached for good.
+const RECENT_WINDOWS: usize = 4;
 /// How often the session looks at the schedule.
 pub const TICK: Duration = Duration::from_millis(5);
 
@@ -56,8 +59,10 @@ pub struct Sampler {
     until_ns: u64,
     /// When the current (or last) window opened.
     opened_ns: u64,
-    /// The slowest submit-to-completion latency sampled, in ns.
-    slowest_ns: u64,
+    /// The slowest submit-to-completion latency sampled in each of the last
+    /// windows, in ns, the current one at `window`.
+    slowest_ns: [u64; RECENT_WINDOWS],
+    window: usize,
 }
 
 impl Sampler {
@@ -69,7 +74,8 @@ impl Sampler {
             phase: Phase::Idle,
             until_ns: now_ns,
             opened_ns: now_ns,
-            slowest_ns: 0,
+            slowest_ns: [0; RECENT_WINDOWS],
+            window: 0,
         }
     }
 
@@ -82,12 +88,14 @@ impl Sampler {
     /// slowest iocb seen.
     pub fn saw(&mut self, record: &IocbRecord) {
         if record.complete_ts > record.submit_ns && record.submit_ns != 0 {
-            self.slowest_ns = self.slowest_ns.max(record.complete_ts - record.submit_ns);
+            let slowest = &mut self.slowest_ns[self.window];
+            *slowest = (*slowest).max(record.complete_ts - record.submit_ns);
         }
     }
 
     fn grace_ns(&self) -> u64 {
-        let grace = self.slowest_ns.saturating_mul(GRACE_PER_LATENCY);
+        let slowest = self.slowest_ns.iter().copied().max().unwrap_or(0);
+        let grace = slowest.saturating_mul(GRACE_PER_LATENCY);
         grace.clamp(MIN_GRACE.as_nanos() as u64, MAX_GRACE.as_nanos() as u64)
     }
 
@@ -100,6 +108,10 @@ impl Sampler {
         let (phase, until, step) = match self.phase {
             Phase::Idle => {
                 self.opened_ns = now_ns;
+                // Records of the last window may still come in: they count
+                // for the one they came in during, as slow as it gets.
+                self.window = (self.window + 1) % RECENT_WINDOWS;
+                self.slowest_ns[self.window] = 0;
                 (Phase::Open, now_ns + window, Step::Open)
             }
             Phase::Open => (Phase::Depth, now_ns + self.grace_ns(), Step::Close),
@@ -141,18 +153,18 @@ mod tests {
     #[test]
     fn a_window_opens_once_a_period_and_its_depth_follows_it() {
         let mut s = Sampler::new(64, 0);
-        let got = steps(&mut s, 0, 1_295 * MS);
+        let got = steps(&mut s, 0, 1_292 * MS);
         assert_eq!(
             got,
             vec![
                 (0, Step::Open),
                 (10, Step::Close),
-                (20, Step::EndDepth),
-                (30, Step::EndReaps),
+                (15, Step::EndDepth),
+                (20, Step::EndReaps),
                 (640, Step::Open),
                 (650, Step::Close),
-                (660, Step::EndDepth),
-                (670, Step::EndReaps),
+                (655, Step::EndDepth),
+                (660, Step::EndReaps),
                 (1280, Step::Open),
                 (1290, Step::Close),
             ]
@@ -188,5 +200,36 @@ mod tests {
         assert_eq!(s.step(1_010 * MS), Some(Step::EndDepth));
         assert_eq!(s.step(2_010 * MS), Some(Step::EndReaps));
         assert_eq!(s.step(2_010 * MS), Some(Step::Open));
+    }
+
+    #[test]
+    fn a_slow_outlier_stops_setting_the_grace_after_a_few_windows() {
+        let mut s = Sampler::new(64, 0);
+        let mut t = 0;
+        let slow = IocbRecord {
+            submit_ns: 1,
+            complete_ts: 1 + 100 * MS,
+            ..IocbRecord::default()
+        };
+        let mut graces = Vec::new();
+        for window in 0..6 {
+            while s.step(t) != Some(Step::Open) {
+                t += MS;
+            }
+            if window == 0 {
+                s.saw(&slow);
+            }
+            t += 10 * MS;
+            assert_eq!(s.step(t), Some(Step::Close));
+            let closed = t;
+            while s.step(t) != Some(Step::EndDepth) {
+                t += MS;
+            }
+            graces.push((t - closed) / MS);
+            while s.step(t) != Some(Step::EndReaps) {
+                t += MS;
+            }
+        }
+        assert_eq!(graces, vec![400, 400, 400, 400, 5, 5]);
     }
 }

@@ -10,7 +10,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use aio_trace_common::{CtxCounters, CtxKey, IocbRecord};
+use aio_trace_common::{CTX_URING_FD, CtxCounters, CtxKey, IocbRecord};
 use prometheus_client::{
     encoding::{EncodeLabelSet, LabelSetEncoder},
     metrics::{
@@ -309,9 +309,15 @@ impl Metrics {
             if iocbs + bytes == 0 {
                 continue;
             }
+            // An io_uring ring's counts are keyed by its kernel address (high bit set).
+            let api = if c.ctx & CTX_URING_FD != 0 {
+                Api::IoUring
+            } else {
+                Api::Aio
+            };
             let labels = CommOpLabels {
                 comm: comm_of(c.pid),
-                op: Op::new(Api::Aio, c.opcode).name(),
+                op: Op::new(api, c.opcode).name(),
             };
             self.submitted_iocbs.get_or_create(&labels).inc_by(iocbs);
             self.submitted_bytes.get_or_create(&labels).inc_by(bytes);

@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 
 use aio_trace_common::{
-    CGROUP_FILTER_ENTRIES, CTX_OP_CALLS, CTX_URING_FD, CtxCounters, CtxKey, DEV_STATS_ENTRIES,
-    DevCounters, LOSS_CAUSES, MAP_BIO_OWNER, MAP_CGROUP_FILTER, MAP_COUNTERS, MAP_DEV_STATS,
-    MAP_EVENTS, MAP_INFLIGHT, MAP_LOSS, MAP_PID_FILTER, MAP_TIER, Owner, PID_FILTER_SETS,
-    TABLE_WAYS, TableEntry, TableKey,
+    CGROUP_FILTER_ENTRIES, COUNTER_SLOTS, CTX_URING_FD, CounterSlot, CtxCounters, CtxKey,
+    DEV_STATS_ENTRIES, DevCounters, LOSS_CAUSES, MAP_BIO_OWNER, MAP_CGROUP_FILTER,
+    MAP_COUNTER_SLOTS, MAP_COUNTERS, MAP_DEV_STATS, MAP_EVENTS, MAP_INFLIGHT, MAP_LOSS,
+    MAP_PID_FILTER, MAP_TIER, Owner, PID_FILTER_SETS, TABLE_WAYS, TableEntry, TableKey,
 };
 use aya::{
     Ebpf,
@@ -30,8 +30,8 @@ pub(super) struct KernelMaps {
     pub events: RingBuf<MapData>,
     pub inflight: InflightTable,
     pub counters: CounterTable,
-    /// Kernel id of the counters map, to open more handles on it.
-    pub counters_id: Option<u32>,
+    /// Kernel ids of the counters map and its slots, to open more handles on them.
+    pub counters_id: Option<(u32, u32)>,
     pub loss: LossTable,
     /// Kernel id of the loss map, likewise.
     pub loss_id: Option<u32>,
@@ -50,13 +50,14 @@ impl KernelMaps {
             _ => return Err(no_such_map(MAP_INFLIGHT)),
         };
         let counters = take_map(ebpf, MAP_COUNTERS)?;
-        let counters_id = map_id(&counters);
+        let slots = take_map(ebpf, MAP_COUNTER_SLOTS)?;
+        let counters_id = map_id(&counters).zip(map_id(&slots));
         let loss = take_map(ebpf, MAP_LOSS)?;
         let loss_id = map_id(&loss);
         Ok(Self {
             events,
             inflight,
-            counters: CounterTable::try_from(counters)?,
+            counters: CounterTable::new(counters, slots)?,
             counters_id,
             loss: LossTable::try_from(loss)?,
             loss_id,
@@ -152,51 +153,82 @@ fn add_to_pid_filter(
     Err(LoadError::TooManyPids(pid))
 }
 
-/// The kernel's per (pid, ctx) syscall counters.
-pub struct CounterTable(PerCpuHashMap<MapData, CtxKey, CtxCounters>);
-
-impl TryFrom<Map> for CounterTable {
-    type Error = LoadError;
-    fn try_from(map: Map) -> Result<Self, LoadError> {
-        PerCpuHashMap::try_from(map)
-            .map(Self)
-            .map_err(|e| LoadError::Map(MAP_COUNTERS, e))
-    }
+/// The kernel's per (pid, ctx) syscall counters and per (pid, ctx, opcode)
+/// iocb counts, with each CPU's counts not yet in the table (`CounterSlot`).
+pub struct CounterTable {
+    table: PerCpuHashMap<MapData, CtxKey, CtxCounters>,
+    slots: PerCpuArray<MapData, CounterSlot>,
 }
 
+/// Reads of the table between two equal reads of the slots' sequence
+/// numbers, at most: the kernel moves a slot into the table when a CPU
+/// changes key, rarely within one read.
+const CONSISTENT_READS: usize = 4;
+
 impl CounterTable {
-    /// Another handle on the counters map with kernel id `id`.
-    pub(super) fn open(id: Option<u32>) -> Result<Self, MapError> {
-        let id = id.ok_or(MapError::InvalidName {
+    fn new(table: Map, slots: Map) -> Result<Self, LoadError> {
+        Ok(Self {
+            table: PerCpuHashMap::try_from(table).map_err(|e| LoadError::Map(MAP_COUNTERS, e))?,
+            slots: PerCpuArray::try_from(slots)
+                .map_err(|e| LoadError::Map(MAP_COUNTER_SLOTS, e))?,
+        })
+    }
+
+    /// Other handles on the counters map and its slots, with kernel ids `ids`.
+    pub(super) fn open(ids: Option<(u32, u32)>) -> Result<Self, MapError> {
+        let (table, slots) = ids.ok_or(MapError::InvalidName {
             name: MAP_COUNTERS.into(),
         })?;
-        let data = MapData::from_id(id)?;
-        Ok(Self(PerCpuHashMap::try_from(Map::PerCpuHashMap(data))?))
+        Ok(Self {
+            table: PerCpuHashMap::try_from(Map::PerCpuHashMap(MapData::from_id(table)?))?,
+            slots: PerCpuArray::try_from(Map::PerCpuArray(MapData::from_id(slots)?))?,
+        })
+    }
+
+    /// Every CPU's slots, as read now.
+    fn read_slots(&self) -> Vec<CounterSlot> {
+        (0..COUNTER_SLOTS)
+            .filter_map(|i| self.slots.get(&i, 0).ok())
+            .flat_map(|per_cpu| per_cpu.iter().copied().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Every entry, summed over CPUs, the slots' counts added.
+    fn entries(&self) -> Vec<(CtxKey, CtxCounters)> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let before = self.read_slots();
+            let mut table: BTreeMap<CtxKey, CtxCounters> = self
+                .table
+                .iter()
+                .filter_map(Result::ok)
+                .map(|(key, per_cpu)| (key, model::sum_counters(per_cpu.iter())))
+                .collect();
+            let after = self.read_slots();
+            if model::slots_settled(&before, &after) || attempt == CONSISTENT_READS {
+                model::add_slots(&mut table, &after);
+                return table.into_iter().collect();
+            }
+        }
     }
 
     /// Every context's counters, summed over CPUs, in key order.
     pub fn snapshot(&self) -> Vec<(CtxKey, CtxCounters)> {
-        let mut all: Vec<_> = self
-            .0
-            .iter()
-            .filter_map(Result::ok)
-            // AIO contexts only: an io_uring ring's calls are read by its key.
-            .filter(|(key, _)| key.ctx & CTX_URING_FD == 0 && key.op == CTX_OP_CALLS)
-            .map(|(key, per_cpu)| (key, model::sum_counters(per_cpu.iter())))
-            .collect();
-        all.sort_by_key(|(key, _)| *key);
-        all
+        model::calls_by_context(
+            self.entries()
+                .into_iter()
+                // AIO contexts only: an io_uring ring's calls are read by its key.
+                .filter(|(key, _)| key.ctx & CTX_URING_FD == 0),
+        )
     }
 
     /// Every (pid, ctx, opcode)'s iocb counts, summed over CPUs, in key order.
     pub fn op_snapshot(&self) -> Vec<model::OpCounts> {
         let mut all: Vec<_> = self
-            .0
+            .entries()
             .iter()
-            .filter_map(Result::ok)
-            .filter_map(|(key, per_cpu)| {
-                model::OpCounts::new(&key, &model::sum_counters(per_cpu.iter()))
-            })
+            .filter_map(|(key, c)| model::OpCounts::new(key, c))
             .collect();
         all.sort_by_key(|c| (c.pid, c.ctx, c.opcode));
         all
@@ -204,10 +236,13 @@ impl CounterTable {
 
     /// Reads and deletes one context's counters: a context id the kernel hands
     /// out again (after io_destroy) then starts from zero.
+    ///
+    /// For the full tier, whose counters go straight to the table: the light
+    /// tier's slots would keep counts of the context after its removal.
     pub fn take(&mut self, key: &CtxKey) -> Option<CtxCounters> {
-        let per_cpu = self.0.get(key, 0).ok()?;
+        let per_cpu = self.table.get(key, 0).ok()?;
         let total = model::sum_counters(per_cpu.iter());
-        let _ = self.0.remove(key);
+        let _ = self.table.remove(key);
         Some(total)
     }
 }

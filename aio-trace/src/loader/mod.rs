@@ -80,7 +80,7 @@ pub struct Tracer {
     pub inflight: InflightTable,
     counters: CounterTable,
     /// Kernel id of the counters map, to open more handles on it.
-    counters_id: Option<u32>,
+    counters_id: Option<(u32, u32)>,
     loss: LossTable,
     /// Kernel id of the loss map, likewise.
     loss_id: Option<u32>,

@@ -1,6 +1,8 @@
 //! Per (process, context) counters the kernel keeps per CPU.
 
-use aio_trace_common::{CtxCounters, CtxKey, SEGS_BUCKETS, op_of_ctx};
+use std::collections::BTreeMap;
+
+use aio_trace_common::{CTX_OP_CALLS, CounterSlot, CtxCounters, CtxKey, SEGS_BUCKETS, op_of_ctx};
 use serde::Serialize;
 
 /// Sums one context's per-CPU copies. Wrapping: a copy goes below zero
@@ -60,6 +62,54 @@ impl OpCounts {
             segs_log2: c.segs_log2,
         })
     }
+}
+
+/// Whether the kernel moved no slot into the table between two reads of the
+/// slots (`CounterSlot::seq` unchanged and even): the table read between
+/// them and the later slots then add up.
+pub fn slots_settled(before: &[CounterSlot], after: &[CounterSlot]) -> bool {
+    before.len() == after.len()
+        && before
+            .iter()
+            .zip(after)
+            .all(|(b, a)| b.seq == a.seq && a.seq % 2 == 0)
+}
+
+/// Adds each slot's counts to its key's entry (made if the table has none
+/// yet). A slot of pid 0 has never been used.
+pub fn add_slots(table: &mut BTreeMap<CtxKey, CtxCounters>, slots: &[CounterSlot]) {
+    for slot in slots.iter().filter(|s| s.key.pid != 0) {
+        let at = table.entry(slot.key).or_default();
+        *at = sum_counters([&*at, &slot.pending]);
+    }
+}
+
+/// Each context's call counters from the kernel's entries (summed over
+/// CPUs): its calls entry (`CTX_OP_CALLS`) plus the call fields the light
+/// tier adds to the per-opcode entry of a call's first iocb (one counter
+/// lookup per io_submit instead of two). An opcode entry's iocbs are that
+/// opcode's accepted iocbs, so they add to the context's too. In key order.
+pub fn calls_by_context(
+    entries: impl IntoIterator<Item = (CtxKey, CtxCounters)>,
+) -> Vec<(CtxKey, CtxCounters)> {
+    let mut calls: BTreeMap<CtxKey, CtxCounters> = BTreeMap::new();
+    for (key, c) in entries {
+        let at = calls
+            .entry(CtxKey {
+                op: CTX_OP_CALLS,
+                ..key
+            })
+            .or_default();
+        if key.op == CTX_OP_CALLS {
+            *at = sum_counters([&*at, &c]);
+        } else {
+            at.io_submit_calls = at.io_submit_calls.wrapping_add(c.io_submit_calls);
+            at.iocbs_requested = at.iocbs_requested.wrapping_add(c.iocbs_requested);
+            at.iocbs_submitted = at.iocbs_submitted.wrapping_add(c.iocbs_submitted);
+            at.short_submits = at.short_submits.wrapping_add(c.short_submits);
+        }
+    }
+    calls.into_iter().collect()
 }
 
 /// The `{"type":"summary",…}` line of one (pid, ctx).
@@ -160,5 +210,92 @@ mod tests {
         let s = ContextSummary::new(&CtxKey::default(), &CtxCounters::default());
         assert_eq!(s.iocbs_per_submit, 0.0);
         assert_eq!(s.events_per_getevents, 0.0);
+    }
+
+    #[test]
+    fn a_light_tier_call_counted_with_its_first_opcode_is_the_contexts() {
+        let calls = CtxKey {
+            pid: 7,
+            op: CTX_OP_CALLS,
+            ctx: 0x1000,
+        };
+        let preadv = CtxKey {
+            op: aio_trace_common::ctx_op(aio_trace_common::IOCB_CMD_PREADV),
+            ..calls
+        };
+        let got = calls_by_context([
+            (
+                calls,
+                CtxCounters {
+                    io_getevents_calls: 3,
+                    events_reaped: 5,
+                    ..CtxCounters::default()
+                },
+            ),
+            (
+                preadv,
+                CtxCounters {
+                    io_submit_calls: 2,
+                    iocbs_requested: 6,
+                    iocbs_submitted: 5,
+                    short_submits: 1,
+                    bytes: 1 << 20,
+                    ..CtxCounters::default()
+                },
+            ),
+        ]);
+        assert_eq!(got.len(), 1);
+        let (key, c) = got[0];
+        assert_eq!(key, calls);
+        assert_eq!(
+            (
+                c.io_submit_calls,
+                c.iocbs_requested,
+                c.iocbs_submitted,
+                c.short_submits
+            ),
+            (2, 6, 5, 1)
+        );
+        assert_eq!((c.io_getevents_calls, c.events_reaped, c.bytes), (3, 5, 0));
+    }
+
+    #[test]
+    fn slots_add_to_their_keys_and_settle_only_when_unmoved() {
+        let key = CtxKey {
+            pid: 7,
+            op: CTX_OP_CALLS,
+            ctx: 0x1000,
+        };
+        let mut table = BTreeMap::from([(
+            key,
+            CtxCounters {
+                events_reaped: 10,
+                ..CtxCounters::default()
+            },
+        )]);
+        let slot = |seq, key, reaped| CounterSlot {
+            seq,
+            key,
+            pending: CtxCounters {
+                events_reaped: reaped,
+                ..CtxCounters::default()
+            },
+        };
+        let other = CtxKey { pid: 8, ..key };
+        let slots = [
+            slot(2, key, 3),
+            slot(4, other, 1),
+            slot(0, CtxKey::default(), 0),
+        ];
+        add_slots(&mut table, &slots);
+        assert_eq!(table[&key].events_reaped, 13);
+        assert_eq!(table[&other].events_reaped, 1);
+        assert_eq!(table.len(), 2, "an unused slot adds nothing");
+        assert!(slots_settled(&slots, &slots));
+        assert!(!slots_settled(
+            &slots,
+            &[slot(3, key, 3), slots[1], slots[2]]
+        ));
+        assert!(!slots_settled(&[slot(3, key, 0)], &[slot(3, key, 0)]));
     }
 }

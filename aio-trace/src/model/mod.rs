@@ -12,7 +12,9 @@ mod overhead;
 mod schema;
 mod staleness;
 
-pub use counters::{ContextSummary, OpCounts, sum_counters};
+pub use counters::{
+    ContextSummary, OpCounts, add_slots, calls_by_context, slots_settled, sum_counters,
+};
 pub use device::{DeviceSummary, log2_quantile_us, sum_devices};
 pub use iocb::{Api, DevName, IocbView, Op, comm_str, dev_name};
 pub use log2::Log2Hist;
