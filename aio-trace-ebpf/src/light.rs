@@ -89,6 +89,10 @@ pub fn count_submit(pid: u32, tid: u32, ret: i64) {
         count_call(pid, ctx, 1, requested, short, 0);
         return;
     }
+    if accepted == 1 {
+        count_single(pid, ctx, iocbpp, requested, short);
+        return;
+    }
     let mut walked = accepted;
     if walked > MAX_IOCBS_PER_CALL as u64 {
         count_loss(LossCause::BatchTruncated);
@@ -112,10 +116,7 @@ pub fn count_submit(pid: u32, tid: u32, ret: i64) {
     walk.short = short;
     walk.tally.opcode = u64::MAX;
     walk.tally.clear();
-    // One iocb (fio, most databases' reads): no loop.
-    if walked == 1 {
-        count_iocb(walk, 0);
-    } else {
+    {
         // The callback finds the slot itself: bpf_loop passes only a stack
         // pointer (or null) through.
         // SAFETY: bpf_loop calls the extern "C" callback with a null context, which it ignores;
@@ -143,6 +144,60 @@ pub fn count_submit(pid: u32, tid: u32, ret: i64) {
             walk.short * walk.call_pending,
             walk.unreadable,
         );
+    }
+}
+
+/// A call that accepted one iocb (fio's, and most databases' reads): the
+/// iocb and the call counted straight into its opcode's counters, without
+/// the walk's tally.
+#[inline(always)]
+fn count_single(pid: u32, ctx: u64, iocbpp: u64, requested: u64, short: u64) {
+    // SAFETY: bpf_probe_read_user tolerates any address: a fault is returned as an error.
+    let head = unsafe { bpf_probe_read_user(iocbpp as *const u64) }.and_then(|iocb| {
+        // SAFETY: as above.
+        unsafe { bpf_probe_read_user(iocb.wrapping_add(IOCB_HEAD_OFFSET) as *const IocbHead) }
+    });
+    let Ok(head) = head else {
+        count_loss(LossCause::UserRead);
+        count_call(pid, ctx, 1, requested, short, 1);
+        return;
+    };
+    let (segs, bytes) = match head.opcode {
+        IOCB_CMD_PREADV | IOCB_CMD_PWRITEV => {
+            let segs = head.nbytes.min(u64::from(u32::MAX)) as u32;
+            match sum_iovecs(head.buf, head.nbytes) {
+                IovecSum::Bytes(bytes) => (segs, bytes),
+                IovecSum::TooMany => (segs, 0),
+                IovecSum::Unreadable => {
+                    count_loss(LossCause::UserRead);
+                    (segs, 0)
+                }
+            }
+        }
+        IOCB_CMD_PREAD | IOCB_CMD_PWRITE => (1, head.nbytes),
+        _ => (0, 0),
+    };
+    let key = CtxKey {
+        pid,
+        op: ctx_op(head.opcode),
+        ctx,
+    };
+    let Some(c) = counters_for(key) else {
+        return;
+    };
+    let bucket = segs_bucket(segs);
+    // SAFETY: a counters pointer from `counters_for` (see the crate doc's Safety); `add` is given
+    // fields inside it, the bucket bounds-checked.
+    unsafe {
+        add(&raw mut (*c).io_submit_calls, 1);
+        add(&raw mut (*c).iocbs_requested, requested);
+        add(&raw mut (*c).short_submits, short);
+        add(&raw mut (*c).iocbs_submitted, 1);
+        add(&raw mut (*c).bytes, bytes);
+        add(&raw mut (*c).segments, u64::from(segs));
+        if bucket < SEGS_BUCKETS {
+            add(&raw mut (*c).segs_log2[bucket], 1);
+        }
     }
 }
 

@@ -6,8 +6,8 @@
 //! (dispatch, block, completion) are attached, and every iocb submitted
 //! meanwhile gets today's full record. After the window the deep programs
 //! stay until its iocbs have completed (a grace scaled by the slowest
-//! latency sampled so far), then io_getevents stops looking events up a
-//! grace later. A window is a sample in time, decided at submit: an iocb is
+//! latency of the last windows), then io_getevents stops looking events
+//! up a while later. A window is a sample in time, decided at submit: an iocb is
 //! either traced whole or only counted.
 //!
 //! Layer: session. Drives the loader's `Tracer`; pure timing otherwise, so
@@ -21,7 +21,14 @@ use aio_trace_common::IocbRecord;
 pub const WINDOW: Duration = Duration::from_millis(10);
 /// The least and most a window's iocbs are waited for after it closes.
 const MIN_GRACE: Duration = Duration::from_millis(5);
+/// The grace while no latency has been sampled.
+const UNKNOWN_GRACE: Duration = Duration::from_millis(100);
 const MAX_GRACE: Duration = Duration::from_secs(1);
+/// The least time io_getevents goes on looking its events up after the deep
+/// programs go: an application reaps when it gets to it, a busy one well
+/// after the completion (an event reaped later makes its record at the
+/// user half's sweep, without a reap time).
+const MIN_REAP_GRACE: Duration = Duration::from_millis(50);
 /// Grace as a multiple of the slowest latency of the last windows.
 const GRACE_PER_LATENCY: u64 = 4;
 /// Windows whose slowest latency sets the grace: one slow outlier does not
@@ -95,6 +102,10 @@ impl Sampler {
 
     fn grace_ns(&self) -> u64 {
         let slowest = self.slowest_ns.iter().copied().max().unwrap_or(0);
+        if slowest == 0 {
+            // Nothing sampled yet (the first windows): no latency to go by.
+            return UNKNOWN_GRACE.as_nanos() as u64;
+        }
         let grace = slowest.saturating_mul(GRACE_PER_LATENCY);
         grace.clamp(MIN_GRACE.as_nanos() as u64, MAX_GRACE.as_nanos() as u64)
     }
@@ -115,7 +126,10 @@ impl Sampler {
                 (Phase::Open, now_ns + window, Step::Open)
             }
             Phase::Open => (Phase::Depth, now_ns + self.grace_ns(), Step::Close),
-            Phase::Depth => (Phase::Reaps, now_ns + self.grace_ns(), Step::EndDepth),
+            Phase::Depth => {
+                let reaps = self.grace_ns().max(MIN_REAP_GRACE.as_nanos() as u64);
+                (Phase::Reaps, now_ns + reaps, Step::EndDepth)
+            }
             Phase::Reaps => {
                 // The next window opens a period after this one did; a grace
                 // longer than the period pushes it back rather than overlap.
@@ -153,6 +167,12 @@ mod tests {
     #[test]
     fn a_window_opens_once_a_period_and_its_depth_follows_it() {
         let mut s = Sampler::new(64, 0);
+        let fast = IocbRecord {
+            submit_ns: 1,
+            complete_ts: 1 + MS / 2,
+            ..IocbRecord::default()
+        };
+        s.saw(&fast);
         let got = steps(&mut s, 0, 1_292 * MS);
         assert_eq!(
             got,
@@ -160,11 +180,11 @@ mod tests {
                 (0, Step::Open),
                 (10, Step::Close),
                 (15, Step::EndDepth),
-                (20, Step::EndReaps),
+                (65, Step::EndReaps),
                 (640, Step::Open),
                 (650, Step::Close),
                 (655, Step::EndDepth),
-                (660, Step::EndReaps),
+                (705, Step::EndReaps),
                 (1280, Step::Open),
                 (1290, Step::Close),
             ]
@@ -219,6 +239,11 @@ mod tests {
             if window == 0 {
                 s.saw(&slow);
             }
+            s.saw(&IocbRecord {
+                submit_ns: 1,
+                complete_ts: 1 + MS / 2,
+                ..IocbRecord::default()
+            });
             t += 10 * MS;
             assert_eq!(s.step(t), Some(Step::Close));
             let closed = t;

@@ -839,6 +839,34 @@ fn workload(dir: &Path, engine: Engine, mode: Mode) -> io::Result<Truth> {
     workload_of(dir, engine, mode, 100, 4)
 }
 
+/// A steady workload for latency comparisons: 3 s of 4 KiB random O_DIRECT
+/// reads at iodepth 4 on a 64 MiB file.
+fn steady(dir: &Path) -> io::Result<Truth> {
+    let config = workload::WorkloadConfig {
+        target: workload::Target::TempIn(dir.to_owned()),
+        engine: Engine::Aio,
+        mode: Mode::Scalar,
+        segments: 1,
+        segment_size: 4096,
+        rw: workload::Rw::RandRead,
+        iodepth: 4,
+        size: Some(64 << 20),
+        stop: workload::Stop::After(std::time::Duration::from_secs(3)),
+        seed: 7,
+        ..workload::WorkloadConfig::default()
+    };
+    config.validate().map_err(io::Error::other)?;
+    let target = workload::target::open(&config).map_err(io::Error::other)?;
+    let result = workload::run(&config, &target, &std::sync::atomic::AtomicBool::new(false))
+        .map_err(io::Error::other)?;
+    let mut line = serde_json::to_value(&result)?;
+    line["type"] = json!("workload");
+    Ok(Truth {
+        lines: vec![line],
+        ..Truth::default()
+    })
+}
+
 /// The built-in workload of `units` (8 × 4 KiB each) at `iodepth`.
 fn workload_of(
     dir: &Path,
@@ -933,6 +961,7 @@ fn main() -> io::Result<()> {
         "workload-scalar" => workload(Path::new(dir), Engine::Aio, Mode::Scalar)?,
         // 16,384 iocbs: enough for a 1-in-64 sample of a few hundred.
         "workload-scalar-long" => workload_of(Path::new(dir), Engine::Aio, Mode::Scalar, 2048, 32)?,
+        "workload-steady" => steady(Path::new(dir))?,
         "workload-uring-vectored" => workload(Path::new(dir), Engine::IoUring, Mode::Vectored)?,
         "workload-uring-scalar" => workload(Path::new(dir), Engine::IoUring, Mode::Scalar)?,
         other => match uring::scenario(other, Path::new(dir)) {

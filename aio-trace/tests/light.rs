@@ -192,3 +192,53 @@ fn light_samples_whole_records_of_its_windows() {
     assert_eq!(light.losses.total(), 0, "{:?}", light.losses);
     assert_eq!(full.losses.total(), 0, "{:?}", full.losses);
 }
+
+/// The median submit-to-completion latency of `records`, in ns.
+fn median_latency(records: &[IocbRecord]) -> u64 {
+    let mut ns: Vec<u64> = records
+        .iter()
+        .filter(|r| r.complete_ts > r.submit_ns)
+        .map(|r| r.complete_ts - r.submit_ns)
+        .collect();
+    assert!(!ns.is_empty(), "no completed records");
+    ns.sort_unstable();
+    ns[ns.len() / 2]
+}
+
+/// A steady workload (3 s of 4 KiB random reads at iodepth 4): the median
+/// latency of the light tier's sampled iocbs is the full tier's of runs of
+/// the same workload, within 10 %. The light run sits between two full
+/// runs and is held against their mean, so that the device's drift over
+/// the three cancels; the device's own noise between runs can still exceed
+/// 10 %, so a triple out of bounds is run again once, and both are
+/// reported.
+#[test]
+fn sampled_latency_agrees_with_a_full_trace_at_p50() {
+    let mut ratios = Vec::new();
+    for _ in 0..2 {
+        let before = median_latency(&iocbs(&traced("workload-steady", 1)));
+        let light = traced("workload-steady", SAMPLE);
+        let after = median_latency(&iocbs(&traced("workload-steady", 1)));
+        let sampled = iocbs(&light);
+        let total = of_type(&light.truth, "workload").next().unwrap()["iocbs"]
+            .as_u64()
+            .unwrap();
+        assert!(
+            (sampled.len() as u64) < total / 8 && sampled.len() >= 100,
+            "{} sampled of {total}: a few windows' worth",
+            sampled.len()
+        );
+        let p50 = median_latency(&sampled);
+        let full = (before + after) as f64 / 2.0;
+        let ratio = p50 as f64 / full;
+        println!(
+            "p50: light {p50} ns (n={}), full {before} and {after} ns: {ratio:.3}",
+            sampled.len()
+        );
+        ratios.push(ratio);
+        if (0.9..=1.1).contains(&ratio) {
+            return;
+        }
+    }
+    panic!("sampled p50 / full p50 out of 10 % twice: {ratios:?}");
+}
