@@ -146,6 +146,9 @@ pub struct Metrics {
     lost: Family<CauseLabels, Counter>,
     devices: Family<DeviceLabels, Gauge>,
     seen: Mutex<Seen>,
+    /// The full tier: the `submitted` series count records, as the kernel's
+    /// counters do in the light tier.
+    submitted_from_records: bool,
 }
 
 impl Default for Metrics {
@@ -257,6 +260,7 @@ impl Metrics {
             lost,
             devices,
             seen: Mutex::default(),
+            submitted_from_records: sample_every <= 1,
         }
     }
 
@@ -429,6 +433,8 @@ type SeriesKey = ([u8; 16], u64, Api, &'static str, Option<u32>);
 pub struct MetricsSink {
     metrics: Arc<Metrics>,
     cache: HashMap<SeriesKey, Handles>,
+    /// The `submitted` series by (task name, op), in the full tier.
+    submitted: HashMap<([u8; 16], &'static str), (Counter, Counter)>,
     comms: Arc<Mutex<HashMap<u32, String>>>,
     known_pids: std::collections::HashSet<u32>,
     names: DevNames,
@@ -446,6 +452,7 @@ impl MetricsSink {
             metrics,
             names,
             cache: HashMap::new(),
+            submitted: HashMap::new(),
             comms,
             known_pids: std::collections::HashSet::new(),
             labels: SeriesLabels::default(),
@@ -503,6 +510,24 @@ impl MetricsSink {
                 })
             });
         handles.iocbs.inc();
+        if self.metrics.submitted_from_records && api != Api::Sync && !r.rejected() {
+            let metrics = &self.metrics;
+            let (iocbs, bytes) = self
+                .submitted
+                .entry((r.comm, op.name()))
+                .or_insert_with(|| {
+                    let labels = CommOpLabels {
+                        comm: comm_str(&r.comm).into_owned(),
+                        op: op.name(),
+                    };
+                    (
+                        metrics.submitted_iocbs.get_or_create(&labels).clone(),
+                        metrics.submitted_bytes.get_or_create(&labels).clone(),
+                    )
+                });
+            iocbs.inc();
+            bytes.inc_by(r.bytes);
+        }
         if let Some(res) = r.result().filter(|&res| res > 0) {
             handles.bytes.inc_by(res as u64);
         }
@@ -571,7 +596,8 @@ mod tests {
 
     #[test]
     fn renders_counters_histograms_and_losses_with_bounded_labels() {
-        let metrics = Arc::new(Metrics::new());
+        // The light tier: the `submitted` series are the kernel's counts.
+        let metrics = Arc::new(Metrics::sampled(64));
         let mut sink = MetricsSink::new(
             metrics.clone(),
             Arc::default(),
@@ -625,7 +651,7 @@ mod tests {
             r#"aio_trace_io_getevents_calls_total{comm="fio"} 2"#,
             r#"aio_trace_submitted_iocbs_total{comm="fio",op="PREADV"} 128"#,
             r#"aio_trace_submitted_bytes_total{comm="fio",op="PREADV"} 2097152"#,
-            "aio_trace_sample_every 1",
+            "aio_trace_sample_every 64",
             r#"aio_trace_lost_total{cause="ring_full"} 2"#,
             r#"aio_trace_lost_total{cause="aged_out"} 0"#,
             "# TYPE aio_trace_iocb_segments histogram",
@@ -750,5 +776,28 @@ mod tests {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
         assert!(!text.contains("comm=\"fio\",api"), "{text}");
+    }
+
+    #[test]
+    fn the_full_tier_counts_submitted_iocbs_from_its_records() {
+        let metrics = Arc::new(Metrics::new());
+        let mut sink = MetricsSink::new(
+            metrics.clone(),
+            Arc::default(),
+            DevNames::new("/nonexistent"),
+        );
+        sink.observe(&record(7, 8, 32768, 50_000));
+        sink.observe(&record(7, 8, -5, 50_000));
+        let mut rejected = record(7, 1025, -22, 0);
+        rejected.flags = IOCB_REJECTED;
+        sink.observe(&rejected);
+        let text = metrics.render().unwrap();
+        for line in [
+            r#"aio_trace_submitted_iocbs_total{comm="fio",op="PREADV"} 2"#,
+            r#"aio_trace_submitted_bytes_total{comm="fio",op="PREADV"} 65536"#,
+            "aio_trace_sample_every 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 }
