@@ -209,6 +209,13 @@ const _: () = assert!(core::mem::size_of::<CtxKey>() == 16);
 /// CQEs are taken from the ring in user memory, so no event is counted.
 pub const CTX_URING_FD: u64 = 1 << 63;
 
+/// `CtxKey::ctx` of a process's synchronous vectored syscalls, counted by
+/// opcode (`SYSCALL_*`) in the light tier: calls in `iocbs_submitted`,
+/// requested bytes, segments, and calls that failed in `events_failed`.
+/// Neither an AIO context id (a user address: bit 63 clear), an io_uring
+/// ring's fd key (bit 62 clear) nor a ring's kernel address (aligned).
+pub const CTX_SYNC: u64 = 0xC000_0000_0000_0001;
+
 /// Per (process, context) syscall counters, kept in the kernel: no record is
 /// needed per call, only these sums. An entry of the calls (`CTX_OP_CALLS`)
 /// uses the call fields and `events_failed`; an entry of one opcode uses

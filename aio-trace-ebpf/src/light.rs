@@ -7,8 +7,8 @@
 use core::ffi::c_void;
 
 use aio_trace_common::{
-    CtxKey, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_CMD_PWRITE, IOCB_CMD_PWRITEV, IoEvent, LossCause,
-    MAX_IOCBS_PER_CALL, REAP_BATCH, SEGS_BUCKETS, ctx_op, segs_bucket,
+    CTX_SYNC, CtxKey, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_CMD_PWRITE, IOCB_CMD_PWRITEV, IoEvent,
+    LossCause, MAX_IOCBS_PER_CALL, REAP_BATCH, SEGS_BUCKETS, ctx_op, segs_bucket,
 };
 use aya_ebpf::{
     helpers::{bpf_probe_read_user, bpf_probe_read_user_buf, generated::bpf_loop},
@@ -380,6 +380,48 @@ pub fn count_request(pid: u32, ring: u64, opcode: u16, segs: u32, bytes: u64) {
         add(&raw mut (*c).iocbs_submitted, 1);
         add(&raw mut (*c).bytes, bytes);
         add(&raw mut (*c).segments, u64::from(segs));
+        if bucket < SEGS_BUCKETS {
+            add(&raw mut (*c).segs_log2[bucket], 1);
+        }
+    }
+}
+
+/// A synchronous vectored syscall at its exit in the light tier: counted by
+/// opcode against the process (`CTX_SYNC`), its bytes as requested (the
+/// iovec array, from the caller's registers, as AIO's are counted).
+#[inline(always)]
+pub fn count_sync(pid: u32, tid: u32, opcode: u16, ret: i64) {
+    if !traced(pid) {
+        return;
+    }
+    let Some([_, vec, vlen, _]) = syscall::exit_args(tid) else {
+        return;
+    };
+    let segs = vlen.min(u64::from(u32::MAX)) as u32;
+    let bytes = match sum_iovecs(vec, vlen) {
+        IovecSum::Bytes(bytes) => bytes,
+        IovecSum::TooMany => 0,
+        IovecSum::Unreadable => {
+            count_loss(LossCause::UserRead);
+            0
+        }
+    };
+    let key = CtxKey {
+        pid,
+        op: ctx_op(opcode),
+        ctx: CTX_SYNC,
+    };
+    let Some(c) = counters_for(key) else {
+        return;
+    };
+    let bucket = segs_bucket(segs);
+    // SAFETY: a counters pointer from `counters_for` (see the crate doc's Safety); `add` is given
+    // fields inside it, the bucket bounds-checked.
+    unsafe {
+        add(&raw mut (*c).iocbs_submitted, 1);
+        add(&raw mut (*c).bytes, bytes);
+        add(&raw mut (*c).segments, u64::from(segs));
+        add(&raw mut (*c).events_failed, u64::from(ret < 0));
         if bucket < SEGS_BUCKETS {
             add(&raw mut (*c).segs_log2[bucket], 1);
         }

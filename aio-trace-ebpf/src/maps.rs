@@ -433,10 +433,10 @@ fn move_slot(slot: *mut CounterSlot, key: CtxKey) -> Option<*mut CtxCounters> {
     unsafe {
         core::ptr::write_volatile(&raw mut (*slot).seq, (*slot).seq + 1);
         let old = (*slot).key;
-        if old.pid != 0 {
-            if let Some(c) = counters_of(old) {
-                add_all(c, &raw const (*slot).pending);
-            }
+        if old.pid != 0
+            && let Some(c) = counters_of(old)
+        {
+            add_all(c, &raw const (*slot).pending);
         }
         let made = counters_of(key).is_some();
         (*slot).pending = ZERO_CTX_COUNTERS;

@@ -1,6 +1,7 @@
 //! Synchronous vectored syscalls (readv, writev, preadv, pwritev, preadv2,
 //! pwritev2): one record each, with the same dispatch and bio attribution as
-//! an iocb, so AIO can be compared with plain vectored I/O.
+//! an iocb, so AIO can be compared with plain vectored I/O. In the light
+//! tier every call is counted at its exit, and those of a window are records.
 
 use aio_trace_common::{
     IOCB_BYTES_UNKNOWN, IocbRecord, LossCause, RECORD_SYSCALL, SYSCALL_PREADV, SYSCALL_PREADV2,
@@ -15,7 +16,10 @@ use aya_ebpf::{
 use crate::{
     filter::{current_cgroup, traced},
     iovec::{IovecSum, sum_iovecs},
-    maps::{EVENTS, SYNC_CALLS, close_slot, count_loss, open_slot, wakeup_flags},
+    light,
+    maps::{
+        EVENTS, SYNC_CALLS, close_slot, count_loss, full_mode, open_slot, reap_deep, wakeup_flags,
+    },
     syscall,
 };
 
@@ -68,12 +72,21 @@ fn try_enter(ctx: &TracePointContext, opcode: u16, positioned: bool) -> Result<(
     Ok(())
 }
 
-fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
-    let tid = bpf_get_current_pid_tgid() as u32;
+fn try_exit(ctx: &TracePointContext, opcode: u16) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    let ret = syscall::ret(ctx);
+    // The light tier counts every call; its entry runs only in a window.
+    if !full_mode() {
+        light::count_sync(pid, tid, opcode, ret);
+        if !reap_deep() {
+            return Ok(());
+        }
+    }
     let Some(mut out) = close_slot(&SYNC_CALLS, tid) else {
         return Ok(());
     };
-    out.res = syscall::ret(ctx);
+    out.res = ret;
     // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
     out.reap_ns = unsafe { bpf_ktime_get_ns() };
     match EVENTS.reserve::<IocbRecord>(0) {
@@ -96,7 +109,7 @@ macro_rules! vectored_syscall {
 
         #[tracepoint]
         pub fn $exit(ctx: TracePointContext) -> u32 {
-            let _ = try_exit(&ctx);
+            let _ = try_exit(&ctx, $opcode);
             0
         }
     };

@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use aio_trace::{
     loader::TraceConfig,
-    model::{IocbView, Log2Hist, OpCounts},
+    model::{Api, IocbView, Log2Hist, OpCounts},
 };
 use aio_trace_common::{IOCB_REJECTED, IocbRecord, SEGS_BUCKETS, segs_bucket};
 use common::{Testee, TracedRun, of_type, trace_run};
@@ -35,13 +35,11 @@ impl Totals {
     }
 }
 
-/// The kernel's counts by opcode name, over every context of the run.
+/// The kernel's counts of AIO iocbs by opcode name, over every context of the run.
 fn kernel_totals(ops: &[OpCounts]) -> BTreeMap<String, Totals> {
     let mut by_op: BTreeMap<String, Totals> = BTreeMap::new();
-    for c in ops {
-        let name = aio_trace::model::Op::new(aio_trace::model::Api::Aio, c.opcode)
-            .name()
-            .to_owned();
+    for c in ops.iter().filter(|c| c.api == Api::Aio) {
+        let name = aio_trace::model::Op::new(c.api, c.opcode).name().to_owned();
         let t = by_op.entry(name).or_default();
         t.iocbs += c.iocbs;
         t.bytes += c.bytes;
@@ -140,6 +138,41 @@ fn light_counts_are_exact_and_match_a_full_trace() {
         .filter(|l| l["reaped"] == true && l["res"].as_i64().unwrap() < 0)
         .count() as u64;
     assert_eq!(light.contexts[0].events_failed, failed);
+    assert_eq!(light.losses.total(), 0, "{:?}", light.losses);
+}
+
+/// The synchronous vectored syscall of the block scenario (a PREADV of 8
+/// segments) is counted in the light tier, against the process.
+#[test]
+fn light_counts_synchronous_vectored_syscalls() {
+    let light = traced("block", SAMPLE);
+    let truth: Vec<_> = of_type(&light.truth, "syscall").collect();
+    assert_eq!(truth.len(), 1, "{truth:?}");
+    let sync: Vec<_> = light.ops.iter().filter(|c| c.api == Api::Sync).collect();
+    assert_eq!(sync.len(), 1, "{:?}", light.ops);
+    let c = sync[0];
+    let mut segs_log2 = [0; SEGS_BUCKETS];
+    segs_log2[segs_bucket(8)] = 1;
+    assert_eq!(
+        (
+            aio_trace::model::Op::new(c.api, c.opcode).name(),
+            c.ctx,
+            c.iocbs,
+            c.bytes,
+            c.segments,
+            c.segs_log2,
+            c.failed
+        ),
+        (
+            truth[0]["op"].as_str().unwrap(),
+            0,
+            1,
+            truth[0]["bytes"].as_u64().unwrap(),
+            8,
+            segs_log2,
+            0
+        )
+    );
     assert_eq!(light.losses.total(), 0, "{:?}", light.losses);
 }
 

@@ -155,17 +155,17 @@ pub const PROBES: &[Probe] = &[
     Probe::raw("io_uring", PROG_IO_URING_CQRING_WAIT).always(),
     Probe::optional(SYSCALLS, PROG_SYS_EXIT_IO_URING_ENTER),
     Probe::optional(SYSCALLS, PROG_SYS_ENTER_READV).window_entry(),
-    Probe::optional(SYSCALLS, PROG_SYS_EXIT_READV).deep(),
+    Probe::optional(SYSCALLS, PROG_SYS_EXIT_READV),
     Probe::optional(SYSCALLS, PROG_SYS_ENTER_WRITEV).window_entry(),
-    Probe::optional(SYSCALLS, PROG_SYS_EXIT_WRITEV).deep(),
+    Probe::optional(SYSCALLS, PROG_SYS_EXIT_WRITEV),
     Probe::optional(SYSCALLS, PROG_SYS_ENTER_PREADV).window_entry(),
-    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PREADV).deep(),
+    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PREADV),
     Probe::optional(SYSCALLS, PROG_SYS_ENTER_PWRITEV).window_entry(),
-    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PWRITEV).deep(),
+    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PWRITEV),
     Probe::optional(SYSCALLS, PROG_SYS_ENTER_PREADV2).window_entry(),
-    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PREADV2).deep(),
+    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PREADV2),
     Probe::optional(SYSCALLS, PROG_SYS_ENTER_PWRITEV2).window_entry(),
-    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PWRITEV2).deep(),
+    Probe::optional(SYSCALLS, PROG_SYS_EXIT_PWRITEV2),
 ];
 
 /// Fails with the user's next step if this process or kernel cannot trace

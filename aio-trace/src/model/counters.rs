@@ -2,7 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use aio_trace_common::{CTX_OP_CALLS, CounterSlot, CtxCounters, CtxKey, SEGS_BUCKETS, op_of_ctx};
+use aio_trace_common::{
+    CTX_OP_CALLS, CTX_SYNC, CTX_URING_FD, CounterSlot, CtxCounters, CtxKey, SEGS_BUCKETS, op_of_ctx,
+};
+
+use super::Api;
 use serde::Serialize;
 
 /// Sums one context's per-CPU copies. Wrapping: a copy goes below zero
@@ -31,13 +35,17 @@ pub fn sum_counters<'a>(per_cpu: impl IntoIterator<Item = &'a CtxCounters>) -> C
         })
 }
 
-/// One opcode's iocbs in one (pid, ctx), exact whatever the sampling: the
-/// kernel counts every iocb io_submit accepted.
+/// One opcode's iocbs in one (pid, ctx), exact whatever the sampling: in the
+/// light tier the kernel counts every iocb io_submit accepted, every
+/// io_uring request and every synchronous vectored syscall.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OpCounts {
     pub pid: u32,
+    /// The AIO context, the io_uring ring (its kernel address, as its
+    /// records have it), or 0 for synchronous vectored syscalls.
     pub ctx: u64,
-    /// `IOCB_CMD_*`.
+    pub api: Api,
+    /// `IOCB_CMD_*`, io_uring's opcode or `SYSCALL_*`, by `api`.
     pub opcode: u16,
     pub iocbs: u64,
     pub bytes: u64,
@@ -46,20 +54,30 @@ pub struct OpCounts {
     /// Iocbs by segments, in `Log2Hist` buckets (bucket 0: no segments,
     /// b ≥ 1: [2^(b-1), 2^b); the last also holds everything above).
     pub segs_log2: [u64; SEGS_BUCKETS],
+    /// Synchronous calls that failed (AIO's failed events are the
+    /// context's, in its calls entry).
+    pub failed: u64,
 }
 
 impl OpCounts {
     /// The per-opcode entry `key` of the kernel's counters; None for a
     /// context's call counters.
     pub fn new(key: &CtxKey, c: &CtxCounters) -> Option<Self> {
+        let (api, ctx) = match key.ctx {
+            CTX_SYNC => (Api::Sync, 0),
+            ctx if ctx & CTX_URING_FD != 0 => (Api::IoUring, ctx),
+            ctx => (Api::Aio, ctx),
+        };
         Some(Self {
             pid: key.pid,
-            ctx: key.ctx,
+            ctx,
+            api,
             opcode: op_of_ctx(key.op)?,
             iocbs: c.iocbs_submitted,
             bytes: c.bytes,
             segments: c.segments,
             segs_log2: c.segs_log2,
+            failed: c.events_failed,
         })
     }
 }

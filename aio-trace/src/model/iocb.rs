@@ -12,8 +12,9 @@ use aio_trace_common::{
 /// The interface a request came through: Linux AIO (io_submit), io_uring,
 /// or a synchronous vectored syscall. Records name it `"aio"`, `"io_uring"`
 /// and `"sync"`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Api {
+    #[default]
     Aio,
     IoUring,
     Sync,

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use aio_trace_common::{CTX_URING_FD, CtxCounters, CtxKey, IocbRecord};
+use aio_trace_common::{CtxCounters, CtxKey, IocbRecord};
 
 use super::stats::{Counted, OpClass, Stats, end_to_end_ns};
 use crate::model::{
@@ -354,13 +354,7 @@ impl Store {
         for now in &snapshot.ops {
             let key = (now.pid, now.ctx, now.opcode);
             let then = self.prev_ops.get(&key).cloned().unwrap_or_default();
-            // An io_uring ring's counts are keyed by its kernel address (high
-            // bit set), an AIO context's by its user-space id.
-            let api = if now.ctx & CTX_URING_FD != 0 {
-                Api::IoUring
-            } else {
-                Api::Aio
-            };
+            let api = now.api;
             let c = Counted {
                 class: OpClass::of(Op::new(api, now.opcode)),
                 iocbs: now.iocbs.wrapping_sub(then.iocbs),
@@ -391,11 +385,19 @@ impl Store {
                     .or_default()
                     .count(kind, &c);
             }
-            process
+            let ctx = process
                 .contexts
                 .entry(Ctx { api, id: now.ctx })
-                .or_insert_with(Group::counts_only)
-                .count(kind, &c);
+                .or_insert_with(Group::counts_only);
+            ctx.count(kind, &c);
+            // Synchronous calls that failed (AIO's failed events are the
+            // context's, below).
+            let failed = now.failed.wrapping_sub(then.failed);
+            if failed != 0 {
+                ctx.total.count_errors(failed);
+                process.group.total.count_errors(failed);
+                self.live.totals.count_errors(failed);
+            }
         }
         for (key, c) in &snapshot.counters {
             let now = c.events_failed.wrapping_add(c.short_submits);
@@ -571,6 +573,7 @@ mod tests {
             bytes: 128 * 32768,
             segments: 128 * 8,
             segs_log2: std::array::from_fn(|b| if b == 4 { 128 } else { 0 }),
+            ..OpCounts::default()
         };
         let mut failed = counters(100, 0xa, 2, 128, 0);
         failed.1.events_failed = 3;
