@@ -299,14 +299,30 @@ pub struct SnoopArgs {
 /// The tracing tier of `top` and `serve`.
 #[derive(Debug, Args)]
 pub struct SampleArgs {
-    /// Trace 1 in N AIO iocbs in full (latency, stages, bios, devices); count
-    /// every iocb, its bytes and segments exactly in the kernel. 1 traces
-    /// every iocb.
+    /// The light tier: count every iocb, its bytes and segments exactly in
+    /// the kernel, and trace the I/O of 1/N of the time in full (latency,
+    /// stages, bios, devices). 1 traces every iocb.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_SAMPLE, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "full")]
     pub sample: u64,
     /// Trace every iocb in full: the same as --sample 1.
     #[arg(long)]
     pub full: bool,
+    /// Adapt --sample (from N, by halving and doubling) to keep the
+    /// tracer's BPF time under this share of one CPU (1%, 0.5%, 2.5%).
+    #[arg(long, value_name = "PERCENT", value_parser = parse_budget, conflicts_with = "full")]
+    pub budget: Option<f64>,
+}
+
+/// `--budget`: a percentage of one CPU, above 0 and at most 100 (`1%` or `1`),
+/// as a fraction.
+fn parse_budget(s: &str) -> Result<f64, String> {
+    let number = s.strip_suffix('%').unwrap_or(s).trim();
+    match number.parse::<f64>() {
+        Ok(pct) if pct > 0.0 && pct <= 100.0 => Ok(pct / 100.0),
+        _ => Err(format!(
+            "{s:?} is not a share of one CPU: give a percentage above 0 and at most 100, as 1%"
+        )),
+    }
 }
 
 /// The light tier's default sample of `top` and `serve`.

@@ -13,7 +13,13 @@
 //! Layer: session. Drives the loader's `Tracer`; pure timing otherwise, so
 //! the schedule is tested without a kernel.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use aio_trace_common::IocbRecord;
 
@@ -34,6 +40,12 @@ const GRACE_PER_LATENCY: u64 = 4;
 /// Windows whose slowest latency sets the grace: one slow outlier does not
 /// keep the deep programs attached for good.
 const RECENT_WINDOWS: usize = 4;
+/// The sampling `--budget` may go to, either way.
+const MIN_EVERY: u64 = 2;
+const MAX_EVERY: u64 = 65_536;
+/// The least time a budget's cost is measured over before N changes.
+const BUDGET_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How often the session looks at the schedule.
 pub const TICK: Duration = Duration::from_millis(5);
 
@@ -60,7 +72,13 @@ enum Phase {
 /// The schedule of one light trace, in monotonic ns.
 #[derive(Debug)]
 pub struct Sampler {
-    every: u64,
+    /// 1 in how many units of time is traced in full; shared with the
+    /// views, which show it (`--budget` changes it).
+    every: Arc<AtomicU64>,
+    /// `--budget`: the share of one CPU the BPF time should stay under, and
+    /// the last (monotonic ns, BPF run ns) it was measured from.
+    budget: Option<f64>,
+    measured: Option<(u64, u64)>,
     phase: Phase,
     /// When the current phase ends.
     until_ns: u64,
@@ -77,7 +95,9 @@ impl Sampler {
     /// `now_ns`.
     pub fn new(every: u64, now_ns: u64) -> Self {
         Self {
-            every: every.max(2),
+            every: Arc::new(AtomicU64::new(every.max(MIN_EVERY))),
+            budget: None,
+            measured: None,
             phase: Phase::Idle,
             until_ns: now_ns,
             opened_ns: now_ns,
@@ -86,9 +106,53 @@ impl Sampler {
         }
     }
 
+    /// Sampling that adapts to keep the BPF time under `budget`, a share of
+    /// one CPU (`--budget`).
+    pub fn with_budget(self, budget: Option<f64>) -> Self {
+        Self { budget, ..self }
+    }
+
     /// 1 in how many units of time is traced in full.
     pub fn every(&self) -> u64 {
-        self.every
+        self.every.load(Ordering::Relaxed)
+    }
+
+    /// The same, as it changes, for a view to show.
+    pub fn every_handle(&self) -> Arc<AtomicU64> {
+        self.every.clone()
+    }
+
+    /// Whether N adapts to a budget.
+    pub fn budgeted(&self) -> bool {
+        self.budget.is_some()
+    }
+
+    /// The tracer's BPF run time so far (`run_ns`) at `now_ns`: with a
+    /// budget, once a second's worth is measured, N doubles when the BPF time
+    /// was over the budget and halves when it was under half of it.
+    pub fn adapt(&mut self, now_ns: u64, run_ns: u64) {
+        let Some(budget) = self.budget else {
+            return;
+        };
+        let Some((then_ns, then_run)) = self.measured else {
+            self.measured = Some((now_ns, run_ns));
+            return;
+        };
+        let elapsed = now_ns.saturating_sub(then_ns);
+        if elapsed < BUDGET_INTERVAL.as_nanos() as u64 {
+            return;
+        }
+        self.measured = Some((now_ns, run_ns));
+        let share = run_ns.saturating_sub(then_run) as f64 / elapsed as f64;
+        let every = self.every();
+        let next = if share > budget {
+            (every * 2).min(MAX_EVERY)
+        } else if share < budget / 2.0 {
+            (every / 2).max(MIN_EVERY)
+        } else {
+            every
+        };
+        self.every.store(next, Ordering::Relaxed);
     }
 
     /// A sampled record's latency: the grace after a window follows the
@@ -133,7 +197,7 @@ impl Sampler {
             Phase::Reaps => {
                 // The next window opens a period after this one did; a grace
                 // longer than the period pushes it back rather than overlap.
-                let next = self.opened_ns + window.saturating_mul(self.every);
+                let next = self.opened_ns + window.saturating_mul(self.every());
                 (Phase::Idle, next.max(now_ns), Step::EndReaps)
             }
         };
@@ -256,5 +320,32 @@ mod tests {
             }
         }
         assert_eq!(graces, vec![400, 400, 400, 400, 5, 5]);
+    }
+
+    #[test]
+    fn a_budget_doubles_n_when_over_and_halves_it_when_well_under() {
+        const S: u64 = 1_000_000_000;
+        let mut s = Sampler::new(64, 0).with_budget(Some(0.01));
+        s.adapt(0, 0);
+        // 2 % of a CPU over a second: over the 1 % budget.
+        s.adapt(S, 20_000_000);
+        assert_eq!(s.every(), 128);
+        // Half a second later: too soon to judge.
+        s.adapt(S + S / 2, 20_000_000);
+        assert_eq!(s.every(), 128);
+        // 0.7 %: within the budget, kept.
+        s.adapt(2 * S, 27_000_000);
+        assert_eq!(s.every(), 128);
+        // 0.1 %: under half of it.
+        s.adapt(3 * S, 28_000_000);
+        assert_eq!(s.every(), 64);
+        for k in 4..40 {
+            s.adapt(k * S, 28_000_000);
+        }
+        assert_eq!(s.every(), MIN_EVERY);
+        let mut unbudgeted = Sampler::new(64, 0);
+        unbudgeted.adapt(0, 0);
+        unbudgeted.adapt(S, 900_000_000);
+        assert_eq!(unbudgeted.every(), 64);
     }
 }

@@ -138,9 +138,10 @@ impl Session {
             user_losses: Arc::default(),
             completed_unreaped: 0,
             destroyed: Vec::new(),
-            sampler: tracer
-                .light()
-                .then(|| Sampler::new(tracer.sample_every, crate::clock::monotonic_ns())),
+            sampler: tracer.light().then(|| {
+                Sampler::new(tracer.sample_every, crate::clock::monotonic_ns())
+                    .with_budget(tracer.budget)
+            }),
             tier_requests: None,
             tracer,
         })
@@ -154,8 +155,13 @@ impl Session {
         if !self.tracer.light() {
             return;
         }
-        match sampler.step(crate::clock::monotonic_ns()) {
+        let now = crate::clock::monotonic_ns();
+        match sampler.step(now) {
             Some(Step::Open) => {
+                if sampler.budgeted() {
+                    let run_ns = self.tracer.program_costs().iter().map(|c| c.run_ns).sum();
+                    sampler.adapt(now, run_ns);
+                }
                 for (probe, reason) in self.tracer.open_window() {
                     eprintln!(
                         "aio-trace: a sampling window goes without {}: {}",
@@ -181,9 +187,10 @@ impl Session {
         self.tracer.light()
     }
 
-    /// 1 in how many units of time the light tier traces in full.
-    pub fn sample_every(&self) -> u64 {
-        self.sampler.as_ref().map_or(1, Sampler::every)
+    /// 1 in how many units of time the light tier traces in full, as it
+    /// changes (`--budget`); None in the full tier.
+    pub fn sample_every(&self) -> Option<Arc<AtomicU64>> {
+        self.sampler.as_ref().map(Sampler::every_handle)
     }
 
     /// Switches tier live (`top`'s key): into the full tier every probe is

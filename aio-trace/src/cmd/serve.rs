@@ -47,10 +47,16 @@ struct Scrape {
     kernel_losses: Option<LossTable>,
     user_losses: Arc<UserLosses>,
     comms: Arc<Mutex<HashMap<u32, String>>>,
+    /// The light tier's sampling as it adapts (`--budget`).
+    sample_every: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Scrape {
     fn render(&self) -> Result<String, std::fmt::Error> {
+        if let Some(every) = &self.sample_every {
+            self.metrics
+                .set_sample_every(every.load(std::sync::atomic::Ordering::Relaxed));
+        }
         let counters = self
             .counters
             .as_ref()
@@ -395,6 +401,7 @@ fn serve_http(
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = TraceConfig {
         sample_every: args.sample.every(),
+        budget: args.sample.budget,
         ..trace_config(&args.filter)?
     };
     let listener = std::net::TcpListener::bind(args.listen)
@@ -427,6 +434,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         kernel_losses,
         user_losses: session.user_losses(),
         comms: comms.clone(),
+        sample_every: session.sample_every(),
     };
     std::thread::Builder::new()
         .name("metrics-http".into())

@@ -118,6 +118,7 @@ pub async fn run(args: TopArgs) -> anyhow::Result<ExitCode> {
     let options = TopOptions {
         trace: TraceConfig {
             sample_every: args.sample.every(),
+            budget: args.sample.budget,
             ..trace_config(&args.filter)?
         },
         interval,

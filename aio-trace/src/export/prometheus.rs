@@ -150,6 +150,7 @@ pub struct Metrics {
     /// The full tier: the `submitted` series count records, as the kernel's
     /// counters do in the light tier.
     submitted_from_records: bool,
+    sample_every: Gauge,
 }
 
 impl Default for Metrics {
@@ -234,9 +235,9 @@ impl Metrics {
         );
         registry.register(
             "sample_every",
-            "1 in this many AIO iocbs feeds the per-record series (iocbs, bytes, errors, bios, \
+            "The I/O of 1/N of the time feeds the per-record series (iocbs, bytes, errors, bios, \
              latency, segments, bios per iocb); 1: every iocb",
-            sample,
+            sample.clone(),
         );
         registry.register("lost", "Records the tracer missed, by cause", lost.clone());
         registry.register(
@@ -262,6 +263,7 @@ impl Metrics {
             devices,
             seen: Mutex::default(),
             submitted_from_records: sample_every <= 1,
+            sample_every: sample,
         }
     }
 
@@ -275,6 +277,12 @@ impl Metrics {
             segments: self.segments.get_or_create(labels).clone(),
             bios_per_iocb: self.bios_per_iocb.get_or_create(labels).clone(),
         }
+    }
+
+    /// The light tier's sampling now (`--budget` changes it).
+    pub fn set_sample_every(&self, every: u64) {
+        self.sample_every
+            .set(i64::try_from(every).unwrap_or(i64::MAX));
     }
 
     /// Adds what the kernel counted since the last call: syscall counters and

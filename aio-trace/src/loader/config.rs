@@ -53,6 +53,9 @@ pub struct TraceConfig {
     /// I/O of 1 in this many units of time (a sampling window) is traced in
     /// full (see `session::Sampler`).
     pub sample_every: u64,
+    /// The light tier's share of one CPU (`--budget`): `sample_every`
+    /// adapts to keep the BPF time under it.
+    pub budget: Option<f64>,
 }
 
 impl TraceConfig {
@@ -78,6 +81,7 @@ impl Default for TraceConfig {
             disk: None,
             cgroups: Vec::new(),
             sample_every: 1,
+            budget: None,
         }
     }
 }

@@ -110,6 +110,8 @@ pub struct Tracer {
     pub disk: Option<Disk>,
     /// `TraceConfig::sample_every`: the light tier's sampling period.
     pub sample_every: u64,
+    /// `TraceConfig::budget`.
+    pub budget: Option<f64>,
 }
 
 /// RLIMIT_MEMLOCK only matters before kernel 5.11 (memcg accounting since):
@@ -172,7 +174,10 @@ impl Tracer {
             .map_err(|e| LoadError::Map(aio_trace_common::MAP_TIER, e))?;
         let (links, skipped, sampled) = attach::attach_all(&mut ebpf, &plan)?;
         // Stats count from here: no program runs before its attach anyway.
-        let bpf_stats = config.bpf_stats.then(enable_bpf_stats).transpose()?;
+        // A budget is kept by the programs' run time, which needs the statistics.
+        let bpf_stats = (config.bpf_stats || config.budget.is_some())
+            .then(enable_bpf_stats)
+            .transpose()?;
         let program_ids = ebpf
             .programs()
             .filter_map(|(name, program)| Some((name.to_owned(), program.info().ok()?.id())))
@@ -199,6 +204,7 @@ impl Tracer {
             attached_ns: crate::clock::monotonic_ns(),
             disk: config.disk.clone(),
             sample_every: config.sample_every,
+            budget: config.budget,
         };
         Ok((tracer, maps.events))
     }

@@ -239,6 +239,7 @@ impl ReplayTicks {
                 } else {
                     Default::default()
                 },
+                sample_every: None,
                 overhead_sample: None,
             };
             state.tick(secs, Duration::from_nanos(pos), snapshot);

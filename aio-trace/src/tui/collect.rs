@@ -43,6 +43,8 @@ pub struct Probes {
     counters: Option<CounterTable>,
     kernel_losses: Option<LossTable>,
     user_losses: Arc<UserLosses>,
+    /// The light tier's sampling as it adapts (`--budget`).
+    sample_every: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// Our programs, for their run time (None: BPF statistics are off).
     pub programs: Option<ProgramTable>,
     /// The built-in workload thread's CPU-time clock, to tell its CPU time
@@ -69,6 +71,10 @@ impl Probes {
                     .map(LossTable::snapshot)
                     .unwrap_or_default(),
             ),
+            sample_every: self
+                .sample_every
+                .as_ref()
+                .map(|n| n.load(std::sync::atomic::Ordering::Relaxed)),
             overhead_sample: Some(crate::usage::sample(
                 self.programs
                     .as_ref()
@@ -117,7 +123,7 @@ impl Collector {
                         }
                     };
                     session.listen_for_tier(tier_rx);
-                    let _ = ready_tx.send(Ok(session.user_losses()));
+                    let _ = ready_tx.send(Ok((session.user_losses(), session.sample_every())));
                     let mut sink = BatchSink {
                         batch: Vec::with_capacity(256),
                         tx,
@@ -129,7 +135,7 @@ impl Collector {
                         .await
                 })
             })?;
-        let user_losses = ready_rx
+        let (user_losses, sample_every) = ready_rx
             .recv()
             .map_err(|_| io::Error::other("the session thread died while starting"))??;
         Ok(Self {
@@ -138,6 +144,7 @@ impl Collector {
                 counters,
                 kernel_losses,
                 user_losses,
+                sample_every,
                 programs,
                 workload_clock: None,
             },

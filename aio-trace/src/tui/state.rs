@@ -342,6 +342,7 @@ pub(crate) mod tests {
             counters: vec![counters(100, 0xa, 40, 36, 0), counters(200, 0xc, 8, 6, 0)],
             ops: Vec::new(),
             losses: LossCounts::default(),
+            sample_every: None,
             overhead_sample: None,
         };
         s.tick(1.0, Duration::from_secs(1), snapshot);

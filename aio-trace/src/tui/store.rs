@@ -202,6 +202,8 @@ pub struct Snapshot {
     /// The kernel's per-opcode iocb counts (cumulative).
     pub ops: Vec<OpCounts>,
     pub losses: LossCounts,
+    /// The light tier's sampling now (None in the full tier or replaying).
+    pub sample_every: Option<u64>,
     /// What tracing costs so far (None when replaying).
     pub overhead_sample: Option<OverheadSample>,
 }
@@ -443,6 +445,12 @@ impl Store {
 
     /// Closes a tick of `secs` seconds with the kernel's counters and losses.
     pub fn tick(&mut self, secs: f64, snapshot: Snapshot) {
+        // `--budget` moves N; the full tier (`t`) stays at 1.
+        if let Some(every) = snapshot.sample_every
+            && self.sample_every > 1
+        {
+            self.sample_every = every;
+        }
         if self.sample_every > 1 {
             self.count_kernel(&snapshot);
         }
@@ -548,6 +556,7 @@ mod tests {
             ],
             ops: Vec::new(),
             losses: LossCounts::default(),
+            sample_every: None,
             overhead_sample: None,
         };
         s.tick(2.0, Duration::from_secs(3), snapshot);

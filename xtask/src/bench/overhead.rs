@@ -71,6 +71,9 @@ enum Tracer {
     /// `serve --sample 64`: the light tier (every iocb counted, 1 in 64
     /// traced in full), as `top` and `serve` run by default.
     AioTraceLight,
+    /// `serve --sample 64 -p 1`: the light tier's hooks, paid by I/O it
+    /// does not trace.
+    AioTraceLightOther,
     Bpftrace,
 }
 
@@ -81,6 +84,7 @@ impl Tracer {
             Self::AioTrace => "fio + aio-trace",
             Self::AioTraceOther => "aio-trace -p 1",
             Self::AioTraceLight => "fio + light 1/64",
+            Self::AioTraceLightOther => "light -p 1",
             Self::Bpftrace => "fio + bpftrace",
         }
     }
@@ -111,8 +115,13 @@ fn start(tracer: Tracer, binary: &Path, root: &Path) -> Result<Option<Running>> 
             .stderr(Stdio::piped())
             .spawn()
             .context("while starting aio-trace")?,
-        Tracer::AioTraceLight => Command::new(binary)
+        Tracer::AioTraceLight | Tracer::AioTraceLightOther => Command::new(binary)
             .args(["serve", "--sample", "64", "--listen", "127.0.0.1:0"])
+            .args(if tracer == Tracer::AioTraceLightOther {
+                &["-p", "1"][..]
+            } else {
+                &[]
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -126,9 +135,10 @@ fn start(tracer: Tracer, binary: &Path, root: &Path) -> Result<Option<Running>> 
     };
     // aio-trace says "Recording AIO..." on stderr, bpftrace "Attaching N probes..." on stdout.
     let banner: Box<dyn std::io::Read + Send> = match tracer {
-        Tracer::AioTrace | Tracer::AioTraceOther | Tracer::AioTraceLight => {
-            Box::new(child.stderr.take().expect("piped"))
-        }
+        Tracer::AioTrace
+        | Tracer::AioTraceOther
+        | Tracer::AioTraceLight
+        | Tracer::AioTraceLightOther => Box::new(child.stderr.take().expect("piped")),
         _ => Box::new(child.stdout.take().expect("piped")),
     };
     let mut lines = BufReader::new(banner).lines();
@@ -234,6 +244,7 @@ pub fn run(binary: &Path, file: &Path, root: &Path, rounds: u32, seconds: u32) -
         Tracer::Bpftrace,
         Tracer::AioTraceOther,
         Tracer::AioTraceLight,
+        Tracer::AioTraceLightOther,
     ];
     let mut results: HashMap<&'static str, Vec<Round>> = HashMap::new();
     for round in 0..rounds {
@@ -292,6 +303,11 @@ pub fn run(binary: &Path, file: &Path, root: &Path, rounds: u32, seconds: u32) -
             f64::NAN
         }
     );
+    let light_other = med(Tracer::AioTraceLightOther.name(), &|r| r.iops);
+    println!(
+        "  fio under the light tier tracing another process (-p 1): {light_other:.0} ({:+.1} %)",
+        -100.0 * (1.0 - light_other / alone)
+    );
     let other = med(Tracer::AioTraceOther.name(), &|r| r.iops);
     println!(
         "  fio under aio-trace tracing another process (-p 1): {other:.0} ({:+.1} %): what the hooks cost I/O that is not traced",
@@ -304,11 +320,14 @@ pub fn run(binary: &Path, file: &Path, root: &Path, rounds: u32, seconds: u32) -
         );
     }
     let ns = |name: &str| median(&mut bpf[name].clone());
-    println!(
-        "  median BPF time per I/O: aio-trace {:.0} ns (full record with block attribution), light 1/64 {:.0} ns, bpftrace {:.0} ns",
-        ns(Tracer::AioTrace.name()),
+    let (light_ns, bpftrace_ns) = (
         ns(Tracer::AioTraceLight.name()),
-        ns(Tracer::Bpftrace.name())
+        ns(Tracer::Bpftrace.name()),
+    );
+    println!(
+        "  median BPF time per I/O: aio-trace {:.0} ns (full record with block attribution), light 1/64 {light_ns:.0} ns ({:.2}× bpftrace's), bpftrace {bpftrace_ns:.0} ns",
+        ns(Tracer::AioTrace.name()),
+        light_ns / bpftrace_ns
     );
     let startup = med(Tracer::AioTrace.name(), &|r| r.startup.as_secs_f64() * 1e3);
     let rss = med(Tracer::AioTrace.name(), &|r| r.rss_kib as f64 / 1024.0);
