@@ -32,6 +32,9 @@ pub const TIER_DEEP: u64 = 2;
 /// submitted now are traced in full (an AIO iocb is when io_submit's entry
 /// program, attached only in windows, sees it).
 pub const TIER_WINDOW: u64 = 4;
+/// `TIER` bit: the full tier has just taken over from the light tier (`top`'s
+/// `t`): an io_event or CQE of an iocb submitted before is not a loss.
+pub const TIER_SETTLING: u64 = 8;
 /// The deepest level of the cgroup v2 hierarchy a `--cgroup` may sit at (the
 /// root is level 0): the levels are bits of a u64 global.
 pub const CGROUP_MAX_LEVEL: u32 = 63;

@@ -6,7 +6,7 @@ use aio_trace_common::{
     DEFAULT_RING_BYTES, DEV_STATS_ENTRIES, DevCounters, INFLIGHT_ENTRIES, INFLIGHT_SETS,
     InflightKey, IoEvent, IocbRecord, Iovec, LOSS_CAUSES, LossCause, OWNER_AIO, OWNER_SYSCALL,
     Owner, PID_FILTER_SETS, REAP_BATCH, SEGS_BUCKETS, SEQ_ORDER, SLOT_CALLS, SLOT_OPS, TABLE_WAYS,
-    TIER_DEEP, TIER_LIGHT, TIER_WINDOW, UIO_MAXIOV,
+    TIER_DEEP, TIER_LIGHT, TIER_SETTLING, TIER_WINDOW, UIO_MAXIOV,
 };
 use aya_ebpf::{
     bindings::{
@@ -514,6 +514,14 @@ fn tier() -> u64 {
 #[inline(always)]
 pub fn full_mode() -> bool {
     tier() & TIER_LIGHT == 0
+}
+
+/// Whether an io_event or CQE whose iocb is not in the in-flight table is a
+/// loss: not in the light tier (an iocb of no window), nor while the full
+/// tier takes over from it (one submitted before).
+#[inline(always)]
+pub fn unmatched_is_loss() -> bool {
+    tier() & (TIER_LIGHT | TIER_SETTLING) == 0
 }
 
 /// Whether a request submitted now is traced in full: always in the full

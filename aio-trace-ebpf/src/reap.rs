@@ -19,7 +19,7 @@ use crate::{
     light,
     maps::{
         EVENTS, INFLIGHT, REAP_BATCHES, REAP_EVENTS, ReapBatch, add, count_loss, count_losses,
-        counters, full_mode, inflight, order_key, reap_deep, wakeup_flags,
+        counters, inflight, order_key, reap_deep, unmatched_is_loss, wakeup_flags,
     },
     syscall, table,
 };
@@ -274,7 +274,7 @@ extern "C" fn reap_one(index: u64, walk: *mut c_void) -> i64 {
     };
     if !taken {
         // Sampling leaves most iocbs out of the table: not a loss then.
-        if full_mode() {
+        if unmatched_is_loss() {
             count_loss(unmatched_cause(walk.reap_ns));
         }
         return 0;

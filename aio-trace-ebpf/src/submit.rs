@@ -28,7 +28,7 @@ use crate::{
     maps::{
         CTX_BORN, CURRENT_NONE, EVENTS, INFLIGHT, SUBMITS, SubmitState, add, close_slot,
         count_loss, count_losses, counters, deliver, full_mode, inflight, open_slot, order_key,
-        reap_deep, submitted_key, wakeup_flags,
+        reap_deep, sampling, submitted_key, wakeup_flags,
     },
     reread::reread,
     syscall,
@@ -72,6 +72,11 @@ pub fn sys_enter_io_submit(ctx: TracePointContext) -> u32 {
 }
 
 fn try_enter_io_submit(ctx: &TracePointContext) -> Result<(), i64> {
+    // A light tier's window closes here at once; the program's detach,
+    // which waits out an RCU grace period, comes a few milliseconds later.
+    if !sampling() {
+        return Ok(());
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
     let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     if !traced(pid) {

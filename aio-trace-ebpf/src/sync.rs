@@ -18,7 +18,8 @@ use crate::{
     iovec::{IovecSum, sum_iovecs},
     light,
     maps::{
-        EVENTS, SYNC_CALLS, close_slot, count_loss, full_mode, open_slot, reap_deep, wakeup_flags,
+        EVENTS, SYNC_CALLS, close_slot, count_loss, full_mode, open_slot, reap_deep, sampling,
+        wakeup_flags,
     },
     syscall,
 };
@@ -26,6 +27,10 @@ use crate::{
 /// fd @16, vec @24, vlen @32, then pos_l @40 for the positioned calls. On
 /// 64-bit, pos_l carries the whole offset (pos_h is shifted out).
 fn try_enter(ctx: &TracePointContext, opcode: u16, positioned: bool) -> Result<(), i64> {
+    // As io_submit's entry: a light tier's window closes here at once.
+    if !sampling() {
+        return Ok(());
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
     let (pid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     if !traced(pid) {

@@ -42,7 +42,7 @@ use crate::{
     maps::{
         INFLIGHT, REAP_BATCHES, RING_SETS, ReapBatch, RingHeld, THREAD_SETS, URING_HELD_MAX,
         URING_PID_SETS, URING_PIDS, URING_RINGS, URING_WAITERS, ZERO_RING_HELD, add, count_loss,
-        counters, deliver, full_mode, sampling, uring_key,
+        counters, deliver, sampling, unmatched_is_loss, uring_key,
     },
     reap::{flush, unmatched_cause},
     syscall,
@@ -221,7 +221,7 @@ fn try_complete(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: bpf_ktime_get_ns takes no arguments and has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(record) = table::get_ptr(&INFLIGHT, INFLIGHT_SETS, &key) else {
-        if uring_known() && full_mode() && traced(pid) {
+        if uring_known() && unmatched_is_loss() && traced(pid) {
             count_loss(unmatched_cause(now));
         }
         return Ok(());

@@ -61,6 +61,9 @@ impl<S: Sink> Sink for OnDisk<'_, S> {
     }
 }
 
+/// After a switch into the full tier, how long an io_event of an iocb the
+/// light tier submitted is expected rather than a loss.
+const SETTLE: Duration = Duration::from_secs(2);
 /// How often in-flight entries are checked, and when one is given up on.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// The most records delivered per drain before the loop looks at its timers
@@ -121,6 +124,9 @@ pub struct Session {
     sampler: Option<Sampler>,
     /// Tier switches asked for while running (`top`'s key): true for light.
     tier_requests: Option<tokio::sync::mpsc::UnboundedReceiver<bool>>,
+    /// After a switch into the full tier: when an unmatched event becomes a
+    /// loss again.
+    settled_ns: Option<u64>,
 }
 
 impl Session {
@@ -143,6 +149,7 @@ impl Session {
                     .with_budget(tracer.budget)
             }),
             tier_requests: None,
+            settled_ns: None,
             tracer,
         })
     }
@@ -153,6 +160,13 @@ impl Session {
             return;
         };
         if !self.tracer.light() {
+            if self
+                .settled_ns
+                .is_some_and(|at| crate::clock::monotonic_ns() >= at)
+            {
+                self.settled_ns = None;
+                self.tracer.end_settling();
+            }
             return;
         }
         let now = crate::clock::monotonic_ns();
@@ -208,8 +222,12 @@ impl Session {
                 reason
             );
         }
+        let now = crate::clock::monotonic_ns();
         if light {
-            sampler.resume(crate::clock::monotonic_ns());
+            sampler.resume(now);
+            self.settled_ns = None;
+        } else {
+            self.settled_ns = Some(now + SETTLE.as_nanos() as u64);
         }
         true
     }

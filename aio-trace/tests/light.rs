@@ -12,7 +12,7 @@ use aio_trace::{
     model::{Api, IocbView, Log2Hist, OpCounts},
 };
 use aio_trace_common::{IOCB_REJECTED, IocbRecord, SEGS_BUCKETS, segs_bucket};
-use common::{Testee, TracedRun, of_type, trace_run};
+use common::{Collect, Testee, TracedRun, of_type, trace_run};
 use serde_json::Value;
 
 const SAMPLE: u64 = 64;
@@ -274,4 +274,52 @@ fn sampled_latency_agrees_with_a_full_trace_at_p50() {
         }
     }
     panic!("sampled p50 / full p50 out of 10 % twice: {ratios:?}");
+}
+
+/// `--budget`: a budget far below what counting alone costs doubles N about
+/// once a second, from `--sample 2`, while the counts stay exact.
+#[test]
+fn a_budget_below_the_cost_raises_n_and_counts_stay_exact() {
+    let testee = Testee::spawn("workload-steady");
+    let config = TraceConfig {
+        pids: vec![testee.pid()],
+        sample_every: 2,
+        budget: Some(0.000_01),
+        ..TraceConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (truth, every, ops) = runtime.block_on(async move {
+        let (tracer, ring) = aio_trace::loader::Tracer::start(&config).unwrap();
+        let mut session =
+            aio_trace::session::Session::new(tracer, ring, Duration::from_secs(30)).unwrap();
+        let every = session.sample_every().expect("a light session");
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let (truth_tx, truth_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            truth_tx.send(testee.go()).unwrap();
+            let _ = done_tx.send(());
+        });
+        session
+            .run(&mut Collect::default(), async {
+                let _ = done_rx.await;
+            })
+            .await
+            .unwrap();
+        (
+            truth_rx.recv().unwrap(),
+            every.load(std::sync::atomic::Ordering::Relaxed),
+            session.tracer.op_counts(),
+        )
+    });
+    assert!(every >= 4, "N stayed at {every} over a 3 s run");
+    let total = of_type(&truth, "workload").next().unwrap()["iocbs"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        kernel_totals(&ops).values().map(|t| t.iocbs).sum::<u64>(),
+        total
+    );
 }

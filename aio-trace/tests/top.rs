@@ -1,6 +1,7 @@
 //! Root end-to-end test of `aio-trace top --workload` in a real terminal
 //! (a detached tmux session): the table shows PREAD and PREADV rows with the
-//! workload's segment counts, and `q` exits 0 leaving the alternate screen.
+//! workload's segment counts, `t` switches tier and back, and `q` exits 0
+//! leaving the alternate screen.
 
 use std::{process::Command, thread::sleep, time::Duration};
 
@@ -61,6 +62,39 @@ fn top_shows_vectored_and_scalar_rows_and_quits_cleanly() {
         "no PREADV row with 8.00 segments:\n{pane}"
     );
     assert!(scalar.is_some(), "no PREAD row with 1.00 segments:\n{pane}");
+    assert!(pane.contains("tier light 1/64"), "not light:\n{pane}");
+
+    // `t`: the full tier, live, and back; the header prices each.
+    // Two ticks of the full tier at least: the first after a switch starts
+    // its cost's interval.
+    tmux(&["send-keys", "-t", &name, "t"]);
+    sleep(Duration::from_secs(4));
+    let full = tmux(&["capture-pane", "-p", "-t", &name]);
+    eprintln!("{full}");
+    assert!(full.contains("tier full"), "t did not switch:\n{full}");
+    assert!(!full.contains("sampled 1/64"), "still sampled:\n{full}");
+    tmux(&["send-keys", "-t", &name, "t"]);
+    sleep(Duration::from_secs(3));
+    let light = tmux(&["capture-pane", "-p", "-t", &name]);
+    eprintln!("{light}");
+    assert!(
+        light.contains("tier light 1/64"),
+        "t did not switch back:\n{light}"
+    );
+    // "(µs/iocb light 0.36 full 3.45)": both tiers measured.
+    let costs: Vec<f64> = light
+        .split("(µs/iocb ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .map(|costs| {
+            costs
+                .split(' ')
+                .filter_map(|word| word.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(costs.len(), 2, "each tier's cost:\n{light}");
+    assert!(light.contains("lost 0"), "losses:\n{light}");
 
     tmux(&["send-keys", "-t", &name, "q"]);
     assert_eq!(exit_line(&exit_file), "EXIT=0", "top did not exit after q");

@@ -31,7 +31,9 @@ pub use self::{
     maps::{CounterTable, LossTable},
     probes::{Attach, PROBES, Probe, short_reason},
 };
-use aio_trace_common::{CtxCounters, CtxKey, DevCounters, TIER_DEEP, TIER_LIGHT, TIER_WINDOW};
+use aio_trace_common::{
+    CtxCounters, CtxKey, DevCounters, TIER_DEEP, TIER_LIGHT, TIER_SETTLING, TIER_WINDOW,
+};
 
 use crate::{
     blockdev::Disk,
@@ -312,8 +314,19 @@ impl Tracer {
             return Vec::new();
         }
         let skipped = self.attach_window_probes();
-        self.set_tier(0);
+        // Iocbs submitted before the switch are reaped after it: no loss
+        // until `end_settling`.
+        self.set_tier(TIER_SETTLING);
         skipped
+    }
+
+    /// The full tier has run long enough since a switch for the iocbs of
+    /// the light tier before it to be reaped: from now on an unmatched
+    /// event is a loss again.
+    pub fn end_settling(&mut self) {
+        if self.tier_bits == TIER_SETTLING {
+            self.set_tier(0);
+        }
     }
 
     /// Per (pid, AIO context) counters, summed over CPUs, in key order.

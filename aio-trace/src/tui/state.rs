@@ -156,6 +156,10 @@ impl State {
         let Some(tier) = self.tier.as_mut() else {
             return;
         };
+        if tier.light {
+            // Where `--budget` has taken N: back to it.
+            tier.every = self.store.sample_every;
+        }
         tier.light = !tier.light;
         tier.requested = Some(tier.light);
         let every = if tier.light { tier.every } else { 1 };

@@ -46,14 +46,14 @@ pub(super) fn overhead_fields(state: &State) -> Vec<Field> {
                 .map_or("-".to_owned(), |ns| format!("{:.2}", ns / 1_000.0))
         };
         let now = if tier.light {
-            format!("light 1/{}", tier.every)
+            format!("light 1/{}", state.store.sample_every)
         } else {
             "full".to_owned()
         };
         fields.push(
             Field::new(
-                3,
-                format!("tier {now} (t: µs/iocb light {} full {})", cost(0), cost(1)),
+                2,
+                format!("tier {now} (µs/iocb light {} full {})", cost(0), cost(1)),
             )
             .short(format!("tier {now}"))
             .style(cyan),
