@@ -61,6 +61,8 @@ impl<S: Sink> Sink for OnDisk<'_, S> {
     }
 }
 
+/// How often a window that cannot open is reported.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 /// After a switch into the full tier, how long an io_event of an iocb the
 /// light tier submitted is expected rather than a loss.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -127,6 +129,8 @@ pub struct Session {
     /// After a switch into the full tier: when an unmatched event becomes a
     /// loss again.
     settled_ns: Option<u64>,
+    /// When a window that could not open was last reported.
+    window_warned_ns: Option<u64>,
 }
 
 impl Session {
@@ -150,6 +154,7 @@ impl Session {
             }),
             tier_requests: None,
             settled_ns: None,
+            window_warned_ns: None,
             tracer,
         })
     }
@@ -176,11 +181,15 @@ impl Session {
                     let run_ns = self.tracer.program_costs().iter().map(|c| c.run_ns).sum();
                     sampler.adapt(now, run_ns);
                 }
-                for (probe, reason) in self.tracer.open_window() {
+                if let Err(reason) = self.tracer.open_window()
+                    && self
+                        .window_warned_ns
+                        .is_none_or(|at| now.saturating_sub(at) >= WARN_EVERY.as_nanos() as u64)
+                {
+                    self.window_warned_ns = Some(now);
                     eprintln!(
-                        "aio-trace: a sampling window goes without {}: {}",
-                        probe.tracepoint(),
-                        reason
+                        "aio-trace: a sampling window could not open ({reason}): the light \
+                         tier counts on without depth (not reported again for a minute)"
                     );
                 }
             }

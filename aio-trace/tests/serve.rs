@@ -189,10 +189,15 @@ fn held_connections_neither_lock_out_a_scrape_nor_spin_a_core() {
             "fd limited: {fd_limited}: serve used {cpu:?} of CPU in 2 s with {} connections held",
             held.len()
         );
+        // One line for the connections; out of descriptors, the light tier's
+        // sampling window cannot open either, and says so once.
         let stderr = serve.rest.lock().unwrap().clone();
+        let (windows, others): (Vec<&str>, Vec<&str>) = stderr
+            .lines()
+            .partition(|l| l.starts_with("aio-trace: a sampling window could not open"));
         assert!(
-            stderr.lines().count() <= 1,
-            "fd limited: {fd_limited}: more than one line on stderr:\n{stderr}"
+            others.len() <= 1 && windows.len() <= 1,
+            "fd limited: {fd_limited}: more than one line of a kind on stderr:\n{stderr}"
         );
         drop(held);
         serve.stop();

@@ -245,15 +245,25 @@ impl Tracer {
     }
 
     /// Opens a light tier's sampling window: iocbs submitted from now until
-    /// `close_window` are traced in full. Returns the probes that failed to
-    /// attach, with why (their programs loaded at start, so rarely any).
-    pub fn open_window(&mut self) -> Vec<(Probe, String)> {
+    /// `close_window` are traced in full. All or nothing: a window without
+    /// some of its probes would make records without their depth, so if one
+    /// fails to attach (their programs loaded at start: it is the moment,
+    /// as a process out of file descriptors) the others go again and the
+    /// reason is returned.
+    pub fn open_window(&mut self) -> Result<(), String> {
         if !self.light() || self.window_open() {
-            return Vec::new();
+            return Ok(());
         }
         let skipped = self.attach_window_probes();
+        if let Some((probe, reason)) = skipped.first() {
+            self.end_window_depth();
+            if let Some(ebpf) = self.ebpf.as_mut() {
+                attach::detach_later(ebpf, std::mem::take(&mut self.entry_links));
+            }
+            return Err(format!("{}: {}", probe.tracepoint(), short_reason(reason)));
+        }
         self.set_tier(TIER_LIGHT | TIER_DEEP | TIER_WINDOW);
-        skipped
+        Ok(())
     }
 
     /// The deep programs first, then the entries, so that every call an

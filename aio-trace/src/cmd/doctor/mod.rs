@@ -24,13 +24,14 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
                 ""
             }
         );
-        // The same reads through both interfaces, and AIO in the light tier
-        // too, one after the other: what a request costs the tracer on each.
+        // The same reads through both interfaces, each in both tiers, one
+        // after the other: what a request costs the tracer on each.
         let mut per_request = Vec::new();
         for (engine, sample_every) in [
             (Engine::Aio, 1),
             (Engine::Aio, DEFAULT_SAMPLE),
             (Engine::IoUring, 1),
+            (Engine::IoUring, DEFAULT_SAMPLE),
         ] {
             let name = if sample_every > 1 {
                 format!("{} sampled 1/{sample_every}", engine.name())
