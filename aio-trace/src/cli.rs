@@ -557,6 +557,18 @@ mod tests {
         assert!(parse_http_timeout("1e30").is_err());
     }
 
+    #[test]
+    fn a_budget_is_a_share_of_one_cpu() {
+        assert_eq!(parse_budget("1%"), Ok(0.01));
+        assert_eq!(parse_budget("2.5"), Ok(0.025));
+        for bad in ["0", "0%", "-1%", "150%", "lots", "nan", ""] {
+            assert!(parse_budget(bad).is_err(), "{bad}");
+        }
+        assert_refused_value(&["serve", "--budget", "0"]);
+        let e = Cli::try_parse_from(["aio-trace", "top", "--full", "--budget", "1%"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
     /// The command line is refused for one of its values.
     fn assert_refused_value(args: &[&str]) {
         let e = Cli::try_parse_from(std::iter::once("aio-trace").chain(args.iter().copied()))
