@@ -7,8 +7,9 @@
 use core::ffi::c_void;
 
 use aio_trace_common::{
-    CTX_SYNC, CtxKey, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_CMD_PWRITE, IOCB_CMD_PWRITEV, IoEvent,
-    LossCause, MAX_IOCBS_PER_CALL, REAP_BATCH, SEGS_BUCKETS, ctx_op, segs_bucket,
+    CTX_SYNC, CtxCounters, CtxKey, IOCB_CMD_PREAD, IOCB_CMD_PREADV, IOCB_CMD_PWRITE,
+    IOCB_CMD_PWRITEV, IoEvent, LossCause, MAX_IOCBS_PER_CALL, REAP_BATCH, SEGS_BUCKETS, ctx_op,
+    segs_bucket,
 };
 use aya_ebpf::{
     helpers::{bpf_probe_read_user, bpf_probe_read_user_buf, generated::bpf_loop},
@@ -20,11 +21,9 @@ use crate::{
     filter::traced,
     iovec::{IovecSum, sum_iovecs},
     maps::{REAP_EVENTS, add, count_loss, count_losses, counters, counters_for},
+    submit::{POINTER_CHUNK, chunked_iocb_pointer},
     syscall,
 };
-
-/// Iocb pointers read from the caller's array per user read (as at entry).
-const POINTER_CHUNK: usize = 16;
 
 /// The part of a `struct iocb` the counters need: opcode to size, at
 /// offset 16 (one 24-byte read instead of the whole 64).
@@ -38,6 +37,25 @@ struct IocbHead {
     nbytes: u64,
 }
 const IOCB_HEAD_OFFSET: u64 = 16;
+
+/// An iocb's segments and requested bytes, and whether its iovec array
+/// could not be read (its bytes then 0). More than UIO_MAXIOV segments the
+/// kernel refuses without reading them: 0 bytes, not a loss.
+#[inline(always)]
+fn extent(head: &IocbHead) -> (u32, u64, bool) {
+    match head.opcode {
+        IOCB_CMD_PREADV | IOCB_CMD_PWRITEV => {
+            let segs = head.nbytes.min(u64::from(u32::MAX)) as u32;
+            match sum_iovecs(head.buf, head.nbytes) {
+                IovecSum::Bytes(bytes) => (segs, bytes, false),
+                IovecSum::TooMany => (segs, 0, false),
+                IovecSum::Unreadable => (segs, 0, true),
+            }
+        }
+        IOCB_CMD_PREAD | IOCB_CMD_PWRITE => (1, head.nbytes, false),
+        _ => (0, 0, false),
+    }
+}
 
 /// One opcode's tally within a call: an application submits runs of one
 /// opcode, so the counters are looked up once per run, not per iocb.
@@ -162,21 +180,10 @@ fn count_single(pid: u32, ctx: u64, iocbpp: u64, requested: u64, short: u64) {
         count_call(pid, ctx, 1, requested, short, 1);
         return;
     };
-    let (segs, bytes) = match head.opcode {
-        IOCB_CMD_PREADV | IOCB_CMD_PWRITEV => {
-            let segs = head.nbytes.min(u64::from(u32::MAX)) as u32;
-            match sum_iovecs(head.buf, head.nbytes) {
-                IovecSum::Bytes(bytes) => (segs, bytes),
-                IovecSum::TooMany => (segs, 0),
-                IovecSum::Unreadable => {
-                    count_loss(LossCause::UserRead);
-                    (segs, 0)
-                }
-            }
-        }
-        IOCB_CMD_PREAD | IOCB_CMD_PWRITE => (1, head.nbytes),
-        _ => (0, 0),
-    };
+    let (segs, bytes, unsummed) = extent(&head);
+    if unsummed {
+        count_loss(LossCause::UserRead);
+    }
     let key = CtxKey {
         pid,
         op: ctx_op(head.opcode),
@@ -185,13 +192,24 @@ fn count_single(pid: u32, ctx: u64, iocbpp: u64, requested: u64, short: u64) {
     let Some(c) = counters_for(key) else {
         return;
     };
-    let bucket = segs_bucket(segs);
     // SAFETY: a counters pointer from `counters_for` (see the crate doc's Safety); `add` is given
-    // fields inside it, the bucket bounds-checked.
+    // fields inside it.
     unsafe {
         add(&raw mut (*c).io_submit_calls, 1);
         add(&raw mut (*c).iocbs_requested, requested);
         add(&raw mut (*c).short_submits, short);
+    }
+    add_one(c, segs, bytes);
+}
+
+/// Adds one iocb (request, call) of `segs` segments and `bytes` bytes to
+/// the counters `c` (from `counters_for`).
+#[inline(always)]
+fn add_one(c: *mut CtxCounters, segs: u32, bytes: u64) {
+    let bucket = segs_bucket(segs);
+    // SAFETY: a counters pointer from `counters_for` (see the crate doc's Safety); `add` is given
+    // fields inside it, the bucket bounds-checked.
+    unsafe {
         add(&raw mut (*c).iocbs_submitted, 1);
         add(&raw mut (*c).bytes, bytes);
         add(&raw mut (*c).segments, u64::from(segs));
@@ -244,22 +262,8 @@ fn count_iocb(walk: &mut CountWalk, index: u64) {
         walk.unreadable += 1;
         return;
     };
-    let (segs, bytes) = match head.opcode {
-        IOCB_CMD_PREADV | IOCB_CMD_PWRITEV => {
-            let segs = head.nbytes.min(u64::from(u32::MAX)) as u32;
-            match sum_iovecs(head.buf, head.nbytes) {
-                IovecSum::Bytes(bytes) => (segs, bytes),
-                // The kernel refuses more than UIO_MAXIOV without reading them.
-                IovecSum::TooMany => (segs, 0),
-                IovecSum::Unreadable => {
-                    walk.unreadable += 1;
-                    (segs, 0)
-                }
-            }
-        }
-        IOCB_CMD_PREAD | IOCB_CMD_PWRITE => (1, head.nbytes),
-        _ => (0, 0),
-    };
+    let (segs, bytes, unsummed) = extent(&head);
+    walk.unreadable += u64::from(unsummed);
     if walk.tally.opcode != u64::from(head.opcode) {
         flush(walk);
         walk.tally.opcode = u64::from(head.opcode);
@@ -273,35 +277,16 @@ fn count_iocb(walk: &mut CountWalk, index: u64) {
     walk.tally.segments += u64::from(segs);
 }
 
-/// The address of iocb number `index`, from a chunk of the caller's pointer
-/// array read when the walk reached it.
+/// The address of iocb number `index` of the call.
 #[inline(always)]
 fn iocb_pointer(walk: &mut CountWalk, index: u64) -> Result<u64, i64> {
-    let at = (index % POINTER_CHUNK as u64) as usize;
-    if at == 0 {
-        walk.pointers_read = 0;
-        let n = (walk.accepted - index).min(POINTER_CHUNK as u64) as usize;
-        if n == 0 || n > POINTER_CHUNK {
-            return Err(-1);
-        }
-        let src = walk.iocbpp.wrapping_add(index.wrapping_mul(8)) as *const u8;
-        // SAFETY: `pointers` is the walk's own array and `n` is at most its length (checked
-        // above).
-        let dst = unsafe {
-            core::slice::from_raw_parts_mut(walk.pointers.as_mut_ptr().cast::<u8>(), n * 8)
-        };
-        // SAFETY: bpf_probe_read_user_buf tolerates any source address (a fault is returned as an
-        // error) and writes only within `dst`.
-        if unsafe { bpf_probe_read_user_buf(src, dst) }.is_ok() {
-            walk.pointers_read = 1;
-        }
-    }
-    if walk.pointers_read == 0 || at >= POINTER_CHUNK {
-        let slot = walk.iocbpp.wrapping_add(index.wrapping_mul(8)) as *const u64;
-        // SAFETY: bpf_probe_read_user tolerates any address: a fault is returned as an error.
-        return unsafe { bpf_probe_read_user(slot) }.map_err(i64::from);
-    }
-    Ok(walk.pointers[at])
+    chunked_iocb_pointer(
+        walk.iocbpp,
+        walk.accepted,
+        index,
+        &mut walk.pointers,
+        &mut walk.pointers_read,
+    )
 }
 
 /// Adds the current run's tally to its opcode's counters and clears it.
@@ -370,19 +355,8 @@ pub fn count_request(pid: u32, ring: u64, opcode: u16, segs: u32, bytes: u64) {
         op: ctx_op(opcode),
         ctx: ring,
     };
-    let Some(c) = counters_for(key) else {
-        return;
-    };
-    let bucket = segs_bucket(segs);
-    // SAFETY: a counters pointer from `counters_of` (see the crate doc's Safety); `add` is given
-    // fields inside it, the bucket bounds-checked.
-    unsafe {
-        add(&raw mut (*c).iocbs_submitted, 1);
-        add(&raw mut (*c).bytes, bytes);
-        add(&raw mut (*c).segments, u64::from(segs));
-        if bucket < SEGS_BUCKETS {
-            add(&raw mut (*c).segs_log2[bucket], 1);
-        }
+    if let Some(c) = counters_for(key) {
+        add_one(c, segs, bytes);
     }
 }
 
@@ -414,18 +388,9 @@ pub fn count_sync(pid: u32, tid: u32, opcode: u16, ret: i64) {
     let Some(c) = counters_for(key) else {
         return;
     };
-    let bucket = segs_bucket(segs);
-    // SAFETY: a counters pointer from `counters_for` (see the crate doc's Safety); `add` is given
-    // fields inside it, the bucket bounds-checked.
-    unsafe {
-        add(&raw mut (*c).iocbs_submitted, 1);
-        add(&raw mut (*c).bytes, bytes);
-        add(&raw mut (*c).segments, u64::from(segs));
-        add(&raw mut (*c).events_failed, u64::from(ret < 0));
-        if bucket < SEGS_BUCKETS {
-            add(&raw mut (*c).segs_log2[bucket], 1);
-        }
-    }
+    add_one(c, segs, bytes);
+    // SAFETY: as in `add_one`.
+    unsafe { add(&raw mut (*c).events_failed, u64::from(ret < 0)) };
 }
 
 /// At io_getevents' exit in the light tier, outside a sampling window: how

@@ -38,7 +38,7 @@ use crate::{
 /// Iocb pointers read from the caller's array per user read: a call of
 /// several iocbs (the scalar side of the vectored-vs-scalar experiment
 /// submits one per segment) pays ~100 ns per read, not per iocb.
-const POINTER_CHUNK: usize = 16;
+pub const POINTER_CHUNK: usize = 16;
 
 /// Who submitted an iocb, and when: what its record takes from the call.
 #[repr(C)]
@@ -160,31 +160,51 @@ extern "C" fn submit_one(index: u64, walk: *mut c_void) -> i64 {
 /// pointer array read when the walk reached it.
 #[inline(always)]
 fn iocb_pointer(walk: &mut SubmitWalk, index: u64) -> Result<u64, i64> {
+    chunked_iocb_pointer(
+        walk.iocbpp,
+        walk.walked,
+        index,
+        &mut walk.pointers,
+        &mut walk.pointers_read,
+    )
+}
+
+/// The address of iocb number `index` of the `count` whose pointers are at
+/// `iocbpp`, for a walk that goes through them in order: the pointers are
+/// read `POINTER_CHUNK` at a time into `pointers` (`read`: 1 if that read
+/// worked) as the walk reaches each chunk.
+#[inline(always)]
+pub fn chunked_iocb_pointer(
+    iocbpp: u64,
+    count: u64,
+    index: u64,
+    pointers: &mut [u64; POINTER_CHUNK],
+    read: &mut u64,
+) -> Result<u64, i64> {
     let at = (index % POINTER_CHUNK as u64) as usize;
     if at == 0 {
-        walk.pointers_read = 0;
-        let n = (walk.walked - index).min(POINTER_CHUNK as u64) as usize;
+        *read = 0;
+        let n = (count - index).min(POINTER_CHUNK as u64) as usize;
         if n == 0 || n > POINTER_CHUNK {
             return Err(-1);
         }
-        let src = walk.iocbpp.wrapping_add(index.wrapping_mul(8)) as *const u8;
+        let src = iocbpp.wrapping_add(index.wrapping_mul(8)) as *const u8;
         // SAFETY: `pointers` is the walk's own array and `n` is at most its length (checked
         // above).
-        let dst = unsafe {
-            core::slice::from_raw_parts_mut(walk.pointers.as_mut_ptr().cast::<u8>(), n * 8)
-        };
+        let dst =
+            unsafe { core::slice::from_raw_parts_mut(pointers.as_mut_ptr().cast::<u8>(), n * 8) };
         // SAFETY: bpf_probe_read_user_buf tolerates any source address (a fault is returned as an
         // error) and writes only within `dst`.
         if unsafe { bpf_probe_read_user_buf(src, dst) }.is_ok() {
-            walk.pointers_read = 1;
+            *read = 1;
         }
     }
     // A chunk that ran into an unreadable page: one pointer at a time, as the
     // kernel reads them, so the readable ones before it are still decoded.
-    if walk.pointers_read == 0 || at >= POINTER_CHUNK {
-        return read_iocb_pointer(walk.iocbpp, index);
+    if *read == 0 || at >= POINTER_CHUNK {
+        return read_iocb_pointer(iocbpp, index);
     }
-    Ok(walk.pointers[at])
+    Ok(pointers[at])
 }
 
 fn try_submit_one(index: u64, walk: &mut SubmitWalk) -> Result<u64, i64> {

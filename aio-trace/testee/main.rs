@@ -855,16 +855,24 @@ fn steady(dir: &Path) -> io::Result<Truth> {
         seed: 7,
         ..workload::WorkloadConfig::default()
     };
+    run_workload(&config).map(|(_, truth)| truth)
+}
+
+/// Runs the built-in workload: its result, and its line of the truth.
+fn run_workload(
+    config: &workload::WorkloadConfig,
+) -> io::Result<(workload::result::WorkloadResult, Truth)> {
     config.validate().map_err(io::Error::other)?;
-    let target = workload::target::open(&config).map_err(io::Error::other)?;
-    let result = workload::run(&config, &target, &std::sync::atomic::AtomicBool::new(false))
+    let target = workload::target::open(config).map_err(io::Error::other)?;
+    let result = workload::run(config, &target, &std::sync::atomic::AtomicBool::new(false))
         .map_err(io::Error::other)?;
     let mut line = serde_json::to_value(&result)?;
     line["type"] = json!("workload");
-    Ok(Truth {
+    let truth = Truth {
         lines: vec![line],
         ..Truth::default()
-    })
+    };
+    Ok((result, truth))
 }
 
 /// The built-in workload of `units` (8 × 4 KiB each) at `iodepth`.
@@ -889,16 +897,7 @@ fn workload_of(
         verify: true,
         ..workload::WorkloadConfig::default()
     };
-    config.validate().map_err(io::Error::other)?;
-    let target = workload::target::open(&config).map_err(io::Error::other)?;
-    let result = workload::run(&config, &target, &std::sync::atomic::AtomicBool::new(false))
-        .map_err(io::Error::other)?;
-    let mut line = serde_json::to_value(&result)?;
-    line["type"] = json!("workload");
-    let truth = Truth {
-        lines: vec![line],
-        ..Truth::default()
-    };
+    let (result, truth) = run_workload(&config)?;
     Ok(match result.calls {
         workload::result::Calls::Aio {
             io_submit_calls,

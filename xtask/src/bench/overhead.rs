@@ -78,6 +78,15 @@ enum Tracer {
 }
 
 impl Tracer {
+    /// The filter of the rows that trace another process than fio: pid 1,
+    /// which does no I/O.
+    fn filter(self) -> &'static [&'static str] {
+        match self {
+            Self::AioTraceOther | Self::AioTraceLightOther => &["-p", "1"],
+            _ => &[],
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::None => "fio alone",
@@ -106,22 +115,14 @@ fn start(tracer: Tracer, binary: &Path, root: &Path) -> Result<Option<Running>> 
         Tracer::AioTrace | Tracer::AioTraceOther => Command::new(binary)
             .args(["record", "--force", "-o"])
             .arg(root.join("target/bench/overhead.jsonl"))
-            .args(if tracer == Tracer::AioTraceOther {
-                &["-p", "1"][..]
-            } else {
-                &[]
-            })
+            .args(tracer.filter())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .context("while starting aio-trace")?,
         Tracer::AioTraceLight | Tracer::AioTraceLightOther => Command::new(binary)
             .args(["serve", "--sample", "64", "--listen", "127.0.0.1:0"])
-            .args(if tracer == Tracer::AioTraceLightOther {
-                &["-p", "1"][..]
-            } else {
-                &[]
-            })
+            .args(tracer.filter())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
