@@ -4,7 +4,7 @@
 //! and traces none in full, except during a window: for `WINDOW` out of
 //! every `sample_every` × `WINDOW`, io_submit's entry and the deep programs
 //! (dispatch, block, completion) are attached, and every iocb submitted
-//! meanwhile gets today's full record. After the window the deep programs
+//! meanwhile gets the full tier's record. After the window the deep programs
 //! stay until its iocbs have completed (a grace scaled by the slowest
 //! latency of the last windows), then io_getevents stops looking events
 //! up a while later. A window is a sample in time, decided at submit: an iocb is

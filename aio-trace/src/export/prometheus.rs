@@ -164,7 +164,7 @@ impl Metrics {
         Self::sampled(1)
     }
 
-    /// The metrics of a trace that records 1 in `sample_every` AIO iocbs:
+    /// The metrics of a trace that records the I/O of 1/`sample_every` of the time:
     /// the per-record series are that sample's, the `submitted_*` series
     /// count every iocb.
     pub fn sampled(sample_every: u64) -> Self {

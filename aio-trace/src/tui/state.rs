@@ -59,7 +59,7 @@ pub struct State {
 /// `top`'s live tier switch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TierSwitch {
-    /// The light tier's sampling (1 in N).
+    /// The light tier's sampling (1/N of the time).
     pub every: u64,
     pub light: bool,
     /// A switch the session has not been told of yet.

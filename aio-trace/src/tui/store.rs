@@ -259,7 +259,7 @@ pub struct Store {
     /// never sees them, so in flight subtracts them.
     ring_reaped: BTreeMap<(u32, u64), u64>,
     prev_counter_sums: Option<(u64, u64, u64)>,
-    /// 1 in this many AIO iocbs is a record; above 1 (the light tier), AIO
+    /// The light tier above 1 (the I/O of 1/N of the time is a record), where
     /// counts, bytes, ops, segments and errors come from the kernel's
     /// counters and records add only their depth (latency, stages, bios).
     pub sample_every: u64,
@@ -567,7 +567,7 @@ mod tests {
         assert_eq!(s.uptime, Duration::from_secs(3));
     }
 
-    /// 1 in 64: the kernel's counts make the rates, op mix, segments and
+    /// The light tier at 1/64: the kernel's counts make the rates, op mix, segments and
     /// errors; the one sampled record, the latencies.
     #[test]
     fn light_tier_counts_from_the_kernel_and_latencies_from_the_sample() {

@@ -68,8 +68,8 @@ enum Tracer {
     /// `record -p 1`: tracing a process that does no I/O, so what fio pays
     /// is what the hooks cost other processes' I/O.
     AioTraceOther,
-    /// `serve --sample 64`: the light tier (every iocb counted, 1 in 64
-    /// traced in full), as `top` and `serve` run by default.
+    /// `serve --sample 64`: the light tier (every iocb counted, the I/O of
+    /// 1/64 of the time traced in full), as `top` and `serve` run by default.
     AioTraceLight,
     /// `serve --sample 64 -p 1`: the light tier's hooks, paid by I/O it
     /// does not trace.

@@ -43,7 +43,7 @@ impl Sink for CountIocbs {
 
 /// Runs 4 KiB random O_DIRECT reads at iodepth 32 for `duration` on a
 /// temporary file through `engine`, traced (with dispatch and block
-/// attribution if `block`; 1 in `sample_every` AIO iocbs in full, the
+/// attribution if `block`; the I/O of 1/`sample_every` of the time in full, the
 /// others counted), and reports the BPF time per request.
 pub async fn measure(
     duration: Duration,
@@ -96,7 +96,7 @@ pub async fn measure(
         .context("while reading the trace")?;
     let result = worker.await.context("the workload thread panicked")??;
     let programs = session.tracer.program_costs();
-    // Sampling, the records are 1 in N: every iocb is the workload's count.
+    // Sampling, the records are a window's: every request is the workload's count.
     let iocbs = if sample_every > 1 {
         result.iocbs
     } else {
