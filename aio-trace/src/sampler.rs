@@ -25,6 +25,8 @@ use aio_trace_common::IocbRecord;
 
 /// How long a window stays open.
 pub const WINDOW: Duration = Duration::from_millis(10);
+/// How long before a window opens its probes are attached.
+const ARM_LEAD: Duration = Duration::from_millis(5);
 /// The least and most a window's iocbs are waited for after it closes.
 const MIN_GRACE: Duration = Duration::from_millis(5);
 /// The grace while no latency has been sampled.
@@ -52,6 +54,9 @@ pub const TICK: Duration = Duration::from_millis(5);
 /// What the session should do to the tracer now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
+    /// Attach the window's probes, the window still shut: the attaches'
+    /// own cost (tracepoints switched on across CPUs) falls before it.
+    Arm,
     Open,
     Close,
     EndDepth,
@@ -62,6 +67,8 @@ pub enum Step {
 enum Phase {
     /// Between windows: only the light programs run.
     Idle,
+    /// The window's probes attached, the window about to open.
+    Armed,
     Open,
     /// Closed, its iocbs may be in flight: the deep programs stay.
     Depth,
@@ -181,7 +188,8 @@ impl Sampler {
         }
         let window = WINDOW.as_nanos() as u64;
         let (phase, until, step) = match self.phase {
-            Phase::Idle => {
+            Phase::Idle => (Phase::Armed, now_ns + ARM_LEAD.as_nanos() as u64, Step::Arm),
+            Phase::Armed => {
                 self.opened_ns = now_ns;
                 // Records of the last window may still come in: they count
                 // for the one they came in during, as slow as it gets.
@@ -197,7 +205,8 @@ impl Sampler {
             Phase::Reaps => {
                 // The next window opens a period after this one did; a grace
                 // longer than the period pushes it back rather than overlap.
-                let next = self.opened_ns + window.saturating_mul(self.every());
+                let next = (self.opened_ns + window.saturating_mul(self.every()))
+                    .saturating_sub(ARM_LEAD.as_nanos() as u64);
                 (Phase::Idle, next.max(now_ns), Step::EndReaps)
             }
         };
@@ -237,20 +246,22 @@ mod tests {
             ..IocbRecord::default()
         };
         s.saw(&fast);
-        let got = steps(&mut s, 0, 1_292 * MS);
+        let got = steps(&mut s, 0, 1_290 * MS);
         assert_eq!(
             got,
             vec![
-                (0, Step::Open),
-                (10, Step::Close),
-                (15, Step::EndDepth),
-                (65, Step::EndReaps),
-                (640, Step::Open),
-                (650, Step::Close),
-                (655, Step::EndDepth),
-                (705, Step::EndReaps),
-                (1280, Step::Open),
-                (1290, Step::Close),
+                (0, Step::Arm),
+                (5, Step::Open),
+                (15, Step::Close),
+                (20, Step::EndDepth),
+                (70, Step::EndReaps),
+                (640, Step::Arm),
+                (645, Step::Open),
+                (655, Step::Close),
+                (660, Step::EndDepth),
+                (710, Step::EndReaps),
+                (1280, Step::Arm),
+                (1285, Step::Open),
             ]
         );
     }
@@ -258,16 +269,17 @@ mod tests {
     #[test]
     fn the_grace_follows_the_slowest_sampled_iocb() {
         let mut s = Sampler::new(64, 0);
-        assert_eq!(s.step(0), Some(Step::Open));
+        assert_eq!(s.step(0), Some(Step::Arm));
+        assert_eq!(s.step(5 * MS), Some(Step::Open));
         s.saw(&IocbRecord {
             submit_ns: 1_000,
             complete_ts: 1_000 + 25 * MS,
             ..IocbRecord::default()
         });
-        assert_eq!(s.step(10 * MS), Some(Step::Close));
+        assert_eq!(s.step(15 * MS), Some(Step::Close));
         // 4 × 25 ms.
-        assert_eq!(s.step(109 * MS), None);
-        assert_eq!(s.step(110 * MS), Some(Step::EndDepth));
+        assert_eq!(s.step(114 * MS), None);
+        assert_eq!(s.step(115 * MS), Some(Step::EndDepth));
     }
 
     #[test]
@@ -278,12 +290,13 @@ mod tests {
             complete_ts: 1 + 10 * 1_000 * MS,
             ..IocbRecord::default()
         });
-        assert_eq!(s.step(0), Some(Step::Open));
-        assert_eq!(s.step(10 * MS), Some(Step::Close));
+        assert_eq!(s.step(0), Some(Step::Arm));
+        assert_eq!(s.step(5 * MS), Some(Step::Open));
+        assert_eq!(s.step(15 * MS), Some(Step::Close));
         // Capped at a second.
-        assert_eq!(s.step(1_010 * MS), Some(Step::EndDepth));
-        assert_eq!(s.step(2_010 * MS), Some(Step::EndReaps));
-        assert_eq!(s.step(2_010 * MS), Some(Step::Open));
+        assert_eq!(s.step(1_015 * MS), Some(Step::EndDepth));
+        assert_eq!(s.step(2_015 * MS), Some(Step::EndReaps));
+        assert_eq!(s.step(2_015 * MS), Some(Step::Arm));
     }
 
     #[test]

@@ -176,12 +176,12 @@ impl Session {
         }
         let now = crate::clock::monotonic_ns();
         match sampler.step(now) {
-            Some(Step::Open) => {
+            Some(Step::Arm) => {
                 if sampler.budgeted() {
                     let run_ns = self.tracer.program_costs().iter().map(|c| c.run_ns).sum();
                     sampler.adapt(now, run_ns);
                 }
-                if let Err(reason) = self.tracer.open_window()
+                if let Err(reason) = self.tracer.arm_window()
                     && self
                         .window_warned_ns
                         .is_none_or(|at| now.saturating_sub(at) >= WARN_EVERY.as_nanos() as u64)
@@ -193,6 +193,7 @@ impl Session {
                     );
                 }
             }
+            Some(Step::Open) => self.tracer.open_window(),
             Some(Step::Close) => self.tracer.close_window(),
             Some(Step::EndDepth) => self.tracer.end_window_depth(),
             Some(Step::EndReaps) => self.tracer.end_window_reaps(),

@@ -17,6 +17,15 @@ use serde_json::Value;
 
 const SAMPLE: u64 = 64;
 
+/// Held by each test: they run one at a time, so that one's I/O does not
+/// move the device latency another compares (cargo runs a file's tests on
+/// threads at once).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// What one opcode's iocbs add up to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Totals {
@@ -104,6 +113,7 @@ fn iocbs(run: &TracedRun) -> Vec<IocbRecord> {
 /// 1,025-segment PREADV among them: counted exactly when 1 in 64 is traced.
 #[test]
 fn light_counts_are_exact_and_match_a_full_trace() {
+    let _serial = serial();
     let light = traced("basic", SAMPLE);
     let full = traced("basic", 1);
     let expected = truth_totals(&light.truth);
@@ -145,6 +155,7 @@ fn light_counts_are_exact_and_match_a_full_trace() {
 /// segments) is counted in the light tier, against the process.
 #[test]
 fn light_counts_synchronous_vectored_syscalls() {
+    let _serial = serial();
     let light = traced("block", SAMPLE);
     let truth: Vec<_> = of_type(&light.truth, "syscall").collect();
     assert_eq!(truth.len(), 1, "{truth:?}");
@@ -182,6 +193,7 @@ fn light_counts_synchronous_vectored_syscalls() {
 /// windows fall in it whenever it starts.
 #[test]
 fn light_samples_whole_records_of_its_windows() {
+    let _serial = serial();
     let scenario = "workload-scalar-long";
     let light = traced(scenario, 8);
     let result = of_type(&light.truth, "workload").next().unwrap();
@@ -248,6 +260,7 @@ fn median_latency(records: &[IocbRecord]) -> u64 {
 /// reported.
 #[test]
 fn sampled_latency_agrees_with_a_full_trace_at_p50() {
+    let _serial = serial();
     let mut ratios = Vec::new();
     for _ in 0..2 {
         let before = median_latency(&iocbs(&traced("workload-steady", 1)));
@@ -281,6 +294,7 @@ fn sampled_latency_agrees_with_a_full_trace_at_p50() {
 /// once a second, from `--sample 2`, while the counts stay exact.
 #[test]
 fn a_budget_below_the_cost_raises_n_and_counts_stay_exact() {
+    let _serial = serial();
     let testee = Testee::spawn("workload-steady");
     let config = TraceConfig {
         pids: vec![testee.pid()],

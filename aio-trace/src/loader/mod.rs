@@ -244,13 +244,13 @@ impl Tracer {
         }
     }
 
-    /// Opens a light tier's sampling window: iocbs submitted from now until
-    /// `close_window` are traced in full. All or nothing: a window without
-    /// some of its probes would make records without their depth, so if one
-    /// fails to attach (their programs loaded at start: it is the moment,
-    /// as a process out of file descriptors) the others go again and the
-    /// reason is returned.
-    pub fn open_window(&mut self) -> Result<(), String> {
+    /// Attaches a light tier's sampling window's probes, the window still
+    /// shut (the entries return at once until `open_window`). All or
+    /// nothing: a window without some of its probes would make records
+    /// without their depth, so if one fails to attach (their programs loaded
+    /// at start: it is the moment, as a process out of file descriptors) the
+    /// others go again and the reason is returned.
+    pub fn arm_window(&mut self) -> Result<(), String> {
         if !self.light() || self.window_open() {
             return Ok(());
         }
@@ -262,8 +262,17 @@ impl Tracer {
             }
             return Err(format!("{}: {}", probe.tracepoint(), short_reason(reason)));
         }
-        self.set_tier(TIER_LIGHT | TIER_DEEP | TIER_WINDOW);
+        // The deep programs look at what is in flight from now on.
+        self.set_tier(TIER_LIGHT | TIER_DEEP);
         Ok(())
+    }
+
+    /// Opens an armed window: iocbs submitted from now until `close_window`
+    /// are traced in full. Nothing if it could not be armed.
+    pub fn open_window(&mut self) {
+        if self.light() && self.window_open() {
+            self.set_tier(TIER_LIGHT | TIER_DEEP | TIER_WINDOW);
+        }
     }
 
     /// The deep programs first, then the entries, so that every call an
