@@ -229,12 +229,21 @@ fn light_samples_whole_records_of_its_windows() {
         assert!(
             r.dispatches >= 1
                 && r.bios >= 1
-                && r.complete_ts != 0
+                && r.last_rq_ts != 0
                 && r.reap_ns > r.submit_ns
                 && r.res == r.bytes as i64,
             "a sampled record is whole: {r:?}"
         );
     }
+    // The kernel now and then runs no tracing program for a completion
+    // (`iomap_dio_complete` short of `iomap_dio_rw_begin` in `bpftool prog`,
+    // ~1 in 10,000, bpftrace alike; docs/record.md): such a record has its
+    // device time and reap but no kernel completion. Rare, not the rule.
+    let unseen = sampled.iter().filter(|r| r.complete_ts == 0).count() as u64;
+    assert!(
+        unseen * 1_000 <= n,
+        "{unseen} of {n} sampled records without their kernel completion"
+    );
     assert_eq!(light.losses.total(), 0, "{:?}", light.losses);
     assert_eq!(full.losses.total(), 0, "{:?}", full.losses);
 }
