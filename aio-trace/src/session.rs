@@ -206,11 +206,6 @@ impl Session {
         self.tier_requests = Some(requests);
     }
 
-    /// Whether this session runs the light tier now.
-    pub fn light(&self) -> bool {
-        self.tracer.light()
-    }
-
     /// 1 in how many units of time the light tier traces in full, as it
     /// changes (`--budget`); None in the full tier.
     pub fn sample_every(&self) -> Option<Arc<AtomicU64>> {
